@@ -1,0 +1,68 @@
+"""Shared test set-up: hypothesis profiles, explicit seeds, lazy Keras.
+
+* Hypothesis runs derandomized with no deadline by default and in CI (profile
+  ``ci``, chosen when ``CI`` is set), so a run is reproducible and a loaded
+  2-core machine cannot make it flaky. ``--hypothesis-profile=explore`` searches
+  randomly with more examples.
+* Every test starts with Python's and numpy's global RNGs seeded from its node
+  id, so code that reaches for ``np.random`` is reproducible too; the seed is
+  printed when a test fails.
+* ``keras`` is a fixture: TensorFlow is imported only by the tests that ask for
+  it. Without it those tests skip, except in CI, where a missing framework is an
+  error rather than a quiet skip.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+pytest_plugins = ["pytester"]
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ banner quiet
+
+settings.register_profile(
+    "default",
+    derandomize=True,
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("ci", parent=settings.get_profile("default"), print_blob=True)
+settings.register_profile("explore", derandomize=False, deadline=None, max_examples=500)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+def seed_for(nodeid: str) -> int:
+    """A stable per-test seed derived from the test's node id."""
+    return zlib.crc32(nodeid.encode())
+
+
+@pytest.fixture(autouse=True)
+def _seed_global_rngs(request: pytest.FixtureRequest) -> int:
+    seed = seed_for(request.node.nodeid)
+    random.seed(seed)
+    np.random.seed(seed)
+    request.node.user_properties.append(("seed", seed))
+    return seed
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    if call.when == "call" and call.excinfo is not None:
+        item.add_report_section("call", "seed", f"global RNGs seeded with {seed_for(item.nodeid)}")
+
+
+@pytest.fixture(scope="session")
+def keras():  # type: ignore[no-untyped-def]
+    """Keras 3 on TensorFlow, imported only by the tests that use it."""
+    if os.environ.get("CI"):
+        import keras as module  # CI installs the tf extra: missing is a failure
+    else:
+        module = pytest.importorskip("keras", reason="the tf extra is not installed")
+    module.utils.set_random_seed(0)
+    return module

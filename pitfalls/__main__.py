@@ -1,0 +1,7 @@
+"""``python -m pitfalls``: the same as the ``pitfalls`` command."""
+
+import sys
+
+from pitfalls._cli import main
+
+sys.exit(main())

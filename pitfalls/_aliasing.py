@@ -1,0 +1,137 @@
+"""Does a batch already handed out change as the source advances?"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from pitfalls._report import AliasingError, Finding, Report
+from pitfalls._sources import check_draws, draw, open_source
+from pitfalls._tree import buffer_of, diff_snapshot, flatten, snapshot
+
+DEFAULT_DRAWS = 16
+"""Batches drawn by default: a buffer reused by any of the next 15 batches is caught,
+so rings of up to 15 slots (Keras 2's ``max_queue_size=10`` among them)."""
+
+_REASON = (
+    "Batches changed after they were handed out: the source writes into memory it has"
+    " already yielded, so a consumer that reads ahead (Keras' fit, tf.data prefetch,"
+    " a queue of workers) trains on contents that are not the batch it was given."
+)
+_HINT = (
+    "allocate a new array for every batch (move np.zeros(...) inside the loop) or"
+    " yield a copy (np.copy(x)); never write into an array after yielding it, nor"
+    " shuffle in place an array whose views were yielded."
+)
+
+
+def check_generator_no_aliasing(source: Any, *, draws: int = DEFAULT_DRAWS) -> Report:
+    """Draw ``draws`` batches, keeping all of them, and report any that changed.
+
+    Each batch is copied when it is drawn (its nesting too: a list cleared and
+    refilled counts as a change). After the last draw every batch is compared
+    with its copy; NaN equals NaN. Memory shared harmlessly passes: views of an
+    array nobody writes, one constant array yielded every time, inputs and
+    targets that are views of the same fresh batch.
+
+    ``draws`` sets how far ahead a reuse is seen: a buffer reused by any of the
+    next ``draws - 1`` batches is caught, so the default 16 exposes rings of up
+    to 15 buffers. The source's data is only read, never written; a generator
+    passed itself is consumed (pass its factory to keep it fresh). An indexable
+    source shorter than ``draws`` is read on into the next epoch after
+    ``on_epoch_end()``, as Keras would, so in-place shuffles are seen too.
+    """
+    check_draws(draws)
+    batches = open_source(source)
+    held = []
+    for i in range(draws):
+        batch = draw(batches, i, draws)
+        flat = flatten(batch)
+        held.append((batch, snapshot(flat), flat))
+
+    findings: list[Finding] = []
+    changed_paths: set[str] = set()
+    for i, (batch, snap, _) in enumerate(held):
+        diffs, structure = diff_snapshot(snap, flatten(batch))
+        if structure is not None:
+            path, how = structure
+            findings.append(Finding(i, path, "after later draws", 0, 0, (), how))
+            changed_paths.add(path)
+        for d in diffs:
+            findings.append(
+                Finding(i, d.path, "after later draws", d.mismatched, d.total, d.first, d.problem)
+            )
+            changed_paths.add(d.path)
+
+    return Report(
+        check="generator_no_aliasing",
+        parameters=f"draws={draws}",
+        batches=draws,
+        findings=tuple(findings),
+        reason=_REASON,
+        hint=_HINT,
+        notes=_memory_notes([flat for _, _, flat in held], changed_paths),
+        columns=("yielded", "now"),
+        summary=f"none of {draws} batches changed after later draws",
+    )
+
+
+def _memory_notes(flats: list[Any], paths: set[str]) -> tuple[str, ...]:
+    """Say, per changed path, how the batches' memory was shared."""
+    leaves: dict[str, list[Any]] = defaultdict(list)
+    for flat in flats:
+        for path, leaf in flat.leaves:
+            if path in paths:
+                leaves[path].append(leaf)
+    notes = []
+    for path in sorted(leaves):
+        found = [buffer_of(leaf) for leaf in leaves[path]]
+        buffers = [b for b in found if b is not None]
+        if len(buffers) < len(found) or len(buffers) < 2:
+            continue  # not all numpy arrays: nothing to say about their memory
+        n = len(buffers)
+        where = f"all {n} batches" if path == "batch" else f"{path} in all {n} batches"
+        addresses = {address for _, address in buffers}
+        owners = {owner for owner, _ in buffers}
+        if len(addresses) == 1:
+            notes.append(f"Memory: {where} share one buffer, refilled in place.")
+        elif len(owners) == 1 and all(leaf.base is not None for leaf in leaves[path]):
+            notes.append(
+                f"Memory: {where} are views into one array ({len(addresses)} offsets),"
+                " written after they were yielded: an in-place shuffle or update, or a"
+                " ring carved out of one block."
+            )
+        elif len(addresses) < n:
+            notes.append(
+                f"Memory: {where} live in {len(addresses)} buffers, reused in turn"
+                " (a ring or double buffer)."
+            )
+    return tuple(notes)
+
+
+def assert_generator_no_aliasing(
+    source: Any, *, draws: int = DEFAULT_DRAWS, msg: str | None = None
+) -> None:
+    """Fail when a batch already handed out changes as ``source`` advances.
+
+    See :func:`check_generator_no_aliasing` for what is drawn and compared.
+    Raises :class:`AliasingError` naming the batch, the path in it (e.g.
+    ``inputs[0]``), how many elements changed, the first few with their old and
+    new values, and the fix. ``msg`` is appended to the message.
+
+    >>> import numpy as np
+    >>> def batches():
+    ...     x = np.zeros((4, 2))
+    ...     for i in range(16):
+    ...         x[:] = i          # refills the one buffer it yields
+    ...         yield x, x.mean(axis=1)
+    >>> assert_generator_no_aliasing(batches)
+    Traceback (most recent call last):
+    ...
+    pitfalls.AliasingError: generator_no_aliasing(draws=16) failed
+    ...
+    """
+    __tracebackhide__ = True
+    report = check_generator_no_aliasing(source, draws=draws)
+    if not report.ok:
+        raise AliasingError(report, msg)

@@ -1,0 +1,144 @@
+"""``pitfalls`` on the command line: ``pitfalls demo`` (also ``python -m pitfalls demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
+from pitfalls._readahead import read_ahead
+from pitfalls._report import Report
+from pitfalls._targets import check_targets_match
+from pitfalls.reproductions import generators as gen
+
+
+def _verdict(report: Report) -> str:
+    if report.ok:
+        return "pass"
+    whens = sorted({f.when for f in report.findings})
+    return f"FAIL {len(report.bad_batches)}/{report.batches} ({', '.join(whens)})"
+
+
+def _with_copies(batches: Iterator[Any]) -> Iterator[Any]:
+    for x, y in batches:
+        yield x, y, x.copy()
+
+
+def _consumer_counts(
+    variant: Callable[..., Iterator[Any]], batch_size: int, batches: int, seed: int, depth: int
+) -> tuple[int, int]:
+    """(pairs whose inputs no longer give their targets, batches overwritten before use)."""
+    mismatched = overwritten = 0
+    stream = read_ahead(_with_copies(variant(batch_size, seed=seed, form="pair")), depth)
+    for _, (x, y, as_yielded) in zip(range(batches), stream):
+        mismatched += not np.allclose(gen.mean_target(x), y)
+        overwritten += not np.array_equal(x, as_yielded)
+    return mismatched, overwritten
+
+
+def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+
+def demo(args: argparse.Namespace, out: Any = sys.stdout) -> int:
+    def say(line: str = "") -> None:
+        print(line, file=out)
+
+    variants = [(v, "buggy") for v in gen.BUGGY] + [(v, "fixed") for v in gen.FIXED]
+    name_w = max(len(v.__name__) for v, _ in variants)
+
+    say("Pitfall 1: a batch generator that re-yields one numpy buffer")
+    say(f"(batch size {args.batch_size}, seed {args.seed}; numpy only, no training)")
+    say()
+    say("The article's check, print(next(it), next(it)) at batch size 1: is the first")
+    say("pair's target still the mean of the first pair's inputs?")
+    for variant, _ in variants:
+        it = variant(1, seed=args.seed, form="pair")
+        (x1, y1), (x2, y2) = next(it), next(it)
+        first_ok = np.allclose(gen.mean_target(x1), y1)
+        say(
+            f"  {variant.__name__.ljust(name_w)}  ({x1.tolist()}, {y1.tolist()})"
+            f" ({x2.tolist()}, {y2.tolist()})  {'consistent' if first_ok else 'MISMATCH'}"
+        )
+    say()
+
+    say(
+        f"Checkers, draws={args.draws} (pitfalls.check_generator_no_aliasing, check_targets_match):"
+    )
+    widths = [name_w, 5, 30, 30]
+    say(_row(["variant", "kind", "no_aliasing", "targets_match"], widths))
+    for variant, kind in variants:
+
+        def factory(variant: Callable[..., Iterator[Any]] = variant) -> Iterator[Any]:
+            return variant(args.batch_size, seed=args.seed)
+
+        aliasing = check_generator_no_aliasing(factory, draws=args.draws)
+        targets = check_targets_match(factory, gen.mean_target, draws=args.draws)
+        say(_row([variant.__name__, kind, _verdict(aliasing), _verdict(targets)], widths))
+    say()
+
+    depths = args.depths
+    say(f"A deterministic read-ahead consumer over {args.batches} batches (pitfalls.read_ahead):")
+    say("depth d means batch i is used after batch i+d was drawn,")
+    say(
+        "as Keras 2's queue and tf.data's prefetch do. Cells: mismatched pairs / inputs overwritten"
+    )
+    say("before use.")
+    widths = [name_w] + [13] * len(depths)
+    say(_row(["variant"] + [f"depth {d}" for d in depths], widths))
+    for variant, _ in variants:
+        cells = []
+        for d in depths:
+            m, r = _consumer_counts(variant, args.batch_size, args.batches, args.seed, d)
+            cells.append(f"{m} / {r}")
+        say(_row([variant.__name__, *cells], widths))
+    say()
+    say("Mismatched pairs train the model on inputs with another batch's targets. Overwritten")
+    say("but consistent batches (the article's 'fix') only shift the stream in this strict")
+    say("FIFO; a consumer that holds several at once (Keras 3 keeps the first two to infer")
+    say("shapes; tf.data batches and prefetches) trains on repeated or torn batches.")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def _depths(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of ints"
+        ) from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError("depths must be >= 0")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pitfalls", description="Make silent ML bugs loud.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    d = commands.add_parser("demo", help="reproduce the article's pitfalls and show the checkers")
+    d.add_argument("--batch-size", type=_positive, default=8)
+    d.add_argument("--batches", type=_positive, default=200, help="batches per consumer run")
+    d.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="batches each checker draws")
+    d.add_argument(
+        "--depths", type=_depths, default=[0, 1, 2, 10], help="read-ahead depths, e.g. 0,1,10"
+    )
+    d.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        return demo(args)
+    raise AssertionError(args.command)  # argparse rejects unknown commands

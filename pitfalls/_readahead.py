@@ -1,0 +1,45 @@
+"""A deterministic stand-in for a consumer that reads ahead."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from pitfalls._sources import open_source
+
+
+def read_ahead(source: Any, depth: int) -> Iterator[Any]:
+    """Yield the batches of ``source`` as a consumer with a read-ahead buffer sees them.
+
+    Before batch ``i`` is handed out, batches up to ``i + depth`` have been
+    drawn from the source: what Keras 2's queue (``max_queue_size``),
+    ``tf.data``'s ``prefetch`` and a ``DataLoader``'s workers do, but in one
+    thread and in a fixed order, so the outcome never depends on timing.
+    ``depth=0`` is a plain loop. Batches are handed out as drawn, not copied:
+    what you see is what training would see. Ends when the source ends.
+
+    >>> import numpy as np
+    >>> def shared():
+    ...     x = np.zeros(1)
+    ...     for i in range(3):
+    ...         x[0] = i
+    ...         yield x, float(i)
+    >>> [(float(x[0]), y) for x, y in read_ahead(shared(), depth=1)]
+    [(1.0, 0.0), (2.0, 1.0), (2.0, 2.0)]
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int):
+        raise TypeError(f"depth must be an int, got {type(depth).__name__} {depth!r}")
+    if depth < 0:
+        raise ValueError(f"depth={depth} must be >= 0")
+    return _read_ahead(open_source(source), depth)
+
+
+def _read_ahead(batches: Iterator[Any], depth: int) -> Iterator[Any]:
+    queue: deque[Any] = deque()
+    for batch in batches:
+        queue.append(batch)
+        if len(queue) > depth:
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()

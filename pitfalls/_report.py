@@ -1,0 +1,150 @@
+"""Reports and failures: what every checker returns and raises.
+
+``check_<property>`` returns a :class:`Report` and never raises on a failed
+check; ``assert_<property>`` raises a :class:`PitfallError` (an
+``AssertionError``) carrying that report. The message follows numpy's
+``assert_allclose`` order: what was checked, the reason, counts, the first few
+locations, and a hint that names the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MAX_FINDINGS_SHOWN = 3
+
+
+def safe_repr(value: Any) -> str:
+    """repr that never raises and keeps numpy scalars short (``85.0``, not ``np.float64(85.0)``)."""
+    try:
+        if isinstance(value, np.generic):
+            value = value.item()
+        text = repr(value)
+    except Exception:
+        return f"[repr failed for <{type(value).__name__}>]"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One leaf of one batch that failed the check."""
+
+    batch: int
+    """Index of the batch in the order the source yielded it (0 is the first)."""
+    path: str
+    """Where in the batch, e.g. ``inputs[0]`` or ``targets['y']``."""
+    when: str
+    """``"when yielded"`` or ``"after later draws"``."""
+    mismatched: int
+    """Number of elements that differ."""
+    total: int
+    """Number of elements compared."""
+    locations: tuple[tuple[tuple[int, ...], Any, Any], ...] = ()
+    """The first few differing elements: (index, expected, actual)."""
+    problem: str = ""
+    """Set when elements could not be paired (shape, dtype or nesting changed)."""
+
+    def describe(self) -> str:
+        head = f"batch {self.batch}, {self.path}, {self.when}: "
+        if self.problem:
+            return head + self.problem
+        pct = 100.0 * self.mismatched / self.total if self.total else 0.0
+        return head + f"{self.mismatched} / {self.total} elements ({pct:.1f}%) differ"
+
+
+@dataclass(frozen=True)
+class Report:
+    """The outcome of one check. ``ok`` is True when nothing was found."""
+
+    check: str
+    """The property checked, e.g. ``generator_no_aliasing``."""
+    parameters: str
+    """The options it ran with, e.g. ``draws=16``."""
+    batches: int
+    """How many batches were drawn from the source."""
+    findings: tuple[Finding, ...] = ()
+    reason: str = ""
+    """One sentence: what the findings mean."""
+    hint: str = ""
+    """How to fix it."""
+    notes: tuple[str, ...] = ()
+    """Further evidence, e.g. which batches shared one buffer."""
+    columns: tuple[str, str] = ("expected", "actual")
+    """Headers of the two value columns in the locations table."""
+    summary: str = field(default="", compare=False)
+    """One line for a passing report."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def bad_batches(self) -> tuple[int, ...]:
+        """Indices of the batches with at least one finding, in order."""
+        return tuple(sorted({f.batch for f in self.findings}))
+
+    def __str__(self) -> str:
+        return format_report(self)
+
+
+def format_report(report: Report, msg: str | None = None) -> str:
+    head = f"{report.check}({report.parameters})"
+    if report.ok:
+        lines = [f"{head} passed: {report.summary or f'{report.batches} batches checked'}"]
+        return "\n".join(lines + ([msg] if msg else []))
+    bad = report.bad_batches
+    pct = 100.0 * len(bad) / report.batches if report.batches else 0.0
+    lines = [
+        f"{head} failed",
+        report.reason,
+        f"Batches affected: {len(bad)} of {report.batches} ({pct:.1f}%);"
+        f" findings: {len(report.findings)}",
+    ]
+    shown = report.findings[:MAX_FINDINGS_SHOWN]
+    more = len(report.findings) - len(shown)
+    lines.append(f"First {len(shown)} shown:" if more else "Findings:")
+    for finding in shown:
+        lines.append("  " + finding.describe())
+        if finding.locations:
+            lines.extend(_table(finding, report.columns))
+    if more:
+        lines.append(f"  ... and {more} more")
+    lines.extend(report.notes)
+    if report.hint:
+        lines.append(f"Hint: {report.hint}")
+    if msg:
+        lines.append(msg)
+    return "\n".join(lines)
+
+
+def _table(finding: Finding, columns: tuple[str, str]) -> list[str]:
+    rows = [("index", *columns)]
+    rows += [(str(list(i)), safe_repr(a), safe_repr(b)) for i, a, b in finding.locations]
+    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+    return [
+        "      " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows
+    ]
+
+
+class PitfallError(AssertionError):
+    """A check failed. ``.report`` holds the :class:`Report` behind the message."""
+
+    def __init__(self, report: Report, msg: str | None = None) -> None:
+        self.report = report
+        super().__init__(format_report(report, msg))
+
+
+class AliasingError(PitfallError):
+    """A batch already handed out changed as the source advanced."""
+
+
+class TargetMismatchError(PitfallError):
+    """Yielded targets are not ``target_fn(yielded inputs)``."""
+
+
+# Shown as pitfalls.AliasingError in tracebacks, the name users import.
+for _public in (Finding, Report, PitfallError, AliasingError, TargetMismatchError):
+    _public.__module__ = "pitfalls"

@@ -1,0 +1,169 @@
+"""Are the yielded targets the rule applied to the yielded inputs, now and later?"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from pitfalls._aliasing import DEFAULT_DRAWS
+from pitfalls._report import Finding, Report, TargetMismatchError
+from pitfalls._sources import add_note, check_draws, draw, open_source
+from pitfalls._tree import as_array, diff_arrays, flatten_at
+
+_REASON_AT_YIELD = (
+    "Targets differ from target_fn(inputs) on batches as they were yielded: the source"
+    " computes its targets by another rule than target_fn (a wrong formula, integer"
+    " overflow or division, a shape (n,) where (n, 1) is meant), or target_fn is wrong."
+)
+_HINT_AT_YIELD = (
+    "compute the targets from the very inputs you yield, in a floating dtype, shaped"
+    " as the model's output (np.expand_dims(y, -1) for a Dense(1) head)."
+)
+_REASON_LATER = (
+    "Every batch matched when it was yielded but not after later draws: the source"
+    " overwrote the inputs or targets of batches it had handed out, so a consumer"
+    " that reads ahead (Keras' fit, tf.data prefetch) trains on inputs paired with"
+    " another batch's targets."
+)
+_HINT_LATER = (
+    "allocate new arrays for every batch (move np.zeros(...) inside the loop) or"
+    " yield copies (np.copy(x)); assert_generator_no_aliasing names the buffer."
+)
+
+
+def _check_tolerance(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}={value!r} must be a finite number >= 0")
+    return float(value)
+
+
+def _split(batch: Any, index: int) -> tuple[Any, Any]:
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+        return batch[0], batch[1]
+    what = f"a {type(batch).__name__}"
+    if isinstance(batch, (tuple, list)):
+        what += f" of {len(batch)} items"
+    raise ValueError(
+        f"batch {index} is {what}; check_targets_match needs batches of"
+        " (inputs, targets) or (inputs, targets, sample_weights)"
+    )
+
+
+def _compare(
+    index: int,
+    batch: Any,
+    target_fn: Callable[[Any], Any],
+    when: str,
+    rtol: float,
+    atol: float,
+) -> list[Finding]:
+    inputs, targets = _split(batch, index)
+    try:
+        expected = target_fn(inputs)
+    except Exception as exc:
+        add_note(exc, f"pitfalls: raised by target_fn on the inputs of batch {index} ({when})")
+        raise
+    got = flatten_at(targets, "targets").leaves
+    want = flatten_at(expected, "target_fn(inputs)").leaves
+    if len(got) != len(want):
+        raise ValueError(
+            f"target_fn returned {len(want)} array(s) for batch {index}, but the batch's"
+            f" targets hold {len(got)}; target_fn must return targets nested like the"
+            " yielded ones"
+        )
+    findings = []
+    for (path, actual), (wpath, desired) in zip(got, want):
+        a = as_array(actual, path)
+        d = as_array(desired, wpath)
+        if a.shape != d.shape:
+            findings.append(
+                Finding(
+                    index,
+                    path,
+                    when,
+                    a.size,
+                    a.size,
+                    (),
+                    f"shape {a.shape}, but target_fn gives {d.shape}",
+                )
+            )
+            continue
+        diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
+        if diff is not None:
+            findings.append(Finding(index, path, when, diff.mismatched, diff.total, diff.first))
+    return findings
+
+
+def check_targets_match(
+    source: Any,
+    target_fn: Callable[[Any], Any],
+    *,
+    draws: int = DEFAULT_DRAWS,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+) -> Report:
+    """Check ``targets == target_fn(inputs)`` on each batch, when yielded and later.
+
+    Batches must be ``(inputs, targets)`` or ``(inputs, targets,
+    sample_weights)``, nested as you like; ``target_fn`` gets the inputs as
+    yielded and returns the targets they imply, nested the same way (leaves are
+    paired in order). Each batch is checked right after it is drawn, then again
+    after all ``draws`` batches were drawn: the shared-input generator passes
+    the first check and fails the second, which is what a consumer that reads
+    ahead sees. Values compare as ``numpy.isclose(targets, expected, rtol,
+    atol)`` with NaN equal to NaN; shapes must be equal. ``target_fn`` must not
+    modify its argument.
+    """
+    check_draws(draws)
+    if not callable(target_fn):
+        raise TypeError(f"target_fn must be callable, got {type(target_fn).__qualname__}")
+    rtol = _check_tolerance("rtol", rtol)
+    atol = _check_tolerance("atol", atol)
+    batches = open_source(source)
+    held = []
+    findings: list[Finding] = []
+    for i in range(draws):
+        batch = draw(batches, i, draws)
+        findings += _compare(i, batch, target_fn, "when yielded", rtol, atol)
+        held.append(batch)
+    wrong_at_yield = {f.batch for f in findings}
+    for i, batch in enumerate(held):
+        if i not in wrong_at_yield:
+            findings += _compare(i, batch, target_fn, "after later draws", rtol, atol)
+
+    later_only = not wrong_at_yield
+    return Report(
+        check="targets_match",
+        parameters=f"target_fn={getattr(target_fn, '__name__', type(target_fn).__name__)},"
+        f" draws={draws}, rtol={rtol:g}, atol={atol:g}",
+        batches=draws,
+        findings=tuple(findings),
+        reason=_REASON_LATER if later_only else _REASON_AT_YIELD,
+        hint=_HINT_LATER if later_only else _HINT_AT_YIELD,
+        columns=("target_fn", "yielded"),
+        summary=f"all {draws} batches matched when yielded and after later draws",
+    )
+
+
+def assert_targets_match(
+    source: Any,
+    target_fn: Callable[[Any], Any],
+    *,
+    draws: int = DEFAULT_DRAWS,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+    msg: str | None = None,
+) -> None:
+    """Fail unless every batch's targets equal ``target_fn(inputs)``, when yielded and later.
+
+    See :func:`check_targets_match`. Raises :class:`TargetMismatchError` naming
+    the batch, the target path, whether it failed when yielded or only after
+    later draws, the first differing values and the fix. ``msg`` is appended.
+    """
+    __tracebackhide__ = True
+    report = check_targets_match(source, target_fn, draws=draws, rtol=rtol, atol=atol)
+    if not report.ok:
+        raise TargetMismatchError(report, msg)

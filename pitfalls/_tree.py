@@ -1,0 +1,251 @@
+"""Batches as trees: flatten nested batches into named leaves, snapshot, compare.
+
+A batch is whatever a data source yields: an array, a scalar, or lists, tuples
+and dicts of those, nested (the article yields ``[x], [y]``). Every leaf gets a
+path that a person can read in a failure message: a top-level tuple is taken
+as Keras' ``(inputs, targets, sample_weights)``, so the article's input array
+is ``inputs[0]``; anything else is rooted at ``batch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ROLES = ("inputs", "targets", "sample_weights")
+_MAX_DEPTH = 64
+_SCALARS = (type(None), bool, int, float, complex, str, bytes, np.generic)
+
+
+class LeafError(TypeError):
+    """A leaf of a batch cannot be read as an array."""
+
+
+def _is_array_like(obj: Any) -> bool:
+    return (
+        hasattr(obj, "__array__")
+        or hasattr(obj, "__array_interface__")
+        or hasattr(obj, "__array_struct__")
+        or isinstance(obj, (memoryview, bytearray))
+    )
+
+
+def as_array(leaf: Any, path: str) -> np.ndarray:
+    """The leaf's current content as an ndarray, sharing memory where it can."""
+    if isinstance(leaf, np.ndarray):
+        return leaf
+    if isinstance(leaf, _SCALARS) or _is_array_like(leaf):
+        try:
+            return np.asarray(leaf)
+        except Exception as exc:  # a tensor on a device, a broken __array__
+            raise LeafError(
+                f"{path}: cannot read {type(leaf).__qualname__} as a numpy array"
+                f" ({type(exc).__name__}: {exc})"
+            ) from exc
+    raise LeafError(
+        f"{path}: a batch leaf of type {type(leaf).__qualname__} is not an array,"
+        " a scalar, a list, a tuple or a dict"
+    )
+
+
+def _child(path: str, key: Any) -> str:
+    return f"{path}[{key!r}]"
+
+
+def _walk(
+    node: Any,
+    path: str,
+    depth: int,
+    leaves: list[tuple[str, Any]],
+    shape: list[tuple[str, str, tuple[Any, ...]]],
+    seen: set[int],
+) -> None:
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"{path}: batch is nested more than {_MAX_DEPTH} levels deep")
+    if isinstance(node, Mapping):
+        keys = tuple(node.keys())
+        _enter(node, path, seen)
+        shape.append((path, type(node).__qualname__, ("keys", keys)))
+        for key in keys:
+            _walk(node[key], _child(path, key), depth + 1, leaves, shape, seen)
+        seen.discard(id(node))
+    elif isinstance(node, (list, tuple)):
+        _enter(node, path, seen)
+        shape.append((path, type(node).__qualname__, ("len", len(node))))
+        for i, item in enumerate(node):
+            _walk(item, f"{path}[{i}]", depth + 1, leaves, shape, seen)
+        seen.discard(id(node))
+    else:
+        leaves.append((path, node))
+
+
+def _enter(node: Any, path: str, seen: set[int]) -> None:
+    if id(node) in seen:
+        raise ValueError(f"{path}: batch contains itself (a reference cycle)")
+    seen.add(id(node))
+
+
+@dataclass(frozen=True)
+class Flat:
+    """A batch flattened: its containers' shapes and its leaves, by path."""
+
+    structure: tuple[tuple[str, str, tuple[Any, ...]], ...]
+    leaves: tuple[tuple[str, Any], ...]
+
+
+def flatten(batch: Any) -> Flat:
+    """Flatten a batch; a top-level tuple of 1-3 items is (inputs, targets, weights)."""
+    leaves: list[tuple[str, Any]] = []
+    shape: list[tuple[str, str, tuple[Any, ...]]] = []
+    seen: set[int] = set()
+    if type(batch) is tuple and 1 <= len(batch) <= len(ROLES):
+        shape.append(("batch", "tuple", ("len", len(batch))))
+        for role, part in zip(ROLES, batch):
+            _walk(part, role, 1, leaves, shape, seen)
+    else:
+        _walk(batch, "batch", 0, leaves, shape, seen)
+    return Flat(tuple(shape), tuple(leaves))
+
+
+def flatten_at(node: Any, root: str) -> Flat:
+    """Flatten one part of a batch (e.g. its targets) under the path ``root``."""
+    leaves: list[tuple[str, Any]] = []
+    shape: list[tuple[str, str, tuple[Any, ...]]] = []
+    _walk(node, root, 0, leaves, shape, set())
+    return Flat(tuple(shape), tuple(leaves))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A private copy of a batch's structure and content, taken when it was drawn."""
+
+    structure: tuple[tuple[str, str, tuple[Any, ...]], ...]
+    arrays: tuple[tuple[str, np.ndarray], ...]
+
+
+def snapshot(flat: Flat) -> Snapshot:
+    arrays = tuple((path, np.array(as_array(leaf, path), copy=True)) for path, leaf in flat.leaves)
+    return Snapshot(flat.structure, arrays)
+
+
+@dataclass(frozen=True)
+class Diff:
+    """How one leaf differs: element counts and the first differing places."""
+
+    path: str
+    mismatched: int
+    total: int
+    # (index, then, now) for the first few differing elements
+    first: tuple[tuple[tuple[int, ...], Any, Any], ...]
+    problem: str = ""  # set when shapes or dtypes differ and elements cannot be paired
+
+
+MAX_LOCATIONS = 3
+
+
+def _equal_mask(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Elementwise equality in which NaN equals NaN (and NaT equals NaT)."""
+    if old.dtype.kind == "c" and new.dtype.kind == "c":
+        return _equal_mask(old.real, new.real) & _equal_mask(old.imag, new.imag)
+    eq = np.asarray(old == new)
+    if eq.shape != old.shape:  # object arrays whose == did not broadcast
+        raise TypeError("elementwise comparison failed")
+    if not eq.all():
+        if old.dtype.kind == "f" and new.dtype.kind == "f":
+            eq = eq | (np.isnan(old) & np.isnan(new))
+        elif old.dtype.kind in "mM" and new.dtype.kind in "mM":
+            eq = eq | (np.isnat(old) & np.isnat(new))
+    return eq
+
+
+def _close_mask(actual: np.ndarray, desired: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    if actual.dtype.kind in "biufc" and desired.dtype.kind in "biufc":
+        return np.isclose(actual, desired, rtol=rtol, atol=atol, equal_nan=True)
+    return _equal_mask(actual, desired)
+
+
+def diff_arrays(
+    path: str,
+    then: np.ndarray,
+    now: np.ndarray,
+    *,
+    rtol: float | None = None,
+    atol: float = 0.0,
+) -> Diff | None:
+    """None when ``now`` holds what ``then`` held (NaN equals NaN); else a Diff.
+
+    With ``rtol`` the comparison is ``numpy.isclose(now, then, rtol, atol)``,
+    ``then`` being the desired value; without it, exact equality.
+    """
+    if then.shape != now.shape:
+        return Diff(path, then.size, then.size, (), f"shape {then.shape} became {now.shape}")
+    if rtol is None and then.dtype != now.dtype:
+        return Diff(path, then.size, then.size, (), f"dtype {then.dtype} became {now.dtype}")
+    try:
+        eq = _equal_mask(then, now) if rtol is None else _close_mask(now, then, rtol, atol)
+    except Exception as exc:  # object arrays with exotic __eq__
+        raise TypeError(f"{path}: cannot compare elements ({type(exc).__name__}: {exc})") from exc
+    if eq.all():
+        return None
+    bad = np.flatnonzero(~eq.ravel())
+    first = tuple(
+        (
+            tuple(int(i) for i in np.unravel_index(flat_i, then.shape)),
+            then.flat[flat_i],
+            now.flat[flat_i],
+        )
+        for flat_i in bad[:MAX_LOCATIONS]
+    )
+    return Diff(path, int(bad.size), int(then.size), first)
+
+
+def diff_snapshot(snap: Snapshot, flat: Flat) -> tuple[list[Diff], tuple[str, str] | None]:
+    """Compare a batch as it is now with its snapshot.
+
+    Returns the differing leaves and, when the containers themselves changed
+    (a list cleared and refilled with fewer items, a dict given new keys), the
+    path and a sentence saying how.
+    """
+    if snap.structure != flat.structure:
+        for old, new in zip(snap.structure, flat.structure):
+            if old != new:
+                return [], _structure_change(old, new)
+        return [], ("batch", "the batch's nesting changed")
+    diffs = []
+    for (path, then), (_, leaf) in zip(snap.arrays, flat.leaves):
+        d = diff_arrays(path, then, as_array(leaf, path))
+        if d is not None:
+            diffs.append(d)
+    return diffs, None
+
+
+Node = tuple[str, str, tuple[Any, ...]]
+
+
+def _structure_change(old: Node, new: Node) -> tuple[str, str]:
+    path, kind, (how, what) = old
+    npath, nkind, (_, nwhat) = new
+    if path != npath:
+        return path, f"nesting changed: {path} is now {npath}"
+    if kind != nkind:
+        return path, f"was a {kind} and is now a {nkind}"
+    if how == "len":
+        return path, f"held {_items(what)} and now holds {_items(nwhat)}"
+    return path, f"had keys {list(what)!r} and now has {list(nwhat)!r}"
+
+
+def _items(n: int) -> str:
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
+def buffer_of(leaf: Any) -> tuple[int, int] | None:
+    """(owner id, data address) of an ndarray leaf, to tell buffers apart."""
+    if not isinstance(leaf, np.ndarray):
+        return None
+    owner: Any = leaf
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base
+    return id(owner), leaf.__array_interface__["data"][0]

@@ -1,0 +1,198 @@
+"""One exact-text test per message format, so messages never drift unnoticed.
+
+Order, as numpy.testing.assert_allclose: what was checked with which options,
+the reason, counts, the first locations, further evidence, the hint, msg.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pitfalls
+
+ALIASING_REASON = (
+    "Batches changed after they were handed out: the source writes into memory it has"
+    " already yielded, so a consumer that reads ahead (Keras' fit, tf.data prefetch,"
+    " a queue of workers) trains on contents that are not the batch it was given."
+)
+ALIASING_HINT = (
+    "Hint: allocate a new array for every batch (move np.zeros(...) inside the loop) or"
+    " yield a copy (np.copy(x)); never write into an array after yielding it, nor"
+    " shuffle in place an array whose views were yielded."
+)
+AT_YIELD_REASON = (
+    "Targets differ from target_fn(inputs) on batches as they were yielded: the source"
+    " computes its targets by another rule than target_fn (a wrong formula, integer"
+    " overflow or division, a shape (n,) where (n, 1) is meant), or target_fn is wrong."
+)
+AT_YIELD_HINT = (
+    "Hint: compute the targets from the very inputs you yield, in a floating dtype,"
+    " shaped as the model's output (np.expand_dims(y, -1) for a Dense(1) head)."
+)
+
+
+def refilled():
+    x = np.zeros((2, 2))
+    for i in range(4):
+        x[:] = i
+        yield x, np.full(2, float(i))
+
+
+def message(assertion, *args, **kwargs):
+    with pytest.raises(pitfalls.PitfallError) as excinfo:
+        assertion(*args, **kwargs)
+    return str(excinfo.value)
+
+
+def test_aliasing_message():
+    assert message(
+        pitfalls.assert_generator_no_aliasing, refilled, draws=3, msg="my pipeline"
+    ) == "\n".join(
+        [
+            "generator_no_aliasing(draws=3) failed",
+            ALIASING_REASON,
+            "Batches affected: 2 of 3 (66.7%); findings: 2",
+            "Findings:",
+            "  batch 0, inputs, after later draws: 4 / 4 elements (100.0%) differ",
+            "      index   yielded  now",
+            "      [0, 0]  0.0      2.0",
+            "      [0, 1]  0.0      2.0",
+            "      [1, 0]  0.0      2.0",
+            "  batch 1, inputs, after later draws: 4 / 4 elements (100.0%) differ",
+            "      index   yielded  now",
+            "      [0, 0]  1.0      2.0",
+            "      [0, 1]  1.0      2.0",
+            "      [1, 0]  1.0      2.0",
+            "Memory: inputs in all 3 batches share one buffer, refilled in place.",
+            ALIASING_HINT,
+            "my pipeline",
+        ]
+    )
+
+
+def test_aliasing_message_caps_the_listing():
+    text = message(pitfalls.assert_generator_no_aliasing, lambda: refilled(), draws=4)
+    assert "Findings:" in text  # 3 findings: all shown
+    x = np.zeros(1)
+
+    def many():
+        for i in range(20):
+            x[0] = i
+            yield x
+
+    lines = message(pitfalls.assert_generator_no_aliasing, many).splitlines()
+    assert lines[3] == "First 3 shown:"
+    assert "  ... and 12 more" in lines
+
+
+def test_structure_change_message():
+    def list_refill():
+        batch = []
+        for i in range(3):
+            batch.clear()
+            batch.extend([np.zeros(1)] * (i + 1))
+            yield batch
+
+    assert message(pitfalls.assert_generator_no_aliasing, list_refill, draws=3) == "\n".join(
+        [
+            "generator_no_aliasing(draws=3) failed",
+            ALIASING_REASON,
+            "Batches affected: 2 of 3 (66.7%); findings: 2",
+            "Findings:",
+            "  batch 0, batch, after later draws: held 1 item and now holds 3 items",
+            "  batch 1, batch, after later draws: held 2 items and now holds 3 items",
+            ALIASING_HINT,
+        ]
+    )
+
+
+def test_targets_message_when_yielded():
+    def integer_division():
+        for i in range(2):
+            x = np.array([[i, i + 1], [2 * i, 2 * i + 3]])
+            yield x, (x[:, 0] + x[:, 1]) // 2
+
+    def mean(x):
+        return x.mean(axis=1)
+
+    assert message(pitfalls.assert_targets_match, integer_division, mean, draws=2) == "\n".join(
+        [
+            "targets_match(target_fn=mean, draws=2, rtol=1e-06, atol=0) failed",
+            AT_YIELD_REASON,
+            "Batches affected: 2 of 2 (100.0%); findings: 2",
+            "Findings:",
+            "  batch 0, targets, when yielded: 2 / 2 elements (100.0%) differ",
+            "      index  target_fn  yielded",
+            "      [0]    0.5        0",
+            "      [1]    1.5        1",
+            "  batch 1, targets, when yielded: 2 / 2 elements (100.0%) differ",
+            "      index  target_fn  yielded",
+            "      [0]    1.5        1",
+            "      [1]    3.5        3",
+            AT_YIELD_HINT,
+        ]
+    )
+
+
+def test_targets_message_after_later_draws():
+    assert message(
+        pitfalls.assert_targets_match, refilled, lambda x: x[:, 0], draws=2
+    ) == "\n".join(
+        [
+            "targets_match(target_fn=<lambda>, draws=2, rtol=1e-06, atol=0) failed",
+            "Every batch matched when it was yielded but not after later draws: the source"
+            " overwrote the inputs or targets of batches it had handed out, so a consumer"
+            " that reads ahead (Keras' fit, tf.data prefetch) trains on inputs paired with"
+            " another batch's targets.",
+            "Batches affected: 1 of 2 (50.0%); findings: 1",
+            "Findings:",
+            "  batch 0, targets, after later draws: 2 / 2 elements (100.0%) differ",
+            "      index  target_fn  yielded",
+            "      [0]    1.0        0.0",
+            "      [1]    1.0        0.0",
+            "Hint: allocate new arrays for every batch (move np.zeros(...) inside the loop) or"
+            " yield copies (np.copy(x)); assert_generator_no_aliasing names the buffer.",
+        ]
+    )
+
+
+def test_shape_message():
+    def column_targets():
+        while True:
+            yield np.ones((2, 2)), np.ones(2)
+
+    text = message(pitfalls.assert_targets_match, column_targets, lambda x: x[:, :1], draws=2)
+    assert (
+        text.splitlines()[4]
+        == "  batch 0, targets, when yielded: shape (2,), but target_fn gives (2, 1)"
+    )
+
+
+def test_passing_reports_say_what_was_checked():
+    assert str(pitfalls.check_generator_no_aliasing([np.zeros(1)] * 3, draws=3)) == (
+        "generator_no_aliasing(draws=3) passed: none of 3 batches changed after later draws"
+    )
+    pairs = [(np.ones((1, 2)), np.ones(1))] * 2
+    assert str(pitfalls.check_targets_match(pairs, lambda x: x.mean(axis=1), draws=2)) == (
+        "targets_match(target_fn=<lambda>, draws=2, rtol=1e-06, atol=0) passed:"
+        " all 2 batches matched when yielded and after later draws"
+    )
+
+
+def test_a_value_whose_repr_fails_does_not_break_the_message():
+    class Bad:
+        def __eq__(self, other):
+            return False
+
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    def source():
+        cell = np.empty(1, dtype=object)
+        for _ in range(3):
+            cell[0] = Bad()
+            yield cell
+
+    text = message(pitfalls.assert_generator_no_aliasing, source, draws=3)
+    assert "[repr failed for <Bad>]" in text

@@ -1,0 +1,74 @@
+"""The public surface: small, re-exported, typed, and free of TensorFlow."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pitfalls
+
+
+def test_all_lists_exactly_the_public_names():
+    public = {
+        name
+        for name, value in vars(pitfalls).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert set(pitfalls.__all__) == public
+    assert len(pitfalls.__all__) == len(set(pitfalls.__all__))
+
+
+def test_importing_pitfalls_does_not_import_a_framework():
+    code = (
+        "import sys, pitfalls, pitfalls.reproductions.generators;"
+        "bad = sorted(m for m in ('tensorflow', 'keras', 'torch', 'jax') if m in sys.modules);"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_every_assert_has_a_check_twin_with_the_same_options_plus_msg():
+    asserts = [n for n in pitfalls.__all__ if n.startswith("assert_")]
+    assert asserts
+    for name in asserts:
+        check = getattr(pitfalls, "check_" + name.removeprefix("assert_"))
+        a_params = inspect.signature(getattr(pitfalls, name)).parameters
+        c_params = inspect.signature(check).parameters
+        assert list(a_params) == [*c_params, "msg"], name
+        for p in c_params.values():
+            assert a_params[p.name].default == p.default, (name, p.name)
+            assert a_params[p.name].kind == p.kind, (name, p.name)
+        options = [p for p in c_params.values() if p.default is not inspect.Parameter.empty]
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in options), name
+
+
+def test_every_assert_hides_its_frame_from_pytest_tracebacks():
+    for name in (n for n in pitfalls.__all__ if n.startswith("assert_")):
+        assert "__tracebackhide__" in getattr(pitfalls, name).__code__.co_varnames, name
+
+
+def test_errors_are_assertion_errors_with_public_names():
+    for error in (pitfalls.AliasingError, pitfalls.TargetMismatchError):
+        assert issubclass(error, pitfalls.PitfallError)
+        assert issubclass(error, AssertionError)
+        assert f"{error.__module__}.{error.__qualname__}" == f"pitfalls.{error.__name__}"
+
+
+def test_the_package_is_typed():
+    assert (Path(pitfalls.__file__).parent / "py.typed").exists()
+
+
+def test_every_reproduction_says_symptom_cause_and_fix():
+    from pitfalls.reproductions import generators as gen
+
+    for variant in gen.BUGGY:
+        doc = inspect.getdoc(variant)
+        assert doc.startswith("BUGGY") and "Symptom:" in doc and "Cause:" in doc and "Fix:" in doc
+    for variant in gen.FIXED:
+        doc = inspect.getdoc(variant)
+        assert doc.startswith("FIXED") and "Symptom:" in doc
+    signatures = {str(inspect.signature(v)) for v in gen.BUGGY + gen.FIXED}
+    assert len(signatures) == 1  # paired: identical signatures
