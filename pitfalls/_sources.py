@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 _ACCEPTED = (
@@ -36,10 +36,14 @@ def _is_indexable(obj: Any) -> bool:
 
 
 def _length(obj: Any) -> int | None:
-    n = getattr(obj, "num_batches", None) if hasattr(type(obj), "num_batches") else None
-    if n is None and hasattr(type(obj), "__len__"):
-        n = len(obj)
-    return None if n is None else int(n)
+    """Batches per epoch: ``num_batches`` (PyDataset; None means endless), else ``len``."""
+    if hasattr(type(obj), "num_batches"):
+        try:
+            n = obj.num_batches
+        except NotImplementedError:  # PyDataset without __len__ or num_batches
+            n = None
+        return None if n is None else int(n)
+    return len(obj) if hasattr(type(obj), "__len__") else None
 
 
 def _by_index(obj: Any) -> Iterator[Any]:
@@ -60,8 +64,15 @@ def _by_index(obj: Any) -> Iterator[Any]:
 
 def open_source(source: Any, name: str = "source") -> Iterator[Any]:
     """An iterator over the batches of ``source``; TypeError naming ``name`` if none."""
-    if isinstance(source, (str, bytes)):
-        raise TypeError(f"{name} must be {_ACCEPTED}; got a {type(source).__name__}")
+    if isinstance(source, (str, bytes, Mapping)):
+        raise TypeError(
+            f"{name} must be {_ACCEPTED}; got a {type(source).__name__}"
+            + (
+                " (a batch, not a source of batches: wrap it in a list)"
+                if isinstance(source, Mapping)
+                else ""
+            )
+        )
     if isinstance(source, Iterator):
         return source
     if inspect.isclass(source):

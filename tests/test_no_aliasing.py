@@ -393,6 +393,7 @@ class EmptyIndexable:
     [
         (42, TypeError, r"source must be an iterator, an iterable, .* got int"),
         ("abc", TypeError, r"source must be .* got a str"),
+        ({"x": np.zeros(2)}, TypeError, r"got a dict \(a batch, not a source of batches"),
         (lambda: 42, TypeError, r"returned int, which is not an iterator"),
         (dict.fromkeys, TypeError, r"fromkeys"),
         (iter([np.zeros(1)] * 3), ValueError, r"source stopped after 3 batches, but draws=16"),
@@ -402,6 +403,7 @@ class EmptyIndexable:
     ids=[
         "int",
         "str",
+        "dict",
         "factory-returns-int",
         "callable-needing-args",
         "short-source",
