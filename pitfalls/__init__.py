@@ -8,12 +8,22 @@ Importing this package never imports TensorFlow or Keras.
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._aliasing import assert_generator_no_aliasing
 from pitfalls._aliasing import check_generator_no_aliasing
+from pitfalls._fits import assert_fits
+from pitfalls._fits import check_fits
 from pitfalls._readahead import read_ahead
 from pitfalls._report import AliasingError
+from pitfalls._report import BroadcastError
 from pitfalls._report import Finding
+from pitfalls._report import FitError
 from pitfalls._report import PitfallError
+from pitfalls._report import PredictionShapeError
 from pitfalls._report import Report
 from pitfalls._report import TargetMismatchError
+from pitfalls._shapes import assert_no_broadcast
+from pitfalls._shapes import assert_prediction_shape
+from pitfalls._shapes import check_no_broadcast
+from pitfalls._shapes import check_prediction_shape
+from pitfalls._shapes import strict_loss
 from pitfalls._targets import assert_targets_match
 from pitfalls._targets import check_targets_match
 
@@ -22,13 +32,23 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_DRAWS",
     "AliasingError",
+    "BroadcastError",
     "Finding",
+    "FitError",
     "PitfallError",
+    "PredictionShapeError",
     "Report",
     "TargetMismatchError",
+    "assert_fits",
     "assert_generator_no_aliasing",
+    "assert_no_broadcast",
+    "assert_prediction_shape",
     "assert_targets_match",
+    "check_fits",
     "check_generator_no_aliasing",
+    "check_no_broadcast",
+    "check_prediction_shape",
     "check_targets_match",
     "read_ahead",
+    "strict_loss",
 ]

@@ -32,8 +32,9 @@ def safe_repr(value: Any) -> str:
 class Finding:
     """One leaf of one batch that failed the check."""
 
-    batch: int
-    """Index of the batch in the order the source yielded it (0 is the first)."""
+    batch: int | None
+    """Index of the batch in the order the source yielded it (0 is the first); None
+    for checks of one value (a shape, a loss)."""
     path: str
     """Where in the batch, e.g. ``inputs[0]`` or ``targets['y']``."""
     when: str
@@ -48,7 +49,9 @@ class Finding:
     """Set when elements could not be paired (shape, dtype or nesting changed)."""
 
     def describe(self) -> str:
-        head = f"batch {self.batch}, {self.path}, {self.when}: "
+        where = [f"batch {self.batch}"] if self.batch is not None else []
+        where += [part for part in (self.path, self.when) if part]
+        head = ", ".join(where) + ": "
         if self.problem:
             return head + self.problem
         pct = 100.0 * self.mismatched / self.total if self.total else 0.0
@@ -64,7 +67,7 @@ class Report:
     parameters: str
     """The options it ran with, e.g. ``draws=16``."""
     batches: int
-    """How many batches were drawn from the source."""
+    """How many batches were drawn from the source (0 for checks of one value)."""
     findings: tuple[Finding, ...] = ()
     reason: str = ""
     """One sentence: what the findings mean."""
@@ -76,6 +79,8 @@ class Report:
     """Headers of the two value columns in the locations table."""
     summary: str = field(default="", compare=False)
     """One line for a passing report."""
+    measured: tuple[tuple[str, float], ...] = ()
+    """Numbers the check measured, by name (``dict(report.measured)``)."""
 
     @property
     def ok(self) -> bool:
@@ -84,7 +89,7 @@ class Report:
     @property
     def bad_batches(self) -> tuple[int, ...]:
         """Indices of the batches with at least one finding, in order."""
-        return tuple(sorted({f.batch for f in self.findings}))
+        return tuple(sorted({f.batch for f in self.findings if f.batch is not None}))
 
     def __str__(self) -> str:
         return format_report(self)
@@ -95,14 +100,14 @@ def format_report(report: Report, msg: str | None = None) -> str:
     if report.ok:
         lines = [f"{head} passed: {report.summary or f'{report.batches} batches checked'}"]
         return "\n".join(lines + ([msg] if msg else []))
-    bad = report.bad_batches
-    pct = 100.0 * len(bad) / report.batches if report.batches else 0.0
-    lines = [
-        f"{head} failed",
-        report.reason,
-        f"Batches affected: {len(bad)} of {report.batches} ({pct:.1f}%);"
-        f" findings: {len(report.findings)}",
-    ]
+    lines = [f"{head} failed", report.reason]
+    if report.batches:
+        bad = report.bad_batches
+        pct = 100.0 * len(bad) / report.batches
+        lines.append(
+            f"Batches affected: {len(bad)} of {report.batches} ({pct:.1f}%);"
+            f" findings: {len(report.findings)}"
+        )
     shown = report.findings[:MAX_FINDINGS_SHOWN]
     more = len(report.findings) - len(shown)
     lines.append(f"First {len(shown)} shown:" if more else "Findings:")
@@ -145,6 +150,27 @@ class TargetMismatchError(PitfallError):
     """Yielded targets are not ``target_fn(yielded inputs)``."""
 
 
+class BroadcastError(PitfallError):
+    """Two shapes would silently broadcast in an elementwise loss."""
+
+
+class PredictionShapeError(PitfallError):
+    """A model predicts another shape than it declares."""
+
+
+class FitError(PitfallError):
+    """A model did not fit data that it can represent, within the training budget."""
+
+
 # Shown as pitfalls.AliasingError in tracebacks, the name users import.
-for _public in (Finding, Report, PitfallError, AliasingError, TargetMismatchError):
+for _public in (
+    Finding,
+    Report,
+    PitfallError,
+    AliasingError,
+    TargetMismatchError,
+    BroadcastError,
+    PredictionShapeError,
+    FitError,
+):
     _public.__module__ = "pitfalls"

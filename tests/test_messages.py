@@ -196,3 +196,66 @@ def test_a_value_whose_repr_fails_does_not_break_the_message():
 
     text = message(pitfalls.assert_generator_no_aliasing, source, draws=3)
     assert "[repr failed for <Bad>]" in text
+
+
+BROADCAST_HINT = (
+    "Hint: give both the same shape before subtracting: np.reshape(y_true, y_pred.shape), or"
+    " y[:, None] / keras.ops.expand_dims(y, -1) for a (n,) target against a (n, 1) output."
+    " Keras 3's built-in losses reshape for you; a Loss subclass, a GradientTape loop and"
+    " numpy evaluation do not."
+)
+
+
+def test_no_broadcast_message():
+    assert message(pitfalls.assert_no_broadcast, np.zeros((8, 1)), np.zeros(8)) == "\n".join(
+        [
+            "no_broadcast(y_true=(8, 1), y_pred=(8,)) failed",
+            "y_true and y_pred differ in shape, so an elementwise loss silently broadcasts:"
+            " every target is compared with every prediction, and the mean is of the wrong"
+            " numbers.",
+            "Findings:",
+            "  y_true - y_pred: broadcasts to (8, 8): 64 elements where 8 were meant",
+            BROADCAST_HINT,
+        ]
+    )
+
+
+def test_no_broadcast_message_when_the_shapes_cannot_broadcast():
+    lines = message(pitfalls.assert_no_broadcast, np.zeros(3), np.zeros(4)).splitlines()
+    assert lines[1] == "y_true and y_pred have different shapes that cannot be combined."
+    assert (
+        lines[3]
+        == "  y_true - y_pred: shapes (3,) and (4,) do not broadcast: the operation would raise"
+    )
+
+
+def test_prediction_shape_message():
+    class DeclaresOneColumn:
+        output_shape = (None, 1)
+
+        def __call__(self, x):
+            return x[:, 0] + x[:, 1]
+
+    text = message(pitfalls.assert_prediction_shape, DeclaresOneColumn(), np.ones((4, 2)))
+    assert text == "\n".join(
+        [
+            "prediction_shape(declared=(None, 1), rows=4) failed",
+            "The model's output has another shape than it declares: a layer (often a Lambda)"
+            " returns (n,) where (n, 1) is declared, which no error reports; against (n, 1)"
+            " targets, a loss that does not reshape broadcasts to (n, n).",
+            "Findings:",
+            "  prediction: model(x) returned shape (4,), expected (4, 1)",
+            "Hint: keep the feature axis: return keras.ops.expand_dims(res, -1) (K.expand_dims"
+            " in Keras 2) from the Lambda, or declare and return the same shape.",
+        ]
+    )
+
+
+def test_passing_shape_reports():
+    assert str(pitfalls.check_no_broadcast(np.zeros((2, 1)), np.zeros((2, 1)))) == (
+        "no_broadcast(y_true=(2, 1), y_pred=(2, 1)) passed: shapes match"
+    )
+    report = pitfalls.check_prediction_shape(
+        lambda x: x[:, :1], np.ones((3, 2)), expected=(None, 1)
+    )
+    assert str(report) == "prediction_shape(expected=(None, 1)) passed: model(x) returned (3, 1)"

@@ -72,3 +72,13 @@ def test_every_reproduction_says_symptom_cause_and_fix():
         assert doc.startswith("FIXED") and "Symptom:" in doc
     signatures = {str(inspect.signature(v)) for v in gen.BUGGY + gen.FIXED}
     assert len(signatures) == 1  # paired: identical signatures
+
+
+def test_shape_reproductions_are_paired_and_documented():
+    from pitfalls.reproductions import shapes
+
+    for buggy, fixed in shapes.PAIRS:
+        assert inspect.signature(buggy) == inspect.signature(fixed), buggy.__name__
+        doc = inspect.getdoc(buggy)
+        assert doc.startswith("BUGGY") and "Symptom:" in doc and "Cause:" in doc and "Fix:" in doc
+        assert inspect.getdoc(fixed).startswith("FIXED")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pitfalls
 from pitfalls.reproductions import generators as gen
+from pitfalls.reproductions import shapes
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -44,10 +45,12 @@ def test_without_pytest_raises_the_example_fails_with_the_message_shown(pytester
     assert "_aliasing.py" not in result.stdout.str()
 
 
-def test_the_pitfall_table_names_every_reproduction():
+def test_the_pitfall_tables_name_every_reproduction():
     table = section("The pitfalls")
-    for variant in gen.BUGGY + gen.FIXED:
-        assert f"`{variant.__name__}`" in table, variant.__name__
+    lessons = [*gen.BUGGY, *gen.FIXED, shapes.mean_model, shapes.keras_mse]
+    lessons += [fn for pair in shapes.PAIRS for fn in pair]
+    for fn in lessons:
+        assert f"`{fn.__name__}" in table, fn.__name__
 
 
 def test_the_api_table_names_every_public_callable():

@@ -1,0 +1,281 @@
+"""Shapes that silently broadcast: ``(n,)`` against ``(n, 1)`` becomes ``(n, n)``.
+
+Numpy only: shapes are read from ``.shape`` (numpy arrays, TensorFlow, torch
+and JAX tensors, Keras symbolic tensors, with ``None`` for unknown sizes) or
+from nested lists via ``numpy.shape``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from pitfalls._report import BroadcastError, Finding, PredictionShapeError, Report
+
+Shape = tuple[int | None, ...]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def shape_of(value: Any, name: str) -> Shape | None:
+    """The shape of ``value`` with None for unknown sizes; None when even the rank is unknown."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, np.ndarray) and not callable(shape):
+        try:
+            dims = list(shape)
+        except (TypeError, ValueError):  # tf.TensorShape of unknown rank
+            return None
+        return tuple(None if d is None else int(d) for d in dims)
+    try:
+        return tuple(int(d) for d in np.shape(value))
+    except ValueError as exc:
+        raise ValueError(f"{name} has no shape: {exc}") from None
+
+
+def _fmt(shape: Shape) -> str:
+    dims = ["None" if d is None else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _broadcast(a: Shape, b: Shape) -> Shape | None:
+    """numpy's broadcasting rule, with None (unknown) dims; None if it would raise."""
+    out: list[int | None] = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        if x == 1:
+            out.append(y)
+        elif y == 1 or x == y or y is None:
+            out.append(x)
+        elif x is None:
+            out.append(y)
+        else:
+            return None
+    return tuple(reversed(out))
+
+
+def _same(a: Shape, b: Shape) -> bool:
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
+def _count(shape: Shape) -> int | None:
+    total = 1
+    for d in shape:
+        if d is None:
+            return None
+        total *= d
+    return total
+
+
+_BROADCAST_HINT = (
+    "give both the same shape before subtracting: np.reshape(y_true, y_pred.shape), or"
+    " y[:, None] / keras.ops.expand_dims(y, -1) for a (n,) target against a (n, 1) output."
+    " Keras 3's built-in losses reshape for you; a Loss subclass, a GradientTape loop and"
+    " numpy evaluation do not."
+)
+
+
+def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
+    """Would an elementwise ``y_true - y_pred`` broadcast or reshape either?
+
+    Passes only when the two shapes are equal (unknown sizes, None, match
+    anything). ``(n,)`` against ``(n, 1)`` fails, and so does ``(1,)`` against
+    ``(1, 1)``, where the element count hides the bug at batch size 1.
+    """
+    a, b = shape_of(y_true, "y_true"), shape_of(y_pred, "y_pred")
+    params = (
+        f"y_true={_fmt(a) if a is not None else '?'}, y_pred={_fmt(b) if b is not None else '?'}"
+    )
+    if a is None or b is None or _same(a, b):
+        summary = "shapes match" if a is not None and b is not None else "a rank is unknown"
+        return Report("no_broadcast", params, 0, summary=summary)
+    joint = _broadcast(a, b)
+    if joint is None:
+        problem = f"shapes {_fmt(a)} and {_fmt(b)} do not broadcast: the operation would raise"
+        reason = "y_true and y_pred have different shapes that cannot be combined."
+    else:
+        meant, got = _count(b), _count(joint)
+        problem = f"broadcasts to {_fmt(joint)}"
+        if meant is not None and got is not None:
+            problem += f": {got} elements where {meant} were meant"
+            if got == meant:
+                problem += " (equal only because a size is 1: (n, n) for larger n)"
+        reason = (
+            "y_true and y_pred differ in shape, so an elementwise loss silently broadcasts:"
+            " every target is compared with every prediction, and the mean is of the wrong"
+            " numbers."
+        )
+    finding = Finding(None, "y_true - y_pred", "", 0, 0, (), problem)
+    return Report("no_broadcast", params, 0, (finding,), reason, _BROADCAST_HINT)
+
+
+def assert_no_broadcast(y_true: Any, y_pred: Any, *, msg: str | None = None) -> None:
+    """Fail when an elementwise operation between ``y_true`` and ``y_pred`` would broadcast.
+
+    Accepts numpy arrays, TensorFlow/torch/JAX tensors, Keras symbolic tensors
+    and nested lists. Raises :class:`BroadcastError`; ``msg`` is appended.
+
+    >>> import numpy as np
+    >>> assert_no_broadcast(np.zeros(4), np.zeros((4, 1)))
+    Traceback (most recent call last):
+    ...
+    pitfalls.BroadcastError: no_broadcast(y_true=(4,), y_pred=(4, 1)) failed
+    ...
+    """
+    __tracebackhide__ = True
+    report = check_no_broadcast(y_true, y_pred)
+    if not report.ok:
+        raise BroadcastError(report, msg)
+
+
+def strict_loss(fn: F) -> F:
+    """Make a loss raise instead of broadcasting: a strict mode for custom training code.
+
+    Wraps ``fn(y_true, y_pred, ...)`` (or a method ``call(self, y_true,
+    y_pred, ...)``, as in a ``keras.losses.Loss`` subclass) so that every call
+    first checks the two shapes with :func:`check_no_broadcast` and raises
+    :class:`BroadcastError` on a mismatch. Inside ``tf.function`` the check
+    runs once, at trace time, on static shapes (``None`` matches anything).
+    Use it as a decorator::
+
+        @strict_loss
+        def mse(y_true, y_pred):
+            return tf.reduce_mean(tf.square(y_true - y_pred))
+    """
+    if not callable(fn):
+        raise TypeError(f"strict_loss wraps a loss function, got {type(fn).__qualname__}")
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn).__call__
+    params = list(inspect.signature(target).parameters)
+    skip = 1 if params[:1] == ["self"] and inspect.isfunction(fn) else 0
+    name = getattr(fn, "__qualname__", type(fn).__qualname__)
+
+    @functools.wraps(fn)
+    def strict(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        rest = list(args[skip:])
+        y_true = kwargs["y_true"] if "y_true" in kwargs else rest.pop(0)
+        y_pred = kwargs["y_pred"] if "y_pred" in kwargs else rest.pop(0)
+        report = check_no_broadcast(y_true, y_pred)
+        if not report.ok:
+            raise BroadcastError(report, f"raised by strict_loss around {name}")
+        return fn(*args, **kwargs)
+
+    return strict  # type: ignore[return-value]
+
+
+# Predictions -----------------------------------------------------------------------
+
+
+def _rows(x: Any) -> int:
+    first = x
+    while isinstance(first, (dict, list, tuple)) and first:
+        first = next(iter(first.values())) if isinstance(first, dict) else first[0]
+    shape = shape_of(first, "x")
+    if not shape or shape[0] is None:
+        raise ValueError("x must be an array (or a list or dict of arrays) with a batch axis")
+    return shape[0]
+
+
+def _declared(model: Any) -> list[Shape]:
+    shape = getattr(model, "output_shape", None)
+    if shape is None:
+        raise ValueError(
+            f"{type(model).__qualname__} declares no output_shape: pass expected=, e.g."
+            " expected=(None, 1) for one output per sample"
+        )
+    if isinstance(shape, list):
+        return [tuple(s) for s in shape]
+    return [tuple(shape)]
+
+
+def _as_expected(expected: Any) -> list[Shape]:
+    if isinstance(expected, list):
+        return [_as_expected(e)[0] for e in expected]
+    if not isinstance(expected, tuple) or not all(
+        d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0)
+        for d in expected
+    ):
+        raise TypeError(
+            f"expected must be a shape tuple of ints and None (or a list of them), got {expected!r}"
+        )
+    return [tuple(None if d is None else int(d) for d in expected)]
+
+
+def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Report:
+    """Does ``model`` predict the shape it declares, with the batch size filled in?
+
+    ``model.predict(x)`` is used where the model has it (Keras), else
+    ``model(x)``. By default the expected shape is ``model.output_shape`` with
+    its batch axis set to the number of rows of ``x``: a ``Lambda`` that
+    declares ``output_shape=(1,)`` and returns ``(n,)`` fails. ``expected``
+    overrides it: a tuple such as ``(None, 1)`` (None matches any size), or a
+    list of tuples for a model with several outputs.
+    """
+    n = _rows(x)
+    if expected is None:
+        declared = _declared(model)
+        shapes = [(n if s and s[0] is None else s[0], *s[1:]) if s else s for s in declared]
+        params = f"declared={_fmt_many(declared)}, rows={n}"
+    else:
+        shapes = _as_expected(expected)
+        params = f"expected={_fmt_many(shapes)}"
+    call = "model.predict(x)" if hasattr(model, "predict") else "model(x)"
+    pred = model.predict(x, verbose=0) if hasattr(model, "predict") else model(x)
+    outputs: Sequence[Any] = pred if isinstance(pred, (list, tuple)) else [pred]
+    if len(outputs) != len(shapes):
+        raise ValueError(
+            f"{call} returned {len(outputs)} outputs, but {len(shapes)} shapes are expected"
+        )
+    findings = []
+    for i, (out, want) in enumerate(zip(outputs, shapes)):
+        got = shape_of(out, "prediction")
+        path = "prediction" if len(shapes) == 1 else f"prediction[{i}]"
+        if got is None or not _same(got, want):
+            findings.append(
+                Finding(
+                    None,
+                    path,
+                    "",
+                    0,
+                    0,
+                    (),
+                    f"{call} returned shape {_fmt(got or ())}, expected {_fmt(want)}",
+                )
+            )
+    return Report(
+        "prediction_shape",
+        params,
+        0,
+        tuple(findings),
+        reason=(
+            "The model's output has another shape than it declares: a layer (often a Lambda)"
+            " returns (n,) where (n, 1) is declared, which no error reports; against (n, 1)"
+            " targets, a loss that does not reshape broadcasts to (n, n)."
+        ),
+        hint=(
+            "keep the feature axis: return keras.ops.expand_dims(res, -1) (K.expand_dims in"
+            " Keras 2) from the Lambda, or declare and return the same shape."
+        ),
+        summary=f"{call} returned {_fmt_many([shape_of(o, 'prediction') or () for o in outputs])}",
+    )
+
+
+def _fmt_many(shapes: Sequence[Shape]) -> str:
+    return _fmt(shapes[0]) if len(shapes) == 1 else "[" + ", ".join(_fmt(s) for s in shapes) + "]"
+
+
+def assert_prediction_shape(
+    model: Any, x: Any, *, expected: Any = None, msg: str | None = None
+) -> None:
+    """Fail when ``model`` predicts another shape than it declares (or than ``expected``).
+
+    See :func:`check_prediction_shape`. Raises :class:`PredictionShapeError`;
+    ``msg`` is appended to the message.
+    """
+    __tracebackhide__ = True
+    report = check_prediction_shape(model, x, expected=expected)
+    if not report.ok:
+        raise PredictionShapeError(report, msg)

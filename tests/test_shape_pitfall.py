@@ -1,0 +1,283 @@
+"""Pitfall 2 on Keras 3: a Lambda that returns (n,) where it declares (1,).
+
+Models are built once per module (building is the slow part). The oracle for
+every loss is numpy, one pair at a time or the closed form of the (n, n)
+broadcast: mean over i, j of (y_i - y_j)^2 = 2 Var(y) for an exact model.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pitfalls
+from pitfalls.reproductions import shapes
+
+batch_sizes = st.integers(min_value=1, max_value=64)
+ranges = st.tuples(st.integers(-1000, 1000), st.integers(1, 1000)).map(
+    lambda t: (t[0], t[0] + t[1])
+)
+seeds = st.integers(0, 2**32 - 1)
+few = settings(max_examples=6)  # each example runs Keras: n=1 and n=64 come first
+
+
+@pytest.fixture(scope="module")
+def models(keras):
+    keras.utils.set_random_seed(0)
+    return {
+        "mean_model": shapes.mean_model(),
+        "lambda_mean_fixed": shapes.lambda_mean_fixed(),
+        "lambda_mean_buggy": shapes.lambda_mean_buggy(),
+    }
+
+
+def broadcast_mse(y):
+    """What an exact model scores when (n, 1) targets meet (n,) outputs: 2 Var(y)."""
+    return float(np.mean((y[:, None] - y[None, :]) ** 2))
+
+
+# Shapes ---------------------------------------------------------------------------
+
+
+@few
+@given(n=batch_sizes, bounds=ranges, seed=seeds)
+def test_fixed_models_predict_n_by_1(models, n, bounds, seed):
+    x, _ = shapes.mean_data(n, seed=seed, low=bounds[0], high=bounds[1])
+    for name in ("mean_model", "lambda_mean_fixed"):
+        report = pitfalls.check_prediction_shape(models[name], x)
+        assert report.ok and report.summary == f"model.predict(x) returned ({n}, 1)"
+
+
+@few
+@given(n=batch_sizes, bounds=ranges, seed=seeds)
+def test_the_buggy_lambda_declares_n_by_1_and_predicts_n(models, n, bounds, seed):
+    model = models["lambda_mean_buggy"]
+    x, y = shapes.mean_data(n, seed=seed, low=bounds[0], high=bounds[1])
+    assert model.output_shape == (None, 1)  # what it declares...
+    pred = model.predict(x, verbose=0)
+    assert pred.shape == (n,)  # ...is not what it returns: [46.], not [[46.]]
+    np.testing.assert_allclose(pred, y, rtol=1e-6)  # the values are exact
+    with pytest.raises(
+        pitfalls.PredictionShapeError,
+        match=rf"model.predict\(x\) returned shape \({n},\), expected \({n}, 1\)",
+    ):
+        pitfalls.assert_prediction_shape(model, x)
+
+
+def test_an_explicit_expected_shape_overrides_the_declared_one(models):
+    x, _ = shapes.mean_data(4)
+    pitfalls.assert_prediction_shape(models["lambda_mean_buggy"], x, expected=(4,))
+    pitfalls.assert_prediction_shape(models["mean_model"], x, expected=(None, 1))
+    with pytest.raises(pitfalls.PredictionShapeError):
+        pitfalls.assert_prediction_shape(models["mean_model"], x, expected=(4,))
+
+
+def test_prediction_shape_misuse(models):
+    x, _ = shapes.mean_data(4)
+    with pytest.raises(TypeError, match="expected must be a shape tuple"):
+        pitfalls.assert_prediction_shape(models["mean_model"], x, expected=[4, 1.5])
+    with pytest.raises(ValueError, match="declares no output_shape: pass expected="):
+        pitfalls.assert_prediction_shape(lambda inputs: inputs[:, :1], x)
+    pitfalls.assert_prediction_shape(lambda inputs: inputs[:, :1], x, expected=(4, 1))
+
+
+# Loss path 1: a Loss subclass --------------------------------------------------------
+
+
+@few
+@given(n=batch_sizes, bounds=ranges, seed=seeds)
+def test_a_loss_subclass_broadcasts_and_its_fix_does_not(models, n, bounds, seed):
+    x, y = shapes.mean_data(n, seed=seed, low=bounds[0], high=bounds[1])
+    buggy = shapes.loss_subclass_mse(
+        models["lambda_mean_buggy"], shapes.mse_loss_subclass_buggy(), x, y
+    )
+    fixed = shapes.loss_subclass_mse(
+        models["lambda_mean_buggy"], shapes.mse_loss_subclass_fixed(), x, y
+    )
+    assert buggy == pytest.approx(broadcast_mse(y), rel=1e-5, abs=1e-3)  # wrong, exactly so
+    assert fixed == pytest.approx(0.0, abs=1e-3)  # the model is exact
+
+
+def test_the_articles_830_reproduces_with_a_loss_subclass(models):
+    # E[(y_i - y_j)^2] = 2 Var(mean of two integers in [0, 100)) = 2 * 9999/24 = 833.25
+    x, y = shapes.mean_data(4096, seed=0)
+    loss = shapes.loss_subclass_mse(
+        models["lambda_mean_buggy"], shapes.mse_loss_subclass_buggy(), x, y
+    )
+    assert loss == pytest.approx(broadcast_mse(y), rel=1e-5)
+    assert loss == pytest.approx(833.25, rel=0.05)  # the article: ~830
+
+
+def test_strict_loss_turns_the_subclass_broadcast_into_an_error(keras, models):
+    from keras import ops
+
+    class StrictMSE(keras.losses.Loss):
+        @pitfalls.strict_loss
+        def call(self, y_true, y_pred):
+            return ops.mean(ops.square(y_true - y_pred), axis=-1)
+
+    x, y = shapes.mean_data(8)
+    with pytest.raises(pitfalls.BroadcastError, match=r"y_true=\(8, 1\), y_pred=\(8,\)"):
+        shapes.loss_subclass_mse(models["lambda_mean_buggy"], StrictMSE(), x, y)
+    assert shapes.loss_subclass_mse(models["lambda_mean_fixed"], StrictMSE(), x, y) == 0.0
+
+
+# Where Keras 3 rescues you -----------------------------------------------------------
+
+
+@few
+@given(n=batch_sizes, seed=seeds)
+def test_keras_3_builtin_mse_reshapes_so_the_buggy_lambda_scores_zero(models, n, seed):
+    # Pinned: the article saw ~830 here on Keras 2. If Keras stops reshaping,
+    # this fails and the README's table must change.
+    x, y = shapes.mean_data(n, seed=seed)
+    assert shapes.keras_mse(models["lambda_mean_buggy"], x, y) == pytest.approx(0.0, abs=1e-3)
+
+
+# Loss path 2: a GradientTape loop ---------------------------------------------------
+
+
+def test_a_gradient_tape_loop_with_n_targets_learns_the_batch_average():
+    x, y = shapes.mean_data(256, seed=0)
+    buggy = shapes.gradient_tape_buggy(x, y)
+    fixed = shapes.gradient_tape_fixed(x, y)
+    (wb, bb), (wf, bf) = buggy.layers[1].get_weights(), fixed.layers[1].get_weights()
+    np.testing.assert_allclose(wf.ravel(), [0.5, 0.5], atol=0.01)
+    assert abs(bf[0]) < 1.0
+    # NOTES measured (0.32, 0.31) and bias 12.6; the loop drifts toward
+    # predicting the same value for everyone: weights well short of 0.5.
+    assert np.all(np.abs(wb.ravel() - 0.5) > 0.1) and bb[0] > 5.0
+    truth = np.mean((fixed.predict(x, verbose=0).ravel() - y) ** 2)
+    worse = np.mean((buggy.predict(x, verbose=0).ravel() - y) ** 2)
+    assert worse > 100 * truth
+
+
+# Loss path 3: numpy evaluation ---------------------------------------------------
+
+
+@few
+@given(n=st.integers(2, 64), seed=seeds)
+def test_numpy_evaluation_is_wrong_with_n_targets_and_right_when_reshaped(models, n, seed):
+    model = models["lambda_mean_fixed"]  # exact: the true MSE is 0
+    x, y = shapes.mean_data(n, seed=seed)
+    pred = model.predict(x, verbose=0)
+    truth = sum((y[i] - pred[i, 0]) ** 2 for i in range(n)) / n
+    assert shapes.numpy_mse_fixed(model, x, y) == pytest.approx(truth, abs=1e-6)
+    assert shapes.numpy_mse_buggy(model, x, y) == pytest.approx(
+        broadcast_mse(y), rel=1e-4, abs=1e-3
+    )
+    with pytest.raises(pitfalls.BroadcastError):
+        pitfalls.assert_no_broadcast(y, pred)
+
+
+def test_tensors_are_checked_too(keras):
+    import tensorflow as tf
+
+    pitfalls.assert_no_broadcast(tf.zeros((3, 1)), tf.ones((3, 1)))
+    with pytest.raises(pitfalls.BroadcastError, match=r"broadcasts to \(3, 3\)"):
+        pitfalls.assert_no_broadcast(tf.zeros((3, 1)), keras.ops.ones((3,)))
+
+
+# Fitting -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bounds", [(0, 100), (-50, 50)])
+def test_the_mean_model_fits_below_1e_3_in_300_steps(bounds):
+    x, y = shapes.mean_data(256, seed=1, low=bounds[0], high=bounds[1])
+    report = pitfalls.check_fits(shapes.mean_model, (x, y[:, None]), max_loss=1e-3)
+    assert report.ok, str(report)
+    measured = dict(report.measured)
+    assert measured["final_loss"] < 1e-3 < measured["initial_loss"]
+
+
+def test_the_fixed_lambda_fits_trivially_and_a_model_instance_is_not_trained(models):
+    x, y = shapes.mean_data(64)
+    pitfalls.assert_fits(models["lambda_mean_fixed"], (x, y[:, None]), max_loss=1e-6)
+    model = models["mean_model"]
+    before = [w.copy() for w in model.get_weights()]
+    pitfalls.assert_fits(model, (x, y[:, None]), max_loss=1e-3)
+    for w, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, b)  # a clone was trained, not yours
+
+
+def test_a_broadcasting_loss_cannot_fit_and_says_why():
+    x, y = shapes.mean_data(256)
+    with pytest.raises(
+        pitfalls.FitError, match=r"loss, after 300 steps: .* > max_loss=0.001"
+    ) as excinfo:
+        pitfalls.assert_fits(
+            shapes.mean_model, (x, y), max_loss=1e-3, loss=shapes.mse_loss_subclass_buggy()
+        )
+    assert "assert_no_broadcast" in str(excinfo.value)
+    # the same loss fits once the targets have the model's shape
+    pitfalls.assert_fits(
+        shapes.mean_model, (x, y[:, None]), max_loss=1e-3, loss=shapes.mse_loss_subclass_buggy()
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"max_loss": 0}, ValueError, "max_loss=0 must be > 0"),
+        ({"max_loss": 1e-3, "steps": 0}, ValueError, "steps=0 must be > 0"),
+        ({"max_loss": 1e-3, "steps": 2.5}, TypeError, "steps must be an int"),
+        ({"max_loss": 1e-3, "learning_rate": -1}, ValueError, "learning_rate=-1 must be > 0"),
+        ({"max_loss": 1e-3, "data": np.zeros(3)}, TypeError, r"data must be a pair \(x, y\)"),
+        (
+            {"max_loss": 1e-3, "data": (np.zeros((3, 2)), np.zeros(2))},
+            ValueError,
+            "same number of rows",
+        ),
+        (
+            {"max_loss": 1e-3, "model_or_builder": 3},
+            TypeError,
+            "model_or_builder must be a keras.Model",
+        ),
+        (
+            {"max_loss": 1e-3, "model_or_builder": lambda: 3},
+            TypeError,
+            "returned int, not a keras.Model",
+        ),
+    ],
+)
+def test_fits_misuse(kwargs, error, match):
+    args = {"model_or_builder": shapes.mean_model, "data": shapes.mean_data(4), **kwargs}
+    with pytest.raises(error, match=match):
+        pitfalls.assert_fits(args.pop("model_or_builder"), args.pop("data"), **args)
+
+
+def test_fits_message():
+    x, y = shapes.mean_data(64)
+    with pytest.raises(pitfalls.FitError) as excinfo:
+        pitfalls.assert_fits(
+            shapes.lambda_mean_buggy,
+            (x, y[:, None]),
+            max_loss=1e-3,
+            steps=5,
+            loss=shapes.mse_loss_subclass_buggy(),
+            msg="mean model",
+        )
+    lines = str(excinfo.value).splitlines()
+    expected = [
+        r"fits\(max_loss=0.001, steps=5, batch_size=64, learning_rate=1, loss=broadcasting_mse,"
+        r" seed=0\) failed",
+        r"The model did not fit data it should be able to fit: the training signal is broken"
+        r" \(inputs paired with other targets, a \(n,\) against \(n, 1\) loss broadcasting to"
+        r" \(n, n\), a wrong rule\), or the budget is too small\.",
+        r"Findings:",
+        r"  loss, after 5 steps: (\d+\.\d+) > max_loss=0.001 \(it started at \1\)",
+        r"Note: the model has no trainable weights; only its fixed function was judged\.",
+        r"Hint: check the data with assert_targets_match and assert_generator_no_aliasing and"
+        r" the shapes with assert_prediction_shape and assert_no_broadcast; if they pass, raise"
+        r" steps or learning_rate\.",
+        r"mean model",
+    ]
+    assert len(lines) == len(expected)
+    for line, pattern in zip(lines, expected):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    loss = float(re.fullmatch(expected[3], lines[3]).group(1))
+    assert loss == pytest.approx(broadcast_mse(y), rel=1e-4)
