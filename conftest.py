@@ -4,9 +4,9 @@
   ``ci``, chosen when ``CI`` is set), so a run is reproducible and a loaded
   2-core machine cannot make it flaky. ``--hypothesis-profile=explore`` searches
   randomly with more examples.
-* Every test starts with Python's and numpy's global RNGs seeded from its node
-  id, so code that reaches for ``np.random`` is reproducible too; the seed is
-  printed when a test fails.
+* Every test starts with Python's and numpy's global RNGs (and Keras, once
+  imported) seeded from its node id, by pitfalls' own pytest plugin and its
+  ``pitfalls_seed`` fixture; the seed is shown when a test fails.
 * ``keras`` is a fixture: TensorFlow is imported only by the tests that ask for
   it. Without it those tests skip, except in CI, where a missing framework is an
   error rather than a quiet skip.
@@ -15,10 +15,7 @@
 from __future__ import annotations
 
 import os
-import random
-import zlib
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -38,23 +35,9 @@ settings.register_profile("explore", derandomize=False, deadline=None, max_examp
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
-def seed_for(nodeid: str) -> int:
-    """A stable per-test seed derived from the test's node id."""
-    return zlib.crc32(nodeid.encode())
-
-
 @pytest.fixture(autouse=True)
-def _seed_global_rngs(request: pytest.FixtureRequest) -> int:
-    seed = seed_for(request.node.nodeid)
-    random.seed(seed)
-    np.random.seed(seed)
-    request.node.user_properties.append(("seed", seed))
-    return seed
-
-
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-    if call.when == "call" and call.excinfo is not None:
-        item.add_report_section("call", "seed", f"global RNGs seeded with {seed_for(item.nodeid)}")
+def _seed_every_test(pitfalls_seed: int) -> int:
+    return pitfalls_seed
 
 
 @pytest.fixture(scope="session")

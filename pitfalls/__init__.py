@@ -15,6 +15,7 @@ from pitfalls._report import AliasingError
 from pitfalls._report import BroadcastError
 from pitfalls._report import Finding
 from pitfalls._report import FitError
+from pitfalls._report import IndexStabilityError
 from pitfalls._report import PitfallError
 from pitfalls._report import PredictionShapeError
 from pitfalls._report import Report
@@ -24,6 +25,8 @@ from pitfalls._shapes import assert_prediction_shape
 from pitfalls._shapes import check_no_broadcast
 from pitfalls._shapes import check_prediction_shape
 from pitfalls._shapes import strict_loss
+from pitfalls._stability import assert_index_stable
+from pitfalls._stability import check_index_stable
 from pitfalls._targets import assert_targets_match
 from pitfalls._targets import check_targets_match
 
@@ -35,17 +38,20 @@ __all__ = [
     "BroadcastError",
     "Finding",
     "FitError",
+    "IndexStabilityError",
     "PitfallError",
     "PredictionShapeError",
     "Report",
     "TargetMismatchError",
     "assert_fits",
     "assert_generator_no_aliasing",
+    "assert_index_stable",
     "assert_no_broadcast",
     "assert_prediction_shape",
     "assert_targets_match",
     "check_fits",
     "check_generator_no_aliasing",
+    "check_index_stable",
     "check_no_broadcast",
     "check_prediction_shape",
     "check_targets_match",

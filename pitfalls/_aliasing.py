@@ -6,8 +6,8 @@ from collections import defaultdict
 from typing import Any
 
 from pitfalls._report import AliasingError, Finding, Report
-from pitfalls._sources import check_draws, draw, open_source
-from pitfalls._tree import buffer_of, diff_snapshot, flatten, snapshot
+from pitfalls._sources import check_draws, check_timeout, draw, open_source
+from pitfalls._tree import as_array, buffer_of, diff_snapshot, flatten, snapshot
 
 DEFAULT_DRAWS = 16
 """Batches drawn by default: a buffer reused by any of the next 15 batches is caught,
@@ -25,7 +25,9 @@ _HINT = (
 )
 
 
-def check_generator_no_aliasing(source: Any, *, draws: int = DEFAULT_DRAWS) -> Report:
+def check_generator_no_aliasing(
+    source: Any, *, draws: int = DEFAULT_DRAWS, timeout: float | None = None
+) -> Report:
     """Draw ``draws`` batches, keeping all of them, and report any that changed.
 
     Each batch is copied when it is drawn (its nesting too: a list cleared and
@@ -40,12 +42,15 @@ def check_generator_no_aliasing(source: Any, *, draws: int = DEFAULT_DRAWS) -> R
     passed itself is consumed (pass its factory to keep it fresh). An indexable
     source shorter than ``draws`` is read on into the next epoch after
     ``on_epoch_end()``, as Keras would, so in-place shuffles are seen too.
+    With ``timeout`` (seconds), a source that takes longer to yield a batch
+    raises ``TimeoutError`` naming the batch, instead of hanging the test.
     """
     check_draws(draws)
+    timeout = check_timeout(timeout)
     batches = open_source(source)
     held = []
     for i in range(draws):
-        batch = draw(batches, i, draws)
+        batch = draw(batches, i, draws, timeout)
         flat = flatten(batch)
         held.append((batch, snapshot(flat), flat))
 
@@ -85,17 +90,19 @@ def _memory_notes(flats: list[Any], paths: set[str]) -> tuple[str, ...]:
                 leaves[path].append(leaf)
     notes = []
     for path in sorted(leaves):
-        found = [buffer_of(leaf) for leaf in leaves[path]]
-        buffers = [b for b in found if b is not None]
-        if len(buffers) < len(found) or len(buffers) < 2:
-            continue  # not all numpy arrays: nothing to say about their memory
-        n = len(buffers)
+        # Hold every array while reading addresses: a temporary copy freed early
+        # could hand its address to the next one and fake a shared buffer.
+        arrays = [as_array(leaf, path) for leaf in leaves[path]]
+        n = len(arrays)
+        if n < 2 or any(a.ndim == 0 and a.dtype == object for a in arrays):
+            continue
         where = f"all {n} batches" if path == "batch" else f"{path} in all {n} batches"
+        buffers = [buffer_of(a) for a in arrays]
         addresses = {address for _, address in buffers}
         owners = {owner for owner, _ in buffers}
         if len(addresses) == 1:
             notes.append(f"Memory: {where} share one buffer, refilled in place.")
-        elif len(owners) == 1 and all(leaf.base is not None for leaf in leaves[path]):
+        elif len(owners) == 1 and all(a.base is not None for a in arrays):
             notes.append(
                 f"Memory: {where} are views into one array ({len(addresses)} offsets),"
                 " written after they were yielded: an in-place shuffle or update, or a"
@@ -110,7 +117,11 @@ def _memory_notes(flats: list[Any], paths: set[str]) -> tuple[str, ...]:
 
 
 def assert_generator_no_aliasing(
-    source: Any, *, draws: int = DEFAULT_DRAWS, msg: str | None = None
+    source: Any,
+    *,
+    draws: int = DEFAULT_DRAWS,
+    timeout: float | None = None,
+    msg: str | None = None,
 ) -> None:
     """Fail when a batch already handed out changes as ``source`` advances.
 
@@ -132,6 +143,6 @@ def assert_generator_no_aliasing(
     ...
     """
     __tracebackhide__ = True
-    report = check_generator_no_aliasing(source, draws=draws)
+    report = check_generator_no_aliasing(source, draws=draws, timeout=timeout)
     if not report.ok:
         raise AliasingError(report, msg)

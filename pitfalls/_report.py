@@ -28,6 +28,16 @@ def safe_repr(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return safe_repr(value)
+
+
 @dataclass(frozen=True)
 class Finding:
     """One leaf of one batch that failed the check."""
@@ -94,6 +104,39 @@ class Report:
     def __str__(self) -> str:
         return format_report(self)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-able data (numbers as numbers, NaN as "nan")."""
+        return {
+            "check": self.check,
+            "parameters": self.parameters,
+            "ok": self.ok,
+            "batches": self.batches,
+            "summary": self.summary if self.ok else "",
+            "reason": "" if self.ok else self.reason,
+            "hint": "" if self.ok else self.hint,
+            "notes": list(self.notes),
+            "measured": {name: _jsonable(value) for name, value in self.measured},
+            "findings": [
+                {
+                    "batch": f.batch,
+                    "path": f.path,
+                    "when": f.when,
+                    "mismatched": f.mismatched,
+                    "total": f.total,
+                    "problem": f.problem,
+                    "locations": [
+                        {
+                            "index": list(index),
+                            self.columns[0]: _jsonable(a),
+                            self.columns[1]: _jsonable(b),
+                        }
+                        for index, a, b in f.locations
+                    ],
+                }
+                for f in self.findings
+            ],
+        }
+
 
 def format_report(report: Report, msg: str | None = None) -> str:
     head = f"{report.check}({report.parameters})"
@@ -150,6 +193,10 @@ class TargetMismatchError(PitfallError):
     """Yielded targets are not ``target_fn(yielded inputs)``."""
 
 
+class IndexStabilityError(PitfallError):
+    """Reading the same index of a batch source twice gave different batches."""
+
+
 class BroadcastError(PitfallError):
     """Two shapes would silently broadcast in an elementwise loss."""
 
@@ -169,6 +216,7 @@ for _public in (
     PitfallError,
     AliasingError,
     TargetMismatchError,
+    IndexStabilityError,
     BroadcastError,
     PredictionShapeError,
     FitError,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ _ACCEPTED = (
 )
 
 
-def _is_indexable(obj: Any) -> bool:
+def is_indexable(obj: Any) -> bool:
     cls = type(obj)
     if not hasattr(cls, "__getitem__"):
         return False
@@ -35,7 +36,7 @@ def _is_indexable(obj: Any) -> bool:
     return hasattr(cls, "__len__") and not hasattr(cls, "__iter__")
 
 
-def _length(obj: Any) -> int | None:
+def batch_count(obj: Any) -> int | None:
     """Batches per epoch: ``num_batches`` (PyDataset; None means endless), else ``len``."""
     if hasattr(type(obj), "num_batches"):
         try:
@@ -47,7 +48,7 @@ def _length(obj: Any) -> int | None:
 
 
 def _by_index(obj: Any) -> Iterator[Any]:
-    n = _length(obj)
+    n = batch_count(obj)
     if n is None:
         for i in itertools.count():
             yield obj[i]
@@ -84,11 +85,20 @@ def open_source(source: Any, name: str = "source") -> Iterator[Any]:
                 f" without arguments ({exc}); pass an instance or a factory"
             ) from exc
         return _open_made(instance, name, f"{source.__qualname__}()")
-    if _is_indexable(source):
+    if is_indexable(source):
         return _by_index(source)
     if hasattr(type(source), "__iter__"):
         return iter(source)
     if callable(source):
+        try:
+            inspect.signature(source).bind()
+        except TypeError as exc:
+            raise TypeError(
+                f"{name} is {_callable_name(source)}, a callable that needs arguments ({exc});"
+                " pass a zero-argument factory, e.g. functools.partial or a lambda"
+            ) from None
+        except ValueError:  # no signature to inspect (some builtins): just call it
+            pass
         return _open_made(source(), name, f"{_callable_name(source)}()")
     raise TypeError(f"{name} must be {_ACCEPTED}; got {type(source).__qualname__}")
 
@@ -96,7 +106,7 @@ def open_source(source: Any, name: str = "source") -> Iterator[Any]:
 def _open_made(made: Any, name: str, call: str) -> Iterator[Any]:
     if isinstance(made, Iterator):
         return made
-    if _is_indexable(made):
+    if is_indexable(made):
         return _by_index(made)
     if hasattr(type(made), "__iter__") and not isinstance(made, (str, bytes)):
         return iter(made)
@@ -122,16 +132,56 @@ def check_draws(draws: Any, minimum: int = 2) -> int:
     return draws
 
 
-def draw(batches: Iterator[Any], index: int, draws: int) -> Any:
-    """The next batch; a ValueError if the source ends early, with a note if it raises."""
+def check_timeout(timeout: Any) -> float | None:
+    """Validate the ``timeout`` option: None or a positive number of seconds."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+    if not timeout > 0:
+        raise ValueError(f"timeout={timeout!r} must be > 0 seconds")
+    return float(timeout)
+
+
+def _next_within(batches: Iterator[Any], timeout: float, index: int) -> Any:
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["batch"] = next(batches)
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name=f"pitfalls-draw-{index}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(
+            f"source did not yield batch {index} within {timeout:g} s: it waits for"
+            " something that never comes (a queue whose worker died, a lock, a socket);"
+            " the draw was abandoned, its thread left waiting"
+        )
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["batch"]
+
+
+def draw(batches: Iterator[Any], index: int, draws: int, timeout: float | None = None) -> Any:
+    """The next batch; a ValueError if the source ends early, with a note if it raises.
+
+    With ``timeout``, ``next()`` runs in a helper thread and a source that takes
+    longer raises ``TimeoutError`` naming the batch.
+    """
     try:
-        return next(batches)
+        return next(batches) if timeout is None else _next_within(batches, timeout, index)
     except StopIteration:
         raise ValueError(
             f"source stopped after {index} batches, but draws={draws} were asked for;"
             f" pass draws={index} or fewer, or a source that yields more batches"
             + (" (at least 2 are needed)" if index < 2 else "")
         ) from None
+    except TimeoutError:
+        raise
     except Exception as exc:
         add_note(exc, f"pitfalls: raised by the source while drawing batch {index}")
         raise

@@ -8,7 +8,7 @@ from typing import Any
 
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._report import Finding, Report, TargetMismatchError
-from pitfalls._sources import add_note, check_draws, draw, open_source
+from pitfalls._sources import add_note, check_draws, check_timeout, draw, open_source
 from pitfalls._tree import as_array, diff_arrays, flatten_at
 
 _REASON_AT_YIELD = (
@@ -104,6 +104,7 @@ def check_targets_match(
     draws: int = DEFAULT_DRAWS,
     rtol: float = 1e-6,
     atol: float = 0.0,
+    timeout: float | None = None,
 ) -> Report:
     """Check ``targets == target_fn(inputs)`` on each batch, when yielded and later.
 
@@ -115,9 +116,11 @@ def check_targets_match(
     the first check and fails the second, which is what a consumer that reads
     ahead sees. Values compare as ``numpy.isclose(targets, expected, rtol,
     atol)`` with NaN equal to NaN; shapes must be equal. ``target_fn`` must not
-    modify its argument.
+    modify its argument. ``timeout`` bounds each draw, as in
+    :func:`check_generator_no_aliasing`.
     """
     check_draws(draws)
+    timeout = check_timeout(timeout)
     if not callable(target_fn):
         raise TypeError(f"target_fn must be callable, got {type(target_fn).__qualname__}")
     rtol = _check_tolerance("rtol", rtol)
@@ -126,7 +129,7 @@ def check_targets_match(
     held = []
     findings: list[Finding] = []
     for i in range(draws):
-        batch = draw(batches, i, draws)
+        batch = draw(batches, i, draws, timeout)
         findings += _compare(i, batch, target_fn, "when yielded", rtol, atol)
         held.append(batch)
     wrong_at_yield = {f.batch for f in findings}
@@ -155,6 +158,7 @@ def assert_targets_match(
     draws: int = DEFAULT_DRAWS,
     rtol: float = 1e-6,
     atol: float = 0.0,
+    timeout: float | None = None,
     msg: str | None = None,
 ) -> None:
     """Fail unless every batch's targets equal ``target_fn(inputs)``, when yielded and later.
@@ -164,6 +168,8 @@ def assert_targets_match(
     later draws, the first differing values and the fix. ``msg`` is appended.
     """
     __tracebackhide__ = True
-    report = check_targets_match(source, target_fn, draws=draws, rtol=rtol, atol=atol)
+    report = check_targets_match(
+        source, target_fn, draws=draws, rtol=rtol, atol=atol, timeout=timeout
+    )
     if not report.ok:
         raise TargetMismatchError(report, msg)

@@ -241,11 +241,9 @@ def _items(n: int) -> str:
     return f"{n} item" if n == 1 else f"{n} items"
 
 
-def buffer_of(leaf: Any) -> tuple[int, int] | None:
-    """(owner id, data address) of an ndarray leaf, to tell buffers apart."""
-    if not isinstance(leaf, np.ndarray):
-        return None
-    owner: Any = leaf
+def buffer_of(array: np.ndarray) -> tuple[int, int]:
+    """(id of the object owning the memory, data address) of an array."""
+    owner: Any = array
     while isinstance(owner, np.ndarray) and owner.base is not None:
         owner = owner.base
-    return id(owner), leaf.__array_interface__["data"][0]
+    return id(owner), array.__array_interface__["data"][0]

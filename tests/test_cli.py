@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+import os
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 
@@ -95,3 +98,139 @@ def test_python_dash_m_pitfalls_runs_the_demo():
         check=True,
     )
     assert out.stdout.startswith("Pitfall 1: a batch generator that re-yields one numpy buffer")
+
+
+# pitfalls check ------------------------------------------------------------------
+
+PIPELINE = """
+import time
+import numpy as np
+
+def good(batch_size=8):
+    rng = np.random.default_rng(0)
+    while True:
+        x = rng.normal(size=(batch_size, 2))
+        yield x, x.mean(axis=1)
+
+def reused(batch_size=8):
+    rng = np.random.default_rng(0)
+    x = np.empty((batch_size, 2))
+    while True:
+        x[:] = rng.normal(size=x.shape)
+        yield x, x.mean(axis=1)
+
+def rule(x):
+    return x.mean(axis=1)
+
+def wrong_rule(x):
+    return x.sum(axis=1)
+
+class CountsCalls:
+    def __init__(self):
+        self.calls = 0
+    def __len__(self):
+        return 4
+    def __getitem__(self, i):
+        self.calls += 1
+        return np.full((2, 2), float(self.calls)), np.zeros(2)
+    def on_epoch_end(self):
+        pass
+
+def hangs():
+    yield np.zeros(1)
+    time.sleep(60)
+
+def needs(n):
+    return iter(range(n))
+
+NOT_A_SOURCE = 42
+"""
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    (tmp_path / "pipeline.py").write_text(PIPELINE)
+    return tmp_path
+
+
+def pitfalls_check(cwd, *args):
+    return subprocess.run(
+        [sys.executable, "-m", "pitfalls", "check", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_check_a_clean_source_exits_0(pipeline):
+    out = pitfalls_check(pipeline, "pipeline:good", "--target-fn", "pipeline:rule")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].startswith("generator_no_aliasing(draws=16) passed")
+    assert "targets_match(target_fn=rule, draws=16, rtol=1e-06, atol=0) passed" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["pipeline:reused"], "Memory: inputs in all 16 batches share one buffer"),
+        (["pipeline:good", "--target-fn", "pipeline:wrong_rule"], "targets, when yielded"),
+        (["pipeline:CountsCalls"], "derive each batch from its index alone"),
+    ],
+)
+def test_check_a_finding_exits_1_with_the_report(pipeline, args, expected):
+    out = pitfalls_check(pipeline, *args)
+    assert out.returncode == 1, out.stderr
+    assert expected in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["nowhere:good"],
+            "pitfalls check: cannot import 'nowhere': ModuleNotFoundError: No module named 'nowhere'",
+        ),
+        (["pipeline:missing"], "pitfalls check: 'pipeline' has no attribute 'missing'"),
+        (
+            ["pipeline"],
+            "pitfalls check: target must be MODULE:ATTR, e.g. my_pipeline:train_batches; got 'pipeline'",
+        ),
+        (
+            ["pipeline:NOT_A_SOURCE"],
+            "pitfalls check: pipeline:NOT_A_SOURCE: source must be an iterator, an iterable, an indexable batch source with __getitem__ and __len__ (like keras.utils.PyDataset), or a zero-argument callable returning one; got int",
+        ),
+        (
+            ["pipeline:needs"],
+            "pitfalls check: pipeline:needs: source is needs, a callable that needs arguments (missing a required argument: 'n'); pass a zero-argument factory, e.g. functools.partial or a lambda",
+        ),
+        (
+            ["pipeline:hangs", "--timeout", "0.5"],
+            "pitfalls check: pipeline:hangs: source did not yield batch 1 within 0.5 s: it waits for something that never comes (a queue whose worker died, a lock, a socket); the draw was abandoned, its thread left waiting",
+        ),
+    ],
+)
+def test_check_an_unusable_target_exits_2_with_one_line(pipeline, args, line):
+    out = pitfalls_check(pipeline, *args)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [line]
+    assert out.stdout == ""
+
+
+def test_check_json_is_machine_readable(pipeline):
+    out = pitfalls_check(
+        pipeline, "pipeline:reused", "--target-fn", "pipeline:rule", "--json", "--draws", "3"
+    )
+    assert out.returncode == 1
+    doc = json.loads(out.stdout)
+    assert doc["target"] == "pipeline:reused" and doc["ok"] is False
+    aliasing, targets = doc["reports"]
+    assert aliasing["check"] == "generator_no_aliasing" and aliasing["batches"] == 3
+    first = aliasing["findings"][0]
+    assert (first["batch"], first["path"], first["when"]) == (0, "inputs", "after later draws")
+    assert set(first["locations"][0]) == {"index", "yielded", "now"}
+    assert targets["findings"][0]["when"] == "after later draws"
+
+
+def test_pitfalls_script_is_installed():
+    script = os.path.join(sysconfig.get_path("scripts"), "pitfalls")
+    out = subprocess.run([script, "check", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "Exit status: 0 clean, 1 findings, 2" in " ".join(
+        out.stdout.split()
+    )

@@ -1,0 +1,210 @@
+"""The pytest plugin, tried as a user's project would: with pytester.
+
+Each test writes a user's test file into a temporary project and runs pytest
+on it; the plugin comes in through its pytest11 entry point, as after
+``pip install pitfalls``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+USER_PIPELINE = """
+import numpy as np
+
+def good_batches(batch_size=8):
+    rng = np.random.default_rng(0)
+    while True:
+        x = rng.normal(size=(batch_size, 2))
+        yield x, x.mean(axis=1)
+
+def reused_buffer(batch_size=8):
+    rng = np.random.default_rng(0)
+    x = np.empty((batch_size, 2))
+    while True:
+        x[:] = rng.normal(size=x.shape)
+        yield x, x.mean(axis=1)
+
+def rule(x):
+    return x.mean(axis=1)
+"""
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makepyfile(pipeline=USER_PIPELINE)
+    return pytester
+
+
+def test_the_plugin_is_registered_by_its_entry_point_and_prints_a_header(project):
+    project.makepyfile("def test_nothing(): pass")
+    result = project.runpytest("--pitfalls-seed", "7")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["pitfalls: per-test seeds from node ids, base 7*"])
+
+
+def test_options_live_in_their_own_help_group(project):
+    result = project.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        ["pitfalls: make silent ML bugs loud:", "*--pitfalls-seed=N*", "*--pitfalls-draws=N*"]
+    )
+
+
+def test_the_marker_is_registered_for_strict_markers(project):
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.pitfalls_seed(123)
+        def test_fixed(pitfalls_seed):
+            assert pitfalls_seed == 123
+        """
+    )
+    project.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_check_batches_passes_good_data_and_fails_bad_data_with_the_fix(project):
+    project.makepyfile(
+        """
+        from pipeline import good_batches, reused_buffer, rule
+
+        def test_good(check_batches):
+            checks = check_batches(good_batches, rule)
+            assert checks.ok and len(checks.reports) == 2
+
+        def test_bad(check_batches):
+            check_batches(reused_buffer, rule, msg="my pipeline")
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            '*check_batches(reused_buffer, rule, msg="my pipeline")',
+            "E*pitfalls.AliasingError: generator_no_aliasing(draws=16) failed",
+            "E*Memory: inputs in all 16 batches share one buffer, refilled in place.",
+            "E*Hint: allocate a new array for every batch*",
+            "E*my pipeline",
+        ]
+    )
+    assert "plugin.py" not in result.stdout.str()  # __tracebackhide__: the user's line is shown
+
+
+def test_pitfalls_draws_sets_the_fixtures_default(project):
+    project.makepyfile(
+        """
+        from pipeline import good_batches
+
+        def test_draws(check_batches):
+            assert check_batches(good_batches).aliasing.batches == 5
+        """
+    )
+    project.runpytest("--pitfalls-draws", "5").assert_outcomes(passed=1)
+
+
+def test_the_seed_is_per_test_stable_applied_and_reported_on_failure(project):
+    project.makepyfile(
+        """
+        import random
+        import numpy as np
+        from pitfalls.plugin import seed_for
+
+        def test_applied(request, pitfalls_seed):
+            assert pitfalls_seed == seed_for(request.node.nodeid, 0)
+            first = np.random.random()
+            np.random.seed(pitfalls_seed)
+            assert np.random.random() == first  # numpy's global RNG was seeded with it
+            random.seed(pitfalls_seed)
+
+        def test_other(pitfalls_seed):
+            assert pitfalls_seed != seed_for("test_seed.py::test_applied", 0)
+
+        def test_fails(pitfalls_seed):
+            assert False
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(passed=2, failed=1)
+    shown = [line for line in result.stdout.lines if line.startswith("pitfalls_seed = ")]
+    seed = int(shown[0].removeprefix("pitfalls_seed = "))  # the failing test's argument
+    result.stdout.fnmatch_lines(["*- pitfalls -*", f"pitfalls_seed was {seed}"])
+
+
+def test_a_bad_marker_argument_is_misuse(project):
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.pitfalls_seed("abc")
+        def test_bad(pitfalls_seed):
+            pass
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*TypeError: @pytest.mark.pitfalls_seed takes one int*"])
+
+
+def test_fixture_docstrings_show_in_pytest_fixtures(project):
+    result = project.runpytest("--fixtures")
+    result.stdout.fnmatch_lines(
+        [
+            "check_batches -- *plugin.py*",
+            "*Run the data checks on a batch source*",
+            "pitfalls_seed -- *plugin.py*",
+            "*A per-test seed, already applied to random, numpy and (if imported) Keras.",
+        ]
+    )
+
+
+def test_a_keras_project_catches_a_pydataset_and_a_loss_broadcast_and_is_seeded(project, keras):
+    # In a subprocess, as a user's run: a buffer-reusing PyDataset and a (n,)
+    # against (n, 1) loss are caught; the seed fixture reaches Keras.
+    project.makepyfile(
+        """
+        import keras
+        import numpy as np
+        import pytest
+        import pitfalls
+
+        class Batches(keras.utils.PyDataset):
+            def __init__(self):
+                super().__init__()
+                self.data = np.random.default_rng(0).normal(size=(64, 2))
+                self.x = np.empty((8, 2))
+            def __len__(self):
+                return 8
+            def __getitem__(self, i):
+                self.x[:] = self.data[i * 8:(i + 1) * 8]
+                return self.x, self.x.sum(axis=1)
+
+        def test_pydataset(check_batches):
+            check_batches(Batches(), lambda x: x.sum(axis=1))
+
+        @pitfalls.strict_loss
+        def mse(y_true, y_pred):
+            return keras.ops.mean(keras.ops.square(y_true - y_pred))
+
+        def test_loss():
+            y = np.zeros(8, dtype="float32")
+            pred = keras.ops.zeros((8, 1))
+            mse(y, pred)
+
+        def test_keras_is_seeded(pitfalls_seed):
+            first = keras.ops.convert_to_numpy(keras.random.uniform((3,)))
+            keras.utils.set_random_seed(pitfalls_seed)
+            again = keras.ops.convert_to_numpy(keras.random.uniform((3,)))
+            np.testing.assert_array_equal(first, again)
+        """
+    )
+    result = project.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*AliasingError: generator_no_aliasing(draws=16) failed*",
+            "*Hint: allocate a new array for every batch*",
+            "*BroadcastError: no_broadcast(y_true=(8,), y_pred=(8, 1)) failed*",
+            "*broadcasts to (8, 8): 64 elements where 8 were meant*",
+            "*raised by strict_loss around mse*",
+        ]
+    )
