@@ -293,6 +293,23 @@ def test_harmless_sharing_should_pass(source):
     assert report.ok and report.findings == () and report.batches == 16
 
 
+def rewritten_with_equal_values():
+    """Writes happen, but of equal values: -0.0 over 0.0, a NaN with another payload."""
+    x = np.array([0.0, np.nan, 1.0])
+    nans = np.array([0x7FF8000000000000, 0x7FF8000000000001], dtype=np.uint64).view(np.float64)
+    for i in range(20):
+        x[0] = -x[0]
+        x[1] = nans[i % 2]
+        yield x
+
+
+def test_a_write_of_equal_values_is_not_a_change():
+    it = rewritten_with_equal_values()
+    first = next(it).tobytes()
+    assert next(it).tobytes() != first  # the bytes did change...
+    assert_generator_no_aliasing(rewritten_with_equal_values)  # ...the values did not
+
+
 # Kinds of source -------------------------------------------------------------------
 
 

@@ -1,0 +1,256 @@
+"""pitfalls' speed, as ratios measured side by side in one run.
+
+    .venv/bin/python bench/run.py            # everything (about two minutes)
+    .venv/bin/python bench/run.py --quick    # skip the test-suite and training parts
+
+Machines here are noisy, so every figure is a ratio of two things measured in
+the same run, interleaved, each the median of several repeats. Targets (issue
+"Performance") are printed beside each ratio with MET or MISSED and by how much.
+Nothing here is asserted in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pitfalls  # noqa: E402
+
+REPEATS = 5
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = REPEATS) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def interleaved(
+    a: Callable[[], object], b: Callable[[], object], repeats: int = REPEATS
+) -> tuple[float, float]:
+    """Median seconds of a and of b, measured alternately so drift hits both."""
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, out in ((a, ta), (b, tb)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def verdict(ratio: float, target: float) -> str:
+    if ratio <= target:
+        return f"MET (target <= {target:g}x)"
+    return f"MISSED by {ratio / target:.2f}x (target <= {target:g}x)"
+
+
+def section(title: str) -> None:
+    print(f"\n== {title}")
+
+
+# 1. import time -----------------------------------------------------------------------
+
+
+def bench_import() -> None:
+    section("import pitfalls against import numpy (fresh interpreters)")
+
+    def run(code: str) -> Callable[[], object]:
+        return lambda: subprocess.run([sys.executable, "-c", code], check=True)
+
+    check = "import sys, pitfalls; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    subprocess.run([sys.executable, "-c", check], check=True)
+    t_np, t_pf = interleaved(run("import numpy"), run("import pitfalls"), repeats=9)
+    t_bare = median_seconds(run("pass"), repeats=9)
+    ratio = (t_pf - t_bare) / (t_np - t_bare)
+    print(f"python -c pass      {t_bare * 1e3:7.1f} ms (subtracted from both)")
+    print(f"import numpy        {(t_np - t_bare) * 1e3:7.1f} ms")
+    print(
+        f"import pitfalls     {(t_pf - t_bare) * 1e3:7.1f} ms   (tensorflow, keras: not imported)"
+    )
+    print(f"ratio               {ratio:7.2f}x   {verdict(ratio, 1.5)}")
+
+
+# 2. checker cost per batch ---------------------------------------------------------------
+
+SHAPES = [
+    ((64, 2), np.float64),
+    ((64, 32, 32, 3), np.float32),
+    ((64, 128, 128, 3), np.float32),
+    ((64, 224, 224, 3), np.float32),
+]
+
+
+def bench_batch(
+    shape: tuple[int, ...], dtype: type, draws: int
+) -> tuple[int, float, float, float, float]:
+    """(bytes per batch, copy s, aliasing s per batch, targets s per batch, peak extra / drawn)."""
+    rng = np.random.default_rng(0)
+    inputs = [rng.random(shape, dtype=np.float32).astype(dtype) for _ in range(draws)]
+    batches = [(x, x[:, 0].copy()) for x in inputs]
+    nbytes = inputs[0].nbytes + batches[0][1].nbytes
+
+    def copy() -> object:
+        return np.copy(batches[0][0]), np.copy(batches[0][1])
+
+    def aliasing() -> object:
+        return pitfalls.check_generator_no_aliasing(batches, draws=draws)
+
+    def first_column(x: np.ndarray) -> np.ndarray:
+        return x[:, 0]
+
+    def targets() -> object:
+        return pitfalls.check_targets_match(batches, first_column, draws=draws)
+
+    repeats = 3 if nbytes > 10e6 else 15
+    t_copy, t_alias = interleaved(copy, aliasing, repeats)
+    _, t_targets = interleaved(copy, targets, repeats)
+    tracemalloc.start()
+    aliasing()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return nbytes, t_copy, t_alias / draws, t_targets / draws, peak / (nbytes * draws)
+
+
+def bench_checkers(draws: int) -> None:
+    section(f"checker cost per drawn batch against one np.copy of its bytes (draws={draws})")
+    print(
+        f"{'batch':>22} {'MB':>7} {'copy ms':>8} {'aliasing':>9} {'ratio':>6}"
+        f" {'targets':>8} {'ratio':>6}  peak extra / drawn"
+    )
+    worst = 0.0
+    for shape, dtype in SHAPES:
+        nbytes, t_copy, per_alias, per_targets, peak = bench_batch(shape, dtype, draws)
+        r_alias, r_targets = per_alias / t_copy, per_targets / t_copy
+        label = "x".join(map(str, shape)) + f" {np.dtype(dtype).name}"
+        print(
+            f"{label:>22} {nbytes / 1e6:7.2f} {t_copy * 1e3:8.3f} {per_alias * 1e3:9.3f}"
+            f" {r_alias:6.2f} {per_targets * 1e3:8.3f} {r_targets:6.2f}  {peak:.2f}"
+        )
+        if nbytes > 10e6:
+            worst = max(worst, r_alias)
+    print(f"aliasing, large batches (> 10 MB): worst {worst:.2f}x a copy   {verdict(worst, 3.0)}")
+    print(
+        "peak extra memory: one snapshot per drawn batch (1.0x the bytes drawn; more for tiny"
+        " batches, where Python objects dominate) plus a 1 MiB comparison mask."
+    )
+
+
+# 3. the test suite -------------------------------------------------------------------------
+
+
+def bench_suite() -> None:
+    section("the test suite: serial against pytest -n 2 (pytest-xdist)")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def run(*args: str) -> Callable[[], object]:
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+        return lambda: subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+
+    t_serial, t_parallel = interleaved(run(), run("-n", "2"), repeats=1)
+    print(
+        f"serial              {t_serial:7.1f} s   target < 30 s: {'MET' if t_serial < 30 else f'MISSED by {t_serial / 30:.2f}x'}"
+    )
+    print(f"-n 2                {t_parallel:7.1f} s   speed-up {t_serial / t_parallel:.2f}x")
+
+
+# 4. assert_fits against the article's training -------------------------------------------
+
+
+def bench_fits() -> None:
+    section("the mean model: assert_fits' budget against the article's rmsprop")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    from pitfalls.reproductions import shapes
+
+    x_eval, y_eval = shapes.mean_data(1024, seed=99)
+    y_eval = y_eval[:, None]
+
+    def steps_to(
+        optimizer: object, batch: Callable[[int], tuple[np.ndarray, np.ndarray]], cap: int
+    ) -> tuple[int | None, float]:
+        keras.utils.set_random_seed(0)
+        model = shapes.mean_model()
+        xs, ys = tf.constant(x_eval), tf.constant(y_eval)
+
+        @tf.function
+        def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(y - model(x)))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        @tf.function
+        def mse() -> tf.Tensor:
+            return tf.reduce_mean(tf.square(ys - model(xs)))
+
+        start = time.perf_counter()
+        for i in range(1, cap + 1):
+            step(*batch(i))
+            if (i <= 1000 or i % 100 == 0) and float(mse()) < 1e-3:
+                return i, time.perf_counter() - start
+        return None, time.perf_counter() - start
+
+    fixed_x, fixed_y = shapes.mean_data(256, seed=1)
+    fixed = (tf.constant(fixed_x), tf.constant(fixed_y[:, None]))
+    ours, t_ours = steps_to(keras.optimizers.Adam(1.0), lambda i: fixed, cap=3000)
+
+    def stream(i: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = shapes.mean_data(64, seed=i)  # the article's generator: fresh batches of 64
+        return x, y[:, None]
+
+    cap = 30000
+    article, t_article = steps_to(keras.optimizers.RMSprop(1e-3), stream, cap=cap)
+    start = time.perf_counter()
+    report = pitfalls.check_fits(shapes.mean_model, (fixed_x, fixed_y[:, None]), max_loss=1e-3)
+    t_check = time.perf_counter() - start
+    print(
+        f"Adam(1.0), full batch of 256:      MSE < 1e-3 after {ours} steps ({t_ours:.2f} s in a tf.function loop)"
+    )
+    if article is None:
+        print(
+            f"RMSprop(1e-3), batches of 64:      not below 1e-3 after {cap} steps ({t_article:.1f} s): more than {cap / ours:.0f}x the steps"
+        )
+    else:
+        print(
+            f"RMSprop(1e-3), batches of 64:      MSE < 1e-3 after {article} steps ({t_article:.1f} s): {article / ours:.0f}x the steps"
+        )
+    print(
+        f"check_fits(mean_model, 300 steps): {t_check:.2f} s wall, tracing included; {report.summary}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="skip the suite and training parts")
+    parser.add_argument("--draws", type=int, default=pitfalls.DEFAULT_DRAWS)
+    args = parser.parse_args()
+    print(f"numpy {np.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    bench_import()
+    bench_checkers(args.draws)
+    if not args.quick:
+        bench_suite()
+        bench_fits()
+
+
+if __name__ == "__main__":
+    main()
