@@ -169,6 +169,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _pitfalls(text: str) -> list[str]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    if not chosen or any(p not in ("1", "2") for p in chosen):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from 1 and 2, e.g. 1,2")
+    return chosen
+
+
 def _depths(text: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",")]
@@ -184,14 +191,28 @@ def _depths(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pitfalls", description="Make silent ML bugs loud.")
     commands = parser.add_subparsers(dest="command", required=True)
-    d = commands.add_parser("demo", help="reproduce the article's pitfalls and show the checkers")
-    d.add_argument("--batch-size", type=_positive, default=8)
-    d.add_argument("--batches", type=_positive, default=200, help="batches per consumer run")
+    d = commands.add_parser(
+        "demo",
+        help="reproduce the article's pitfalls on the installed stack",
+        description="Reproduce the article: the checkers on every generator variant, a"
+        " deterministic read-ahead consumer, then training through Keras 3's fit (generator"
+        " and PyDataset with workers), a GradientTape loop and, if installed, tf_keras.",
+    )
+    d.add_argument("--pitfalls", type=_pitfalls, default=["1", "2"], help="which: 1, 2 or 1,2")
+    d.add_argument("--batch-size", type=_positive, default=64, help="the article's 64")
+    d.add_argument("--epochs", type=_positive, default=5)
+    d.add_argument("--steps", type=_positive, default=200, help="steps per epoch")
+    d.add_argument("--learning-rate", type=float, default=0.01, help="RMSprop's, pitfall 1")
+    d.add_argument("--depth", type=int, default=2, help="read-ahead of the GradientTape loop")
+    d.add_argument("--workers", type=_positive, default=2, help="PyDataset worker threads")
+    d.add_argument("--batches", type=_positive, default=200, help="batches per consumer count")
     d.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="batches each checker draws")
     d.add_argument(
         "--depths", type=_depths, default=[0, 1, 2, 10], help="read-ahead depths, e.g. 0,1,10"
     )
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--plot", metavar="PATH", help="write loss curves to a PNG (needs matplotlib)")
+    d.add_argument("--no-train", action="store_true", help="numpy only: skip the training part")
 
     c = commands.add_parser(
         "check",
@@ -214,7 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        return demo(args)
+        status = demo(args)
+        if args.no_train:
+            return status
+        from pitfalls._demo import train_and_report
+
+        print(file=sys.stdout)
+        return train_and_report(args, sys.stdout)
     try:
         return check(args)
     except Unusable as exc:

@@ -92,7 +92,7 @@ def test_bad_options_exit_2_with_a_message(argv, message, capsys):
 
 def test_python_dash_m_pitfalls_runs_the_demo():
     out = subprocess.run(
-        [sys.executable, "-m", "pitfalls", "demo", "--batches", "5", "--depths", "1"],
+        [sys.executable, "-m", "pitfalls", "demo", "--batches", "5", "--depths", "1", "--no-train"],
         capture_output=True,
         text=True,
         check=True,

@@ -158,8 +158,8 @@ def test_fixture_docstrings_show_in_pytest_fixtures(project):
 
 
 def test_a_keras_project_catches_a_pydataset_and_a_loss_broadcast_and_is_seeded(project, keras):
-    # In a subprocess, as a user's run: a buffer-reusing PyDataset and a (n,)
-    # against (n, 1) loss are caught; the seed fixture reaches Keras.
+    # A buffer-reusing PyDataset and a (n,) against (n, 1) loss are caught;
+    # the seed fixture reaches Keras. (In-process: Keras is imported once.)
     project.makepyfile(
         """
         import keras
@@ -197,7 +197,7 @@ def test_a_keras_project_catches_a_pydataset_and_a_loss_broadcast_and_is_seeded(
             np.testing.assert_array_equal(first, again)
         """
     )
-    result = project.runpytest_subprocess()
+    result = project.runpytest()
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [

@@ -167,3 +167,57 @@ BUGGY = (shared_input_buffer, shared_input_and_target_buffers)
 """Variants that alias memory they have yielded."""
 FIXED = (fresh_per_yield, copy_on_yield, fresh_vectorized)
 """Variants whose batches own their memory."""
+
+
+# The same pitfall in a keras.utils.PyDataset, read by Keras' worker threads -------
+
+
+def pydataset_shared_buffer(
+    batch_size: int = 64, *, seed: Seed = 0, batches: int = 200, workers: int = 2
+) -> Any:
+    """BUGGY. The pitfall in a ``keras.utils.PyDataset``: a buffer kept on ``self``.
+
+    Symptom: with ``workers > 1`` Keras' threads fill the one buffer for
+    several indices at once and queue references to it, so trained batches are
+    torn, repeated, or paired with another index's targets.
+    Cause: ``__getitem__`` writes ``self.x`` in place and returns it.
+    Fix: return a new array per call (:func:`pydataset_fresh`).
+    Needs Keras; ``batches`` per epoch, drawn from a fixed table.
+    """
+    return _pydataset(batch_size, seed, batches, workers, reuse=True)
+
+
+def pydataset_fresh(
+    batch_size: int = 64, *, seed: Seed = 0, batches: int = 200, workers: int = 2
+) -> Any:
+    """FIXED: the same PyDataset returning a new array from every ``__getitem__``.
+
+    Symptom: none, with any number of workers.
+    """
+    return _pydataset(batch_size, seed, batches, workers, reuse=False)
+
+
+def _pydataset(batch_size: int, seed: Seed, batches: int, workers: int, reuse: bool) -> Any:
+    import keras
+
+    _checked(batch_size, "pair")
+    table = _rng(seed).integers(0, 100, size=(batches * batch_size, 2)).astype(np.float64)
+
+    class MeanBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=10)
+            self.x = np.zeros((batch_size, 2))
+
+        def __len__(self) -> int:
+            return batches
+
+        def __getitem__(self, i: int) -> Any:
+            rows = table[i * batch_size : (i + 1) * batch_size]
+            if reuse:
+                self.x[:] = rows
+                x = self.x
+            else:
+                x = rows.copy()
+            return x, (x[:, 0] + x[:, 1]) / 2
+
+    return MeanBatches()

@@ -128,7 +128,12 @@ def mse_loss_subclass_fixed() -> Any:
 
 
 def _train_with_tape(
-    x: np.ndarray, y: np.ndarray, steps: int, learning_rate: float, seed: int
+    x: np.ndarray,
+    y: np.ndarray,
+    steps: int,
+    learning_rate: float,
+    seed: int,
+    history: list[float] | None,
 ) -> Any:
     import keras
     import tensorflow as tf
@@ -147,12 +152,20 @@ def _train_with_tape(
         return loss
 
     for _ in range(steps):
-        step()
+        loss = step()
+        if history is not None:
+            history.append(float(loss))
     return model
 
 
 def gradient_tape_buggy(
-    x: np.ndarray, y: np.ndarray, *, steps: int = 300, learning_rate: float = 0.1, seed: int = 0
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    steps: int = 300,
+    learning_rate: float = 0.1,
+    seed: int = 0,
+    history: list[float] | None = None,
 ) -> Any:
     """BUGGY: a hand-written loop, targets ``(n,)`` against outputs ``(n, 1)``.
 
@@ -160,19 +173,25 @@ def gradient_tape_buggy(
     (0.32, 0.31) and bias 12.6 instead of (0.5, 0.5) and 0: it learned to
     predict the batch's average. Cause: ``tf.square(y - model(x))`` is
     ``(n, n)``. Fix: ``y.reshape(-1, 1)`` (:func:`gradient_tape_fixed`).
-    Returns the trained mean model.
+    Returns the trained mean model; ``history``, if given, gets each step's loss.
     """
-    return _train_with_tape(x, y, steps, learning_rate, seed)
+    return _train_with_tape(x, y, steps, learning_rate, seed, history)
 
 
 def gradient_tape_fixed(
-    x: np.ndarray, y: np.ndarray, *, steps: int = 300, learning_rate: float = 0.1, seed: int = 0
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    steps: int = 300,
+    learning_rate: float = 0.1,
+    seed: int = 0,
+    history: list[float] | None = None,
 ) -> Any:
     """FIXED: the same loop with the targets reshaped to ``(n, 1)``.
 
     Symptom: none; weights approach (0.5, 0.5) and bias 0.
     """
-    return _train_with_tape(x, np.reshape(y, (-1, 1)), steps, learning_rate, seed)
+    return _train_with_tape(x, np.reshape(y, (-1, 1)), steps, learning_rate, seed, history)
 
 
 # Loss path 3: evaluating in numpy ---------------------------------------------------
