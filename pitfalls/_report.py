@@ -58,8 +58,8 @@ class Finding:
     problem: str = ""
     """Set when elements could not be paired (shape, dtype or nesting changed)."""
 
-    def describe(self) -> str:
-        where = [f"batch {self.batch}"] if self.batch is not None else []
+    def describe(self, unit: str = "batch") -> str:
+        where = [f"{unit} {self.batch}"] if self.batch is not None else []
         where += [part for part in (self.path, self.when) if part]
         head = ", ".join(where) + ": "
         if self.problem:
@@ -91,6 +91,8 @@ class Report:
     """One line for a passing report."""
     measured: tuple[tuple[str, float], ...] = ()
     """Numbers the check measured, by name (``dict(report.measured)``)."""
+    unit: str = "batch"
+    """What ``Finding.batch`` counts: ``"batch"`` drawn, or ``"index"`` read."""
 
     @property
     def ok(self) -> bool:
@@ -111,6 +113,7 @@ class Report:
             "parameters": self.parameters,
             "ok": self.ok,
             "batches": self.batches,
+            "unit": self.unit,
             "summary": self.summary if self.ok else "",
             "reason": "" if self.ok else self.reason,
             "hint": "" if self.ok else self.hint,
@@ -147,15 +150,16 @@ def format_report(report: Report, msg: str | None = None) -> str:
     if report.batches:
         bad = report.bad_batches
         pct = 100.0 * len(bad) / report.batches
+        units = {"batch": "Batches", "index": "Indices"}.get(report.unit, report.unit)
         lines.append(
-            f"Batches affected: {len(bad)} of {report.batches} ({pct:.1f}%);"
+            f"{units} affected: {len(bad)} of {report.batches} ({pct:.1f}%);"
             f" findings: {len(report.findings)}"
         )
     shown = report.findings[:MAX_FINDINGS_SHOWN]
     more = len(report.findings) - len(shown)
     lines.append(f"First {len(shown)} shown:" if more else "Findings:")
     for finding in shown:
-        lines.append("  " + finding.describe())
+        lines.append("  " + finding.describe(report.unit))
         if finding.locations:
             lines.extend(_table(finding, report.columns))
     if more:

@@ -69,6 +69,7 @@ def check_index_stable(source: Any, *, indices: int = DEFAULT_INDICES) -> Report
         ),
         columns=("first read", "second read"),
         summary=f"indices 0..{count - 1} read twice, the same both times",
+        unit="index",
     )
 
 

@@ -259,3 +259,40 @@ def test_passing_shape_reports():
         lambda x: x[:, :1], np.ones((3, 2)), expected=(None, 1)
     )
     assert str(report) == "prediction_shape(expected=(None, 1)) passed: model(x) returned (3, 1)"
+
+
+def test_index_stability_message():
+    class CountsCalls:
+        def __init__(self):
+            self.calls = 0
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            self.calls += 1
+            return np.full(2, float(self.calls))
+
+        def on_epoch_end(self):
+            pass
+
+    assert message(pitfalls.assert_index_stable, CountsCalls()) == "\n".join(
+        [
+            "index_stable(indices=2) failed",
+            "Reading the same index twice gave different batches: __getitem__ depends on more"
+            " than its index (a counter, an iterator or an RNG advanced per call), so workers"
+            " that read indices in any order see other data than one reader would.",
+            "Indices affected: 2 of 2 (100.0%); findings: 2",
+            "Findings:",
+            "  index 0, batch, read again: 2 / 2 elements (100.0%) differ",
+            "      index  first read  second read",
+            "      [0]    1.0         4.0",
+            "      [1]    1.0         4.0",
+            "  index 1, batch, read again: 2 / 2 elements (100.0%) differ",
+            "      index  first read  second read",
+            "      [0]    2.0         3.0",
+            "      [1]    2.0         3.0",
+            "Hint: derive each batch from its index alone: slice by index, and seed any random"
+            " augmentation with the index (and the epoch).",
+        ]
+    )
