@@ -8,14 +8,26 @@ Importing this package never imports TensorFlow or Keras.
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._aliasing import assert_generator_no_aliasing
 from pitfalls._aliasing import check_generator_no_aliasing
+from pitfalls._epochs import assert_epoch_complete
+from pitfalls._epochs import assert_epoch_repeatable
+from pitfalls._epochs import assert_order_shuffled
+from pitfalls._epochs import check_epoch_complete
+from pitfalls._epochs import check_epoch_repeatable
+from pitfalls._epochs import check_order_shuffled
 from pitfalls._fits import assert_fits
 from pitfalls._fits import check_fits
+from pitfalls._independence import assert_batch_independent
+from pitfalls._independence import check_batch_independent
 from pitfalls._readahead import read_ahead
 from pitfalls._report import AliasingError
+from pitfalls._report import BatchDependenceError
 from pitfalls._report import BroadcastError
+from pitfalls._report import EpochChangedError
+from pitfalls._report import EpochIncompleteError
 from pitfalls._report import Finding
 from pitfalls._report import FitError
 from pitfalls._report import IndexStabilityError
+from pitfalls._report import OrderNotShuffledError
 from pitfalls._report import PitfallError
 from pitfalls._report import PredictionShapeError
 from pitfalls._report import Report
@@ -35,24 +47,36 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_DRAWS",
     "AliasingError",
+    "BatchDependenceError",
     "BroadcastError",
+    "EpochChangedError",
+    "EpochIncompleteError",
     "Finding",
     "FitError",
     "IndexStabilityError",
+    "OrderNotShuffledError",
     "PitfallError",
     "PredictionShapeError",
     "Report",
     "TargetMismatchError",
+    "assert_batch_independent",
+    "assert_epoch_complete",
+    "assert_epoch_repeatable",
     "assert_fits",
     "assert_generator_no_aliasing",
     "assert_index_stable",
     "assert_no_broadcast",
+    "assert_order_shuffled",
     "assert_prediction_shape",
     "assert_targets_match",
+    "check_batch_independent",
+    "check_epoch_complete",
+    "check_epoch_repeatable",
     "check_fits",
     "check_generator_no_aliasing",
     "check_index_stable",
     "check_no_broadcast",
+    "check_order_shuffled",
     "check_prediction_shape",
     "check_targets_match",
     "read_ahead",

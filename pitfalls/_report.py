@@ -201,6 +201,22 @@ class IndexStabilityError(PitfallError):
     """Reading the same index of a batch source twice gave different batches."""
 
 
+class BatchDependenceError(PitfallError):
+    """An output of one sample depends on other samples of the batch."""
+
+
+class EpochChangedError(PitfallError):
+    """A second epoch holds other samples than the first."""
+
+
+class EpochIncompleteError(PitfallError):
+    """An epoch delivered some samples twice, or not at all."""
+
+
+class OrderNotShuffledError(PitfallError):
+    """Every epoch visits the samples in the same order."""
+
+
 class BroadcastError(PitfallError):
     """Two shapes would silently broadcast in an elementwise loss."""
 
@@ -221,6 +237,10 @@ for _public in (
     AliasingError,
     TargetMismatchError,
     IndexStabilityError,
+    BatchDependenceError,
+    EpochChangedError,
+    EpochIncompleteError,
+    OrderNotShuffledError,
     BroadcastError,
     PredictionShapeError,
     FitError,

@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._report import Finding, Report, TargetMismatchError
 from pitfalls._sources import add_note, check_draws, check_timeout, draw, open_source
@@ -59,6 +61,7 @@ def _compare(
     when: str,
     rtol: float,
     atol: float,
+    notes: set[str],
 ) -> list[Finding]:
     inputs, targets = _split(batch, index)
     try:
@@ -94,7 +97,32 @@ def _compare(
         diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
         if diff is not None:
             findings.append(Finding(index, path, when, diff.mismatched, diff.total, diff.first))
+            if when == "when yielded":
+                notes.update(_integer_notes(path, a, d))
     return findings
+
+
+def _integer_notes(path: str, actual: np.ndarray, desired: np.ndarray) -> list[str]:
+    """Say when integer targets explain a mismatch: a narrow dtype, or division that floors."""
+    if actual.dtype.kind not in "iu" or desired.dtype.kind not in "iuf":
+        return []
+    notes = []
+    wrong = ~np.isclose(actual, desired)
+    d = desired[wrong].astype(np.float64)
+    a = actual[wrong].astype(np.float64)
+    if desired.dtype.kind == "f" and np.all(np.abs(d - a) < 1) and np.any(d != np.round(d)):
+        notes.append(
+            f"Integers: {path} is {actual.dtype} while target_fn gives fractions, which it"
+            " floors: integer division (//) or an integer dtype. Divide with / in floats."
+        )
+    if actual.dtype.itemsize <= 2:
+        info = np.iinfo(actual.dtype)
+        notes.append(
+            f"Integers: {path} is {actual.dtype} ({info.min}..{info.max}); arithmetic in it"
+            f" wraps around (e.g. {info.max} + 1 = {info.min}): compute targets in a wider"
+            " dtype, x.astype(np.int64)."
+        )
+    return notes
 
 
 def check_targets_match(
@@ -128,14 +156,15 @@ def check_targets_match(
     batches = open_source(source)
     held = []
     findings: list[Finding] = []
+    notes: set[str] = set()
     for i in range(draws):
         batch = draw(batches, i, draws, timeout)
-        findings += _compare(i, batch, target_fn, "when yielded", rtol, atol)
+        findings += _compare(i, batch, target_fn, "when yielded", rtol, atol, notes)
         held.append(batch)
     wrong_at_yield = {f.batch for f in findings}
     for i, batch in enumerate(held):
         if i not in wrong_at_yield:
-            findings += _compare(i, batch, target_fn, "after later draws", rtol, atol)
+            findings += _compare(i, batch, target_fn, "after later draws", rtol, atol, notes)
 
     later_only = not wrong_at_yield
     return Report(
@@ -146,6 +175,7 @@ def check_targets_match(
         findings=tuple(findings),
         reason=_REASON_LATER if later_only else _REASON_AT_YIELD,
         hint=_HINT_LATER if later_only else _HINT_AT_YIELD,
+        notes=tuple(sorted(notes)),
         columns=("target_fn", "yielded"),
         summary=f"all {draws} batches matched when yielded and after later draws",
     )

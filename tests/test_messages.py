@@ -130,6 +130,8 @@ def test_targets_message_when_yielded():
             "      index  target_fn  yielded",
             "      [0]    1.5        1",
             "      [1]    3.5        3",
+            "Integers: targets is int64 while target_fn gives fractions, which it floors:"
+            " integer division (//) or an integer dtype. Divide with / in floats.",
             AT_YIELD_HINT,
         ]
     )

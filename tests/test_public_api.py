@@ -41,7 +41,13 @@ def test_every_assert_has_a_check_twin_with_the_same_options_plus_msg():
         for p in c_params.values():
             assert a_params[p.name].default == p.default, (name, p.name)
             assert a_params[p.name].kind == p.kind, (name, p.name)
-        options = [p for p in c_params.values() if p.default is not inspect.Parameter.empty]
+        # options are keyword-only; an optional *data* argument (the targets y of
+        # assert_batch_independent(fn, x[, y])) may stay positional
+        options = [
+            p
+            for p in c_params.values()
+            if p.default is not inspect.Parameter.empty and p.name != "y"
+        ]
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in options), name
 
 
@@ -74,10 +80,11 @@ def test_every_reproduction_says_symptom_cause_and_fix():
     assert len(signatures) == 1  # paired: identical signatures
 
 
-def test_shape_reproductions_are_paired_and_documented():
-    from pitfalls.reproductions import shapes
+def test_paired_reproductions_are_paired_and_documented():
+    from pitfalls.reproductions import epochs, independence, shapes, targets, workers
 
-    for buggy, fixed in shapes.PAIRS:
+    pairs = shapes.PAIRS + independence.PAIRS + epochs.PAIRS + targets.PAIRS + workers.PAIRS
+    for buggy, fixed in pairs:
         assert inspect.signature(buggy) == inspect.signature(fixed), buggy.__name__
         doc = inspect.getdoc(buggy)
         assert doc.startswith("BUGGY") and "Symptom:" in doc and "Cause:" in doc and "Fix:" in doc
