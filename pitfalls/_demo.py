@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls._independence import check_batch_independent
 from pitfalls._readahead import read_ahead
 from pitfalls.reproductions import generators as gen
-from pitfalls.reproductions import shapes
+from pitfalls.reproductions import independence, shapes
 
 ARTICLE_POINT = (73.0, 57.0)  # the article predicts 49.65 here with the buggy generator
 
@@ -291,6 +292,40 @@ def pitfall_two(keras: Any, args: Any, progress: Progress) -> tuple[list[ShapeRo
             f"{shapes.loss_subclass_mse(buggy, shapes.mse_loss_subclass_buggy(), x, y):.4g}"
             f" (2 Var(y) = {2 * np.var(y):.4g})",
             f"{shapes.loss_subclass_mse(buggy, shapes.mse_loss_subclass_fixed(), x, y):.4g}",
+        )
+    )
+    progress.update("pitfall 2: batch independence")
+    small_x, small_y = x[:16], y[:16]
+
+    def verdict(report: Any) -> str:
+        if report.ok:
+            return "independent"
+        worst = max(report.findings, key=lambda f: f.mismatched)
+        return f"MIXED: {worst.path} moved {worst.mismatched}/{worst.total} others"
+
+    rows.append(
+        ShapeRow(
+            "assert_batch_independent(Loss.call)",
+            "(beyond the article)",
+            verdict(
+                check_batch_independent(
+                    shapes.mse_loss_subclass_buggy().call, small_y, small_y[:, None]
+                )
+            ),
+            verdict(
+                check_batch_independent(
+                    shapes.mse_loss_subclass_buggy().call, small_y[:, None], small_y[:, None]
+                )
+            ),
+        )
+    )
+    bn = independence.batchnorm_model(args.seed)
+    rows.append(
+        ShapeRow(
+            "BatchNormalization, training=True/False",
+            "(beyond the article)",
+            verdict(check_batch_independent(bn, small_x, training=True)),
+            verdict(check_batch_independent(bn, small_x, training=False)),
         )
     )
     progress.finish_run()

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pitfalls
+from pitfalls.reproductions import epochs, independence, shapes, targets, workers
 from pitfalls.reproductions import generators as gen
-from pitfalls.reproductions import shapes
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -51,13 +51,23 @@ def test_the_pitfall_tables_name_every_reproduction():
     lessons += [fn for pair in shapes.PAIRS for fn in pair]
     for fn in lessons:
         assert f"`{fn.__name__}" in table, fn.__name__
+    for module in (independence, epochs, targets, workers):
+        for pair in module.PAIRS:
+            for fn in pair:
+                short = module.__name__.rsplit(".", 1)[1]
+                assert f"`{short}.{fn.__name__}`" in table or f"`{fn.__name__}`" in table, (
+                    fn.__name__
+                )
 
 
 def test_the_api_table_names_every_public_callable():
     table = section("Using the checkers in your project")
     for name in pitfalls.__all__:
-        if name != "DEFAULT_DRAWS":
-            assert f"`{name}" in table, name
+        if name == "DEFAULT_DRAWS":
+            continue
+        if name.startswith("check_"):  # "check_... for each assert_... above"
+            name = "assert_" + name.removeprefix("check_")
+        assert f"`{name}" in table, name
 
 
 def test_ci_runs_the_readmes_commands():
