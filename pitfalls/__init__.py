@@ -32,6 +32,7 @@ from pitfalls._report import PitfallError
 from pitfalls._report import PredictionShapeError
 from pitfalls._report import Report
 from pitfalls._report import TargetMismatchError
+from pitfalls._report import WorkerRandomnessError
 from pitfalls._shapes import assert_no_broadcast
 from pitfalls._shapes import assert_prediction_shape
 from pitfalls._shapes import check_no_broadcast
@@ -41,6 +42,8 @@ from pitfalls._stability import assert_index_stable
 from pitfalls._stability import check_index_stable
 from pitfalls._targets import assert_targets_match
 from pitfalls._targets import check_targets_match
+from pitfalls._worker_rng import assert_worker_randomness
+from pitfalls._worker_rng import check_worker_randomness
 
 __version__ = "0.1.0"
 
@@ -59,6 +62,7 @@ __all__ = [
     "PredictionShapeError",
     "Report",
     "TargetMismatchError",
+    "WorkerRandomnessError",
     "assert_batch_independent",
     "assert_epoch_complete",
     "assert_epoch_repeatable",
@@ -69,6 +73,7 @@ __all__ = [
     "assert_order_shuffled",
     "assert_prediction_shape",
     "assert_targets_match",
+    "assert_worker_randomness",
     "check_batch_independent",
     "check_epoch_complete",
     "check_epoch_repeatable",
@@ -79,6 +84,7 @@ __all__ = [
     "check_order_shuffled",
     "check_prediction_shape",
     "check_targets_match",
+    "check_worker_randomness",
     "read_ahead",
     "strict_loss",
 ]

@@ -213,6 +213,10 @@ class EpochIncompleteError(PitfallError):
     """An epoch delivered some samples twice, or not at all."""
 
 
+class WorkerRandomnessError(PitfallError):
+    """Worker processes drew the same random numbers."""
+
+
 class OrderNotShuffledError(PitfallError):
     """Every epoch visits the samples in the same order."""
 
@@ -240,6 +244,7 @@ for _public in (
     BatchDependenceError,
     EpochChangedError,
     EpochIncompleteError,
+    WorkerRandomnessError,
     OrderNotShuffledError,
     BroadcastError,
     PredictionShapeError,

@@ -221,3 +221,54 @@ def test_keras_pydataset_workers_deliver_every_index_once(keras):
     model.compile(loss="mse", optimizer="sgd", run_eagerly=True)
     model.fit(dataset, epochs=1, verbose=0)
     pitfalls.assert_epoch_complete(model.seen, table)
+
+
+# Worker processes and numpy's global RNG ----------------------------------------------
+
+WORKER_RNG_SCRIPT = """
+import json, sys
+import numpy as np
+import pitfalls
+from pitfalls.reproductions import workers
+
+x = np.zeros(4)
+np.random.seed(123)
+before = np.random.get_state()[1][:4].tolist()
+out = {}
+for init in (workers.inherit_parent_rng, workers.seed_per_worker):
+    report = pitfalls.check_worker_randomness(
+        lambda: workers.augment_with_global_rng(x), workers=3, worker_init=init
+    )
+    out[init.__name__] = [f.path for f in report.findings]
+out["state_kept"] = np.random.get_state()[1][:4].tolist() == before
+out["tf"] = "tensorflow" in sys.modules
+print(json.dumps(out))
+"""
+
+
+def test_forked_workers_repeat_augmentations_unless_seeded_per_worker():
+    # In a fresh interpreter: forking a process that runs TensorFlow's threads
+    # could deadlock; this one imports numpy and pitfalls only.
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", WORKER_RNG_SCRIPT], capture_output=True, text=True, check=True, timeout=120)
+    out = json.loads(done.stdout)
+    assert out["inherit_parent_rng"] == ["workers 0 and 1", "workers 0 and 2", "workers 1 and 2"]
+    assert out["seed_per_worker"] == []
+    assert out["state_kept"] and not out["tf"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"fn": 3}, TypeError, "fn must be callable"),
+        ({"workers": 1}, ValueError, "workers=1 must be at least 2"),
+        ({"draws": 0}, ValueError, "draws=0 must be an int >= 1"),
+        ({"worker_init": "seed"}, TypeError, "worker_init must be callable"),
+    ],
+)
+def test_worker_randomness_misuse(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        pitfalls.check_worker_randomness(**{"fn": lambda: np.zeros(1), **kwargs})

@@ -93,4 +93,32 @@ def round_robin(source: SharedPositionBatches, batches: int, workers: int = 2) -
     return delivered
 
 
-PAIRS = ((SharedPositionBatches, LockedPositionBatches),)
+# Worker processes and numpy's global RNG -------------------------------------------
+
+
+def augment_with_global_rng(x: np.ndarray) -> np.ndarray:
+    """An augmentation drawing from numpy's global RNG, as many pipelines do."""
+    return x + np.random.normal(scale=0.1, size=x.shape)
+
+
+def inherit_parent_rng(worker_id: int) -> None:
+    """BUGGY worker initializer: does nothing, so forked workers keep the parent's RNG.
+
+    Symptom: every worker applies the same "random" augmentations, so an
+    epoch holds each augmentation once per worker. Cause: ``fork`` copies the
+    global RNG state; Keras 3's PyDataset pool passes no seed (random_seed=None)
+    and PyTorch before 1.9 did not reseed numpy. Fix: seed per worker
+    (:func:`seed_per_worker`).
+    """
+
+
+def seed_per_worker(worker_id: int) -> None:
+    """FIXED worker initializer: a distinct, reproducible stream per worker."""
+    seed = np.random.SeedSequence(0).spawn(worker_id + 1)[worker_id]
+    np.random.seed(seed.generate_state(1)[0])
+
+
+PAIRS = (
+    (SharedPositionBatches, LockedPositionBatches),
+    (inherit_parent_rng, seed_per_worker),
+)
