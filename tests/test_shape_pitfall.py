@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import pitfalls
@@ -22,7 +22,7 @@ ranges = st.tuples(st.integers(-1000, 1000), st.integers(1, 1000)).map(
     lambda t: (t[0], t[0] + t[1])
 )
 seeds = st.integers(0, 2**32 - 1)
-few = settings(max_examples=6)  # each example runs Keras: n=1 and n=64 come first
+few = settings(max_examples=4)  # each example runs Keras
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,7 @@ def broadcast_mse(y):
 
 @few
 @given(n=batch_sizes, bounds=ranges, seed=seeds)
+@example(n=1, bounds=(0, 100), seed=0)  # batch size 1, where shape bugs hide by count
 def test_fixed_models_predict_n_by_1(models, n, bounds, seed):
     x, _ = shapes.mean_data(n, seed=seed, low=bounds[0], high=bounds[1])
     for name in ("mean_model", "lambda_mean_fixed"):
@@ -54,6 +55,7 @@ def test_fixed_models_predict_n_by_1(models, n, bounds, seed):
 
 @few
 @given(n=batch_sizes, bounds=ranges, seed=seeds)
+@example(n=1, bounds=(0, 100), seed=0)  # batch size 1, where shape bugs hide by count
 def test_the_buggy_lambda_declares_n_by_1_and_predicts_n(models, n, bounds, seed):
     model = models["lambda_mean_buggy"]
     x, y = shapes.mean_data(n, seed=seed, low=bounds[0], high=bounds[1])
@@ -90,6 +92,7 @@ def test_prediction_shape_misuse(models):
 
 @few
 @given(n=batch_sizes, bounds=ranges, seed=seeds)
+@example(n=1, bounds=(0, 100), seed=0)  # batch size 1, where shape bugs hide by count
 def test_a_loss_subclass_broadcasts_and_its_fix_does_not(models, n, bounds, seed):
     x, y = shapes.mean_data(n, seed=seed, low=bounds[0], high=bounds[1])
     buggy = shapes.loss_subclass_mse(
@@ -131,6 +134,7 @@ def test_strict_loss_turns_the_subclass_broadcast_into_an_error(keras, models):
 
 @few
 @given(n=batch_sizes, seed=seeds)
+@example(n=1, seed=0)
 def test_keras_3_builtin_mse_reshapes_so_the_buggy_lambda_scores_zero(models, n, seed):
     # Pinned: the article saw ~830 here on Keras 2. If Keras stops reshaping,
     # this fails and the README's table must change.
