@@ -49,3 +49,25 @@ def keras():  # type: ignore[no-untyped-def]
         module = pytest.importorskip("keras", reason="the tf extra is not installed")
     module.utils.set_random_seed(0)
     return module
+
+
+@pytest.fixture(scope="session")
+def recording_model_class(keras):  # type: ignore[no-untyped-def]
+    """A Dense(1) Keras model class whose train_step remembers each (x, y) it received."""
+    import numpy as np
+
+    class Recording(keras.Model):
+        def __init__(self):  # type: ignore[no-untyped-def]
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+            self.seen = []
+
+        def call(self, x):  # type: ignore[no-untyped-def]
+            return self.dense(x)
+
+        def train_step(self, data):  # type: ignore[no-untyped-def]
+            x, y = data
+            self.seen.append((np.array(x), np.array(y)))  # what the step received
+            return super().train_step(data)
+
+    return Recording

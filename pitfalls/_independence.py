@@ -10,23 +10,15 @@ mode), without the checker knowing any shape.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from pitfalls._report import BatchDependenceError, Finding, Report
+from pitfalls._targets import check_tolerance
 
 DEFAULT_SAMPLES = 8
-
-
-def _tolerance(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name}={value!r} must be a finite number >= 0")
-    return float(value)
 
 
 def _call(fn: Any, x: np.ndarray, y: Any, training: bool | None) -> np.ndarray:
@@ -74,7 +66,7 @@ def check_batch_independent(
         raise TypeError(f"fn must be callable, got {type(fn).__qualname__}")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples={samples!r} must be an int >= 1")
-    rtol, atol = _tolerance("rtol", rtol), _tolerance("atol", atol)
+    rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)
     xa = np.asarray(x)
     if xa.ndim == 0 or len(xa) < 2:
         raise ValueError(

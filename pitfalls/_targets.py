@@ -34,7 +34,7 @@ _HINT_LATER = (
 )
 
 
-def _check_tolerance(name: str, value: Any) -> float:
+def check_tolerance(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
     if not math.isfinite(value) or value < 0:
@@ -151,8 +151,8 @@ def check_targets_match(
     timeout = check_timeout(timeout)
     if not callable(target_fn):
         raise TypeError(f"target_fn must be callable, got {type(target_fn).__qualname__}")
-    rtol = _check_tolerance("rtol", rtol)
-    atol = _check_tolerance("atol", atol)
+    rtol = check_tolerance("rtol", rtol)
+    atol = check_tolerance("atol", atol)
     batches = open_source(source)
     held = []
     findings: list[Finding] = []

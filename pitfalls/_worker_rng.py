@@ -9,7 +9,6 @@ the way a pool of workers would, and compares what they drew.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +67,8 @@ def check_worker_randomness(
             raise ValueError(f"{name}={value!r} must be an int >= 1")
     if workers < 2:
         raise ValueError(f"workers={workers} must be at least 2 to compare workers")
+    import multiprocessing  # here, not at import: it costs import pitfalls ~10 ms
+
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:

@@ -198,29 +198,16 @@ def test_epoch_complete_reports_strangers_and_names_rows():
     ]
 
 
-def test_keras_pydataset_workers_deliver_every_index_once(keras):
+def test_keras_pydataset_workers_deliver_every_index_once(recording_model_class):
     # Keras' ordered enqueuer hands each index to one worker: the fixed design.
     from pitfalls.reproductions import generators as gen
 
-    class Recording(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = keras.layers.Dense(1)
-            self.seen = []
-
-        def call(self, x):
-            return self.dense(x)
-
-        def train_step(self, data):
-            self.seen.append(np.array(data[0]))
-            return super().train_step(data)
-
     dataset = gen.pydataset_fresh(8, seed=0, batches=12, workers=3)
     table = np.concatenate([dataset[i][0] for i in range(12)])
-    model = Recording()
+    model = recording_model_class()
     model.compile(loss="mse", optimizer="sgd", run_eagerly=True)
     model.fit(dataset, epochs=1, verbose=0)
-    pitfalls.assert_epoch_complete(model.seen, table)
+    pitfalls.assert_epoch_complete([x for x, _ in model.seen], table)
 
 
 # Worker processes and numpy's global RNG ----------------------------------------------
@@ -253,7 +240,13 @@ def test_forked_workers_repeat_augmentations_unless_seeded_per_worker():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", WORKER_RNG_SCRIPT], capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_RNG_SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     out = json.loads(done.stdout)
     assert out["inherit_parent_rng"] == ["workers 0 and 1", "workers 0 and 2", "workers 1 and 2"]
     assert out["seed_per_worker"] == []

@@ -25,27 +25,6 @@ def intended(batch_size, seed, n):
     return list(itertools.islice(gen.fresh_per_yield(batch_size, seed=seed, form="pair"), n))
 
 
-@pytest.fixture(scope="module")
-def recording_model_class(keras):
-    class Recording(keras.Model):
-        """Dense(1), the article's model, remembering every batch it trained on."""
-
-        def __init__(self):
-            super().__init__()
-            self.dense = keras.layers.Dense(1)
-            self.seen = []
-
-        def call(self, x):
-            return self.dense(x)
-
-        def train_step(self, data):
-            x, y = data
-            self.seen.append((np.array(x), np.array(y)))  # what the step received
-            return super().train_step(data)
-
-    return Recording
-
-
 def fit_and_record(keras, model_class, generator):
     keras.utils.set_random_seed(0)
     model = model_class()
