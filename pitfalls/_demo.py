@@ -366,6 +366,121 @@ def pitfall_two(keras: Any, args: Any, progress: Progress) -> tuple[list[ShapeRo
     return rows, runs
 
 
+@dataclass
+class BeyondRow:
+    consumer: str
+    variant: str
+    kind: str
+    per_epoch: list[str]
+    verdict: str
+
+
+def _epoch_probe_model(keras: Any) -> Any:
+    """Dense(1) on flattened inputs, recording per epoch the mean input and the first
+    sample it trained on: what the optimizer saw, measured inside train_step."""
+
+    class Probe(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flat = keras.layers.Flatten()
+            self.dense = keras.layers.Dense(1)
+            self.seen: list[np.ndarray] = []
+
+        def call(self, x: Any) -> Any:
+            return self.dense(self.flat(x))
+
+        def train_step(self, data: Any) -> Any:
+            self.seen.append(np.array(data[0]))
+            return super().train_step(data)
+
+    return Probe()
+
+
+def _pixels_dataset(keras: Any, data: np.ndarray, scale: Any, steps: int, bs: int) -> Any:
+    """A PyDataset whose batches are ``scale`` applied to slices (views) of ``data``."""
+
+    class Pixels(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return steps
+
+        def __getitem__(self, i: int) -> Any:
+            return next(scale(data[i * bs : (i + 1) * bs], bs))
+
+    return Pixels()
+
+
+def beyond(keras: Any, args: Any, progress: Progress) -> list[BeyondRow]:
+    """Two pitfalls next door through Keras 3's fit: data written between epochs,
+    and a generator that is never shuffled (fit's shuffle=True is ignored)."""
+    import warnings
+
+    from pitfalls.reproductions import epochs
+
+    rows = []
+    n_epochs, steps, bs = 3, 4, 8
+    for kind, name in (("buggy", "scaled_in_place"), ("fixed", "scaled_copy")):
+        progress.update(f"beyond: {name} through fit(PyDataset)")
+        data = np.random.default_rng(args.seed).integers(0, 256, size=(steps * bs, 4, 4))
+        data = data.astype(np.float32)
+        keras.utils.set_random_seed(args.seed)
+        model = _epoch_probe_model(keras)
+        model.compile(loss="mse", optimizer="sgd", run_eagerly=True)
+        pixels = _pixels_dataset(keras, data, getattr(epochs, name), steps, bs)
+        model.fit(pixels, epochs=n_epochs, verbose=0, shuffle=False)
+        means = [float(np.mean(model.seen[e * steps : (e + 1) * steps])) for e in range(n_epochs)]
+        changed = not np.allclose(means, means[0])
+        rows.append(
+            BeyondRow(
+                "fit(PyDataset), mean input per epoch",
+                name,
+                kind,
+                [f"{m:.3g}" for m in means],
+                "data rewritten each epoch" if changed else "same data every epoch",
+            )
+        )
+        progress.finish_run()
+    for kind, name in (("buggy", "same_order_every_epoch"), ("fixed", "reshuffled_every_epoch")):
+        progress.update(f"beyond: {name} through fit(generator, shuffle=True)")
+        numbered = np.arange(steps * bs * 16, dtype=np.float32).reshape(steps * bs, 4, 4)
+        keras.utils.set_random_seed(args.seed)
+        model = _epoch_probe_model(keras)
+        model.compile(loss="mse", optimizer="sgd", run_eagerly=True)
+        source = getattr(epochs, name)(numbered, bs, seed=args.seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(source, steps_per_epoch=steps, epochs=n_epochs, verbose=0, shuffle=True)
+        warned = any("shuffle=True" in str(w.message) for w in caught)
+        # epoch e's first sample, named by its row in data (+ up to 2 peeked batches)
+        firsts = [int(model.seen[e * steps][0, 0, 0]) // 16 for e in range(n_epochs)]
+        repeated = len(set(firsts)) == 1
+        rows.append(
+            BeyondRow(
+                "fit(generator, shuffle=True), first sample per epoch",
+                name,
+                kind,
+                [f"#{f}" for f in firsts],
+                ("same order every epoch" if repeated else "reordered")
+                + ("; Keras warned shuffle is ignored" if warned else ""),
+            )
+        )
+        progress.finish_run()
+    return rows
+
+
+def print_beyond(rows: list[BeyondRow], out: Any) -> None:
+    if not rows:
+        return
+    print("Beyond the article, through Keras 3's fit (measured inside train_step):", file=out)
+    consumer = None
+    for r in rows:
+        if r.consumer != consumer:
+            consumer = r.consumer
+            print(f"  {consumer}:", file=out)
+        cells = " ".join(f"{c:>8}" for c in r.per_epoch)
+        print(f"    {r.variant:24} {r.kind:5} {cells}   {r.verdict}", file=out)
+    print(file=out)
+
+
 def _fmt_losses(losses: list[float]) -> str:
     return " ".join(f"{v:.3g}" for v in losses)
 
@@ -475,7 +590,7 @@ def train_and_report(args: Any, out: Any, err: Any = sys.stderr) -> int:
         return 0
     start = time.perf_counter()
     keras = _keras()
-    total = (11 if "1" in args.pitfalls else 0) + (3 if "2" in args.pitfalls else 0)
+    total = (11 if "1" in args.pitfalls else 0) + (3 if "2" in args.pitfalls else 0) + 4
     progress = Progress(total, err)
     runs: list[Run] = []
     rows: list[ShapeRow] = []
@@ -485,9 +600,11 @@ def train_and_report(args: Any, out: Any, err: Any = sys.stderr) -> int:
         if "2" in args.pitfalls:
             rows, two = pitfall_two(keras, args, progress)
             runs += two
+        next_door = beyond(keras, args, progress)
     finally:
         progress.close()
     print_tables(runs, rows, out)
+    print_beyond(next_door, out)
     summary(runs, skipped, out)
     if args.plot:
         try:

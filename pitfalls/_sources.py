@@ -78,13 +78,15 @@ def open_source(source: Any, name: str = "source") -> Iterator[Any]:
         return source
     if inspect.isclass(source):
         try:
-            instance = source()
+            inspect.signature(source).bind()
         except TypeError as exc:
             raise TypeError(
                 f"{name} is the class {source.__qualname__}, which cannot be made"
                 f" without arguments ({exc}); pass an instance or a factory"
-            ) from exc
-        return _open_made(instance, name, f"{source.__qualname__}()")
+            ) from None
+        except ValueError:  # no signature to inspect: just call it
+            pass
+        return _open_made(source(), name, f"{source.__qualname__}()")
     if is_indexable(source):
         return _by_index(source)
     if hasattr(type(source), "__iter__"):

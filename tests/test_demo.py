@@ -117,3 +117,25 @@ def test_without_keras_the_demo_says_what_it_skipped(monkeypatch):
     out = io.StringIO()
     assert _demo.train_and_report(build_parser().parse_args(TINY), out, io.StringIO()) == 0
     assert out.getvalue().startswith("skipped: training (Keras 3 and TensorFlow are not installed")
+
+
+def test_beyond_the_article_rows_through_keras_fit(demo_run):
+    text, _, _ = demo_run
+    rows = {}
+    for line in text.split("Beyond the article, through Keras 3's fit")[1].splitlines()[2:]:
+        parts = line.split()
+        if len(parts) >= 5 and parts[1] in ("buggy", "fixed"):
+            rows[parts[0]] = (parts[2:5], " ".join(parts[5:]))
+    means, verdict = rows["scaled_in_place"]
+    assert verdict == "data rewritten each epoch"
+    values = [float(m) for m in means]
+    assert values[0] / values[1] == pytest.approx(255, rel=1e-2)  # printed to 3 digits
+    assert values[1] / values[2] == pytest.approx(255, rel=1e-2)
+    assert (
+        rows["scaled_copy"][1] == "same data every epoch" and len(set(rows["scaled_copy"][0])) == 1
+    )
+    assert (
+        rows["same_order_every_epoch"][1]
+        == "same order every epoch; Keras warned shuffle is ignored"
+    )
+    assert rows["reshuffled_every_epoch"][1].startswith("reordered")
