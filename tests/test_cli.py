@@ -1,4 +1,4 @@
-"""`pitfalls demo`: the README's first command, run small."""
+"""The command line: `pitfalls demo` (the README's first command, run small) and `pitfalls check`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from pitfalls._cli import build_parser, demo
 from pitfalls.reproductions import generators as gen
+from tests import user_code
 
 
 def run_demo(*argv):
@@ -102,26 +103,9 @@ def test_python_dash_m_pitfalls_runs_the_demo():
 
 # pitfalls check ------------------------------------------------------------------
 
-PIPELINE = """
-import time
-import numpy as np
-
-def good(batch_size=8):
-    rng = np.random.default_rng(0)
-    while True:
-        x = rng.normal(size=(batch_size, 2))
-        yield x, x.mean(axis=1)
-
-def reused(batch_size=8):
-    rng = np.random.default_rng(0)
-    x = np.empty((batch_size, 2))
-    while True:
-        x[:] = rng.normal(size=x.shape)
-        yield x, x.mean(axis=1)
-
-def rule(x):
-    return x.mean(axis=1)
-
+PIPELINE = (
+    user_code.PIPELINE
+    + """
 def wrong_rule(x):
     return x.sum(axis=1)
 
@@ -145,6 +129,7 @@ def needs(n):
 
 NOT_A_SOURCE = 42
 """
+)
 
 
 @pytest.fixture

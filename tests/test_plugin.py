@@ -9,30 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-USER_PIPELINE = """
-import numpy as np
-
-def good_batches(batch_size=8):
-    rng = np.random.default_rng(0)
-    while True:
-        x = rng.normal(size=(batch_size, 2))
-        yield x, x.mean(axis=1)
-
-def reused_buffer(batch_size=8):
-    rng = np.random.default_rng(0)
-    x = np.empty((batch_size, 2))
-    while True:
-        x[:] = rng.normal(size=x.shape)
-        yield x, x.mean(axis=1)
-
-def rule(x):
-    return x.mean(axis=1)
-"""
+from tests import user_code
 
 
 @pytest.fixture
 def project(pytester):
-    pytester.makepyfile(pipeline=USER_PIPELINE)
+    pytester.makepyfile(pipeline=user_code.PIPELINE)
     return pytester
 
 
@@ -66,21 +48,21 @@ def test_the_marker_is_registered_for_strict_markers(project):
 def test_check_batches_passes_good_data_and_fails_bad_data_with_the_fix(project):
     project.makepyfile(
         """
-        from pipeline import good_batches, reused_buffer, rule
+        from pipeline import good, reused, rule
 
         def test_good(check_batches):
-            checks = check_batches(good_batches, rule)
+            checks = check_batches(good, rule)
             assert checks.ok and len(checks.reports) == 2
 
         def test_bad(check_batches):
-            check_batches(reused_buffer, rule, msg="my pipeline")
+            check_batches(reused, rule, msg="my pipeline")
         """
     )
     result = project.runpytest()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            '*check_batches(reused_buffer, rule, msg="my pipeline")',
+            '*check_batches(reused, rule, msg="my pipeline")',
             "E*pitfalls.AliasingError: generator_no_aliasing(draws=16) failed",
             "E*Memory: inputs in all 16 batches share one buffer, refilled in place.",
             "E*Hint: allocate a new array for every batch*",
@@ -93,10 +75,10 @@ def test_check_batches_passes_good_data_and_fails_bad_data_with_the_fix(project)
 def test_pitfalls_draws_sets_the_fixtures_default(project):
     project.makepyfile(
         """
-        from pipeline import good_batches
+        from pipeline import good
 
         def test_draws(check_batches):
-            assert check_batches(good_batches).aliasing.batches == 5
+            assert check_batches(good).aliasing.batches == 5
         """
     )
     project.runpytest("--pitfalls-draws", "5").assert_outcomes(passed=1)
