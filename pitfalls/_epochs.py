@@ -28,14 +28,15 @@ from pitfalls._sources import batch_count, is_indexable, open_source
 from pitfalls._tree import as_array, flatten_at
 
 
-def _read_epochs(source: Any, epoch_length: int | None) -> tuple[list[bytes], list[bytes], int]:
-    """The sample fingerprints of two epochs, and the batches in one.
+def _epochs(source: Any, epoch_length: int | None) -> Iterator[tuple[list[bytes], int]]:
+    """Successive epochs of ``source``: each the fingerprints of its samples, and its batches.
 
     Indexable: indices 0..n-1, ``on_epoch_end()``, again. With
-    ``epoch_length``: two consecutive runs of that many batches from one
-    stream. Otherwise: two full iterations of a finite source (``iter`` twice,
-    or a factory called twice). A class is instantiated once. Each batch is
-    fingerprinted the moment it is read, before the source can write to it.
+    ``epoch_length``: consecutive runs of that many batches from one stream.
+    Otherwise: full iterations of a finite source (``iter`` again, or a factory
+    called again; an iterator gives one epoch only). A class is instantiated
+    once. Each batch is fingerprinted the moment it is read, before the source
+    can write to it.
     """
     if inspect.isclass(source):
         source = source()
@@ -43,25 +44,33 @@ def _read_epochs(source: Any, epoch_length: int | None) -> tuple[list[bytes], li
         if isinstance(epoch_length, bool) or not isinstance(epoch_length, int) or epoch_length < 1:
             raise ValueError(f"epoch_length={epoch_length!r} must be an int >= 1")
         stream = open_source(source)
-        first = _fingerprints(stream, epoch_length)
-        second = _fingerprints(stream, epoch_length)
-        if second[1] < epoch_length:
-            raise ValueError(
-                f"source stopped after {first[1] + second[1]} batches; two epochs of"
-                f" epoch_length={epoch_length} need {2 * epoch_length}"
-            )
-    elif is_indexable(source) and batch_count(source) is not None:
+        while True:
+            yield _fingerprints(stream, epoch_length)
+    n = batch_count(source) if is_indexable(source) else None
+    if n is not None:
         stream = open_source(source)  # by index, with on_epoch_end between epochs
-        n = batch_count(source) or 0
-        first, second = _fingerprints(stream, n), _fingerprints(stream, n)
-    elif isinstance(source, Iterator):
+        while True:
+            yield _fingerprints(stream, n)
+    yield _fingerprints(open_source(source), None)
+    if isinstance(source, Iterator):
         raise ValueError(
             "an iterator cannot be read twice: pass its factory (a generator function or"
             " class), an iterable, or epoch_length= for an endless stream of epochs"
         )
-    else:
-        first = _fingerprints(open_source(source), None)
-        second = _fingerprints(open_source(source), None)
+    while True:
+        yield _fingerprints(open_source(source), None)
+
+
+def _read_epochs(source: Any, epoch_length: int | None) -> tuple[list[bytes], list[bytes], int]:
+    """The sample fingerprints of two epochs (see :func:`_epochs`), and the batches in one."""
+    epochs = _epochs(source, epoch_length)
+    first = next(epochs)
+    second = next(epochs)
+    if epoch_length is not None and second[1] < epoch_length:
+        raise ValueError(
+            f"source stopped after {first[1] + second[1]} batches; two epochs of"
+            f" epoch_length={epoch_length} need {2 * epoch_length}"
+        )
     if first[1] == 0:
         raise ValueError("source yielded no batches")
     return first[0], second[0], first[1]
@@ -219,18 +228,9 @@ def check_epoch_complete(source: Any, dataset: Any, *, epoch_length: int | None 
     threads without a lock duplicates and drops batches silently; Keras'
     ordered enqueuer and a DataLoader's sampler deliver each index once.
     """
-    if inspect.isclass(source):
-        source = source()
     reference = _samples((dataset, None), -1)
     wanted = Counter(reference)
-    if epoch_length is not None:
-        if isinstance(epoch_length, bool) or not isinstance(epoch_length, int) or epoch_length < 1:
-            raise ValueError(f"epoch_length={epoch_length!r} must be an int >= 1")
-        seen_list, batches = _fingerprints(open_source(source), epoch_length)
-    elif is_indexable(source) and batch_count(source) is not None:
-        seen_list, batches = _fingerprints(open_source(source), batch_count(source))
-    else:
-        seen_list, batches = _fingerprints(open_source(source), None)
+    seen_list, batches = next(_epochs(source, epoch_length))
     seen = Counter(seen_list)
     order = {fp: i for i, fp in reversed(list(enumerate(reference)))}
     twice = sorted(order.get(fp, -1) for fp, k in seen.items() if k > 1 and fp in wanted)
