@@ -119,12 +119,18 @@ def _predict_point(model: Any) -> float:
     return float(np.asarray(model(np.array([ARTICLE_POINT], dtype=np.float32))).ravel()[0])
 
 
-def keras_fit(keras: Any, run: Run, batches: Any, args: Any, progress: Progress) -> None:
-    """Keras 3 ``model.fit`` on a generator or PyDataset (tf.data, prefetch, peeked batches)."""
+def _epoch_progress(base: type, run: Run, args: Any, progress: Progress) -> Any:
+    """A callback (of Keras 3's or tf_keras' ``Callback`` class) reporting each epoch."""
 
-    class Report(keras.callbacks.Callback):
+    class EpochProgress(base):
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             progress.update(f"{run.consumer}: {run.variant}, epoch {epoch + 1}/{args.epochs}")
+
+    return EpochProgress()
+
+
+def keras_fit(keras: Any, run: Run, batches: Any, args: Any, progress: Progress) -> None:
+    """Keras 3 ``model.fit`` on a generator or PyDataset (tf.data, prefetch, peeked batches)."""
 
     keras.utils.set_random_seed(args.seed)
     model = _counting_mean_model(keras)
@@ -135,7 +141,7 @@ def keras_fit(keras: Any, run: Run, batches: Any, args: Any, progress: Progress)
         epochs=args.epochs,
         verbose=0,
         shuffle=False,
-        callbacks=[Report()],
+        callbacks=[_epoch_progress(keras.callbacks.Callback, run, args, progress)],
     )
     run.losses = [float(v) for v in history.history["loss"]]
     run.mismatched, run.batches = int(model.mismatched.numpy()), int(model.seen.numpy())
@@ -192,10 +198,6 @@ def legacy_fit(run: Run, batches: Any, args: Any, progress: Progress) -> None:
     model = Counting(x_in, tf_keras.layers.Dense(1)(x_in))
     model.compile(loss="mse", optimizer=tf_keras.optimizers.RMSprop(args.learning_rate))
 
-    class Report(tf_keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            progress.update(f"{run.consumer}: {run.variant}, epoch {epoch + 1}/{args.epochs}")
-
     history = model.fit(
         batches,
         steps_per_epoch=args.steps,
@@ -203,7 +205,7 @@ def legacy_fit(run: Run, batches: Any, args: Any, progress: Progress) -> None:
         verbose=0,
         workers=1,
         max_queue_size=10,
-        callbacks=[Report()],
+        callbacks=[_epoch_progress(tf_keras.callbacks.Callback, run, args, progress)],
     )
     run.losses = [float(v) for v in history.history["loss"]]
     run.mismatched, run.batches = counter["mismatched"], counter["seen"]
