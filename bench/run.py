@@ -219,7 +219,7 @@ def bench_fits() -> None:
     cap = 30000
     article, t_article = steps_to(keras.optimizers.RMSprop(1e-3), stream, cap=cap)
     start = time.perf_counter()
-    report = pitfalls.check_fits(shapes.mean_model, (fixed_x, fixed_y[:, None]), max_loss=1e-3)
+    report = pitfalls.check_fits(shapes.mean_model, fixed_x, fixed_y[:, None], max_loss=1e-3)
     t_check = time.perf_counter() - start
     print(
         f"Adam(1.0), full batch of 256:      MSE < 1e-3 after {ours} steps ({t_ours:.2f} s in a tf.function loop)"

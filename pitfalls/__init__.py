@@ -2,7 +2,7 @@
 
 Checkers (the product other projects import) are re-exported here; the
 reproductions (the lessons) live in :mod:`pitfalls.reproductions`.
-Importing this package never imports TensorFlow or Keras.
+Importing this package never imports TensorFlow, Keras, torch or JAX.
 """
 
 from pitfalls._aliasing import DEFAULT_DRAWS
@@ -19,20 +19,23 @@ from pitfalls._fits import check_fits
 from pitfalls._independence import assert_batch_independent
 from pitfalls._independence import check_batch_independent
 from pitfalls._readahead import read_ahead
+from pitfalls._runner import assert_source
+from pitfalls._runner import check_source
 from pitfalls._report import AliasingError
 from pitfalls._report import BatchDependenceError
 from pitfalls._report import BroadcastError
 from pitfalls._report import EpochChangedError
 from pitfalls._report import EpochIncompleteError
 from pitfalls._report import Finding
-from pitfalls._report import FitError
-from pitfalls._report import IndexStabilityError
+from pitfalls._report import IndexUnstableError
+from pitfalls._report import Location
 from pitfalls._report import OrderNotShuffledError
 from pitfalls._report import PitfallError
 from pitfalls._report import PredictionShapeError
 from pitfalls._report import Report
 from pitfalls._report import TargetMismatchError
-from pitfalls._report import WorkerRandomnessError
+from pitfalls._report import SharedRngError
+from pitfalls._report import UnderfitError
 from pitfalls._shapes import assert_no_broadcast
 from pitfalls._shapes import assert_prediction_shape
 from pitfalls._shapes import check_no_broadcast
@@ -55,14 +58,15 @@ __all__ = [
     "EpochChangedError",
     "EpochIncompleteError",
     "Finding",
-    "FitError",
-    "IndexStabilityError",
+    "IndexUnstableError",
+    "Location",
     "OrderNotShuffledError",
     "PitfallError",
     "PredictionShapeError",
     "Report",
+    "SharedRngError",
     "TargetMismatchError",
-    "WorkerRandomnessError",
+    "UnderfitError",
     "assert_batch_independent",
     "assert_epoch_complete",
     "assert_epoch_repeatable",
@@ -72,6 +76,7 @@ __all__ = [
     "assert_no_broadcast",
     "assert_order_shuffled",
     "assert_prediction_shape",
+    "assert_source",
     "assert_targets_match",
     "assert_worker_randomness",
     "check_batch_independent",
@@ -83,6 +88,7 @@ __all__ = [
     "check_no_broadcast",
     "check_order_shuffled",
     "check_prediction_shape",
+    "check_source",
     "check_targets_match",
     "check_worker_randomness",
     "read_ahead",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from pitfalls import _validate as validate
 from pitfalls._report import AliasingError, Finding, Report
-from pitfalls._sources import check_draws, check_timeout, draw, open_source
+from pitfalls._sources import draw, resolve
 from pitfalls._tree import as_array, buffer_of, diff_snapshot, flatten, snapshot
 
 DEFAULT_DRAWS = 16
@@ -45,9 +46,10 @@ def check_generator_no_aliasing(
     With ``timeout`` (seconds), a source that takes longer to yield a batch
     raises ``TimeoutError`` naming the batch, instead of hanging the test.
     """
-    check_draws(draws)
-    timeout = check_timeout(timeout)
-    batches = open_source(source)
+    draws = validate.draws(draws)
+    timeout = validate.timeout("timeout", timeout)
+    resolved = resolve(source)
+    batches = resolved.batches()
     held = []
     for i in range(draws):
         batch = draw(batches, i, draws, timeout)
@@ -60,17 +62,25 @@ def check_generator_no_aliasing(
         diffs, structure = diff_snapshot(snap, flatten(batch))
         if structure is not None:
             path, how = structure
-            findings.append(Finding(i, path, "after later draws", 0, 0, (), how))
+            findings.append(Finding(batch=i, path=path, when="after later draws", problem=how))
             changed_paths.add(path)
         for d in diffs:
             findings.append(
-                Finding(i, d.path, "after later draws", d.mismatched, d.total, d.first, d.problem)
+                Finding(
+                    batch=i,
+                    path=d.path,
+                    when="after later draws",
+                    mismatched=d.mismatched,
+                    total=d.total,
+                    locations=d.first,
+                    problem=d.problem,
+                )
             )
             changed_paths.add(d.path)
 
     return Report(
         check="generator_no_aliasing",
-        parameters=f"draws={draws}",
+        parameters={"draws": draws},
         batches=draws,
         findings=tuple(findings),
         reason=_REASON,
@@ -78,6 +88,7 @@ def check_generator_no_aliasing(
         notes=_memory_notes([flat for _, _, flat in held], changed_paths),
         columns=("yielded", "now"),
         summary=f"none of {draws} batches changed after later draws",
+        source=resolved.description,
     )
 
 

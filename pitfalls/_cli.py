@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import json
 import os
 import sys
@@ -16,8 +15,7 @@ import numpy as np
 from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
 from pitfalls._readahead import read_ahead
 from pitfalls._report import Report
-from pitfalls._sources import is_indexable
-from pitfalls._stability import check_index_stable
+from pitfalls._runner import check_source
 from pitfalls._targets import check_targets_match
 from pitfalls.reproductions import generators as gen
 
@@ -110,6 +108,10 @@ def demo(args: argparse.Namespace, out: Any = sys.stdout) -> int:
     return 0
 
 
+JSON_SCHEMA = "pitfalls.check/1"
+"""Names the shape of ``pitfalls check --json``: docs/report.schema.json."""
+
+
 class Unusable(Exception):
     """The target of ``pitfalls check`` cannot be used: exit status 2, one line."""
 
@@ -138,14 +140,7 @@ def check(args: argparse.Namespace, out: Any = sys.stdout) -> int:
     source = load(args.target, "target")
     target_fn = load(args.target_fn, "--target-fn") if args.target_fn else None
     try:
-        reports = [check_generator_no_aliasing(source, draws=args.draws, timeout=args.timeout)]
-        if target_fn is not None:
-            reports.append(
-                check_targets_match(source, target_fn, draws=args.draws, timeout=args.timeout)
-            )
-        instance = source() if inspect.isclass(source) else source
-        if is_indexable(instance):
-            reports.append(check_index_stable(instance))
+        reports = check_source(source, target_fn, draws=args.draws, timeout=args.timeout)
     except (TypeError, ValueError, TimeoutError) as exc:
         raise Unusable(f"{args.target}: {exc}") from exc
     except Exception as exc:
@@ -155,7 +150,12 @@ def check(args: argparse.Namespace, out: Any = sys.stdout) -> int:
         ) from exc
     ok = all(r.ok for r in reports)
     if args.json:
-        doc = {"target": args.target, "ok": ok, "reports": [r.to_dict() for r in reports]}
+        doc = {
+            "schema": JSON_SCHEMA,
+            "target": args.target,
+            "ok": ok,
+            "reports": [r.to_dict() for r in reports],
+        }
         print(json.dumps(doc, indent=2), file=out)
     else:
         print("\n\n".join(str(r) for r in reports), file=out)

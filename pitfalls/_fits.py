@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
 import numpy as np
 
-from pitfalls._report import Finding, FitError, Report
+from pitfalls import _validate as validate
+from pitfalls._report import Finding, Report, UnderfitError
 
 DEFAULT_STEPS = 300
 DEFAULT_LEARNING_RATE = 1.0
 
 
-def _positive(name: str, value: Any, *, integer: bool = False) -> Any:
-    number = isinstance(value, (int, np.integer)) or (
-        not integer and isinstance(value, (float, np.floating))
-    )
-    if isinstance(value, bool) or not number:
-        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
-    if not math.isfinite(float(value)) or value <= 0:
-        raise ValueError(f"{name}={value!r} must be > 0")
-    return int(value) if integer else float(value)
-
-
-def _data(data: Any) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError("data must be a pair (x, y) of arrays")
-    x, y = (np.asarray(part) for part in data)
-    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y) or len(x) == 0:
+def _data(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        xa, ya = np.asarray(x), np.asarray(y)
+    except Exception as exc:
+        raise TypeError(f"x and y must be arrays ({type(exc).__name__}: {exc})") from None
+    if xa.ndim == 0 or ya.ndim == 0 or len(xa) != len(ya) or len(xa) == 0:
         raise ValueError(
-            f"data must be (x, y) with the same number of rows, at least one;"
-            f" got x of shape {x.shape} and y of shape {y.shape}"
+            f"x and y must have the same number of rows, at least one;"
+            f" got x of shape {xa.shape} and y of shape {ya.shape}"
         )
-    return x, y
+    return xa, ya
 
 
-def _fresh_model(model_or_builder: Any, keras: Any) -> Any:
-    if isinstance(model_or_builder, keras.Model):
+def _fresh_model(model: Any, keras: Any) -> Any:
+    if isinstance(model, keras.Model):
         # keras' own clone: same architecture, fresh weights; the user's model is untouched.
         # Layers without weights (a Lambda of a plain function) are shared, not rebuilt:
         # nothing of theirs can train, and their functions need not be registered.
@@ -48,29 +38,31 @@ def _fresh_model(model_or_builder: Any, keras: Any) -> Any:
         try:
             # An uncompiled view of the same graph, so the clone does not inherit (and
             # need to deserialize) the user's compile settings: we compile our own.
-            graph = keras.Model(model_or_builder.inputs, model_or_builder.outputs)
+            graph = keras.Model(model.inputs, model.outputs)
             return keras.models.clone_model(graph, clone_function=clone_layer)
         except Exception as exc:
             raise TypeError(
-                f"cannot clone {type(model_or_builder).__qualname__} with fresh weights"
+                f"cannot clone {type(model).__qualname__} with fresh weights"
                 f" ({type(exc).__name__}: {exc}); pass a zero-argument function that builds it"
             ) from exc
-    if callable(model_or_builder):
-        model = model_or_builder()
-        if not isinstance(model, keras.Model):
+    if callable(model):
+        built = model()
+        if not isinstance(built, keras.Model):
             raise TypeError(
-                f"model_or_builder returned {type(model).__qualname__}, not a keras.Model"
+                f"model is a builder, but {getattr(model, '__name__', 'it')}() returned"
+                f" {type(built).__qualname__}, not a keras.Model"
             )
-        return model
+        return built
     raise TypeError(
-        "model_or_builder must be a keras.Model or a zero-argument callable building one,"
-        f" got {type(model_or_builder).__qualname__}"
+        "model must be a keras.Model or a zero-argument callable building one,"
+        f" got {type(model).__qualname__}"
     )
 
 
 def check_fits(
-    model_or_builder: Any,
-    data: Any,
+    model: Any,
+    x: Any,
+    y: Any,
     *,
     max_loss: float,
     steps: int = DEFAULT_STEPS,
@@ -82,9 +74,9 @@ def check_fits(
     """Train a fresh copy of the model for ``steps`` steps and compare its loss with ``max_loss``.
 
     The budget is explicit and the run deterministic: Keras' seeds are set to
-    ``seed``, the model is built by ``model_or_builder()`` or cloned from the
-    given model with fresh weights (the model you pass is never trained), and
-    it is trained with Adam at ``learning_rate`` on ``data = (x, y)`` in its
+    ``seed``, the model is cloned with fresh weights, or built by calling
+    ``model`` when it is a zero-argument builder (the model you pass is never trained), and
+    it is trained with Adam at ``learning_rate`` on ``(x, y)`` in its
     order, ``batch_size`` rows a step (default: all rows, full-batch), all
     ``steps`` steps in one compiled call (``steps_per_execution``). The final
     loss is ``model.evaluate(x, y)`` with the same ``loss``.
@@ -96,20 +88,18 @@ def check_fits(
     thousands of steps; Adam's per-weight step size at a large learning rate
     does not mind.
     """
-    max_loss = _positive("max_loss", max_loss)
-    steps = _positive("steps", steps, integer=True)
-    learning_rate = _positive("learning_rate", learning_rate)
-    if batch_size is not None:
-        batch_size = _positive("batch_size", batch_size, integer=True)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {seed!r}")
-    x, y = _data(data)
+    max_loss = validate.number("max_loss", max_loss, positive=True)
+    steps = validate.integer("steps", steps, minimum=1)
+    learning_rate = validate.number("learning_rate", learning_rate, positive=True)
+    batch_size = validate.optional_integer("batch_size", batch_size, minimum=1)
+    seed = validate.seed("seed", seed)
+    x, y = _data(x, y)
 
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(int(seed))
-    model = _fresh_model(model_or_builder, keras)
+    model = _fresh_model(model, keras)
     rows = len(x) if batch_size is None else min(batch_size, len(x))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate), loss=loss, steps_per_execution=steps
@@ -130,28 +120,27 @@ def check_fits(
         )
 
     loss_name = getattr(loss, "__name__", None) or getattr(loss, "name", None) or str(loss)
-    params = (
-        f"max_loss={max_loss:g}, steps={steps}, batch_size={rows},"
-        f" learning_rate={learning_rate:g}, loss={loss_name}, seed={seed}"
-    )
+    params = {
+        "max_loss": max_loss,
+        "steps": steps,
+        "batch_size": rows,
+        "learning_rate": learning_rate,
+        "loss": loss_name,
+        "seed": seed,
+    }
     findings: tuple[Finding, ...] = ()
     if not final <= max_loss:  # NaN fails too
         findings = (
             Finding(
-                None,
-                "loss",
-                f"after {steps} steps",
-                0,
-                0,
-                (),
-                f"{final:.6g} > max_loss={max_loss:g} (it started at {initial:.6g})",
+                path="loss",
+                when=f"after {steps} steps",
+                problem=f"{final:.6g} > max_loss={max_loss:g} (it started at {initial:.6g})",
             ),
         )
     return Report(
-        "fits",
-        params,
-        0,
-        findings,
+        check="fits",
+        parameters=params,
+        findings=findings,
         reason=(
             "The model did not fit data it should be able to fit: the training signal is"
             " broken (inputs paired with other targets, a (n,) against (n, 1) loss"
@@ -169,8 +158,9 @@ def check_fits(
 
 
 def assert_fits(
-    model_or_builder: Any,
-    data: Any,
+    model: Any,
+    x: Any,
+    y: Any,
     *,
     max_loss: float,
     steps: int = DEFAULT_STEPS,
@@ -183,12 +173,13 @@ def assert_fits(
     """Fail unless a fresh copy of the model trains below ``max_loss`` within the budget.
 
     See :func:`check_fits` for the training run. Needs Keras 3 on TensorFlow
-    (the ``tf`` extra). Raises :class:`FitError`; ``msg`` is appended.
+    (the ``tf`` extra). Raises :class:`UnderfitError`; ``msg`` is appended.
     """
     __tracebackhide__ = True
     report = check_fits(
-        model_or_builder,
-        data,
+        model,
+        x,
+        y,
         max_loss=max_loss,
         steps=steps,
         batch_size=batch_size,
@@ -197,4 +188,4 @@ def assert_fits(
         seed=seed,
     )
     if not report.ok:
-        raise FitError(report, msg)
+        raise UnderfitError(report, msg)

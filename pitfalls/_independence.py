@@ -10,41 +10,86 @@ mode), without the checker knowing any shape.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from pitfalls._report import BatchDependenceError, Finding, Report
-from pitfalls._targets import check_tolerance
+from pitfalls import _validate as validate
+from pitfalls._report import MAX_SHOWN, BatchDependenceError, Finding, Location, Report
 
-DEFAULT_SAMPLES = 8
+DEFAULT_PERTURBED = 8
 
 
-def _call(fn: Any, x: np.ndarray, y: Any, training: bool | None) -> np.ndarray:
+def _call(fn: Any, args: list[np.ndarray], training: bool | None) -> np.ndarray:
     kwargs = {} if training is None else {"training": training}
-    out = fn(x, **kwargs) if y is None else fn(y, x, **kwargs)
-    if isinstance(out, (list, tuple)):
+    out = fn(*args, **kwargs)
+    if isinstance(out, (list, tuple, dict)):
         raise ValueError("fn returned several outputs; check one output at a time")
-    return np.asarray(out)
+    try:
+        return np.asarray(out)
+    except Exception as exc:
+        raise TypeError(
+            f"fn returned {type(out).__qualname__}, which numpy cannot read"
+            f" ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _perturbed(x: np.ndarray, j: int, rng: np.random.Generator) -> np.ndarray:
     out = x.copy()
     if x.dtype.kind in "fc":
-        scale = float(np.nanstd(x)) + 1.0
+        scale = float(np.nanstd(x)) + 1.0 if x.size else 1.0
         out[j] = x[j] + rng.normal(scale=scale, size=x[j].shape).astype(x.dtype)
-    else:  # integers (token ids, labels): another value that stays in range
+    elif x.dtype.kind == "b":
+        out[j] = ~x[j]
+    elif x.dtype.kind in "iu":  # token ids, labels: another value that stays in range
         out[j] = np.where(x[j] == x.max(), x.min(), x[j] + 1) if x.size else x[j]
+    else:
+        raise TypeError(
+            f"cannot perturb an array of dtype {x.dtype}: pass numbers (floats, ints, bools)"
+        )
     return out
+
+
+def _argument_names(fn: Any, count: int) -> list[str]:
+    """The names of fn's first ``count`` positional parameters, for paths like ``y_true[0]``."""
+    try:
+        params = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) >= count:
+        return params[:count]
+    return ["x"] if count == 1 else [f"args[{k}]" for k in range(count)]
+
+
+def _batch_arrays(args: tuple[Any, ...]) -> list[np.ndarray]:
+    if not args:
+        raise TypeError("pass fn's arguments after it: check_batch_independent(model, x)")
+    arrays = []
+    for k, arg in enumerate(args):
+        try:
+            arrays.append(np.asarray(arg))
+        except Exception as exc:
+            raise TypeError(
+                f"argument {k + 1} after fn is not an array ({type(exc).__name__}: {exc})"
+            ) from None
+    shapes = [a.shape for a in arrays]
+    if any(a.ndim == 0 for a in arrays) or len({a.shape[0] for a in arrays}) != 1:
+        raise ValueError(f"fn's arguments must all hold one batch on axis 0, got shapes {shapes}")
+    if arrays[0].shape[0] < 2:
+        raise ValueError(f"the batch must hold at least 2 samples, got shapes {shapes}")
+    return arrays
 
 
 def check_batch_independent(
     fn: Callable[..., Any],
-    x: Any,
-    y: Any = None,
-    *,
-    samples: int = DEFAULT_SAMPLES,
+    *args: Any,
+    max_perturbed: int = DEFAULT_PERTURBED,
     training: bool | None = None,
     seed: int = 0,
     rtol: float = 1e-5,
@@ -52,72 +97,66 @@ def check_batch_independent(
 ) -> Report:
     """Perturb samples one at a time; report outputs of *other* samples that move.
 
-    ``fn(x)`` (a model) or, with ``y``, ``fn(y, x)`` (a loss, ``loss(y_true,
-    y_pred)``, with ``x`` the predictions) must return one value or row per
-    sample, batch on axis 0: use ``reduction=None`` or a Loss's ``call``, not a
-    reduced scalar. With ``y`` the targets are perturbed too, since a ``(n,)``
-    target against a ``(n, 1)`` output mixes the targets. ``training`` is
-    passed to ``fn`` when given (BatchNormalization mixes samples only with
-    ``training=True``). The first ``samples`` samples are perturbed (all, if
-    fewer), each by seeded noise of the data's scale (integers: by one step).
-    Outputs compare with ``numpy.isclose(rtol, atol)``.
+    ``fn(*args)`` is called exactly as written: ``check_batch_independent(model,
+    x)`` calls ``model(x)``, ``check_batch_independent(loss, y_true, y_pred)``
+    calls ``loss(y_true, y_pred)``. Every argument holds one batch on axis 0,
+    and ``fn`` must return one value or row per sample: use ``reduction=None``
+    or a Loss's ``call``, not a reduced scalar. Each argument is perturbed in
+    turn, sample by sample (a ``(n,)`` target against a ``(n, 1)`` output
+    mixes the targets, not the predictions). ``training`` is passed to ``fn``
+    when given (BatchNormalization mixes samples only with ``training=True``).
+    The first ``max_perturbed`` samples are perturbed (all, if fewer), each by
+    seeded noise of the data's scale (integers: by one step). Outputs compare
+    with ``numpy.isclose(rtol, atol)``.
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__qualname__}")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples={samples!r} must be an int >= 1")
-    rtol, atol = check_tolerance("rtol", rtol), check_tolerance("atol", atol)
-    xa = np.asarray(x)
-    if xa.ndim == 0 or len(xa) < 2:
-        raise ValueError(
-            f"x must hold a batch of at least 2 samples on axis 0, got shape {xa.shape}"
-        )
-    n = len(xa)
-    base = _call(fn, xa, y, training)
+    fn = validate.function("fn", fn)
+    max_perturbed = validate.integer("max_perturbed", max_perturbed, minimum=1)
+    training = validate.optional_flag("training", training)
+    seed = validate.seed("seed", seed)
+    rtol, atol = validate.tolerance("rtol", rtol), validate.tolerance("atol", atol)
+    arrays = _batch_arrays(args)
+    n = arrays[0].shape[0]
+    base = _call(fn, arrays, training)
     if base.ndim == 0 or base.shape[0] != n:
         raise ValueError(
             f"fn returned shape {base.shape} for a batch of {n}: one output per sample is"
             " needed (a loss with reduction=None, or a Loss's call), batch on axis 0"
         )
     rng = np.random.default_rng(seed)
-    probes = [("x", xa)]
-    if y is not None:  # a loss: targets may mix samples too (the GradientTape case)
-        ya = np.asarray(y)
-        if ya.ndim >= 1 and len(ya) == n:
-            probes.append(("y", ya))
+    perturbed = min(max_perturbed, n)
     findings = []
-    for name, values in probes:
-        for j in range(min(samples, n)):
-            changed = _perturbed(values, j, rng)
-            moved = (
-                _call(fn, changed, y, training) if name == "x" else _call(fn, xa, changed, training)
-            )
+    names = _argument_names(fn, len(arrays))
+    for k, values in enumerate(arrays):
+        name = names[k]
+        for j in range(perturbed):
+            changed = [_perturbed(values, j, rng) if i == k else a for i, a in enumerate(arrays)]
+            moved = _call(fn, changed, training)
             same = np.isclose(moved, base, rtol=rtol, atol=atol, equal_nan=True)
             same = same.reshape(n, -1).all(axis=1)
             others = [i for i in range(n) if i != j and not same[i]]
             if not others:
                 continue
-            first = tuple(((i,), _summary(base[i]), _summary(moved[i])) for i in others[:3])
+            first = tuple(
+                Location((i,), _summary(base[i]), _summary(moved[i])) for i in others[:MAX_SHOWN]
+            )
             findings.append(
                 Finding(
-                    None,
-                    f"{name}[{j}]",
-                    "perturbed",
-                    len(others),
-                    n - 1,
-                    first,
-                    f"changing it moved the outputs of {len(others)} / {n - 1} other samples"
-                    + (" (first values shown)" if base[0].size > 1 else ""),
+                    path=f"{name}[{j}]",
+                    when="perturbed",
+                    mismatched=len(others),
+                    total=n - 1,
+                    locations=first,
+                    problem=f"changing it moved the outputs of {len(others)} / {n - 1} other"
+                    " samples" + (" (first values shown)" if base[0].size > 1 else ""),
                 )
             )
-    params = f"samples={min(samples, n)} of {n}" + (
-        "" if training is None else f", training={training}"
-    )
+    parameters: dict[str, Any] = {"max_perturbed": perturbed, "batch": n}
+    if training is not None:
+        parameters["training"] = training
     return Report(
-        "batch_independent",
-        params,
-        0,
-        tuple(findings),
+        check="batch_independent",
+        parameters=parameters,
+        findings=tuple(findings),
         reason=(
             "The output for one sample depends on other samples of the batch, so each"
             " sample's gradient leaks into the others: a (n,) against (n, 1) broadcast"
@@ -130,7 +169,7 @@ def check_batch_independent(
             " only after the per-sample loss."
         ),
         columns=("output before", "after"),
-        summary=f"perturbing {min(samples, n)} samples moved no other sample's output",
+        summary=f"perturbing {perturbed} samples moved no other sample's output",
     )
 
 
@@ -141,10 +180,8 @@ def _summary(row: Any) -> Any:
 
 def assert_batch_independent(
     fn: Callable[..., Any],
-    x: Any,
-    y: Any = None,
-    *,
-    samples: int = DEFAULT_SAMPLES,
+    *args: Any,
+    max_perturbed: int = DEFAULT_PERTURBED,
     training: bool | None = None,
     seed: int = 0,
     rtol: float = 1e-5,
@@ -159,15 +196,21 @@ def assert_batch_independent(
     >>> import numpy as np
     >>> def per_sample_mse(y_true, y_pred):  # y_true (n, 1), y_pred (n,): broadcasts
     ...     return np.mean((y_true - y_pred) ** 2, axis=-1)
-    >>> assert_batch_independent(per_sample_mse, np.zeros(4), np.zeros((4, 1)))
+    >>> assert_batch_independent(per_sample_mse, np.zeros((4, 1)), np.zeros(4))
     Traceback (most recent call last):
     ...
-    pitfalls.BatchDependenceError: batch_independent(samples=4 of 4) failed
+    pitfalls.BatchDependenceError: batch_independent(max_perturbed=4, batch=4) failed
     ...
     """
     __tracebackhide__ = True
     report = check_batch_independent(
-        fn, x, y, samples=samples, training=training, seed=seed, rtol=rtol, atol=atol
+        fn,
+        *args,
+        max_perturbed=max_perturbed,
+        training=training,
+        seed=seed,
+        rtol=rtol,
+        atol=atol,
     )
     if not report.ok:
         raise BatchDependenceError(report, msg)

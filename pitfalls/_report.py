@@ -9,54 +9,86 @@ locations, and a hint that names the fix.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-MAX_FINDINGS_SHOWN = 3
+MAX_SHOWN = 3
+"""The one cap on listings in a message: findings, locations, sample indices."""
 
 
 def safe_repr(value: Any) -> str:
-    """repr that never raises and keeps numpy scalars short (``85.0``, not ``np.float64(85.0)``)."""
+    """repr that never raises and keeps numpy scalars short (``85.0``, not ``np.float64(85.0)``).
+
+    A numpy scalar prints at its own precision: a float32 as ``0.012573022``,
+    not as the float64 it widens to.
+    """
     try:
-        if isinstance(value, np.generic):
-            value = value.item()
-        text = repr(value)
+        if isinstance(value, np.floating):
+            text = str(value)
+        elif isinstance(value, np.generic):
+            text = repr(value.item())
+        else:
+            text = repr(value)
     except Exception:
         return f"[repr failed for <{type(value).__name__}>]"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A value as JSON can hold it: numbers stay numbers, NaN and infinities become strings."""
+    if isinstance(value, np.floating):
+        return float(str(value)) if np.isfinite(value) else str(value)
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
         return str(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, (tuple, list)):
+        return [jsonable(v) for v in value]
     return safe_repr(value)
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One leaf of one batch that failed the check."""
+class Location:
+    """One differing element: where it is, what it should hold, what it holds.
 
-    batch: int | None
-    """Index of the batch in the order the source yielded it (0 is the first); None
-    for checks of one value (a shape, a loss)."""
-    path: str
+    Unpacks as ``index, expected, actual = location``.
+    """
+
+    index: tuple[int, ...]
+    """Its index in the array (``()`` for a scalar)."""
+    expected: Any
+    """What it should hold: the value when yielded, ``target_fn``'s, the first read."""
+    actual: Any
+    """What it holds: the value now, the yielded target, the second read."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.index, self.expected, self.actual))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One leaf of one batch (or one value) that failed the check."""
+
+    batch: int | None = None
+    """Index of the batch in the order the source yielded it (0 is the first), or
+    of the index read (``Report.unit``); None for checks of one value."""
+    path: str = ""
     """Where in the batch, e.g. ``inputs[0]`` or ``targets['y']``."""
-    when: str
-    """``"when yielded"`` or ``"after later draws"``."""
-    mismatched: int
-    """Number of elements that differ."""
-    total: int
-    """Number of elements compared."""
-    locations: tuple[tuple[tuple[int, ...], Any, Any], ...] = ()
-    """The first few differing elements: (index, expected, actual)."""
+    when: str = ""
+    """``"when yielded"``, ``"after later draws"``, ``"read again"``, ..."""
+    mismatched: int = 0
+    """Number of elements (or samples) that differ."""
+    total: int = 0
+    """Number of elements (or samples) compared."""
+    locations: tuple[Location, ...] = ()
+    """The first few differing elements."""
     problem: str = ""
-    """Set when elements could not be paired (shape, dtype or nesting changed)."""
+    """Set when elements could not be paired, or a count says it better."""
 
     def describe(self, unit: str = "batch") -> str:
         where = [f"{unit} {self.batch}"] if self.batch is not None else []
@@ -67,18 +99,62 @@ class Finding:
         pct = 100.0 * self.mismatched / self.total if self.total else 0.0
         return head + f"{self.mismatched} / {self.total} elements ({pct:.1f}%) differ"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "path": self.path,
+            "when": self.when,
+            "mismatched": self.mismatched,
+            "total": self.total,
+            "problem": self.problem,
+            "locations": [
+                {
+                    "index": list(loc.index),
+                    "expected": jsonable(loc.expected),
+                    "actual": jsonable(loc.actual),
+                }
+                for loc in self.locations
+            ],
+        }
 
-@dataclass(frozen=True)
+
+def format_parameters(parameters: Mapping[str, Any]) -> str:
+    """``draws=16, rtol=1e-06``: callables by name, floats short, strings bare."""
+    parts = []
+    for name, value in parameters.items():
+        if callable(value):
+            text = getattr(value, "__name__", None) or type(value).__name__
+        elif isinstance(value, float):
+            text = f"{value:g}"
+        elif isinstance(value, str):
+            text = value
+        else:
+            text = safe_repr(value)
+        parts.append(f"{name}={text}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Report:
-    """The outcome of one check. ``ok`` is True when nothing was found."""
+    """The outcome of one check: data first; ``str(report)`` renders it.
+
+    ``status`` is ``"passed"`` (nothing found), ``"failed"`` (findings) or
+    ``"inconclusive"`` (the check could not judge, and says why in
+    ``inconclusive``): a check never passes because something hid the
+    comparison. ``ok`` is True only for ``"passed"``.
+    """
 
     check: str
     """The property checked, e.g. ``generator_no_aliasing``."""
-    parameters: str
-    """The options it ran with, e.g. ``draws=16``."""
-    batches: int
-    """How many batches were drawn from the source (0 for checks of one value)."""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """The options it ran with, e.g. ``{"draws": 16}``."""
+    batches: int | None = None
+    """Batches (or indices, see ``unit``) read from the source; None for checks of values."""
+    unit: str = "batch"
+    """What ``Finding.batch`` counts: ``"batch"`` drawn, or ``"index"`` read."""
     findings: tuple[Finding, ...] = ()
+    inconclusive: str = ""
+    """Why the check could not judge; empty when it could."""
     reason: str = ""
     """One sentence: what the findings mean."""
     hint: str = ""
@@ -86,17 +162,23 @@ class Report:
     notes: tuple[str, ...] = ()
     """Further evidence, e.g. which batches shared one buffer."""
     columns: tuple[str, str] = ("expected", "actual")
-    """Headers of the two value columns in the locations table."""
+    """What ``Location.expected`` and ``Location.actual`` are, as table headers."""
     summary: str = field(default="", compare=False)
     """One line for a passing report."""
     measured: tuple[tuple[str, float], ...] = ()
     """Numbers the check measured, by name (``dict(report.measured)``)."""
-    unit: str = "batch"
-    """What ``Finding.batch`` counts: ``"batch"`` drawn, or ``"index"`` read."""
+    source: str = ""
+    """The kind of source checked (``generator``, ``indexable``, ``iterable``, ...), if any."""
+
+    @property
+    def status(self) -> str:
+        if self.findings:
+            return "failed"
+        return "inconclusive" if self.inconclusive else "passed"
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        return self.status == "passed"
 
     @property
     def bad_batches(self) -> tuple[int, ...]:
@@ -107,44 +189,44 @@ class Report:
         return format_report(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as plain JSON-able data (numbers as numbers, NaN as "nan")."""
+        """The report as JSON-able data, with the fixed keys of ``docs/report.schema.json``."""
+        failed = self.status == "failed"
         return {
             "check": self.check,
-            "parameters": self.parameters,
+            "status": self.status,
             "ok": self.ok,
+            "parameters": {k: _parameter_json(v) for k, v in self.parameters.items()},
+            "source": self.source,
             "batches": self.batches,
             "unit": self.unit,
             "summary": self.summary if self.ok else "",
-            "reason": "" if self.ok else self.reason,
-            "hint": "" if self.ok else self.hint,
+            "inconclusive": self.inconclusive,
+            "reason": self.reason if failed else "",
+            "hint": self.hint if failed else "",
             "notes": list(self.notes),
-            "measured": {name: _jsonable(value) for name, value in self.measured},
-            "findings": [
-                {
-                    "batch": f.batch,
-                    "path": f.path,
-                    "when": f.when,
-                    "mismatched": f.mismatched,
-                    "total": f.total,
-                    "problem": f.problem,
-                    "locations": [
-                        {
-                            "index": list(index),
-                            self.columns[0]: _jsonable(a),
-                            self.columns[1]: _jsonable(b),
-                        }
-                        for index, a, b in f.locations
-                    ],
-                }
-                for f in self.findings
-            ],
+            "measured": {name: jsonable(value) for name, value in self.measured},
+            "columns": {"expected": self.columns[0], "actual": self.columns[1]},
+            "findings": [f.to_dict() for f in self.findings],
         }
 
 
+def _parameter_json(value: Any) -> Any:
+    if callable(value):
+        return getattr(value, "__name__", None) or type(value).__name__
+    return jsonable(value)
+
+
 def format_report(report: Report, msg: str | None = None) -> str:
-    head = f"{report.check}({report.parameters})"
-    if report.ok:
-        lines = [f"{head} passed: {report.summary or f'{report.batches} batches checked'}"]
+    """The message: what was checked, the reason, counts, first locations, notes, the hint."""
+    head = f"{report.check}({format_parameters(report.parameters)})"
+    status = report.status
+    if status == "passed":
+        checked = f"{report.batches} batches checked" if report.batches else "nothing found"
+        lines = [f"{head} passed: {report.summary or checked}"]
+        lines.extend(report.notes)
+        return "\n".join(lines + ([msg] if msg else []))
+    if status == "inconclusive":
+        lines = [f"{head} could not judge", report.inconclusive, *report.notes]
         return "\n".join(lines + ([msg] if msg else []))
     lines = [f"{head} failed", report.reason]
     if report.batches:
@@ -155,7 +237,7 @@ def format_report(report: Report, msg: str | None = None) -> str:
             f"{units} affected: {len(bad)} of {report.batches} ({pct:.1f}%);"
             f" findings: {len(report.findings)}"
         )
-    shown = report.findings[:MAX_FINDINGS_SHOWN]
+    shown = report.findings[:MAX_SHOWN]
     more = len(report.findings) - len(shown)
     lines.append(f"First {len(shown)} shown:" if more else "Findings:")
     for finding in shown:
@@ -174,7 +256,10 @@ def format_report(report: Report, msg: str | None = None) -> str:
 
 def _table(finding: Finding, columns: tuple[str, str]) -> list[str]:
     rows = [("index", *columns)]
-    rows += [(str(list(i)), safe_repr(a), safe_repr(b)) for i, a, b in finding.locations]
+    rows += [
+        (str(list(loc.index)), safe_repr(loc.expected), safe_repr(loc.actual))
+        for loc in finding.locations
+    ]
     widths = [max(len(r[c]) for r in rows) for c in range(3)]
     return [
         "      " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows
@@ -197,7 +282,7 @@ class TargetMismatchError(PitfallError):
     """Yielded targets are not ``target_fn(yielded inputs)``."""
 
 
-class IndexStabilityError(PitfallError):
+class IndexUnstableError(PitfallError):
     """Reading the same index of a batch source twice gave different batches."""
 
 
@@ -213,8 +298,8 @@ class EpochIncompleteError(PitfallError):
     """An epoch delivered some samples twice, or not at all."""
 
 
-class WorkerRandomnessError(PitfallError):
-    """Worker processes drew the same random numbers."""
+class SharedRngError(PitfallError):
+    """Worker processes drew the same random numbers: they share one RNG stream."""
 
 
 class OrderNotShuffledError(PitfallError):
@@ -229,25 +314,49 @@ class PredictionShapeError(PitfallError):
     """A model predicts another shape than it declares."""
 
 
-class FitError(PitfallError):
-    """A model did not fit data that it can represent, within the training budget."""
+class UnderfitError(PitfallError):
+    """A model did not fit, within the training budget, data that it can represent."""
 
 
 # Shown as pitfalls.AliasingError in tracebacks, the name users import.
 for _public in (
+    Location,
     Finding,
     Report,
     PitfallError,
     AliasingError,
     TargetMismatchError,
-    IndexStabilityError,
+    IndexUnstableError,
     BatchDependenceError,
     EpochChangedError,
     EpochIncompleteError,
-    WorkerRandomnessError,
+    SharedRngError,
     OrderNotShuffledError,
     BroadcastError,
     PredictionShapeError,
-    FitError,
+    UnderfitError,
 ):
     _public.__module__ = "pitfalls"
+
+
+ERRORS: dict[str, type[PitfallError]] = {
+    "generator_no_aliasing": AliasingError,
+    "targets_match": TargetMismatchError,
+    "index_stable": IndexUnstableError,
+    "batch_independent": BatchDependenceError,
+    "epoch_repeatable": EpochChangedError,
+    "epoch_complete": EpochIncompleteError,
+    "worker_randomness": SharedRngError,
+    "order_shuffled": OrderNotShuffledError,
+    "no_broadcast": BroadcastError,
+    "prediction_shape": PredictionShapeError,
+    "fits": UnderfitError,
+}
+"""The error each check raises, by ``Report.check``."""
+
+
+def raise_for(report: Report, msg: str | None = None) -> None:
+    """Raise the check's error unless the report passed (failed or could not judge)."""
+    __tracebackhide__ = True
+    if not report.ok:
+        raise ERRORS[report.check](report, msg)

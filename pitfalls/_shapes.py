@@ -86,12 +86,13 @@ def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
     ``(1, 1)``, where the element count hides the bug at batch size 1.
     """
     a, b = shape_of(y_true, "y_true"), shape_of(y_pred, "y_pred")
-    params = (
-        f"y_true={_fmt(a) if a is not None else '?'}, y_pred={_fmt(b) if b is not None else '?'}"
-    )
+    params = {
+        "y_true": _fmt(a) if a is not None else "?",
+        "y_pred": _fmt(b) if b is not None else "?",
+    }
     if a is None or b is None or _same(a, b):
         summary = "shapes match" if a is not None and b is not None else "a rank is unknown"
-        return Report("no_broadcast", params, 0, summary=summary)
+        return Report(check="no_broadcast", parameters=params, summary=summary)
     joint = _broadcast(a, b)
     if joint is None:
         problem = f"shapes {_fmt(a)} and {_fmt(b)} do not broadcast: the operation would raise"
@@ -108,8 +109,13 @@ def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
             " every target is compared with every prediction, and the mean is of the wrong"
             " numbers."
         )
-    finding = Finding(None, "y_true - y_pred", "", 0, 0, (), problem)
-    return Report("no_broadcast", params, 0, (finding,), reason, _BROADCAST_HINT)
+    return Report(
+        check="no_broadcast",
+        parameters=params,
+        findings=(Finding(path="y_true - y_pred", problem=problem),),
+        reason=reason,
+        hint=_BROADCAST_HINT,
+    )
 
 
 def assert_no_broadcast(y_true: Any, y_pred: Any, *, msg: str | None = None) -> None:
@@ -218,10 +224,10 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
     if expected is None:
         declared = _declared(model)
         shapes = [(n if s and s[0] is None else s[0], *s[1:]) if s else s for s in declared]
-        params = f"declared={_fmt_many(declared)}, rows={n}"
+        params = {"declared": _fmt_many(declared), "rows": n}
     else:
         shapes = _as_expected(expected)
-        params = f"expected={_fmt_many(shapes)}"
+        params = {"expected": _fmt_many(shapes)}
     call = "model.predict(x)" if hasattr(model, "predict") else "model(x)"
     pred = model.predict(x, verbose=0) if hasattr(model, "predict") else model(x)
     outputs: Sequence[Any] = pred if isinstance(pred, (list, tuple)) else [pred]
@@ -236,20 +242,14 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
         if got is None or not _same(got, want):
             findings.append(
                 Finding(
-                    None,
-                    path,
-                    "",
-                    0,
-                    0,
-                    (),
-                    f"{call} returned shape {_fmt(got or ())}, expected {_fmt(want)}",
+                    path=path,
+                    problem=f"{call} returned shape {_fmt(got or ())}, expected {_fmt(want)}",
                 )
             )
     return Report(
-        "prediction_shape",
-        params,
-        0,
-        tuple(findings),
+        check="prediction_shape",
+        parameters=params,
+        findings=tuple(findings),
         reason=(
             "The model's output has another shape than it declares: a layer (often a Lambda)"
             " returns (n,) where (n, 1) is declared, which no error reports; against (n, 1)"

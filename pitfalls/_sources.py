@@ -19,6 +19,7 @@ import inspect
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 _ACCEPTED = (
@@ -63,109 +64,188 @@ def _by_index(obj: Any) -> Iterator[Any]:
             end()
 
 
+@dataclass(frozen=True)
+class Source:
+    """A source resolved once: what batches are read from, and how to read them again.
+
+    ``kind`` is ``"generator"`` or ``"iterator"`` (read once, consumed),
+    ``"indexable"`` (``__getitem__`` and a length, read by index with
+    ``on_epoch_end()`` between epochs, like Keras' PyDataset) or
+    ``"iterable"`` (``iter()`` starts an epoch: a list, a DataLoader, a
+    ``tf.data.Dataset``). ``made_by`` is the factory or class that made
+    ``obj``, or None when the user passed ``obj`` itself.
+    """
+
+    obj: Any
+    kind: str
+    made_by: Callable[[], Any] | None = None
+    name: str = "source"
+
+    @property
+    def length(self) -> int | None:
+        """Batches per epoch, where the source says (``len``, ``num_batches``)."""
+        if self.kind == "indexable":
+            return batch_count(self.obj)
+        if self.kind == "iterable":
+            try:
+                return len(self.obj) if hasattr(type(self.obj), "__len__") else None
+            except Exception:  # a __len__ that raises (an IterableDataset's DataLoader)
+                return None
+        return None
+
+    @property
+    def rereadable(self) -> bool:
+        """Can a second, fresh read be had: a factory to call again, or an object to re-read."""
+        return self.made_by is not None or self.kind in ("indexable", "iterable")
+
+    @property
+    def description(self) -> str:
+        """``"generator made by batches()"``, ``"indexable ImageBatches"``, ..."""
+        what = f"{self.kind} {type(self.obj).__qualname__}"
+        if self.made_by is not None:
+            what += f" made by {_callable_name(self.made_by)}()"
+        return what
+
+    def batches(self) -> Iterator[Any]:
+        """An iterator over the batches: by index (endlessly, epoch after epoch), or ``iter()``."""
+        if self.kind == "indexable":
+            return _by_index(self.obj)
+        if self.kind in ("generator", "iterator"):
+            return self.obj
+        return iter(self.obj)
+
+    def fresh(self) -> Source:
+        """The same source made again by its factory; itself when it has none."""
+        if self.made_by is None:
+            return self
+        return resolve(self.made_by, self.name)
+
+
+def _kind(obj: Any) -> str | None:
+    if inspect.isgenerator(obj):
+        return "generator"
+    if isinstance(obj, Iterator):
+        return "iterator"
+    if is_indexable(obj):
+        return "indexable"
+    if hasattr(type(obj), "__iter__"):
+        return "iterable"
+    return None
+
+
+def article(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
+def _not_a_source(obj: Any, name: str, made: str = "") -> str | None:
+    """Why ``obj`` is not a source of batches, or None when it may be one."""
+    got = f"{made}{article(type(obj).__qualname__)}"
+    if isinstance(obj, (str, bytes)):
+        return f"{name} must be {_ACCEPTED}; got {got}"
+    if isinstance(obj, Mapping):
+        return (
+            f"{name} must be {_ACCEPTED}; got {got}: a batch, not a source of batches"
+            " (wrap it in a list)"
+        )
+    if _is_array(obj):
+        return (
+            f"{name} must be {_ACCEPTED}; got {got}: an array is a dataset, not a source"
+            " of batches (iterating it gives rows, one at a time); pass the generator,"
+            " PyDataset or DataLoader that cuts it into batches, or [array] for one batch"
+        )
+    return None
+
+
+def _is_array(obj: Any) -> bool:
+    return (
+        hasattr(obj, "__array__")
+        or hasattr(obj, "__array_interface__")
+        or hasattr(obj, "__array_struct__")
+        or hasattr(obj, "__dlpack__")
+    ) and not isinstance(obj, (list, tuple))
+
+
+def resolve(source: Any, name: str = "source") -> Source:
+    """Resolve ``source`` once: call a factory or class, and classify what it gives.
+
+    What a factory returns is treated exactly like that object passed directly.
+    Raises TypeError naming ``name`` for anything that is not a source.
+    """
+    if isinstance(source, Source):
+        return source
+    why = _not_a_source(source, name)
+    if why:
+        raise TypeError(why)
+    kind = None if inspect.isclass(source) else _kind(source)
+    if kind is not None:
+        return Source(source, kind, None, name)
+    if not callable(source):
+        raise TypeError(f"{name} must be {_ACCEPTED}; got {type(source).__qualname__}")
+    label = (
+        f"the class {source.__qualname__}"
+        if inspect.isclass(source)
+        else f"{_callable_name(source)}, a callable"
+    )
+    try:
+        inspect.signature(source).bind()
+    except TypeError as exc:
+        raise TypeError(
+            f"{name} is {label} that needs arguments ({exc}); pass an instance or a"
+            " zero-argument factory (functools.partial or a lambda)"
+        ) from None
+    except ValueError:  # no signature to inspect (some builtins): just call it
+        pass
+    made = source()
+    call = f"calling {_callable_name(source)}() returned "
+    why = _not_a_source(made, name, call)
+    if why:
+        raise TypeError(why)
+    kind = _kind(made)
+    if kind is None:
+        raise TypeError(
+            f"{name}: {call}{article(type(made).__qualname__)}, which is not an iterator, an"
+            " iterable or an indexable batch source"
+        )
+    return Source(made, kind, source, name)
+
+
 def open_source(source: Any, name: str = "source") -> Iterator[Any]:
     """An iterator over the batches of ``source``; TypeError naming ``name`` if none."""
-    if isinstance(source, (str, bytes, Mapping)):
-        raise TypeError(
-            f"{name} must be {_ACCEPTED}; got a {type(source).__name__}"
-            + (
-                " (a batch, not a source of batches: wrap it in a list)"
-                if isinstance(source, Mapping)
-                else ""
-            )
-        )
-    if isinstance(source, Iterator):
-        return source
-    if inspect.isclass(source):
-        try:
-            inspect.signature(source).bind()
-        except TypeError as exc:
-            raise TypeError(
-                f"{name} is the class {source.__qualname__}, which cannot be made"
-                f" without arguments ({exc}); pass an instance or a factory"
-            ) from None
-        except ValueError:  # no signature to inspect: just call it
-            pass
-        return _open_made(source(), name, f"{source.__qualname__}()")
-    if is_indexable(source):
-        return _by_index(source)
-    if hasattr(type(source), "__iter__"):
-        return iter(source)
-    if callable(source):
-        try:
-            inspect.signature(source).bind()
-        except TypeError as exc:
-            raise TypeError(
-                f"{name} is {_callable_name(source)}, a callable that needs arguments ({exc});"
-                " pass a zero-argument factory, e.g. functools.partial or a lambda"
-            ) from None
-        except ValueError:  # no signature to inspect (some builtins): just call it
-            pass
-        return _open_made(source(), name, f"{_callable_name(source)}()")
-    raise TypeError(f"{name} must be {_ACCEPTED}; got {type(source).__qualname__}")
-
-
-def _open_made(made: Any, name: str, call: str) -> Iterator[Any]:
-    if isinstance(made, Iterator):
-        return made
-    if is_indexable(made):
-        return _by_index(made)
-    if hasattr(type(made), "__iter__") and not isinstance(made, (str, bytes)):
-        return iter(made)
-    raise TypeError(
-        f"{name}: calling {call} returned {type(made).__qualname__}, which is not"
-        " an iterator, an iterable or an indexable batch source"
-    )
+    return resolve(source, name).batches()
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__qualname__
 
 
-def check_draws(draws: Any, minimum: int = 2) -> int:
-    """Validate the ``draws`` option: an int of at least ``minimum``."""
-    if isinstance(draws, bool) or not isinstance(draws, int):
-        raise TypeError(f"draws must be an int, got {type(draws).__name__} {draws!r}")
-    if draws < minimum:
-        raise ValueError(
-            f"draws={draws} is too small: at least {minimum} batches are needed to see"
-            " a batch change as the source advances"
-        )
-    return draws
+def call_within(fn: Callable[[], Any], timeout: float | None, what: str) -> Any:
+    """``fn()``; with ``timeout``, in a helper thread, raising TimeoutError after that long.
 
-
-def check_timeout(timeout: Any) -> float | None:
-    """Validate the ``timeout`` option: None or a positive number of seconds."""
+    ``what`` completes "source did not ... within N s", e.g. "yield batch 3".
+    A call that times out is abandoned: its daemon thread is left waiting.
+    """
     if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
-    if not timeout > 0:
-        raise ValueError(f"timeout={timeout!r} must be > 0 seconds")
-    return float(timeout)
-
-
-def _next_within(batches: Iterator[Any], timeout: float, index: int) -> Any:
+        return fn()
     outcome: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            outcome["batch"] = next(batches)
+            outcome["value"] = fn()
         except BaseException as exc:  # handed to the caller's thread below
             outcome["error"] = exc
 
-    worker = threading.Thread(target=work, name=f"pitfalls-draw-{index}", daemon=True)
+    worker = threading.Thread(target=work, name=f"pitfalls: {what}", daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
         raise TimeoutError(
-            f"source did not yield batch {index} within {timeout:g} s: it waits for"
-            " something that never comes (a queue whose worker died, a lock, a socket);"
-            " the draw was abandoned, its thread left waiting"
+            f"source did not {what} within {timeout:g} s: it waits for something that"
+            " never comes (a queue whose worker died, a lock, a socket); the call was"
+            " abandoned, its thread left waiting"
         )
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["batch"]
+    return outcome["value"]
 
 
 def draw(batches: Iterator[Any], index: int, draws: int, timeout: float | None = None) -> Any:
@@ -175,7 +255,7 @@ def draw(batches: Iterator[Any], index: int, draws: int, timeout: float | None =
     longer raises ``TimeoutError`` naming the batch.
     """
     try:
-        return next(batches) if timeout is None else _next_within(batches, timeout, index)
+        return call_within(lambda: next(batches), timeout, f"yield batch {index}")
     except StopIteration:
         raise ValueError(
             f"source stopped after {index} batches, but draws={draws} were asked for;"

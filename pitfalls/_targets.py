@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._report import Finding, Report, TargetMismatchError
-from pitfalls._sources import add_note, check_draws, check_timeout, draw, open_source
-from pitfalls._tree import as_array, diff_arrays, flatten_at
+from pitfalls._sources import add_note, draw, resolve
+from pitfalls._tree import as_array, diff_arrays, flatten_at, split_batch
 
 _REASON_AT_YIELD = (
     "Targets differ from target_fn(inputs) on batches as they were yielded: the source"
@@ -34,24 +34,21 @@ _HINT_LATER = (
 )
 
 
-def check_tolerance(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name}={value!r} must be a finite number >= 0")
-    return float(value)
-
-
-def _split(batch: Any, index: int) -> tuple[Any, Any]:
-    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
-        return batch[0], batch[1]
-    what = f"a {type(batch).__name__}"
-    if isinstance(batch, (tuple, list)):
-        what += f" of {len(batch)} items"
-    raise ValueError(
-        f"batch {index} is {what}; check_targets_match needs batches of"
-        " (inputs, targets) or (inputs, targets, sample_weights)"
-    )
+def _split(batch: Any, index: int, unpack: Any) -> tuple[Any, Any, str, str]:
+    parts = split_batch(batch, index, unpack)
+    if parts.targets is None:
+        what = f"a {type(batch).__name__}"
+        if isinstance(batch, (tuple, list)):
+            what += f" of {len(batch)} items"
+        elif isinstance(batch, dict):
+            what += f" with keys {list(batch)[:6]}"
+        raise ValueError(
+            f"batch {index} is {what}, with no targets to check: check_targets_match needs"
+            " batches of (inputs, targets[, sample_weights]) as a tuple or list, a dict"
+            " with a 'y', 'label', 'labels', 'target' or 'targets' key, or"
+            " unpack=lambda batch: (inputs, targets)"
+        )
+    return parts.inputs, parts.targets, parts.inputs_path, parts.targets_path
 
 
 def _compare(
@@ -62,14 +59,15 @@ def _compare(
     rtol: float,
     atol: float,
     notes: set[str],
+    unpack: Any = None,
 ) -> list[Finding]:
-    inputs, targets = _split(batch, index)
+    inputs, targets, _, targets_path = _split(batch, index, unpack)
     try:
         expected = target_fn(inputs)
     except Exception as exc:
         add_note(exc, f"pitfalls: raised by target_fn on the inputs of batch {index} ({when})")
         raise
-    got = flatten_at(targets, "targets").leaves
+    got = flatten_at(targets, targets_path).leaves
     want = flatten_at(expected, "target_fn(inputs)").leaves
     if len(got) != len(want):
         raise ValueError(
@@ -84,19 +82,27 @@ def _compare(
         if a.shape != d.shape:
             findings.append(
                 Finding(
-                    index,
-                    path,
-                    when,
-                    a.size,
-                    a.size,
-                    (),
-                    f"shape {a.shape}, but target_fn gives {d.shape}",
+                    batch=index,
+                    path=path,
+                    when=when,
+                    mismatched=a.size,
+                    total=a.size,
+                    problem=f"shape {a.shape}, but target_fn gives {d.shape}",
                 )
             )
             continue
         diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
         if diff is not None:
-            findings.append(Finding(index, path, when, diff.mismatched, diff.total, diff.first))
+            findings.append(
+                Finding(
+                    batch=index,
+                    path=path,
+                    when=when,
+                    mismatched=diff.mismatched,
+                    total=diff.total,
+                    locations=diff.first,
+                )
+            )
             if when == "when yielded":
                 notes.update(_integer_notes(path, a, d))
     return findings
@@ -133,44 +139,49 @@ def check_targets_match(
     rtol: float = 1e-6,
     atol: float = 0.0,
     timeout: float | None = None,
+    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
 ) -> Report:
     """Check ``targets == target_fn(inputs)`` on each batch, when yielded and later.
 
     Batches must be ``(inputs, targets)`` or ``(inputs, targets,
-    sample_weights)``, nested as you like; ``target_fn`` gets the inputs as
-    yielded and returns the targets they imply, nested the same way (leaves are
-    paired in order). Each batch is checked right after it is drawn, then again
-    after all ``draws`` batches were drawn: the shared-input generator passes
-    the first check and fails the second, which is what a consumer that reads
-    ahead sees. Values compare as ``numpy.isclose(targets, expected, rtol,
-    atol)`` with NaN equal to NaN; shapes must be equal. ``target_fn`` must not
-    modify its argument. ``timeout`` bounds each draw, as in
-    :func:`check_generator_no_aliasing`.
+    sample_weights)`` (a tuple or a list), or a dict with its targets under
+    ``"y"``, ``"label(s)"`` or ``"target(s)"``, nested as you like
+    (``unpack=lambda batch: (inputs, targets)`` for any other layout).
+    ``target_fn`` gets the inputs as yielded and returns the targets they imply,
+    nested the same way (leaves are paired in order). Each batch is checked
+    right after it is drawn, then again after all ``draws`` batches were drawn:
+    the shared-input generator passes the first check and fails the second,
+    which is what a consumer that reads ahead sees. Values compare as
+    ``numpy.isclose(targets, expected, rtol, atol)`` with NaN equal to NaN;
+    shapes must be equal. ``target_fn`` must not modify its argument.
+    ``timeout`` bounds each draw, as in :func:`check_generator_no_aliasing`.
     """
-    check_draws(draws)
-    timeout = check_timeout(timeout)
-    if not callable(target_fn):
-        raise TypeError(f"target_fn must be callable, got {type(target_fn).__qualname__}")
-    rtol = check_tolerance("rtol", rtol)
-    atol = check_tolerance("atol", atol)
-    batches = open_source(source)
+    target_fn = validate.function("target_fn", target_fn)
+    draws = validate.draws(draws)
+    rtol = validate.tolerance("rtol", rtol)
+    atol = validate.tolerance("atol", atol)
+    timeout = validate.timeout("timeout", timeout)
+    unpack = validate.optional_function("unpack", unpack)
+    resolved = resolve(source)
+    batches = resolved.batches()
     held = []
     findings: list[Finding] = []
     notes: set[str] = set()
     for i in range(draws):
         batch = draw(batches, i, draws, timeout)
-        findings += _compare(i, batch, target_fn, "when yielded", rtol, atol, notes)
+        findings += _compare(i, batch, target_fn, "when yielded", rtol, atol, notes, unpack)
         held.append(batch)
     wrong_at_yield = {f.batch for f in findings}
     for i, batch in enumerate(held):
         if i not in wrong_at_yield:
-            findings += _compare(i, batch, target_fn, "after later draws", rtol, atol, notes)
+            findings += _compare(
+                i, batch, target_fn, "after later draws", rtol, atol, notes, unpack
+            )
 
     later_only = not wrong_at_yield
     return Report(
         check="targets_match",
-        parameters=f"target_fn={getattr(target_fn, '__name__', type(target_fn).__name__)},"
-        f" draws={draws}, rtol={rtol:g}, atol={atol:g}",
+        parameters={"target_fn": target_fn, "draws": draws, "rtol": rtol, "atol": atol},
         batches=draws,
         findings=tuple(findings),
         reason=_REASON_LATER if later_only else _REASON_AT_YIELD,
@@ -178,6 +189,7 @@ def check_targets_match(
         notes=tuple(sorted(notes)),
         columns=("target_fn", "yielded"),
         summary=f"all {draws} batches matched when yielded and after later draws",
+        source=resolved.description,
     )
 
 
@@ -189,6 +201,7 @@ def assert_targets_match(
     rtol: float = 1e-6,
     atol: float = 0.0,
     timeout: float | None = None,
+    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     msg: str | None = None,
 ) -> None:
     """Fail unless every batch's targets equal ``target_fn(inputs)``, when yielded and later.
@@ -199,7 +212,7 @@ def assert_targets_match(
     """
     __tracebackhide__ = True
     report = check_targets_match(
-        source, target_fn, draws=draws, rtol=rtol, atol=atol, timeout=timeout
+        source, target_fn, draws=draws, rtol=rtol, atol=atol, timeout=timeout, unpack=unpack
     )
     if not report.ok:
         raise TargetMismatchError(report, msg)

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls._report import MAX_SHOWN, Location
+
 ROLES = ("inputs", "targets", "sample_weights")
 _MAX_DEPTH = 64
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, np.generic)
@@ -96,18 +98,83 @@ class Flat:
     leaves: tuple[tuple[str, Any], ...]
 
 
+def _positional(batch: Any) -> bool:
+    """A top-level tuple or list of 1-3 items: (inputs, targets, sample_weights)."""
+    return type(batch) in (tuple, list) and 1 <= len(batch) <= len(ROLES)
+
+
 def flatten(batch: Any) -> Flat:
-    """Flatten a batch; a top-level tuple of 1-3 items is (inputs, targets, weights)."""
+    """Flatten a batch; a top-level tuple or list of 1-3 items is (inputs, targets, weights)."""
     leaves: list[tuple[str, Any]] = []
     shape: list[tuple[str, str, tuple[Any, ...]]] = []
     seen: set[int] = set()
-    if type(batch) is tuple and 1 <= len(batch) <= len(ROLES):
-        shape.append(("batch", "tuple", ("len", len(batch))))
+    if _positional(batch):
+        shape.append(("batch", type(batch).__qualname__, ("len", len(batch))))
         for role, part in zip(ROLES, batch):
             _walk(part, role, 1, leaves, shape, seen)
     else:
         _walk(batch, "batch", 0, leaves, shape, seen)
     return Flat(tuple(shape), tuple(leaves))
+
+
+TARGET_KEYS = ("y", "label", "labels", "target", "targets")
+"""Keys that hold the targets of a dict batch (Hugging Face, torchvision-style datasets)."""
+WEIGHT_KEYS = ("sample_weight", "sample_weights")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A batch split by the batch convention: inputs, targets (None: none), and their paths."""
+
+    inputs: Any
+    targets: Any
+    inputs_path: str
+    targets_path: str
+
+
+def split_batch(batch: Any, index: int, unpack: Any = None) -> Parts:
+    """Split a batch into inputs and targets, by ``unpack(batch)`` or by the convention.
+
+    The convention, which every checker follows: a tuple or a list of 2 or 3
+    items is ``(inputs, targets[, sample_weights])`` (Keras' tuples, PyTorch's
+    default collate); a dict holds its targets under one of ``TARGET_KEYS``
+    (``"y"``, ``"label"``, ``"labels"``, ``"target"``, ``"targets"``), its
+    other keys (but ``sample_weight``) being the inputs; anything else is
+    inputs alone. ``unpack``, a function of the batch returning ``(inputs,
+    targets)``, settles any other layout.
+    """
+    if unpack is not None:
+        try:
+            parts = unpack(batch)
+        except Exception as exc:
+            from pitfalls._sources import add_note
+
+            add_note(exc, f"pitfalls: raised by unpack on batch {index}")
+            raise
+        if not isinstance(parts, tuple) or len(parts) != 2:
+            raise ValueError(
+                f"unpack must return a pair (inputs, targets); for batch {index} it returned"
+                f" {type(parts).__qualname__}"
+            )
+        return Parts(parts[0], parts[1], "inputs", "targets")
+    if _positional(batch):
+        targets = batch[1] if len(batch) >= 2 else None
+        return Parts(batch[0], targets, "inputs", "targets")
+    if isinstance(batch, Mapping):
+        keys = [k for k in TARGET_KEYS if k in batch]
+        if len(keys) > 1:
+            raise ValueError(
+                f"batch {index} is a dict with several target keys {keys}: pass"
+                " unpack=lambda b: (inputs, targets) to say which part is which"
+            )
+        if keys:
+            key = keys[0]
+            inputs = {k: v for k, v in batch.items() if k != key and k not in WEIGHT_KEYS}
+            if len(inputs) == 1:
+                (only,) = inputs
+                return Parts(inputs[only], batch[key], _child("batch", only), _child("batch", key))
+            return Parts(inputs, batch[key], "inputs", _child("batch", key))
+    return Parts(batch, None, "batch", "targets")
 
 
 def flatten_at(node: Any, root: str) -> Flat:
@@ -138,12 +205,9 @@ class Diff:
     path: str
     mismatched: int
     total: int
-    # (index, then, now) for the first few differing elements
-    first: tuple[tuple[tuple[int, ...], Any, Any], ...]
+    first: tuple[Location, ...]
+    """The first few differing elements: (index, then or desired, now or actual)."""
     problem: str = ""  # set when shapes or dtypes differ and elements cannot be paired
-
-
-MAX_LOCATIONS = 3
 
 
 def _equal_mask(old: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -227,12 +291,12 @@ def diff_arrays(
         return None
     bad = np.flatnonzero(~eq.ravel())
     first = tuple(
-        (
+        Location(
             tuple(int(i) for i in np.unravel_index(flat_i, then.shape)),
             then.flat[flat_i],
             now.flat[flat_i],
         )
-        for flat_i in bad[:MAX_LOCATIONS]
+        for flat_i in bad[:MAX_SHOWN]
     )
     return Diff(path, int(bad.size), int(then.size), first)
 

@@ -9,12 +9,17 @@ the way a pool of workers would, and compares what they drew.
 
 from __future__ import annotations
 
+import pickle
+import queue
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from pitfalls._report import Finding, Report, WorkerRandomnessError
+from pitfalls import _validate as validate
+from pitfalls._report import Finding, Location, Report, SharedRngError
+from pitfalls._sources import add_note
 from pitfalls._tree import as_array
 
 
@@ -22,51 +27,81 @@ def _worker(
     fn: Callable[[], Any],
     worker_init: Callable[[int], Any] | None,
     worker_id: int,
-    draws: int,
+    calls: int,
     out: Any,
 ) -> None:
     try:
         if worker_init is not None:
             worker_init(worker_id)
-        values = [np.array(as_array(fn(), "fn()"), copy=True) for _ in range(draws)]
+        values = [np.array(as_array(fn(), "fn()"), copy=True) for _ in range(calls)]
         out.put((worker_id, values, None))
-    except BaseException as exc:  # reported in the parent
-        out.put((worker_id, None, f"{type(exc).__name__}: {exc}"))
+    except BaseException as exc:  # reported in the parent, as itself where it pickles
+        try:
+            pickle.dumps(exc)
+            error: BaseException = exc
+        except Exception:
+            error = RuntimeError(f"{type(exc).__name__}: {exc}")
+        out.put((worker_id, None, error))
 
 
 def _first(value: np.ndarray) -> Any:
     return value.ravel()[0] if value.size else None
 
 
+def _collect(procs: list[Any], out: Any, timeout: float | None) -> dict[int, list[np.ndarray]]:
+    """Each worker's values; TimeoutError naming the workers still silent at the deadline."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    results: dict[int, list[np.ndarray]] = {}
+    while len(results) < len(procs):
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            worker_id, values, error = out.get(timeout=wait)
+        except queue.Empty:
+            silent = [w for w in range(len(procs)) if w not in results]
+            names = ", ".join(map(str, silent))
+            raise TimeoutError(
+                f"worker{'s' if len(silent) > 1 else ''} {names} did not return within"
+                f" timeout={timeout:g} s: fn or worker_init hangs in a forked process (a lock"
+                " held at fork, a thread pool that did not survive the fork, a queue);"
+                " the workers were terminated"
+            ) from None
+        if error is not None:
+            add_note(error, f"pitfalls: raised by fn or worker_init in worker {worker_id}")
+            raise error
+        results[worker_id] = values
+    return results
+
+
 def check_worker_randomness(
     fn: Callable[[], Any],
     *,
     workers: int = 2,
-    draws: int = 3,
+    calls: int = 3,
     worker_init: Callable[[int], Any] | None = None,
-    seed_parent: int | None = 0,
-    timeout: float = 60.0,
+    seed: int | None = 0,
+    timeout: float | None = 60.0,
 ) -> Report:
-    """Run ``fn()`` ``draws`` times in each of ``workers`` forked processes; fail on repeats.
+    """Call ``fn()`` ``calls`` times in each of ``workers`` forked processes; fail on repeats.
 
     ``fn`` draws randomness as your pipeline does (an augmentation of a fixed
     input, say). ``worker_init(worker_id)``, if given, runs first in each
     worker, as a DataLoader's ``worker_init_fn`` or a pool initializer would.
     Fails when two workers produce the same sequence of values: they share
     one RNG stream. Before forking, numpy's global RNG is seeded with
-    ``seed_parent``, as reproducible training code does (``None``: fork with
-    the state as it is); the caller's RNG state is restored afterwards. Needs
-    the ``fork`` start method (Linux, macOS).
+    ``seed``, as reproducible training code does (``None``: fork with the
+    state as it is); the caller's RNG state is restored afterwards. A worker
+    that has not returned ``timeout`` seconds after the fork raises
+    ``TimeoutError`` naming it. Needs the ``fork`` start method (Linux, macOS).
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__qualname__}")
-    if worker_init is not None and not callable(worker_init):
-        raise TypeError(f"worker_init must be callable, got {type(worker_init).__qualname__}")
-    for name, value in (("workers", workers), ("draws", draws)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an int >= 1")
-    if workers < 2:
-        raise ValueError(f"workers={workers} must be at least 2 to compare workers")
+    fn = validate.function("fn", fn)
+    worker_init = validate.optional_function("worker_init", worker_init)
+    workers = validate.integer(
+        "workers", workers, minimum=2, why="two workers are needed to compare their draws"
+    )
+    calls = validate.integer("calls", calls, minimum=1)
+    if seed is not None:
+        seed = validate.seed("seed", seed)
+    timeout = validate.timeout("timeout", timeout)
     import multiprocessing  # here, not at import: it costs import pitfalls ~10 ms
 
     try:
@@ -74,28 +109,26 @@ def check_worker_randomness(
     except ValueError:
         raise ValueError("check_worker_randomness needs the 'fork' start method") from None
     saved = np.random.get_state()
-    if seed_parent is not None:
-        np.random.seed(seed_parent)
+    if seed is not None:
+        np.random.seed(seed)
     out = context.Queue()
     procs = [
-        context.Process(target=_worker, args=(fn, worker_init, w, draws, out), daemon=True)
+        context.Process(target=_worker, args=(fn, worker_init, w, calls, out), daemon=True)
         for w in range(workers)
     ]
-    for p in procs:
-        p.start()
-    results: dict[int, list[np.ndarray]] = {}
     try:
-        for _ in procs:
-            worker_id, values, error = out.get(timeout=timeout)
-            if error is not None:
-                raise RuntimeError(f"fn or worker_init raised in worker {worker_id}: {error}")
-            results[worker_id] = values
+        for p in procs:
+            p.start()
+        results = _collect(procs, out, timeout)
     finally:
         np.random.set_state(saved)
         for p in procs:
-            p.join(timeout=5)
+            if p.is_alive():
+                p.join(timeout=0.5)
             if p.is_alive():
                 p.terminate()
+                p.join(timeout=1)
+        out.close()
     findings = []
     for a in range(workers):
         for b in range(a + 1, workers):
@@ -105,27 +138,26 @@ def check_worker_randomness(
             ):
                 findings.append(
                     Finding(
-                        None,
-                        f"workers {a} and {b}",
-                        "",
-                        draws,
-                        draws,
-                        (
-                            (
-                                tuple(),
-                                results[a][0].ravel()[:1].tolist(),
-                                results[b][0].ravel()[:1].tolist(),
+                        path=f"workers {a} and {b}",
+                        mismatched=calls,
+                        total=calls,
+                        locations=(
+                            Location(
+                                (),
+                                _first(results[a][0]),
+                                _first(results[b][0]),
                             ),
                         ),
-                        f"drew the same {draws} values: one RNG stream, copied into both",
+                        problem=f"drew the same {calls} values: one RNG stream, copied into both",
                     )
                 )
+    parameters: dict[str, Any] = {"workers": workers, "calls": calls, "seed": seed}
+    if worker_init is not None:
+        parameters["worker_init"] = worker_init
     return Report(
-        "worker_randomness",
-        f"workers={workers}, draws={draws}, seed_parent={seed_parent}"
-        + ("" if worker_init is None else f", worker_init={getattr(worker_init, '__name__', '?')}"),
-        0,
-        tuple(findings),
+        check="worker_randomness",
+        parameters=parameters,
+        findings=tuple(findings),
         reason=(
             "Forked workers drew identical random numbers: each inherited its parent's RNG"
             " state and nothing reseeded it, so every worker repeats the same augmentations."
@@ -144,10 +176,10 @@ def assert_worker_randomness(
     fn: Callable[[], Any],
     *,
     workers: int = 2,
-    draws: int = 3,
+    calls: int = 3,
     worker_init: Callable[[int], Any] | None = None,
-    seed_parent: int | None = 0,
-    timeout: float = 60.0,
+    seed: int | None = 0,
+    timeout: float | None = 60.0,
     msg: str | None = None,
 ) -> None:
     """Fail when forked workers draw the same randomness. See :func:`check_worker_randomness`."""
@@ -155,10 +187,10 @@ def assert_worker_randomness(
     report = check_worker_randomness(
         fn,
         workers=workers,
-        draws=draws,
+        calls=calls,
         worker_init=worker_init,
-        seed_parent=seed_parent,
+        seed=seed,
         timeout=timeout,
     )
     if not report.ok:
-        raise WorkerRandomnessError(report, msg)
+        raise SharedRngError(report, msg)

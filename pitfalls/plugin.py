@@ -20,17 +20,14 @@ import random
 import sys
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
 
-from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
-from pitfalls._report import AliasingError, IndexStabilityError, Report, TargetMismatchError
-from pitfalls._sources import is_indexable
-from pitfalls._stability import check_index_stable
-from pitfalls._targets import check_targets_match
+from pitfalls._aliasing import DEFAULT_DRAWS
+from pitfalls._report import Report
+from pitfalls._runner import assert_source
 
 _SEED_KEY = pytest.StashKey[int]()
 
@@ -40,9 +37,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--pitfalls-seed",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
-        help="base of the per-test seeds of the pitfalls_seed fixture (default: 0)",
+        help="base of the per-test seeds of the pitfalls_seed fixture (default: pytest-randomly's"
+        " --randomly-seed when it is active, else 0)",
     )
     group.addoption(
         "--pitfalls-draws",
@@ -60,11 +58,27 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def base_seed(config: pytest.Config) -> tuple[int, str]:
+    """The base of the per-test seeds, and where it came from.
+
+    ``--pitfalls-seed`` when given; else pytest-randomly's ``--randomly-seed``
+    when that plugin is active (so one ``-p randomly`` seed reproduces both
+    the order and the data); else 0.
+    """
+    explicit = config.getoption("--pitfalls-seed")
+    if explicit is not None:
+        return explicit, "--pitfalls-seed"
+    randomly = config.getoption("randomly_seed", None)  # None unless pytest-randomly is active
+    if isinstance(randomly, int) and not isinstance(randomly, bool):
+        return randomly, "pytest-randomly's --randomly-seed"
+    return 0, "the default"
+
+
 def pytest_report_header(config: pytest.Config) -> str:
-    base = config.getoption("--pitfalls-seed")
+    base, origin = base_seed(config)
     return (
-        f"pitfalls: per-test seeds from node ids, base {base}"
-        " (--pitfalls-seed N to change; pitfalls_seed fixture)"
+        f"pitfalls: per-test seeds from node ids, base {base} ({origin});"
+        f" reproduce with --pitfalls-seed={base}"
     )
 
 
@@ -103,10 +117,21 @@ def pitfalls_seed(request: pytest.FixtureRequest) -> int:
             raise TypeError("@pytest.mark.pitfalls_seed takes one int, e.g. pitfalls_seed(123)")
         seed = marker.args[0] % 2**32
     else:
-        seed = seed_for(request.node.nodeid, request.config.getoption("--pitfalls-seed"))
+        seed = seed_for(request.node.nodeid, base_seed(request.config)[0])
     request.node.stash[_SEED_KEY] = seed
     apply_seed(seed)
     return seed
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    # Apply the test's seed again right before its body runs: plugins such as
+    # pytest-randomly reseed random and numpy at the start of the call phase,
+    # after fixtures ran, which would make the fixture's promise false.
+    seed = pyfuncitem.stash.get(_SEED_KEY, None)
+    if seed is not None:
+        apply_seed(seed)
+    return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -118,57 +143,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@dataclass(frozen=True)
-class BatchChecks:
-    """What ``check_batches`` found: one report per check run."""
-
-    aliasing: Report
-    targets: Report | None
-    index_stability: Report | None
-
-    @property
-    def reports(self) -> tuple[Report, ...]:
-        found = (self.aliasing, self.targets, self.index_stability)
-        return tuple(r for r in found if r is not None)
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.reports)
-
-
-def _run_checks(
-    source: Any,
-    target_fn: Callable[[Any], Any] | None,
-    draws: int,
-    msg: str | None,
-) -> BatchChecks:
-    __tracebackhide__ = True
-    aliasing = check_generator_no_aliasing(source, draws=draws)
-    targets = None if target_fn is None else check_targets_match(source, target_fn, draws=draws)
-    stability = check_index_stable(source) if is_indexable(source) else None
-    checks = BatchChecks(aliasing, targets, stability)
-    for report, error in (
-        (aliasing, AliasingError),
-        (targets, TargetMismatchError),
-        (stability, IndexStabilityError),
-    ):
-        if report is not None and not report.ok:
-            raise error(report, msg)
-    return checks
-
-
 @pytest.fixture
-def check_batches(request: pytest.FixtureRequest) -> Callable[..., BatchChecks]:
-    """Run the data checks on a batch source; fail the test with the first finding.
+def check_batches(request: pytest.FixtureRequest) -> Callable[..., tuple[Report, ...]]:
+    """Run every data check that applies to a batch source; fail with the first finding.
 
-    ``check_batches(source, target_fn=None, *, draws=None, msg=None)`` runs
-    assert_generator_no_aliasing, assert_targets_match when ``target_fn`` is
-    given, and for an indexable source (a PyDataset) a re-read of each index.
-    ``draws`` defaults to ``--pitfalls-draws``. Pass a factory when the source
-    is an iterator you still need. Example::
+    ``check_batches(source, target_fn=None, *, draws=None, timeout=None,
+    epochs=None, shuffled=False, steps_per_epoch=None, unpack=None, msg=None)``
+    is :func:`pitfalls.assert_source`: aliasing; targets when ``target_fn`` is
+    given; for an indexable source (a PyDataset) a re-read of each index; two
+    epochs when the source has a length. ``draws`` defaults to
+    ``--pitfalls-draws``. Returns the reports. Example::
 
         def test_my_batches(check_batches):
-            check_batches(MyPyDataset(), lambda x: x.mean(axis=1))
+            check_batches(MyPyDataset, lambda x: x.mean(axis=1))
     """
     default_draws = request.config.getoption("--pitfalls-draws")
 
@@ -177,9 +164,11 @@ def check_batches(request: pytest.FixtureRequest) -> Callable[..., BatchChecks]:
         target_fn: Callable[[Any], Any] | None = None,
         *,
         draws: int | None = None,
-        msg: str | None = None,
-    ) -> BatchChecks:
+        **options: Any,
+    ) -> tuple[Report, ...]:
         __tracebackhide__ = True
-        return _run_checks(source, target_fn, default_draws if draws is None else draws, msg)
+        return assert_source(
+            source, target_fn, draws=default_draws if draws is None else draws, **options
+        )
 
     return check

@@ -27,24 +27,27 @@ def test_n_against_n_1_mixes_samples_either_way_round(n, seed, targets_flat):
     flat, column = rng.normal(size=n), rng.normal(size=(n, 1))
     y_true, y_pred = (flat, column) if targets_flat else (column, flat)
     with pytest.raises(BatchDependenceError):
-        assert_batch_independent(per_sample_mse, y_pred, y_true)
+        assert_batch_independent(per_sample_mse, y_true, y_pred)
 
 
 @given(st.integers(2, 32), st.integers(1, 4), st.integers(0, 2**32 - 1))
 def test_matching_shapes_keep_samples_apart(n, features, seed):
     rng = np.random.default_rng(seed)
     y_true, y_pred = rng.normal(size=(n, features)), rng.normal(size=(n, features))
-    assert_batch_independent(per_sample_mse, y_pred, y_true, samples=32)
+    assert_batch_independent(per_sample_mse, y_true, y_pred, max_perturbed=32)
 
 
 def test_the_article_and_the_gradient_tape_orientations_both_fail():
     y = np.arange(8.0)
     with pytest.raises(
-        BatchDependenceError, match=r"x\[0\], perturbed: changing it moved the outputs of 7 / 7"
+        BatchDependenceError,
+        match=r"y_pred\[0\], perturbed: changing it moved the outputs of 7 / 7",
     ):
-        assert_batch_independent(per_sample_mse, y, y[:, None])  # (n, 1) targets, (n,) outputs
-    report = check_batch_independent(per_sample_mse, y[:, None], y)  # (n,) targets, (n, 1) outputs
-    assert not report.ok and {f.path[0] for f in report.findings} == {"y"}  # the targets mix
+        assert_batch_independent(per_sample_mse, y[:, None], y)  # (n, 1) targets, (n,) outputs
+    report = check_batch_independent(per_sample_mse, y, y[:, None])  # (n,) targets, (n, 1) outputs
+    assert not report.ok and {f.path.split("[")[0] for f in report.findings} == {
+        "y_true"
+    }  # the targets mix
 
 
 def test_normalising_over_the_batch_mixes_samples_and_a_row_function_does_not():
@@ -76,9 +79,9 @@ def test_integer_inputs_are_perturbed_within_range():
             "at least 2 samples",
         ),
         (
-            lambda: check_batch_independent(lambda x: x, np.zeros(3), samples=0),
+            lambda: check_batch_independent(lambda x: x, np.zeros(3), max_perturbed=0),
             ValueError,
-            "samples=0",
+            "max_perturbed=0",
         ),
         (
             lambda: check_batch_independent(lambda x: x, np.zeros(3), rtol=-1.0),
@@ -112,9 +115,9 @@ def test_the_loss_subclass_is_caught_without_knowing_shapes(keras):
     buggy, fixed = shapes.mse_loss_subclass_buggy(), shapes.mse_loss_subclass_fixed()
     # the buggy Lambda's (n,) output against (n, 1) targets, per sample via Loss.call
     with pytest.raises(BatchDependenceError):
-        assert_batch_independent(buggy.call, y, y_true)
-    assert_batch_independent(buggy.call, y[:, None], y_true)  # the fixed Lambda's (n, 1)
-    assert_batch_independent(fixed.call, y[:, None], y_true)
+        assert_batch_independent(buggy.call, y_true, y)
+    assert_batch_independent(buggy.call, y_true, y[:, None])  # the fixed Lambda's (n, 1)
+    assert_batch_independent(fixed.call, y_true, y[:, None])
 
 
 def test_the_gradient_tape_loss_is_caught_on_tensors(keras):
@@ -125,7 +128,7 @@ def test_the_gradient_tape_loss_is_caught_on_tensors(keras):
 
     _, y = shapes.mean_data(8)
     pred = tf.constant(y[:, None])
-    with pytest.raises(BatchDependenceError, match=r"y\[0\]"):
-        assert_batch_independent(tape_loss, pred, tf.constant(y))  # targets (n,)
-    assert_batch_independent(tape_loss, pred, tf.constant(y[:, None]))
-    assert pitfalls.check_batch_independent(tape_loss, pred, tf.constant(y[:, None])).ok
+    with pytest.raises(BatchDependenceError, match=r"y_true\[0\]"):
+        assert_batch_independent(tape_loss, tf.constant(y), pred)  # targets (n,)
+    assert_batch_independent(tape_loss, tf.constant(y[:, None]), pred)
+    assert pitfalls.check_batch_independent(tape_loss, tf.constant(y[:, None]), pred).ok

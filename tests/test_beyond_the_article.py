@@ -48,7 +48,7 @@ def test_scaling_a_copy_leaves_the_dataset_alone(seed, batch_size):
 def test_a_shuffled_but_unchanged_dataset_is_repeatable():
     data = images()
     pitfalls.assert_epoch_repeatable(
-        functools.partial(epochs.reshuffled_every_epoch, data, 16), epoch_length=4
+        functools.partial(epochs.reshuffled_every_epoch, data, 16), steps_per_epoch=4
     )
 
 
@@ -80,13 +80,13 @@ def test_a_generator_in_stored_order_is_not_shuffled():
     with pytest.raises(
         pitfalls.OrderNotShuffledError, match="repeats epoch 1's order of all 64 samples"
     ):
-        pitfalls.assert_order_shuffled(source, epoch_length=4)
+        pitfalls.assert_order_shuffled(source, steps_per_epoch=4)
 
 
 @given(st.integers(0, 2**32 - 1))
 def test_a_generator_that_permutes_each_epoch_is(seed):
     source = functools.partial(epochs.reshuffled_every_epoch, images(), 16, seed=seed)
-    pitfalls.assert_order_shuffled(source, epoch_length=4)
+    pitfalls.assert_order_shuffled(source, steps_per_epoch=4)
 
 
 def test_keras_warns_and_ignores_shuffle_for_a_generator(keras):
@@ -105,24 +105,24 @@ def test_keras_warns_and_ignores_shuffle_for_a_generator(keras):
     [
         (
             lambda: pitfalls.check_order_shuffled(iter([np.zeros((2, 1))] * 4)),
-            "an iterator cannot be read twice",
+            r"source is a list_iterator \(an iterator\), which can be read only once: pass its factory",
         ),
         (lambda: pitfalls.check_epoch_repeatable(lambda: iter([])), "source yielded no batches"),
         (
             lambda: pitfalls.check_epoch_repeatable(
-                lambda: iter([np.zeros(2)] * 3), epoch_length=2
+                lambda: iter([np.zeros(2)] * 3), steps_per_epoch=2
             ),
-            "two epochs of epoch_length=2 need 4",
+            "two epochs of steps_per_epoch=2 need 4",
         ),
         (
             lambda: pitfalls.check_epoch_repeatable(
-                lambda: iter([np.float64(1.0)] * 4), epoch_length=2
+                lambda: iter([np.float64(1.0)] * 4), steps_per_epoch=2
             ),
             "inputs need a batch axis",
         ),
         (
-            lambda: pitfalls.check_order_shuffled(lambda: iter([]), epoch_length=0),
-            "epoch_length=0 must be an int >= 1",
+            lambda: pitfalls.check_order_shuffled(lambda: iter([]), steps_per_epoch=0),
+            "steps_per_epoch=0 must be at least 1",
         ),
     ],
 )
@@ -185,7 +185,7 @@ def test_one_worker_never_races():
     pitfalls.assert_epoch_complete(
         workers.round_robin(workers.SharedPositionBatches(data, 4), 4, 1), data
     )
-    pitfalls.assert_epoch_complete(workers.SharedPositionBatches(data, 4), data, epoch_length=4)
+    pitfalls.assert_epoch_complete(workers.SharedPositionBatches(data, 4), data, steps_per_epoch=4)
 
 
 def test_epoch_complete_reports_strangers_and_names_rows():
@@ -258,10 +258,49 @@ def test_forked_workers_repeat_augmentations_unless_seeded_per_worker():
     [
         ({"fn": 3}, TypeError, "fn must be callable"),
         ({"workers": 1}, ValueError, "workers=1 must be at least 2"),
-        ({"draws": 0}, ValueError, "draws=0 must be an int >= 1"),
+        ({"calls": 0}, ValueError, "calls=0 must be at least 1"),
+        ({"calls": "3"}, TypeError, "calls must be an int, got str '3'"),
+        ({"timeout": float("inf")}, ValueError, "timeout=inf is longer than a week"),
+        ({"timeout": 0}, ValueError, "timeout=0 must be a number of seconds above 0, or None"),
+        ({"seed": -1}, ValueError, "seed=-1 must be at least 0"),
         ({"worker_init": "seed"}, TypeError, "worker_init must be callable"),
     ],
 )
 def test_worker_randomness_misuse(kwargs, error, match):
     with pytest.raises(error, match=match):
         pitfalls.check_worker_randomness(**{"fn": lambda: np.zeros(1), **kwargs})
+
+
+HUNG_WORKER_SCRIPT = """
+import json, time
+import pitfalls
+
+start = time.monotonic()
+try:
+    pitfalls.check_worker_randomness(lambda: time.sleep(60), timeout=0.5)
+    out = {"error": None}
+except TimeoutError as exc:
+    out = {"error": str(exc)}
+out["seconds"] = time.monotonic() - start
+print(json.dumps(out))
+"""
+
+
+def test_a_hung_worker_raises_timeout_error_naming_it_on_time():
+    # Forked from a fresh interpreter, as above. The bound is loose (the machine
+    # may be loaded); what matters is a TimeoutError that names the workers,
+    # not a bare queue.Empty many seconds later.
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", HUNG_WORKER_SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    out = json.loads(done.stdout)
+    assert out["error"].startswith("workers 0, 1 did not return within timeout=0.5 s")
+    assert out["seconds"] < 10

@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import sysconfig
 
+import jsonschema
+import numpy as np
 import pytest
 
+import pitfalls
 from pitfalls._cli import build_parser, demo
 from pitfalls.reproductions import generators as gen
 from tests import user_code
@@ -183,11 +187,11 @@ def test_check_a_finding_exits_1_with_the_report(pipeline, args, expected):
         ),
         (
             ["pipeline:needs"],
-            "pitfalls check: pipeline:needs: source is needs, a callable that needs arguments (missing a required argument: 'n'); pass a zero-argument factory, e.g. functools.partial or a lambda",
+            "pitfalls check: pipeline:needs: source is needs, a callable that needs arguments (missing a required argument: 'n'); pass an instance or a zero-argument factory (functools.partial or a lambda)",
         ),
         (
             ["pipeline:hangs", "--timeout", "0.5"],
-            "pitfalls check: pipeline:hangs: source did not yield batch 1 within 0.5 s: it waits for something that never comes (a queue whose worker died, a lock, a socket); the draw was abandoned, its thread left waiting",
+            "pitfalls check: pipeline:hangs: source did not yield batch 1 within 0.5 s: it waits for something that never comes (a queue whose worker died, a lock, a socket); the call was abandoned, its thread left waiting",
         ),
     ],
 )
@@ -209,8 +213,58 @@ def test_check_json_is_machine_readable(pipeline):
     assert aliasing["check"] == "generator_no_aliasing" and aliasing["batches"] == 3
     first = aliasing["findings"][0]
     assert (first["batch"], first["path"], first["when"]) == (0, "inputs", "after later draws")
-    assert set(first["locations"][0]) == {"index", "yielded", "now"}
+    assert set(first["locations"][0]) == {"index", "expected", "actual"}
+    assert aliasing["columns"] == {"expected": "yielded", "actual": "now"}
+    assert targets["columns"] == {"expected": "target_fn", "actual": "yielded"}
     assert targets["findings"][0]["when"] == "after later draws"
+    assert doc["schema"] == "pitfalls.check/1"
+    jsonschema.validate(doc, REPORT_SCHEMA)  # the documented shape, every key fixed
+
+
+REPORT_SCHEMA = json.loads(
+    (pathlib.Path(__file__).parent.parent / "docs" / "report.schema.json").read_text()
+)
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        pytest.param(
+            lambda: pitfalls.check_no_broadcast(np.zeros(3), np.zeros((3, 1))), id="value"
+        ),
+        pytest.param(lambda: pitfalls.check_index_stable(Counting(), draws=3), id="index"),
+        pytest.param(
+            lambda: pitfalls.check_epoch_complete([np.zeros((2, 1))], np.ones((2, 1))), id="epoch"
+        ),
+        pytest.param(
+            lambda: pitfalls.check_batch_independent(lambda a: a - a.mean(), np.arange(4.0)),
+            id="independence",
+        ),
+        pytest.param(
+            lambda: pitfalls.check_targets_match(
+                [(np.ones(2), np.float32(0.1))] * 2, np.sum, draws=2
+            ),
+            id="float32",
+        ),
+    ],
+)
+def test_every_report_follows_the_schema(report):
+    made = report()
+    doc = {"schema": "pitfalls.check/1", "target": "t", "ok": made.ok, "reports": [made.to_dict()]}
+    jsonschema.validate(doc, REPORT_SCHEMA)
+    json.dumps(doc, allow_nan=False)  # strict JSON: NaN and infinities are strings
+
+
+class Counting:
+    def __init__(self):
+        self.calls = 0
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        self.calls += 1
+        return np.full((2, 1), self.calls), np.zeros(2)
 
 
 def test_pitfalls_script_is_installed():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pitfalls import IndexStabilityError, assert_index_stable, check_index_stable
+from pitfalls import IndexUnstableError, assert_index_stable, check_index_stable
 
 
 class Sliced:
@@ -68,13 +68,13 @@ def test_stable_sources_should_pass(source):
 
 @pytest.mark.parametrize("source", [CountsCalls(), UnseededAugmentation()], ids=type)
 def test_sources_that_depend_on_call_order_should_fail(source):
-    with pytest.raises(IndexStabilityError, match="read again") as excinfo:
+    with pytest.raises(IndexUnstableError, match="read again") as excinfo:
         assert_index_stable(source)
     assert "derive each batch from its index alone" in str(excinfo.value)
 
 
 def test_the_report_pairs_first_and_second_read():
-    report = check_index_stable(CountsCalls(), indices=3)
+    report = check_index_stable(CountsCalls(), draws=3)
     first = report.findings[0]
     assert (first.batch, first.path, first.when) == (1, "inputs", "read again")
     # Reads 0, 1, 2 then 2, 1, 0 serve batches 0, 1, 2 then 3, 4, 0 (calls % 5):
@@ -86,5 +86,9 @@ def test_the_report_pairs_first_and_second_read():
 def test_misuse():
     with pytest.raises(TypeError, match="indexable batch source"):
         check_index_stable(iter([1, 2]))
-    with pytest.raises(ValueError, match="indices=0 must be an int >= 1"):
-        check_index_stable(Sliced(), indices=0)
+    with pytest.raises(ValueError, match="draws=0 must be at least 1"):
+        check_index_stable(Sliced(), draws=0)
+    with pytest.raises(TypeError, match="draws must be an int, got str '3'"):
+        check_index_stable(Sliced(), draws="3")
+    with pytest.raises(ValueError, match=r"timeout=inf is longer than a week"):
+        check_index_stable(Sliced(), timeout=float("inf"))

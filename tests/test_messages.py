@@ -280,7 +280,7 @@ def test_index_stability_message():
 
     assert message(pitfalls.assert_index_stable, CountsCalls()) == "\n".join(
         [
-            "index_stable(indices=2) failed",
+            "index_stable(draws=2) failed",
             "Reading the same index twice gave different batches: __getitem__ depends on more"
             " than its index (a counter, an iterator or an RNG advanced per call), so workers"
             " that read indices in any order see other data than one reader would.",

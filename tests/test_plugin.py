@@ -1,8 +1,11 @@
 """The pytest plugin, tried as a user's project would: with pytester.
 
 Each test writes a user's test file into a temporary project and runs pytest
-on it; the plugin comes in through its pytest11 entry point, as after
-``pip install pitfalls``.
+on it. The inner runs are hermetic: plugin autoloading is off and only our
+plugin is loaded (``-p pitfalls.plugin``), so whatever else is installed
+(pytest-randomly, say) cannot change their outcome; the tests that are about
+pytest-randomly load it by name. One test checks the pytest11 entry point, as
+after ``pip install pitfalls``.
 """
 
 from __future__ import annotations
@@ -13,16 +16,66 @@ from tests import user_code
 
 
 @pytest.fixture
-def project(pytester):
+def project(pytester, monkeypatch):
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p pitfalls.plugin")
     pytester.makepyfile(pipeline=user_code.PIPELINE)
     return pytester
 
 
-def test_the_plugin_is_registered_by_its_entry_point_and_prints_a_header(project):
-    project.makepyfile("def test_nothing(): pass")
-    result = project.runpytest("--pitfalls-seed", "7")
+def test_the_plugin_is_registered_by_its_entry_point_and_prints_a_header(pytester, monkeypatch):
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest("--pitfalls-seed", "7")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["pitfalls: per-test seeds from node ids, base 7*"])
+    result.stdout.fnmatch_lines(
+        ["pitfalls: per-test seeds from node ids, base 7 (--pitfalls-seed);*"]
+    )
+
+
+def test_without_pytest_randomly_the_base_is_0(project):
+    project.makepyfile("def test_nothing(): pass")
+    result = project.runpytest()
+    result.stdout.fnmatch_lines(
+        [
+            "pitfalls: per-test seeds from node ids, base 0 (the default);"
+            " reproduce with --pitfalls-seed=0"
+        ]
+    )
+
+
+RESEEDED = """
+import random
+import numpy as np
+from pitfalls.plugin import seed_for
+
+def test_body_sees_the_fixture_seed(request, pitfalls_seed):
+    first = (random.random(), np.random.random())
+    random.seed(pitfalls_seed)
+    np.random.seed(pitfalls_seed)
+    assert first == (random.random(), np.random.random())
+"""
+
+
+def test_under_pytest_randomly_the_seed_holds_in_the_body_and_randomly_sets_the_base(project):
+    # pytest-randomly reseeds random and numpy at the start of every call phase,
+    # after fixtures ran; the plugin applies the test's seed again after it.
+    project.makepyfile(RESEEDED)
+    result = project.runpytest("-p", "pytest_randomly", "--randomly-seed=5")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "pitfalls: per-test seeds from node ids, base 5 (pytest-randomly's --randomly-seed);"
+            " reproduce with --pitfalls-seed=5",
+            "Using --randomly-seed=5",
+        ]
+    )
+    # an explicit --pitfalls-seed wins, and the body still sees it
+    again = project.runpytest("-p", "pytest_randomly", "--randomly-seed=5", "--pitfalls-seed=9")
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines(
+        ["pitfalls: per-test seeds from node ids, base 9 (--pitfalls-seed)*"]
+    )
 
 
 def test_options_live_in_their_own_help_group(project):
@@ -51,8 +104,11 @@ def test_check_batches_passes_good_data_and_fails_bad_data_with_the_fix(project)
         from pipeline import good, reused, rule
 
         def test_good(check_batches):
-            checks = check_batches(good, rule)
-            assert checks.ok and len(checks.reports) == 2
+            reports = check_batches(good, rule)
+            assert [(r.check, r.ok) for r in reports] == [
+                ("generator_no_aliasing", True),
+                ("targets_match", True),
+            ]
 
         def test_bad(check_batches):
             check_batches(reused, rule, msg="my pipeline")
@@ -78,7 +134,8 @@ def test_pitfalls_draws_sets_the_fixtures_default(project):
         from pipeline import good
 
         def test_draws(check_batches):
-            assert check_batches(good).aliasing.batches == 5
+            (aliasing,) = check_batches(good)
+            assert aliasing.batches == 5
         """
     )
     project.runpytest("--pitfalls-draws", "5").assert_outcomes(passed=1)
@@ -128,11 +185,12 @@ def test_a_bad_marker_argument_is_misuse(project):
 
 
 def test_fixture_docstrings_show_in_pytest_fixtures(project):
-    result = project.runpytest("--fixtures")
+    # pytest shows a plugin's fixtures, with their docstrings, under -v
+    result = project.runpytest("--fixtures", "-v")
     result.stdout.fnmatch_lines(
         [
             "check_batches -- *plugin.py*",
-            "*Run the data checks on a batch source*",
+            "*Run every data check that applies to a batch source*",
             "pitfalls_seed -- *plugin.py*",
             "*A per-test seed, already applied to random, numpy and (if imported) Keras.",
         ]

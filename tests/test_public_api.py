@@ -41,12 +41,12 @@ def test_every_assert_has_a_check_twin_with_the_same_options_plus_msg():
         for p in c_params.values():
             assert a_params[p.name].default == p.default, (name, p.name)
             assert a_params[p.name].kind == p.kind, (name, p.name)
-        # options are keyword-only; an optional *data* argument (the targets y of
-        # assert_batch_independent(fn, x[, y])) may stay positional
+        # options are keyword-only; an optional *data* argument (the target_fn of
+        # assert_source(source[, target_fn])) may stay positional
         options = [
             p
             for p in c_params.values()
-            if p.default is not inspect.Parameter.empty and p.name != "y"
+            if p.default is not inspect.Parameter.empty and p.name != "target_fn"
         ]
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in options), name
 

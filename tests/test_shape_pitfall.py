@@ -192,7 +192,7 @@ def test_tensors_are_checked_too(keras):
 @pytest.mark.parametrize("bounds", [(0, 100), (-50, 50)])
 def test_the_mean_model_fits_below_1e_3_in_300_steps(bounds):
     x, y = shapes.mean_data(256, seed=1, low=bounds[0], high=bounds[1])
-    report = pitfalls.check_fits(shapes.mean_model, (x, y[:, None]), max_loss=1e-3)
+    report = pitfalls.check_fits(shapes.mean_model, x, y[:, None], max_loss=1e-3)
     assert report.ok, str(report)
     measured = dict(report.measured)
     assert measured["final_loss"] < 1e-3 < measured["initial_loss"]
@@ -200,10 +200,10 @@ def test_the_mean_model_fits_below_1e_3_in_300_steps(bounds):
 
 def test_the_fixed_lambda_fits_trivially_and_a_model_instance_is_not_trained(models):
     x, y = shapes.mean_data(64)
-    pitfalls.assert_fits(models["lambda_mean_fixed"], (x, y[:, None]), max_loss=1e-6)
+    pitfalls.assert_fits(models["lambda_mean_fixed"], x, y[:, None], max_loss=1e-6)
     model = models["mean_model"]
     before = [w.copy() for w in model.get_weights()]
-    pitfalls.assert_fits(model, (x, y[:, None]), max_loss=1e-3)
+    pitfalls.assert_fits(model, x, y[:, None], max_loss=1e-3)
     for w, b in zip(model.get_weights(), before):
         np.testing.assert_array_equal(w, b)  # a clone was trained, not yours
 
@@ -211,55 +211,46 @@ def test_the_fixed_lambda_fits_trivially_and_a_model_instance_is_not_trained(mod
 def test_a_broadcasting_loss_cannot_fit_and_says_why():
     x, y = shapes.mean_data(256)
     with pytest.raises(
-        pitfalls.FitError, match=r"loss, after 300 steps: .* > max_loss=0.001"
+        pitfalls.UnderfitError, match=r"loss, after 300 steps: .* > max_loss=0.001"
     ) as excinfo:
         pitfalls.assert_fits(
-            shapes.mean_model, (x, y), max_loss=1e-3, loss=shapes.mse_loss_subclass_buggy()
+            shapes.mean_model, x, y, max_loss=1e-3, loss=shapes.mse_loss_subclass_buggy()
         )
     assert "assert_no_broadcast" in str(excinfo.value)
     # the same loss fits once the targets have the model's shape
     pitfalls.assert_fits(
-        shapes.mean_model, (x, y[:, None]), max_loss=1e-3, loss=shapes.mse_loss_subclass_buggy()
+        shapes.mean_model, x, y[:, None], max_loss=1e-3, loss=shapes.mse_loss_subclass_buggy()
     )
 
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"max_loss": 0}, ValueError, "max_loss=0 must be > 0"),
-        ({"max_loss": 1e-3, "steps": 0}, ValueError, "steps=0 must be > 0"),
+        ({"max_loss": 0}, ValueError, "max_loss=0.0 must be above 0"),
+        ({"max_loss": float("nan")}, ValueError, "max_loss=nan must be a finite number"),
+        ({"max_loss": "1e-3"}, TypeError, "max_loss must be a number, got str '1e-3'"),
+        ({"max_loss": 1e-3, "steps": 0}, ValueError, "steps=0 must be at least 1"),
         ({"max_loss": 1e-3, "steps": 2.5}, TypeError, "steps must be an int"),
-        ({"max_loss": 1e-3, "learning_rate": -1}, ValueError, "learning_rate=-1 must be > 0"),
-        ({"max_loss": 1e-3, "data": np.zeros(3)}, TypeError, r"data must be a pair \(x, y\)"),
-        (
-            {"max_loss": 1e-3, "data": (np.zeros((3, 2)), np.zeros(2))},
-            ValueError,
-            "same number of rows",
-        ),
-        (
-            {"max_loss": 1e-3, "model_or_builder": 3},
-            TypeError,
-            "model_or_builder must be a keras.Model",
-        ),
-        (
-            {"max_loss": 1e-3, "model_or_builder": lambda: 3},
-            TypeError,
-            "returned int, not a keras.Model",
-        ),
+        ({"max_loss": 1e-3, "learning_rate": -1}, ValueError, "learning_rate=-1.0 must be above 0"),
+        ({"max_loss": 1e-3, "y": np.zeros(2)}, ValueError, "same number of rows"),
+        ({"max_loss": 1e-3, "model": 3}, TypeError, "model must be a keras.Model"),
+        ({"max_loss": 1e-3, "model": lambda: 3}, TypeError, "returned int, not a keras.Model"),
     ],
 )
 def test_fits_misuse(kwargs, error, match):
-    args = {"model_or_builder": shapes.mean_model, "data": shapes.mean_data(4), **kwargs}
+    x, y = shapes.mean_data(4)
+    args = {"model": shapes.mean_model, "x": x, "y": y, **kwargs}
     with pytest.raises(error, match=match):
-        pitfalls.assert_fits(args.pop("model_or_builder"), args.pop("data"), **args)
+        pitfalls.assert_fits(args.pop("model"), args.pop("x"), args.pop("y"), **args)
 
 
 def test_fits_message():
     x, y = shapes.mean_data(64)
-    with pytest.raises(pitfalls.FitError) as excinfo:
+    with pytest.raises(pitfalls.UnderfitError) as excinfo:
         pitfalls.assert_fits(
             shapes.lambda_mean_buggy,
-            (x, y[:, None]),
+            x,
+            y[:, None],
             max_loss=1e-3,
             steps=5,
             loss=shapes.mse_loss_subclass_buggy(),

@@ -1,0 +1,148 @@
+"""One runner for the source checks: the pytest fixture, the command line and the demo call it.
+
+:func:`check_source` resolves a source once (a class, a factory, an
+instance, an iterable, an iterator) and runs every check that applies to it,
+so that every entry point gives the same verdicts on the same source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pitfalls import _validate as validate
+from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
+from pitfalls._epochs import check_epoch_repeatable, check_order_shuffled
+from pitfalls._report import Report, raise_for
+from pitfalls._sources import Source, resolve
+from pitfalls._stability import check_index_stable
+from pitfalls._targets import check_targets_match
+
+
+def _read_once(check: str, source: Source, parameters: dict[str, Any]) -> Report:
+    """The report of a check that a source read only once cannot feed."""
+    return Report(
+        check=check,
+        parameters=parameters,
+        inconclusive=(
+            f"Not run: the source is a {source.kind} object, which the first check consumed."
+            " Pass its factory (the generator function, or a lambda that builds the"
+            " iterator) so that every check reads a fresh copy."
+        ),
+        source=source.description,
+    )
+
+
+def check_source(
+    source: Any,
+    target_fn: Callable[[Any], Any] | None = None,
+    *,
+    draws: int = DEFAULT_DRAWS,
+    timeout: float | None = None,
+    epochs: bool | None = None,
+    shuffled: bool = False,
+    steps_per_epoch: int | None = None,
+    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+) -> tuple[Report, ...]:
+    """Run every data check that applies to ``source``; one report each, in a fixed order.
+
+    1. :func:`check_generator_no_aliasing`, always;
+    2. :func:`check_targets_match` when ``target_fn`` is given;
+    3. :func:`check_index_stable` for an indexable source (a ``PyDataset``);
+    4. :func:`check_epoch_repeatable` when ``epochs`` is True, or, by default
+       (None), when the source can be read for two epochs: it has a length or
+       ``steps_per_epoch`` is given, and it can be read again;
+    5. :func:`check_order_shuffled` when ``shuffled`` is True (the source
+       should reorder its samples every epoch: training data).
+
+    ``source`` is resolved once: a class is instantiated, a factory called,
+    and what it returns is treated exactly like that object passed directly;
+    each check reads a fresh copy where the factory can make one. A bare
+    iterator feeds the first check only; the others then say they could not
+    run (pass a factory). ``timeout`` bounds every read; ``unpack`` splits a
+    batch into ``(inputs, targets)`` where the batch convention cannot.
+    """
+    draws = validate.draws(draws)
+    timeout = validate.timeout("timeout", timeout)
+    target_fn = validate.optional_function("target_fn", target_fn)
+    epochs = validate.optional_flag("epochs", epochs)
+    shuffled = validate.flag("shuffled", shuffled)
+    steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
+    unpack = validate.optional_function("unpack", unpack)
+    first = resolve(source)
+    used = False
+
+    def fresh() -> Source | None:
+        nonlocal used
+        if not used:
+            used = True
+            return first
+        return first.fresh() if first.rereadable else None
+
+    reports = [
+        check_generator_no_aliasing(fresh(), draws=draws, timeout=timeout),
+    ]
+    if target_fn is not None:
+        src = fresh()
+        reports.append(
+            _read_once("targets_match", first, {"target_fn": target_fn, "draws": draws})
+            if src is None
+            else check_targets_match(src, target_fn, draws=draws, timeout=timeout, unpack=unpack)
+        )
+    if first.kind == "indexable":
+        src = fresh()
+        assert src is not None  # an indexable source can always be read again
+        reports.append(check_index_stable(src.obj, draws=draws, timeout=timeout))
+    has_epochs = steps_per_epoch is not None or (
+        first.length is not None and first.kind in ("indexable", "iterable")
+    )
+    epoch_checks = (
+        [] if not (epochs or (epochs is None and has_epochs)) else [check_epoch_repeatable]
+    )
+    if shuffled:
+        epoch_checks.append(check_order_shuffled)
+    for check in epoch_checks:
+        src = fresh()
+        name = "epoch_repeatable" if check is check_epoch_repeatable else "order_shuffled"
+        reports.append(
+            _read_once(name, first, {"steps_per_epoch": steps_per_epoch})
+            if src is None
+            else check(src, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack)
+        )
+    return tuple(reports)
+
+
+def assert_source(
+    source: Any,
+    target_fn: Callable[[Any], Any] | None = None,
+    *,
+    draws: int = DEFAULT_DRAWS,
+    timeout: float | None = None,
+    epochs: bool | None = None,
+    shuffled: bool = False,
+    steps_per_epoch: int | None = None,
+    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+    msg: str | None = None,
+) -> tuple[Report, ...]:
+    """Run :func:`check_source`; raise the first failing check's error, else return the reports.
+
+    The error is the failing check's own (``AliasingError``,
+    ``TargetMismatchError``, ...); its message ends with one line per other
+    check that did not pass.
+    """
+    __tracebackhide__ = True
+    reports = check_source(
+        source,
+        target_fn,
+        draws=draws,
+        timeout=timeout,
+        epochs=epochs,
+        shuffled=shuffled,
+        steps_per_epoch=steps_per_epoch,
+        unpack=unpack,
+    )
+    bad = [r for r in reports if not r.ok]
+    if bad:
+        others = [f"Also {r.status}: {r.check}" for r in bad[1:]]
+        raise_for(bad[0], "\n".join([*others, *([msg] if msg else [])]) or None)
+    return reports

@@ -1,0 +1,157 @@
+"""Argument checks: one place, so one mistake gets one exception and one wording.
+
+As hypothesis keeps them in ``internal/validation.py``: a value of the wrong
+type raises ``TypeError`` (``draws must be an int, got str '3'``); a value of
+the right type but out of range raises ``ValueError`` (``draws=1 must be at
+least 2: ...``). Every public function calls these helpers and nothing else
+for its options, so ``draws="3"`` and ``max_perturbed="3"`` fail alike.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+
+def _got(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = "?"
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def is_int(value: Any) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """A real number (Python or numpy int or float), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def integer(name: str, value: Any, *, minimum: int | None = None, why: str = "") -> int:
+    """An int of at least ``minimum``: TypeError for another type, ValueError below it."""
+    if not is_int(value):
+        raise TypeError(f"{name} must be an int, got {_got(value)}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value} must be at least {minimum}" + (f": {why}" if why else ""))
+    return value
+
+
+def optional_integer(
+    name: str, value: Any, *, minimum: int | None = None, why: str = ""
+) -> int | None:
+    """None, or an int as :func:`integer` wants it."""
+    return None if value is None else integer(name, value, minimum=minimum, why=why)
+
+
+def draws(value: Any, name: str = "draws") -> int:
+    """The count of batches a check draws: at least 2, to see a batch change."""
+    return integer(
+        name,
+        value,
+        minimum=2,
+        why="at least 2 batches are needed to see a batch change as the source advances",
+    )
+
+
+def seed(name: str, value: Any) -> int:
+    """A seed: an int of at least 0."""
+    return integer(name, value, minimum=0)
+
+
+def number(
+    name: str,
+    value: Any,
+    *,
+    positive: bool = False,
+    minimum: float | None = None,
+) -> float:
+    """A finite real number; ``positive``: above 0; ``minimum``: at least that."""
+    if not is_real(value):
+        raise TypeError(f"{name} must be a number, got {_got(value)}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
+    if positive and not value > 0:
+        raise ValueError(f"{name}={value!r} must be above 0")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value!r} must be at least {minimum:g}")
+    return value
+
+
+def tolerance(name: str, value: Any) -> float:
+    """A comparison tolerance (``rtol``, ``atol``): a finite number of at least 0."""
+    return number(name, value, minimum=0.0)
+
+
+MAX_TIMEOUT = 7 * 24 * 3600.0
+"""A week: longer than any check should wait, short enough for every clock and queue."""
+
+
+def timeout(name: str, value: Any) -> float | None:
+    """Seconds to wait, or None (wait as long as it takes): finite, above 0, at most a week."""
+    if value is None:
+        return None
+    if not is_real(value):
+        raise TypeError(f"{name} must be a number of seconds or None, got {_got(value)}")
+    seconds = float(value)
+    if math.isnan(seconds) or seconds <= 0:
+        raise ValueError(f"{name}={value!r} must be a number of seconds above 0, or None")
+    if seconds > MAX_TIMEOUT:
+        raise ValueError(
+            f"{name}={value!r} is longer than a week; pass None to wait as long as it takes"
+        )
+    return seconds
+
+
+def function(name: str, value: Any) -> Callable[..., Any]:
+    """Something callable."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {_got(value)}")
+    return value
+
+
+def optional_function(name: str, value: Any) -> Callable[..., Any] | None:
+    return None if value is None else function(name, value)
+
+
+def flag(name: str, value: Any) -> bool:
+    """True or False (numpy's bools too), nothing else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_got(value)}")
+    return bool(value)
+
+
+def optional_flag(name: str, value: Any) -> bool | None:
+    return None if value is None else flag(name, value)
+
+
+def choice(name: str, value: Any, choices: Iterable[T]) -> T:
+    """One of ``choices``."""
+    options = tuple(choices)
+    if not isinstance(value, str) and all(isinstance(c, str) for c in options):
+        raise TypeError(
+            f"{name} must be a str, one of {', '.join(map(repr, options))}; got {_got(value)}"
+        )
+    if value not in options:
+        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, options))}")
+    return value
+
+
+def message(name: str, value: Any) -> str | None:
+    """The ``msg=`` option: None or a str."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, got {_got(value)}")
+    return value
