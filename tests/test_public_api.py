@@ -57,10 +57,22 @@ def test_every_assert_hides_its_frame_from_pytest_tracebacks():
 
 
 def test_errors_are_assertion_errors_with_public_names():
-    for error in (pitfalls.AliasingError, pitfalls.TargetMismatchError):
+    errors = [getattr(pitfalls, n) for n in pitfalls.__all__ if n.endswith("Error")]
+    assert len(errors) == 12  # PitfallError and one per check
+    for error in errors:
         assert issubclass(error, pitfalls.PitfallError)
         assert issubclass(error, AssertionError)
         assert f"{error.__module__}.{error.__qualname__}" == f"pitfalls.{error.__name__}"
+
+
+def test_every_check_raises_its_own_error_named_after_the_failure():
+    from pitfalls._report import ERRORS, PitfallError
+
+    checks = {n.removeprefix("check_") for n in pitfalls.__all__ if n.startswith("check_")}
+    assert set(ERRORS) == checks - {"source"}  # check_source runs the others
+    assert len(set(ERRORS.values())) == len(ERRORS)  # one error class per check
+    public = {getattr(pitfalls, n) for n in pitfalls.__all__ if n.endswith("Error")}
+    assert set(ERRORS.values()) == public - {PitfallError}
 
 
 def test_the_package_is_typed():
@@ -81,9 +93,17 @@ def test_every_reproduction_says_symptom_cause_and_fix():
 
 
 def test_paired_reproductions_are_paired_and_documented():
-    from pitfalls.reproductions import epochs, independence, shapes, targets, workers
+    import importlib
+    import pkgutil
 
-    pairs = shapes.PAIRS + independence.PAIRS + epochs.PAIRS + targets.PAIRS + workers.PAIRS
+    import pitfalls.reproductions as package
+
+    names = [m.name for m in pkgutil.iter_modules(package.__path__)]
+    modules = [importlib.import_module(f"pitfalls.reproductions.{name}") for name in names]
+    for module in modules:  # every lesson module pairs its variants, and is listed
+        assert module.PAIRS, module.__name__
+        assert f":mod:`{module.__name__}`" in package.__doc__, module.__name__
+    pairs = [pair for module in modules for pair in module.PAIRS]
     for buggy, fixed in pairs:
         assert inspect.signature(buggy) == inspect.signature(fixed), buggy.__name__
         doc = inspect.getdoc(buggy)

@@ -163,10 +163,16 @@ def mean_target(inputs: Any) -> Any:
     return (inputs[:, 0] + inputs[:, 1]) / 2
 
 
-BUGGY = (shared_input_buffer, shared_input_and_target_buffers)
-"""Variants that alias memory they have yielded."""
-FIXED = (fresh_per_yield, copy_on_yield, fresh_vectorized)
-"""Variants whose batches own their memory."""
+PAIRS = (
+    (shared_input_buffer, fresh_per_yield),
+    (shared_input_and_target_buffers, copy_on_yield),
+    (shared_input_buffer, fresh_vectorized),
+)
+"""(buggy, fixed) pairs, as in every reproduction module; a bug may have several fixes."""
+BUGGY = tuple(dict.fromkeys(buggy for buggy, _ in PAIRS))
+"""Variants that alias memory they have yielded, in order."""
+FIXED = tuple(dict.fromkeys(fixed for _, fixed in PAIRS))
+"""Variants whose batches own their memory, in order."""
 
 
 # The same pitfall in a keras.utils.PyDataset, read by Keras' worker threads -------
