@@ -229,7 +229,7 @@ def format_report(report: Report, msg: str | None = None) -> str:
         lines = [f"{head} could not judge", report.inconclusive, *report.notes]
         return "\n".join(lines + ([msg] if msg else []))
     lines = [f"{head} failed", report.reason]
-    if report.batches:
+    if report.batches and report.bad_batches:
         bad = report.bad_batches
         pct = 100.0 * len(bad) / report.batches
         units = {"batch": "Batches", "index": "Indices"}.get(report.unit, report.unit)

@@ -134,7 +134,8 @@ def _kind(obj: Any) -> str | None:
 
 
 def article(noun: str) -> str:
-    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+    vowel = noun[:1].lower() in "aeiou" or noun.startswith("nd")  # an ndarray
+    return ("an " if vowel else "a ") + noun
 
 
 def _not_a_source(obj: Any, name: str, made: str = "") -> str | None:
