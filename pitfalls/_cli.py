@@ -1,4 +1,4 @@
-"""``pitfalls`` on the command line: ``pitfalls demo`` (also ``python -m pitfalls demo``)."""
+"""``pitfalls`` on the command line: ``demo``, ``check``, ``learn`` (or ``python -m pitfalls``)."""
 
 from __future__ import annotations
 
@@ -7,106 +7,14 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
-from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
-from pitfalls._readahead import read_ahead
-from pitfalls._report import Report
+from pitfalls import __version__
+from pitfalls._aliasing import DEFAULT_DRAWS
+from pitfalls._demo import add_demo_parser, run_demo_command
+from pitfalls._learn import add_learn_parser, run_learn
 from pitfalls._runner import check_source
-from pitfalls._targets import check_targets_match
-from pitfalls.reproductions import generators as gen
-
-
-def _verdict(report: Report) -> str:
-    if report.ok:
-        return "pass"
-    whens = sorted({f.when for f in report.findings})
-    return f"FAIL {len(report.bad_batches)}/{report.batches} ({', '.join(whens)})"
-
-
-def _with_copies(batches: Iterator[Any]) -> Iterator[Any]:
-    for x, y in batches:
-        yield x, y, x.copy()
-
-
-def _consumer_counts(
-    variant: Callable[..., Iterator[Any]], batch_size: int, batches: int, seed: int, depth: int
-) -> tuple[int, int]:
-    """(pairs whose inputs no longer give their targets, batches overwritten before use)."""
-    mismatched = overwritten = 0
-    stream = read_ahead(_with_copies(variant(batch_size, seed=seed, form="pair")), depth)
-    for _, (x, y, as_yielded) in zip(range(batches), stream):
-        mismatched += not np.allclose(gen.mean_target(x), y)
-        overwritten += not np.array_equal(x, as_yielded)
-    return mismatched, overwritten
-
-
-def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
-    return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-
-def demo(args: argparse.Namespace, out: Any = sys.stdout) -> int:
-    def say(line: str = "") -> None:
-        print(line, file=out)
-
-    variants = [(v, "buggy") for v in gen.BUGGY] + [(v, "fixed") for v in gen.FIXED]
-    name_w = max(len(v.__name__) for v, _ in variants)
-
-    say("Pitfall 1: a batch generator that re-yields one numpy buffer")
-    say(f"(batch size {args.batch_size}, seed {args.seed}; numpy only, no training)")
-    say()
-    say("The article's check, print(next(it), next(it)) at batch size 1: is the first")
-    say("pair's target still the mean of the first pair's inputs?")
-    for variant, _ in variants:
-        it = variant(1, seed=args.seed, form="pair")
-        (x1, y1), (x2, y2) = next(it), next(it)
-        first_ok = np.allclose(gen.mean_target(x1), y1)
-        say(
-            f"  {variant.__name__.ljust(name_w)}  ({x1.tolist()}, {y1.tolist()})"
-            f" ({x2.tolist()}, {y2.tolist()})  {'consistent' if first_ok else 'MISMATCH'}"
-        )
-    say()
-
-    say(
-        f"Checkers, draws={args.draws} (pitfalls.check_generator_no_aliasing, check_targets_match):"
-    )
-    widths = [name_w, 5, 30, 30]
-    say(_row(["variant", "kind", "no_aliasing", "targets_match"], widths))
-    for variant, kind in variants:
-
-        def factory(variant: Callable[..., Iterator[Any]] = variant) -> Iterator[Any]:
-            return variant(args.batch_size, seed=args.seed)
-
-        aliasing = check_generator_no_aliasing(factory, draws=args.draws)
-        targets = check_targets_match(factory, gen.mean_target, draws=args.draws)
-        say(_row([variant.__name__, kind, _verdict(aliasing), _verdict(targets)], widths))
-    say()
-
-    depths = args.depths
-    say(f"A deterministic read-ahead consumer over {args.batches} batches (pitfalls.read_ahead):")
-    say("depth d means batch i is used after batch i+d was drawn,")
-    say(
-        "as Keras 2's queue and tf.data's prefetch do. Cells: mismatched pairs / inputs overwritten"
-    )
-    say("before use.")
-    widths = [name_w] + [13] * len(depths)
-    say(_row(["variant"] + [f"depth {d}" for d in depths], widths))
-    for variant, _ in variants:
-        cells = []
-        for d in depths:
-            m, r = _consumer_counts(variant, args.batch_size, args.batches, args.seed, d)
-            cells.append(f"{m} / {r}")
-        say(_row([variant.__name__, *cells], widths))
-    say()
-    say("Mismatched pairs train the model on inputs with another batch's targets. Overwritten")
-    say("but consistent batches (the article's 'fix') only shift the stream in this strict")
-    say("FIFO; a consumer that holds several at once (Keras 3 keeps the first two to infer")
-    say("shapes; tf.data batches and prefetches) trains on repeated or torn batches.")
-    return 0
-
 
 JSON_SCHEMA = "pitfalls.check/1"
 """Names the shape of ``pitfalls check --json``: docs/report.schema.json."""
@@ -139,8 +47,20 @@ def check(args: argparse.Namespace, out: Any = sys.stdout) -> int:
     """Run the data checks on a user's batch source; 0 clean, 1 findings, 2 unusable."""
     source = load(args.target, "target")
     target_fn = load(args.target_fn, "--target-fn") if args.target_fn else None
+    unpack = load(args.unpack, "--unpack") if args.unpack else None
+    reseed = load(args.reseed, "--reseed") if args.reseed else None
     try:
-        reports = check_source(source, target_fn, draws=args.draws, timeout=args.timeout)
+        reports = check_source(
+            source,
+            target_fn,
+            draws=args.draws,
+            timeout=args.timeout,
+            epochs=args.epochs,
+            shuffled=args.shuffled,
+            steps_per_epoch=args.steps_per_epoch,
+            unpack=unpack,
+            reseed=reseed,
+        )
     except (TypeError, ValueError, TimeoutError) as exc:
         raise Unusable(f"{args.target}: {exc}") from exc
     except Exception as exc:
@@ -162,88 +82,109 @@ def check(args: argparse.Namespace, out: Any = sys.stdout) -> int:
     return 0 if ok else 1
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is not >= {minimum}")
+        return value
+
+    parse.__name__ = "int"  # argparse says "invalid int value: 'x'"
+    return parse
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds above 0, up to a week")
     return value
-
-
-def _pitfalls(text: str) -> list[str]:
-    chosen = [part.strip() for part in text.split(",") if part.strip()]
-    if not chosen or any(p not in ("1", "2") for p in chosen):
-        raise argparse.ArgumentTypeError(f"{text!r}: choose from 1 and 2, e.g. 1,2")
-    return chosen
-
-
-def _depths(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of ints"
-        ) from None
-    if any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError("depths must be >= 0")
-    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pitfalls", description="Make silent ML bugs loud.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    d = commands.add_parser(
-        "demo",
-        help="reproduce the article's pitfalls on the installed stack",
-        description="Reproduce the article: the checkers on every generator variant, a"
-        " deterministic read-ahead consumer, then training through Keras 3's fit (generator"
-        " and PyDataset with workers), a GradientTape loop and, if installed, tf_keras.",
-    )
-    d.add_argument("--pitfalls", type=_pitfalls, default=["1", "2"], help="which: 1, 2 or 1,2")
-    d.add_argument("--batch-size", type=_positive, default=64, help="the article's 64")
-    d.add_argument("--epochs", type=_positive, default=5)
-    d.add_argument("--steps", type=_positive, default=200, help="steps per epoch")
-    d.add_argument("--learning-rate", type=float, default=0.01, help="RMSprop's, pitfall 1")
-    d.add_argument("--depth", type=int, default=2, help="read-ahead of the GradientTape loop")
-    d.add_argument("--workers", type=_positive, default=2, help="PyDataset worker threads")
-    d.add_argument("--batches", type=_positive, default=200, help="batches per consumer count")
-    d.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="batches each checker draws")
-    d.add_argument(
-        "--depths", type=_depths, default=[0, 1, 2, 10], help="read-ahead depths, e.g. 0,1,10"
-    )
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--plot", metavar="PATH", help="write loss curves to a PNG (needs matplotlib)")
-    d.add_argument("--no-train", action="store_true", help="numpy only: skip the training part")
+    add_demo_parser(commands)
 
     c = commands.add_parser(
         "check",
         help="run the data checks on your batch source",
         description="Import MODULE:ATTR (a generator function, factory, class, iterable or"
-        " PyDataset) and check that batches are not rewritten after they are handed out,"
-        " that targets follow --target-fn, and that an indexable source re-reads the same."
-        " Exit status: 0 clean, 1 findings, 2 the target cannot be used.",
+        " PyDataset) and run every data check that applies, as pitfalls.check_source does:"
+        " batches are not rewritten after they are handed out, targets follow --target-fn,"
+        " an indexable source re-reads the same, and two epochs hold the same samples (where"
+        " the source has a length) and, with --shuffled, come in another order."
+        " Exit status: 0 clean, 1 findings (or a check that could not judge), 2 the target"
+        " cannot be used.",
     )
     c.add_argument("target", metavar="MODULE:ATTR", help="the batch source, e.g. pipeline:batches")
     c.add_argument("--target-fn", metavar="MODULE:ATTR", help="the rule: targets = f(inputs)")
-    c.add_argument("--draws", type=_positive, default=DEFAULT_DRAWS, help="batches to draw")
     c.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds a batch may take (default 60)"
+        "--draws",
+        type=_at_least(2),
+        default=DEFAULT_DRAWS,
+        help="batches to draw (default: %(default)s)",
     )
-    c.add_argument("--json", action="store_true", help="print the reports as JSON")
+    c.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=60.0,
+        help="seconds a batch may take to arrive (default: %(default)s)",
+    )
+    epochs = c.add_mutually_exclusive_group()
+    epochs.add_argument(
+        "--epochs",
+        dest="epochs",
+        action="store_true",
+        default=None,
+        help="compare two epochs (default: when the source has a length or --steps-per-epoch)",
+    )
+    epochs.add_argument(
+        "--no-epochs", dest="epochs", action="store_false", help="skip the epoch comparison"
+    )
+    c.add_argument(
+        "--shuffled",
+        action="store_true",
+        help="training data: require the order of samples to change between epochs",
+    )
+    c.add_argument(
+        "--steps-per-epoch",
+        type=_at_least(1),
+        metavar="N",
+        help="read an endless source as epochs of N batches",
+    )
+    c.add_argument(
+        "--unpack",
+        metavar="MODULE:ATTR",
+        help="a function batch -> (inputs, targets), where the batch convention cannot tell",
+    )
+    c.add_argument(
+        "--reseed",
+        metavar="MODULE:ATTR",
+        help="a function seed -> None that reseeds your own RNGs before each compared read",
+    )
+    c.add_argument(
+        "--json", action="store_true", help="print the reports as JSON (docs/report.schema.json)"
+    )
+    add_learn_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        status = demo(args)
-        if args.no_train:
-            return status
-        from pitfalls._demo import train_and_report
-
-        print(file=sys.stdout)
-        return train_and_report(args, sys.stdout)
     try:
-        return check(args)
-    except Unusable as exc:
-        print(f"pitfalls check: {exc}", file=sys.stderr)
-        return 2
+        if args.command == "demo":
+            return run_demo_command(args)
+        if args.command == "learn":
+            return run_learn(args)
+        try:
+            return check(args)
+        except Unusable as exc:
+            print(f"pitfalls check: {exc}", file=sys.stderr)
+            return 2
+    except BrokenPipeError:
+        # The reader went away (pitfalls check --json | head): stop quietly, as
+        # the Python docs advise, so that no traceback follows at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
