@@ -6,8 +6,9 @@ from collections import defaultdict
 from typing import Any
 
 from pitfalls import _validate as validate
+from pitfalls._blame import blame_aliasing
 from pitfalls._report import AliasingError, Finding, Report
-from pitfalls._sources import draw, resolve
+from pitfalls._sources import Source, draw, resolve
 from pitfalls._tree import as_array, buffer_of, diff_snapshot, flatten, snapshot
 
 DEFAULT_DRAWS = 16
@@ -24,6 +25,40 @@ _HINT = (
     " yield a copy (np.copy(x)); never write into an array after yielding it, nor"
     " shuffle in place an array whose views were yielded."
 )
+
+
+def source_style(source: Source) -> str:
+    """How the source's author wrote it, for hints that name their code.
+
+    ``"dataset"``: ``__getitem__`` (and ``on_epoch_end``), a PyDataset or
+    Sequence; ``"loader"``: a class whose ``__iter__`` starts an epoch, as a
+    DataLoader; ``"container"``: a list or tuple of batches; ``"generator"``:
+    a generator or iterator, read once.
+    """
+    if source.kind == "indexable":
+        return "dataset"
+    if source.kind == "iterable":
+        return "container" if isinstance(source.obj, (list, tuple)) else "loader"
+    return "generator"
+
+
+def _hint(style: str, patterns: set[str]) -> str:
+    """The fix, from the source's style and how its batches shared memory (data first)."""
+    method = {"dataset": "__getitem__", "loader": "__iter__"}.get(style)
+    if method is None:
+        return _HINT
+    if "views" in patterns and "buffer" not in patterns:
+        return (
+            f"never write into the stored data after returning views of it: in {method},"
+            " transform a copy (x = self.images[rows] / 255 makes one), not a slice in"
+            " place, and shuffle an index array rather than the stored arrays in place."
+        )
+    verb = "return" if style == "dataset" else "yield"
+    return (
+        f"allocate the batch inside {method} (self.x[:] = ... reuses one buffer for every"
+        f" batch) or {verb} a copy (np.copy(x)); never write into an array after you"
+        f" {verb} it."
+    )
 
 
 def check_generator_no_aliasing(
@@ -49,7 +84,7 @@ def check_generator_no_aliasing(
     draws = validate.draws(draws)
     timeout = validate.timeout("timeout", timeout)
     resolved = resolve(source)
-    batches = resolved.batches()
+    batches = resolved.stream()
     held = []
     for i in range(draws):
         batch = draw(batches, i, draws, timeout)
@@ -78,28 +113,34 @@ def check_generator_no_aliasing(
             )
             changed_paths.add(d.path)
 
+    memory = _memory_notes([flat for _, _, flat in held], changed_paths)
     return Report(
         check="generator_no_aliasing",
         parameters={"draws": draws},
         batches=draws,
         findings=tuple(findings),
         reason=_REASON,
-        hint=_HINT,
-        notes=_memory_notes([flat for _, _, flat in held], changed_paths),
+        hint=_hint(source_style(resolved), {pattern for pattern, _ in memory}),
+        notes=tuple(note for _, note in memory),
         columns=("yielded", "now"),
         summary=f"none of {draws} batches changed after later draws",
         source=resolved.description,
+        blame=blame_aliasing(resolved, draws=draws, timeout=timeout) if findings else None,
     )
 
 
-def _memory_notes(flats: list[Any], paths: set[str]) -> tuple[str, ...]:
-    """Say, per changed path, how the batches' memory was shared."""
+def _memory_notes(flats: list[Any], paths: set[str]) -> tuple[tuple[str, str], ...]:
+    """Say, per changed path, how the batches' memory was shared: (pattern, sentence).
+
+    Patterns: ``"buffer"`` (one buffer refilled), ``"views"`` (views into one
+    array written after), ``"ring"`` (a few buffers in turn).
+    """
     leaves: dict[str, list[Any]] = defaultdict(list)
     for flat in flats:
         for path, leaf in flat.leaves:
             if path in paths:
                 leaves[path].append(leaf)
-    notes = []
+    notes: list[tuple[str, str]] = []
     for path in sorted(leaves):
         # Hold every array while reading addresses: a temporary copy freed early
         # could hand its address to the next one and fake a shared buffer.
@@ -112,17 +153,23 @@ def _memory_notes(flats: list[Any], paths: set[str]) -> tuple[str, ...]:
         addresses = {address for _, address in buffers}
         owners = {owner for owner, _ in buffers}
         if len(addresses) == 1:
-            notes.append(f"Memory: {where} share one buffer, refilled in place.")
+            notes.append(("buffer", f"Memory: {where} share one buffer, refilled in place."))
         elif len(owners) == 1 and all(a.base is not None for a in arrays):
             notes.append(
-                f"Memory: {where} are views into one array ({len(addresses)} offsets),"
-                " written after they were yielded: an in-place shuffle or update, or a"
-                " ring carved out of one block."
+                (
+                    "views",
+                    f"Memory: {where} are views into one array ({len(addresses)} offsets),"
+                    " written after they were yielded: an in-place shuffle or update, or a"
+                    " ring carved out of one block.",
+                )
             )
         elif len(addresses) < n:
             notes.append(
-                f"Memory: {where} live in {len(addresses)} buffers, reused in turn"
-                " (a ring or double buffer)."
+                (
+                    "ring",
+                    f"Memory: {where} live in {len(addresses)} buffers, reused in turn"
+                    " (a ring or double buffer).",
+                )
             )
     return tuple(notes)
 

@@ -11,6 +11,7 @@ mode), without the checker knowing any shape.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,21 +19,40 @@ import numpy as np
 
 from pitfalls import _validate as validate
 from pitfalls._report import MAX_SHOWN, BatchDependenceError, Finding, Location, Report
+from pitfalls._sources import add_note
+from pitfalls._tree import LeafError, as_array
 
 DEFAULT_PERTURBED = 8
 
 
-def _call(fn: Any, args: list[np.ndarray], training: bool | None) -> np.ndarray:
+def _as_given(array: np.ndarray, original: Any) -> Any:
+    """``array`` as the kind of tensor the user passed: fn sees what its training loop
+    gives it (a torch module needs torch tensors, on their device, in their dtype)."""
+    module = type(original).__module__.split(".")[0]
+    if isinstance(original, np.ndarray) or module not in ("torch", "tensorflow", "jax", "jaxlib"):
+        return array
+    if module == "torch":
+        torch = sys.modules["torch"]
+        return torch.as_tensor(array, dtype=original.dtype, device=original.device)
+    if module == "tensorflow":
+        return sys.modules["tensorflow"].convert_to_tensor(array, dtype=original.dtype)
+    return sys.modules["jax.numpy"].asarray(array, dtype=original.dtype)
+
+
+def _call(fn: Any, args: list[Any], training: bool | None, when: str) -> np.ndarray:
     kwargs = {} if training is None else {"training": training}
-    out = fn(*args, **kwargs)
+    try:
+        out = fn(*args, **kwargs)
+    except Exception as exc:
+        add_note(exc, f"pitfalls: raised by fn on {when}")
+        raise
     if isinstance(out, (list, tuple, dict)):
         raise ValueError("fn returned several outputs; check one output at a time")
     try:
-        return np.asarray(out)
-    except Exception as exc:
+        return np.array(as_array(out, "fn's output"), copy=True)
+    except LeafError as exc:
         raise TypeError(
-            f"fn returned {type(out).__qualname__}, which numpy cannot read"
-            f" ({type(exc).__name__}: {exc})"
+            f"fn returned {type(out).__qualname__}, which numpy cannot read: {exc}"
         ) from None
 
 
@@ -116,7 +136,7 @@ def check_batch_independent(
     rtol, atol = validate.tolerance("rtol", rtol), validate.tolerance("atol", atol)
     arrays = _batch_arrays(args)
     n = arrays[0].shape[0]
-    base = _call(fn, arrays, training)
+    base = _call(fn, list(args), training, "the batch as given")
     if base.ndim == 0 or base.shape[0] != n:
         raise ValueError(
             f"fn returned shape {base.shape} for a batch of {n}: one output per sample is"
@@ -129,8 +149,11 @@ def check_batch_independent(
     for k, values in enumerate(arrays):
         name = names[k]
         for j in range(perturbed):
-            changed = [_perturbed(values, j, rng) if i == k else a for i, a in enumerate(arrays)]
-            moved = _call(fn, changed, training)
+            changed = [
+                _as_given(_perturbed(values, j, rng), args[i]) if i == k else args[i]
+                for i in range(len(arrays))
+            ]
+            moved = _call(fn, changed, training, f"the batch with {name}[{j}] perturbed")
             same = np.isclose(moved, base, rtol=rtol, atol=atol, equal_nan=True)
             same = same.reshape(n, -1).all(axis=1)
             others = [i for i in range(n) if i != j and not same[i]]

@@ -6,7 +6,8 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from pitfalls._sources import open_source
+from pitfalls import _validate as validate
+from pitfalls._sources import add_note, open_source
 
 
 def read_ahead(source: Any, depth: int) -> Iterator[Any]:
@@ -17,7 +18,8 @@ def read_ahead(source: Any, depth: int) -> Iterator[Any]:
     ``tf.data``'s ``prefetch`` and a ``DataLoader``'s workers do, but in one
     thread and in a fixed order, so the outcome never depends on timing.
     ``depth=0`` is a plain loop. Batches are handed out as drawn, not copied:
-    what you see is what training would see. Ends when the source ends.
+    what you see is what training would see. Ends when the source ends; an
+    exception the source raises comes through with a note naming the batch.
 
     >>> import numpy as np
     >>> def shared():
@@ -28,16 +30,25 @@ def read_ahead(source: Any, depth: int) -> Iterator[Any]:
     >>> [(float(x[0]), y) for x, y in read_ahead(shared(), depth=1)]
     [(1.0, 0.0), (2.0, 1.0), (2.0, 2.0)]
     """
-    if isinstance(depth, bool) or not isinstance(depth, int):
-        raise TypeError(f"depth must be an int, got {type(depth).__name__} {depth!r}")
+    if not validate.is_int(depth):
+        raise TypeError(f"depth must be an int, got {validate.got(depth)}")
     if depth < 0:
         raise ValueError(f"depth={depth} must be >= 0")
-    return _read_ahead(open_source(source), depth)
+    return _read_ahead(open_source(source), int(depth))
 
 
 def _read_ahead(batches: Iterator[Any], depth: int) -> Iterator[Any]:
     queue: deque[Any] = deque()
-    for batch in batches:
+    drawn = 0
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            break
+        except Exception as exc:
+            add_note(exc, f"pitfalls: raised by the source while read_ahead drew batch {drawn}")
+            raise
+        drawn += 1
         queue.append(batch)
         if len(queue) > depth:
             yield queue.popleft()

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # _blame imports _tree, which imports this module
+    from pitfalls._blame import Blame
 
 MAX_SHOWN = 3
 """The one cap on listings in a message: findings, locations, sample indices."""
@@ -169,6 +172,9 @@ class Report:
     """Numbers the check measured, by name (``dict(report.measured)``)."""
     source: str = ""
     """The kind of source checked (``generator``, ``indexable``, ``iterable``, ...), if any."""
+    blame: Blame | None = None
+    """For a failed source check: the line that broke the invariant (or why none can be
+    named), found by a diagnosis pass on a fresh copy of the source."""
 
     @property
     def status(self) -> str:
@@ -207,6 +213,7 @@ class Report:
             "measured": {name: jsonable(value) for name, value in self.measured},
             "columns": {"expected": self.columns[0], "actual": self.columns[1]},
             "findings": [f.to_dict() for f in self.findings],
+            "blame": self.blame.to_dict() if self.blame is not None else None,
         }
 
 
@@ -246,6 +253,8 @@ def format_report(report: Report, msg: str | None = None) -> str:
             lines.extend(_table(finding, report.columns))
     if more:
         lines.append(f"  ... and {more} more")
+    if report.blame is not None:
+        lines.extend(report.blame.lines())
     lines.extend(report.notes)
     if report.hint:
         lines.append(f"Hint: {report.hint}")

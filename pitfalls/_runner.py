@@ -13,6 +13,7 @@ from typing import Any
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
 from pitfalls._epochs import check_epoch_repeatable, check_order_shuffled
+from pitfalls._randomness import Randomness
 from pitfalls._report import Report, raise_for
 from pitfalls._sources import Source, resolve
 from pitfalls._stability import check_index_stable
@@ -43,6 +44,7 @@ def check_source(
     shuffled: bool = False,
     steps_per_epoch: int | None = None,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+    reseed: Callable[[int], Any] | None = None,
 ) -> tuple[Report, ...]:
     """Run every data check that applies to ``source``; one report each, in a fixed order.
 
@@ -61,6 +63,12 @@ def check_source(
     iterator feeds the first check only; the others then say they could not
     run (pass a factory). ``timeout`` bounds every read; ``unpack`` splits a
     batch into ``(inputs, targets)`` where the batch convention cannot.
+
+    Random augmentation is allowed: checks 3-5 reseed every RNG they can reach
+    alike before each read they compare, and call ``reseed(seed)`` for the
+    generators they cannot (see :func:`check_index_stable`); where randomness
+    still hides the comparison, their report is inconclusive, never passed.
+    Every RNG is left as it was found, including what checks 1-2 drew.
     """
     draws = validate.draws(draws)
     timeout = validate.timeout("timeout", timeout)
@@ -69,7 +77,25 @@ def check_source(
     shuffled = validate.flag("shuffled", shuffled)
     steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
     unpack = validate.optional_function("unpack", unpack)
+    reseed = validate.optional_function("reseed", reseed)
     first = resolve(source)
+    with Randomness([("self", first.obj)]):  # every RNG left as the checks found it
+        return _run(
+            first, target_fn, draws, timeout, epochs, shuffled, steps_per_epoch, unpack, reseed
+        )
+
+
+def _run(
+    first: Source,
+    target_fn: Callable[[Any], Any] | None,
+    draws: int,
+    timeout: float | None,
+    epochs: bool | None,
+    shuffled: bool,
+    steps_per_epoch: int | None,
+    unpack: Callable[[Any], tuple[Any, Any]] | None,
+    reseed: Callable[[int], Any] | None,
+) -> tuple[Report, ...]:
     used = False
 
     def fresh() -> Source | None:
@@ -92,7 +118,7 @@ def check_source(
     if first.kind == "indexable":
         src = fresh()
         assert src is not None  # an indexable source can always be read again
-        reports.append(check_index_stable(src.obj, draws=draws, timeout=timeout))
+        reports.append(check_index_stable(src, draws=draws, timeout=timeout, reseed=reseed))
     has_epochs = steps_per_epoch is not None or (
         first.length is not None and first.kind in ("indexable", "iterable")
     )
@@ -107,7 +133,9 @@ def check_source(
         reports.append(
             _read_once(name, first, {"steps_per_epoch": steps_per_epoch})
             if src is None
-            else check(src, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack)
+            else check(
+                src, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack, reseed=reseed
+            )
         )
     return tuple(reports)
 
@@ -122,13 +150,14 @@ def assert_source(
     shuffled: bool = False,
     steps_per_epoch: int | None = None,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+    reseed: Callable[[int], Any] | None = None,
     msg: str | None = None,
 ) -> tuple[Report, ...]:
     """Run :func:`check_source`; raise the first failing check's error, else return the reports.
 
     The error is the failing check's own (``AliasingError``,
-    ``TargetMismatchError``, ...); its message ends with one line per other
-    check that did not pass.
+    ``TargetMismatchError``, ...), for a failed or an inconclusive report; its
+    message ends with one line per other check that did not pass.
     """
     __tracebackhide__ = True
     reports = check_source(
@@ -140,6 +169,7 @@ def assert_source(
         shuffled=shuffled,
         steps_per_epoch=steps_per_epoch,
         unpack=unpack,
+        reseed=reseed,
     )
     bad = [r for r in reports if not r.ok]
     if bad:

@@ -15,6 +15,7 @@ A source is one of:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import threading
@@ -45,7 +46,14 @@ def batch_count(obj: Any) -> int | None:
         except NotImplementedError:  # PyDataset without __len__ or num_batches
             n = None
         return None if n is None else int(n)
-    return len(obj) if hasattr(type(obj), "__len__") else None
+    if not hasattr(type(obj), "__len__"):
+        return None
+    try:
+        n = len(obj)
+    except Exception as exc:
+        add_note(exc, f"pitfalls: raised by len() of the source {type(obj).__qualname__}")
+        raise
+    return n
 
 
 def _by_index(obj: Any) -> Iterator[Any]:
@@ -107,18 +115,40 @@ class Source:
         return what
 
     def batches(self) -> Iterator[Any]:
-        """An iterator over the batches: by index (endlessly, epoch after epoch), or ``iter()``."""
+        """An iterator over the batches: by index (endlessly, epoch after epoch), or one
+        ``iter()`` of an iterable (one epoch; see :meth:`stream`)."""
         if self.kind == "indexable":
             return _by_index(self.obj)
         if self.kind in ("generator", "iterator"):
             return self.obj
-        return iter(self.obj)
+        try:
+            return iter(self.obj)
+        except Exception as exc:
+            add_note(exc, f"pitfalls: raised by iter() of the source {type(self.obj).__qualname__}")
+            raise
+
+    def stream(self) -> Iterator[Any]:
+        """Batches epoch after epoch, as training reads them: like :meth:`batches`, but a
+        finite iterable (a list, a DataLoader) is started again with ``iter()`` at its end."""
+        if self.kind == "iterable":
+            return _iterations(self.obj)
+        return self.batches()
 
     def fresh(self) -> Source:
         """The same source made again by its factory; itself when it has none."""
         if self.made_by is None:
             return self
         return resolve(self.made_by, self.name)
+
+
+def _iterations(obj: Any) -> Iterator[Any]:
+    while True:
+        empty = True
+        for batch in obj:
+            empty = False
+            yield batch
+        if empty:
+            return
 
 
 def _kind(obj: Any) -> str | None:
@@ -196,7 +226,11 @@ def resolve(source: Any, name: str = "source") -> Source:
         ) from None
     except ValueError:  # no signature to inspect (some builtins): just call it
         pass
-    made = source()
+    try:
+        made = source()
+    except Exception as exc:
+        add_note(exc, f"pitfalls: raised by the source factory {_callable_name(source)}()")
+        raise
     call = f"calling {_callable_name(source)}() returned "
     why = _not_a_source(made, name, call)
     if why:
@@ -216,6 +250,8 @@ def open_source(source: Any, name: str = "source") -> Iterator[Any]:
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
+    if isinstance(fn, functools.partial):  # partial(batches, data, 32) names batches
+        return _callable_name(fn.func)
     return getattr(fn, "__qualname__", None) or type(fn).__qualname__
 
 

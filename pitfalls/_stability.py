@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
-from pitfalls._report import Finding, IndexUnstableError, Report
-from pitfalls._sources import add_note, batch_count, call_within, is_indexable
-from pitfalls._tree import diff_snapshot, flatten, snapshot
+from pitfalls._blame import blame_index
+from pitfalls._randomness import Change, Randomness, changed_rows, held_by, stored_arrays
+from pitfalls._report import MAX_SHOWN, Finding, IndexUnstableError, Report
+from pitfalls._sources import add_note, batch_count, call_within, resolve
+from pitfalls._tree import Snapshot, diff_snapshot, flatten, snapshot
 
 
 def _read(source: Any, index: int, when: str, timeout: float | None) -> Any:
@@ -21,72 +26,202 @@ def _read(source: Any, index: int, when: str, timeout: float | None) -> Any:
         raise
 
 
+def _text(evidence: str) -> tuple[str, str]:
+    """(reason, hint) from what explains the unstable reads.
+
+    ``"another index"``: a second read returned what another index gave
+    first; ``"stored data"``: reading wrote arrays the source holds; else the
+    source's state changes per call.
+    """
+    if evidence == "another index":
+        return (
+            "Reading the same index twice gave different batches: a second read returned the"
+            " batch another index gave first, so __getitem__ serves batches by a counter or"
+            " an iterator, not by its index, and Keras' workers, which read indices in any"
+            " order, see other data than one reader would.",
+            "derive each batch from its index alone (rows = self.indices[i * batch_size:"
+            "(i + 1) * batch_size]); never from a counter or next(iterator).",
+        )
+    if evidence == "stored data":
+        return (
+            "Reading the same index twice gave different batches because reading writes the"
+            " data the source holds (see the note): preprocessing done in place through a"
+            " view, such as x /= 255 on a slice, transforms the stored samples again at"
+            " every read, including the reads Keras makes to infer shapes.",
+            "transform a copy inside __getitem__ (x = self.images[rows] / 255 makes one),"
+            " never a slice of the stored data in place; or preprocess once, in __init__.",
+        )
+    return (
+        "Reading the same index twice gave different batches: __getitem__ depends on"
+        " more than its index (a counter, an iterator or an RNG advanced per call), so"
+        " workers that read indices in any order see other data than one reader would.",
+        "derive each batch from its index alone: slice by index, and seed any random"
+        " augmentation with the index (and the epoch), or pass reseed=, a function that"
+        " reseeds your generator from the seed it is given.",
+    )
+
+
+def _same(a: Snapshot, b: Snapshot, part: str = "") -> bool:
+    """Do two reads hold equal arrays (only those under ``part``, e.g. ``"targets"``)?"""
+    if a.structure != b.structure:
+        return False
+    pairs = [(x, y) for (path, x), (_, y) in zip(a.arrays, b.arrays) if path.startswith(part)]
+    return bool(pairs) and all(
+        x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")
+        for x, y in pairs
+    )
+
+
 def check_index_stable(
-    source: Any, *, draws: int = DEFAULT_DRAWS, timeout: float | None = None
+    source: Any,
+    *,
+    draws: int = DEFAULT_DRAWS,
+    timeout: float | None = None,
+    reseed: Callable[[int], Any] | None = None,
 ) -> Report:
     """Read indices ``0 .. draws-1`` in order, then again in reverse, and compare.
 
-    For an indexable batch source such as ``keras.utils.PyDataset``: Keras'
-    workers read indices in any order, so ``source[i]`` must depend on ``i``
-    alone. A counter or an unseeded RNG advanced per call fails; so does random
-    augmentation drawn per read (seed it with the index and epoch if batches
-    must be reproducible). ``draws`` is capped at the source's length. The
-    first read is copied, so a reused buffer does not hide or fake a
-    difference. ``on_epoch_end`` is not called. ``timeout`` bounds each read.
+    For an indexable batch source such as ``keras.utils.PyDataset`` (or a
+    factory or class making one): Keras' workers read indices in any order,
+    so ``source[i]`` must depend on ``i`` alone. A counter or an iterator
+    advanced per call fails, and so does preprocessing that writes the stored
+    data in place. ``draws`` is capped at the source's length. The first read
+    is copied, so a reused buffer does not hide or fake a difference.
+    ``on_epoch_end`` is not called. ``timeout`` bounds each read.
+
+    Random augmentation is allowed: both reads of index i are made after
+    reseeding alike Python's, numpy's, Keras' and torch's global RNGs, the
+    generators the source holds (``self.rng``) and, through ``reseed(seed)``,
+    any other; all are put back afterwards. When reads still differ, the
+    report says why from evidence: a read that returned another index's batch,
+    or arrays the source holds that reading changed, fail; a source that drew
+    from no random generator fails as stateful; a random source with neither
+    witness is inconclusive (randomness pitfalls cannot reach looks like state).
     """
-    if not is_indexable(source):
+    resolved = resolve(source)
+    if resolved.kind != "indexable":
         raise TypeError(
             "source must be an indexable batch source with __getitem__ and a length"
-            f" (like keras.utils.PyDataset), got {type(source).__qualname__}"
+            f" (like keras.utils.PyDataset), or a factory returning one; got"
+            f" {resolved.description}"
         )
+    obj = resolved.obj
     draws = validate.integer("draws", draws, minimum=1)
     timeout = validate.timeout("timeout", timeout)
-    length = batch_count(source)
+    reseed = validate.optional_function("reseed", reseed)
+    length = batch_count(obj)
     count = draws if length is None else min(draws, length)
     if count < 1:
         raise ValueError("source has no batches to read (its length is 0)")
-    first = {}
-    for i in range(count):
-        first[i] = snapshot(flatten(_read(source, i, "first read", timeout)))
-    findings: list[Finding] = []
-    when = "read again"
-    for i in reversed(range(count)):
-        diffs, structure = diff_snapshot(
-            first[i], flatten(_read(source, i, "second read", timeout))
-        )
-        if structure is not None:
-            findings.append(Finding(batch=i, path=structure[0], when=when, problem=structure[1]))
-        findings += [
-            Finding(
-                batch=i,
-                path=d.path,
-                when=when,
-                mismatched=d.mismatched,
-                total=d.total,
-                locations=d.first,
-                problem=d.problem,
-            )
-            for d in diffs
-        ]
+    roots = [("self", obj)] + ([("factory", resolved.made_by)] if resolved.made_by else [])
+    with Randomness(roots, reseed) as rnd:
+        first = {}
+        for i in range(count):
+            rnd.control(i)
+            first[i] = snapshot(flatten(_read(obj, i, "first read", timeout)))
+            rnd.drew()
+        findings: list[Finding] = []
+        unstable: list[int] = []
+        seconds: dict[int, Snapshot] = {}
+        for i in reversed(range(count)):
+            rnd.control(i)
+            batch = _read(obj, i, "second read", timeout)
+            rnd.drew()
+            flat = flatten(batch)
+            seconds[i] = snapshot(flat)
+            diffs, structure = diff_snapshot(first[i], flat)
+            if structure is not None:
+                findings.append(
+                    Finding(batch=i, path=structure[0], when="read again", problem=structure[1])
+                )
+            findings += [
+                Finding(
+                    batch=i,
+                    path=d.path,
+                    when="read again",
+                    mismatched=d.mismatched,
+                    total=d.total,
+                    locations=d.first,
+                    problem=d.problem,
+                )
+                for d in diffs
+            ]
+            if diffs or structure is not None:
+                unstable.append(i)
+        evidence, notes = "", list[str]()
+        if unstable:
+            evidence, notes = _explain(obj, first, seconds, unstable, rnd, timeout)
     findings.sort(key=lambda f: (f.batch, f.path))
+    inconclusive = ""
+    if evidence == "random":
+        inconclusive = (
+            f"The source is random per read (it drew from {', '.join(rnd.seen) or 'your reseed='}),"
+            f" and {len(unstable)} of {count} indices read twice still differ after every"
+            " generator pitfalls can reach was reseeded alike before each read; nothing else"
+            " explains it (no read returned another index's batch, no array the source holds"
+            " changed), so it may be randomness pitfalls cannot reach (a generator in a closure"
+            " or another module, TensorFlow's ops) or state that changes per call. Pass"
+            " reseed=, a function that reseeds your generators from its seed argument, or"
+            " seed the augmentation with the index (and the epoch)."
+        )
+        findings = []
+    reason, hint = _text(evidence)
+    note = rnd.note()
     return Report(
         check="index_stable",
-        parameters={"draws": count},
+        parameters={"draws": count, **({"reseed": reseed} if reseed is not None else {})},
         batches=count,
         unit="index",
         findings=tuple(findings),
-        reason=(
-            "Reading the same index twice gave different batches: __getitem__ depends on"
-            " more than its index (a counter, an iterator or an RNG advanced per call), so"
-            " workers that read indices in any order see other data than one reader would."
-        ),
-        hint=(
-            "derive each batch from its index alone: slice by index, and seed any random"
-            " augmentation with the index (and the epoch)."
-        ),
+        inconclusive=inconclusive,
+        reason=reason,
+        hint=hint,
+        notes=tuple(notes) + ((note,) if note else ()),
         columns=("first read", "second read"),
         summary=f"indices 0..{count - 1} read twice, the same both times",
+        source=resolved.description,
+        blame=blame_index(resolved, draws=count, timeout=timeout) if findings else None,
     )
+
+
+def _explain(
+    obj: Any,
+    first: dict[int, Snapshot],
+    seconds: dict[int, Snapshot],
+    unstable: list[int],
+    rnd: Randomness,
+    timeout: float | None,
+) -> tuple[str, list[str]]:
+    """Why reads differ: ``"another index"``, ``"stored data"``, ``"state"`` or ``"random"``."""
+    served = []
+    for i in sorted(unstable):
+        j = next((j for j in first if j != i and _same(first[j], seconds[i])), None)
+        if j is None and not _same(first[i], seconds[i], "targets"):  # inputs augmented?
+            j = next((j for j in first if j != i and _same(first[j], seconds[i], "targets")), None)
+        if j is not None:
+            served.append((i, j))
+    if served:
+        shown = ", ".join(f"index {i} gave index {j}'s batch" for i, j in served[:MAX_SHOWN])
+        return "another index", [f"Served by another index: on the second read, {shown}."]
+    before = stored_arrays(held_by([("self", obj)]), 2 * max(map(_rows, first.values())))
+    if before:
+        rnd.control(unstable[0])
+        _read(obj, unstable[0], "read to watch the stored data", timeout)
+        rnd.drew()
+        changes = changed_rows(before, held_by([("self", obj)]))
+        if changes:
+            return "stored data", [_note(changes)]
+    return ("random" if rnd.random else "state"), []
+
+
+def _rows(snap: Snapshot) -> int:
+    """Samples in a batch: the length of its first array with an axis."""
+    return next((len(a) for _, a in snap.arrays if a.ndim), 1)
+
+
+def _note(changes: tuple[Change, ...]) -> str:
+    parts = [f"{c.name} ({c.changed} of {c.rows} rows)" for c in changes[:MAX_SHOWN]]
+    return "Stored data written while reading: " + ", ".join(parts) + "."
 
 
 def assert_index_stable(
@@ -94,10 +229,14 @@ def assert_index_stable(
     *,
     draws: int = DEFAULT_DRAWS,
     timeout: float | None = None,
+    reseed: Callable[[int], Any] | None = None,
     msg: str | None = None,
 ) -> None:
-    """Fail when ``source[i]`` differs between two reads. See :func:`check_index_stable`."""
+    """Fail when ``source[i]`` differs between two reads. See :func:`check_index_stable`.
+
+    An inconclusive report (randomness pitfalls could not control) raises too.
+    """
     __tracebackhide__ = True
-    report = check_index_stable(source, draws=draws, timeout=timeout)
+    report = check_index_stable(source, draws=draws, timeout=timeout, reseed=reseed)
     if not report.ok:
         raise IndexUnstableError(report, msg)

@@ -8,15 +8,18 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _validate as validate
-from pitfalls._aliasing import DEFAULT_DRAWS
+from pitfalls._aliasing import DEFAULT_DRAWS, source_style
+from pitfalls._blame import blame_targets
+from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import Finding, Report, TargetMismatchError
 from pitfalls._sources import add_note, draw, resolve
 from pitfalls._tree import as_array, diff_arrays, flatten_at, split_batch
 
 _REASON_AT_YIELD = (
     "Targets differ from target_fn(inputs) on batches as they were yielded: the source"
-    " computes its targets by another rule than target_fn (a wrong formula, integer"
-    " overflow or division, a shape (n,) where (n, 1) is meant), or target_fn is wrong."
+    " computes its targets by another rule than target_fn (a wrong formula, targets"
+    " computed before a random augmentation changed the inputs, integer overflow or"
+    " division, a shape (n,) where (n, 1) is meant), or target_fn is wrong."
 )
 _HINT_AT_YIELD = (
     "compute the targets from the very inputs you yield, in a floating dtype, shaped"
@@ -32,6 +35,41 @@ _HINT_LATER = (
     "allocate new arrays for every batch (move np.zeros(...) inside the loop) or"
     " yield copies (np.copy(x)); assert_generator_no_aliasing names the buffer."
 )
+
+
+def _text(style: str, later_only: bool, labels: bool, random: bool) -> tuple[str, str]:
+    """(reason, hint), data first: when it failed, the source's style, the targets' kind.
+
+    ``labels``: the targets and target_fn's are integers or bools (class
+    labels, not an integer regression target); ``random``: the source drew
+    random numbers while making the batches (augmentation).
+    """
+    if later_only:
+        method = {"dataset": "__getitem__", "loader": "__iter__"}.get(style)
+        if method is None:
+            return _REASON_LATER, _HINT_LATER
+        return _REASON_LATER, (
+            f"allocate the batch inside {method} (self.x[:] = ... reuses one buffer for"
+            " every batch) or hand out copies (np.copy(x));"
+            " assert_generator_no_aliasing names the buffer."
+        )
+    if labels and random:
+        hint = (
+            "compute each label from the augmented inputs you return (a flipped image needs"
+            " its flipped label), not from the stored sample before the augmentation; or"
+            " check target_fn."
+        )
+    elif labels:
+        hint = "compute each label from the very inputs you yield, or check target_fn."
+    elif random:
+        hint = (
+            "compute the targets from the augmented inputs you yield (scale the target with"
+            " the image), not before the augmentation; keep a floating dtype and the"
+            " model's output shape."
+        )
+    else:
+        hint = _HINT_AT_YIELD
+    return _REASON_AT_YIELD, hint
 
 
 def _split(batch: Any, index: int, unpack: Any) -> tuple[Any, Any, str, str]:
@@ -60,6 +98,7 @@ def _compare(
     atol: float,
     notes: set[str],
     unpack: Any = None,
+    kinds: set[tuple[str, str]] | None = None,
 ) -> list[Finding]:
     inputs, targets, _, targets_path = _split(batch, index, unpack)
     try:
@@ -79,6 +118,8 @@ def _compare(
     for (path, actual), (wpath, desired) in zip(got, want):
         a = as_array(actual, path)
         d = as_array(desired, wpath)
+        if kinds is not None:
+            kinds.add((a.dtype.kind, d.dtype.kind))
         if a.shape != d.shape:
             findings.append(
                 Finding(
@@ -131,6 +172,20 @@ def _integer_notes(path: str, actual: np.ndarray, desired: np.ndarray) -> list[s
     return notes
 
 
+def _holds_samples(watch: Randomness, batch: Any, unpack: Any) -> bool:
+    """Does the source hold stored samples (arrays of 2 batches' rows or more)?
+
+    Random draws by a source that holds its samples are augmentation (or
+    sampling); by one that holds none, they make the data itself.
+    """
+    shapes = [
+        as_array(a, path).shape for path, a in flatten_at(_split(batch, 0, unpack)[0], "").leaves
+    ]
+    rows = next((shape[0] for shape in shapes if shape), 1)
+    held = held_by(watch.roots)
+    return any(len(a) >= 2 * rows for a in held.arrays.values())
+
+
 def check_targets_match(
     source: Any,
     target_fn: Callable[[Any], Any],
@@ -163,14 +218,24 @@ def check_targets_match(
     timeout = validate.timeout("timeout", timeout)
     unpack = validate.optional_function("unpack", unpack)
     resolved = resolve(source)
-    batches = resolved.batches()
+    batches = resolved.stream()
     held = []
     findings: list[Finding] = []
     notes: set[str] = set()
-    for i in range(draws):
-        batch = draw(batches, i, draws, timeout)
-        findings += _compare(i, batch, target_fn, "when yielded", rtol, atol, notes, unpack)
-        held.append(batch)
+    kinds: set[tuple[str, str]] = set()
+    with Randomness([("self", resolved.obj)], restore=False) as watch:  # to name augmentation
+        watch.mark()
+        for i in range(draws):
+            batch = draw(batches, i, draws, timeout)
+            findings += _compare(
+                i, batch, target_fn, "when yielded", rtol, atol, notes, unpack, kinds
+            )
+            held.append(batch)
+            if i == 0:  # a generator's own RNGs exist once it runs
+                watch.drew()
+                watch.add_root("source", batches)
+                watch.mark()
+        watch.drew()
     wrong_at_yield = {f.batch for f in findings}
     for i, batch in enumerate(held):
         if i not in wrong_at_yield:
@@ -179,17 +244,39 @@ def check_targets_match(
             )
 
     later_only = not wrong_at_yield
+    labels = bool(kinds) and all(a in "iub" and d in "iub" for a, d in kinds)
+    augments = watch.random and _holds_samples(watch, held[0], unpack)
+    reason, hint = _text(source_style(resolved), later_only, labels, augments)
+    if augments and not later_only:
+        drew = ", ".join(watch.seen)
+        notes.add(
+            f"Randomness: the source drew from {drew} while making these batches: targets"
+            " computed before a random augmentation mismatch exactly the samples it changed."
+        )
     return Report(
         check="targets_match",
         parameters={"target_fn": target_fn, "draws": draws, "rtol": rtol, "atol": atol},
         batches=draws,
         findings=tuple(findings),
-        reason=_REASON_LATER if later_only else _REASON_AT_YIELD,
-        hint=_HINT_LATER if later_only else _HINT_AT_YIELD,
+        reason=reason,
+        hint=hint,
         notes=tuple(sorted(notes)),
         columns=("target_fn", "yielded"),
         summary=f"all {draws} batches matched when yielded and after later draws",
         source=resolved.description,
+        blame=(
+            blame_targets(
+                resolved,
+                target_fn,
+                draws=draws,
+                rtol=rtol,
+                atol=atol,
+                timeout=timeout,
+                unpack=unpack,
+            )
+            if findings and later_only
+            else None
+        ),
     )
 
 

@@ -19,7 +19,8 @@ import numpy as np
 T = TypeVar("T")
 
 
-def _got(value: Any) -> str:
+def got(value: Any) -> str:
+    """``str '3'``: a value's type and a short repr, for messages; never raises."""
     try:
         text = repr(value)
     except Exception:
@@ -27,6 +28,9 @@ def _got(value: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
+
+
+_got = got  # the name it had before messages outside this module used it
 
 
 def is_int(value: Any) -> bool:
@@ -42,7 +46,7 @@ def is_real(value: Any) -> bool:
 def integer(name: str, value: Any, *, minimum: int | None = None, why: str = "") -> int:
     """An int of at least ``minimum``: TypeError for another type, ValueError below it."""
     if not is_int(value):
-        raise TypeError(f"{name} must be an int, got {_got(value)}")
+        raise TypeError(f"{name} must be an int, got {got(value)}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}={value} must be at least {minimum}" + (f": {why}" if why else ""))
@@ -80,7 +84,7 @@ def number(
 ) -> float:
     """A finite real number; ``positive``: above 0; ``minimum``: at least that."""
     if not is_real(value):
-        raise TypeError(f"{name} must be a number, got {_got(value)}")
+        raise TypeError(f"{name} must be a number, got {got(value)}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name}={value!r} must be a finite number")
@@ -105,7 +109,7 @@ def timeout(name: str, value: Any) -> float | None:
     if value is None:
         return None
     if not is_real(value):
-        raise TypeError(f"{name} must be a number of seconds or None, got {_got(value)}")
+        raise TypeError(f"{name} must be a number of seconds or None, got {got(value)}")
     seconds = float(value)
     if math.isnan(seconds) or seconds <= 0:
         raise ValueError(f"{name}={value!r} must be a number of seconds above 0, or None")
@@ -119,7 +123,7 @@ def timeout(name: str, value: Any) -> float | None:
 def function(name: str, value: Any) -> Callable[..., Any]:
     """Something callable."""
     if not callable(value):
-        raise TypeError(f"{name} must be callable, got {_got(value)}")
+        raise TypeError(f"{name} must be callable, got {got(value)}")
     return value
 
 
@@ -130,7 +134,7 @@ def optional_function(name: str, value: Any) -> Callable[..., Any] | None:
 def flag(name: str, value: Any) -> bool:
     """True or False (numpy's bools too), nothing else."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {_got(value)}")
+        raise TypeError(f"{name} must be True or False, got {got(value)}")
     return bool(value)
 
 
@@ -143,7 +147,7 @@ def choice(name: str, value: Any, choices: Iterable[T]) -> T:
     options = tuple(choices)
     if not isinstance(value, str) and all(isinstance(c, str) for c in options):
         raise TypeError(
-            f"{name} must be a str, one of {', '.join(map(repr, options))}; got {_got(value)}"
+            f"{name} must be a str, one of {', '.join(map(repr, options))}; got {got(value)}"
         )
     if value not in options:
         raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, options))}")
@@ -153,5 +157,5 @@ def choice(name: str, value: Any, choices: Iterable[T]) -> T:
 def message(name: str, value: Any) -> str | None:
     """The ``msg=`` option: None or a str."""
     if value is not None and not isinstance(value, str):
-        raise TypeError(f"{name} must be a str or None, got {_got(value)}")
+        raise TypeError(f"{name} must be a str or None, got {got(value)}")
     return value

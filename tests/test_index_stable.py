@@ -1,4 +1,8 @@
-"""assert_index_stable: source[i] must depend on i alone (workers read in any order)."""
+"""assert_index_stable: source[i] must depend on i alone (workers read in any order).
+
+Random augmentation is not "depending on more than i": both reads of an index are
+made after reseeding every RNG the checker can reach (self.rng here) alike.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ class CountsCalls(Sliced):
 
 
 class UnseededAugmentation(Sliced):
+    """Noise from a generator held on self, advanced by every read: reseeded alike."""
+
     def __init__(self):
         super().__init__()
         self.rng = np.random.default_rng(0)
@@ -45,6 +51,30 @@ class UnseededAugmentation(Sliced):
     def __getitem__(self, i):
         x, y = super().__getitem__(i)
         return x + self.rng.normal(size=x.shape), y
+
+
+def hidden_augmentation():
+    """Noise from a generator in a closure: no RNG the checker can reach moves."""
+    rng = np.random.default_rng(0)
+
+    class Hidden(Sliced):
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            return x + rng.normal(size=x.shape), y
+
+    def reseed(seed):
+        rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+
+    return Hidden(), reseed
+
+
+class ScalesInPlace(UnseededAugmentation):
+    """Augments, and scales a slice of its data in place: the augmentation must not hide it."""
+
+    def __getitem__(self, i):
+        x = self.data[4 * i : 4 * i + 4]
+        x /= 2.0  # writes self.data
+        return x + self.rng.normal(size=x.shape), x.sum(axis=1)
 
 
 class SeededAugmentation(Sliced):
@@ -60,17 +90,44 @@ class BufferOnSelf(Sliced):
         return self.buf, y
 
 
-@pytest.mark.parametrize("source", [Sliced(), SeededAugmentation(), BufferOnSelf()], ids=type)
+@pytest.mark.parametrize(
+    "source",
+    [Sliced(), SeededAugmentation(), BufferOnSelf(), UnseededAugmentation()],
+    ids=type,
+)
 def test_stable_sources_should_pass(source):
     assert_index_stable(source)
     assert check_index_stable(source).batches == 5  # all five, once forward and once back
 
 
-@pytest.mark.parametrize("source", [CountsCalls(), UnseededAugmentation()], ids=type)
-def test_sources_that_depend_on_call_order_should_fail(source):
+def test_augmentation_from_self_rng_passes_and_says_it_was_reseeded():
+    report = check_index_stable(UnseededAugmentation())
+    assert report.notes == (
+        "Randomness: the source drew from self.rng; every read compared was made after"
+        " reseeding them alike, and they were put back afterwards.",
+    )
+
+
+def test_a_counter_should_fail_as_serving_another_index():
     with pytest.raises(IndexUnstableError, match="read again") as excinfo:
-        assert_index_stable(source)
+        assert_index_stable(CountsCalls())
     assert "derive each batch from its index alone" in str(excinfo.value)
+    assert "a second read returned the batch another index gave first" in str(excinfo.value)
+
+
+def test_in_place_writes_fail_with_the_array_they_wrote():
+    report = check_index_stable(ScalesInPlace())
+    assert report.status == "failed"
+    assert report.notes[0] == "Stored data written while reading: self.data (4 of 20 rows)."
+    assert report.hint.startswith("transform a copy inside __getitem__")
+
+
+def test_a_generator_the_checker_cannot_reach_fails_naming_both_causes_until_reseeded():
+    source, reseed = hidden_augmentation()
+    report = check_index_stable(source)
+    assert report.status == "failed"  # nothing it reaches drew: state, or a hidden RNG
+    assert "an RNG advanced per call" in report.reason and "pass reseed=" in report.hint
+    assert check_index_stable(source, reseed=reseed).ok
 
 
 def test_the_report_pairs_first_and_second_read():
@@ -81,11 +138,20 @@ def test_the_report_pairs_first_and_second_read():
     # index 0 agrees by luck, indices 1 and 2 do not.
     assert report.bad_batches == (1, 2)
     assert report.columns == ("first read", "second read")
+    # index 1's second read is batch 4, which no index gave first; index 2's is batch 3: none
+    assert report.notes == ()
+
+
+def test_a_factory_is_read_as_the_dataset_it_makes():
+    report = check_index_stable(Sliced)
+    assert report.ok and report.source == "indexable Sliced made by Sliced()"
 
 
 def test_misuse():
     with pytest.raises(TypeError, match="indexable batch source"):
         check_index_stable(iter([1, 2]))
+    with pytest.raises(TypeError, match="reseed must be callable, got int 3"):
+        check_index_stable(Sliced(), reseed=3)
     with pytest.raises(ValueError, match="draws=0 must be at least 1"):
         check_index_stable(Sliced(), draws=0)
     with pytest.raises(TypeError, match="draws must be an int, got str '3'"):

@@ -6,10 +6,18 @@ the reason, counts, the first locations, further evidence, the hint, msg.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import pitfalls
+from pitfalls.reproductions import epochs, pipelines
 
 ALIASING_REASON = (
     "Batches changed after they were handed out: the source writes into memory it has"
@@ -23,13 +31,28 @@ ALIASING_HINT = (
 )
 AT_YIELD_REASON = (
     "Targets differ from target_fn(inputs) on batches as they were yielded: the source"
-    " computes its targets by another rule than target_fn (a wrong formula, integer"
-    " overflow or division, a shape (n,) where (n, 1) is meant), or target_fn is wrong."
+    " computes its targets by another rule than target_fn (a wrong formula, targets"
+    " computed before a random augmentation changed the inputs, integer overflow or"
+    " division, a shape (n,) where (n, 1) is meant), or target_fn is wrong."
 )
 AT_YIELD_HINT = (
     "Hint: compute the targets from the very inputs you yield, in a floating dtype,"
     " shaped as the model's output (np.expand_dims(y, -1) for a Dense(1) head)."
 )
+
+
+def written_at(function, code, above=()):
+    """The blame lines a message shows for the line ``code`` of ``function``."""
+
+    def where(fn, text):
+        lines, start = inspect.getsourcelines(fn)
+        number = start + next(i for i, line in enumerate(lines) if line.strip() == text)
+        path = os.path.relpath(inspect.getsourcefile(fn))
+        return f"{path}:{number} in {fn.__qualname__}: {text}"
+
+    return [f"Written at: {where(function, code)}"] + [
+        f"  called from {where(fn, text)}" for fn, text in above
+    ]
 
 
 def refilled():
@@ -64,6 +87,8 @@ def test_aliasing_message():
             "      [0, 0]  1.0      2.0",
             "      [0, 1]  1.0      2.0",
             "      [1, 0]  1.0      2.0",
+            *written_at(refilled, "x[:] = i"),
+            "  (batch 0, inputs; the write raised once that memory was made read-only)",
             "Memory: inputs in all 3 batches share one buffer, refilled in place.",
             ALIASING_HINT,
             "my pipeline",
@@ -102,6 +127,8 @@ def test_structure_change_message():
             "Findings:",
             "  batch 0, batch, after later draws: held 1 item and now holds 3 items",
             "  batch 1, batch, after later draws: held 2 items and now holds 3 items",
+            *written_at(list_refill, "batch.clear()"),
+            "  (batch 0, batch; seen by tracing the source line by line)",
             ALIASING_HINT,
         ]
     )
@@ -153,6 +180,8 @@ def test_targets_message_after_later_draws():
             "      index  target_fn  yielded",
             "      [0]    1.0        0.0",
             "      [1]    1.0        0.0",
+            *written_at(refilled, "x[:] = i"),
+            "  (batch 0, inputs; the write raised once that memory was made read-only)",
             "Hint: allocate new arrays for every batch (move np.zeros(...) inside the loop) or"
             " yield copies (np.copy(x)); assert_generator_no_aliasing names the buffer.",
         ]
@@ -294,7 +323,222 @@ def test_index_stability_message():
             "      index  first read  second read",
             "      [0]    2.0         3.0",
             "      [1]    2.0         3.0",
+            *written_at(CountsCalls.__getitem__, "self.calls += 1"),
+            "  (index 0, source.calls; seen by tracing the source line by line)",
             "Hint: derive each batch from its index alone: slice by index, and seed any random"
-            " augmentation with the index (and the epoch).",
+            " augmentation with the index (and the epoch), or pass reseed=, a function that"
+            " reseeds your generator from the seed it is given.",
+        ]
+    )
+
+
+IN_PLACE_REASON = (
+    "The second epoch holds other samples than the first: the data changed between"
+    " epochs, typically preprocessing written into the stored dataset through a view"
+    " (x /= 255 on a slice), so every epoch trains on data transformed once more."
+)
+
+
+def test_epoch_repeatable_message():
+    data = np.arange(32.0).reshape(8, 2, 2)
+    source = functools.partial(epochs.scaled_in_place, data, 4)
+    assert message(pitfalls.assert_epoch_repeatable, source) == "\n".join(
+        [
+            "epoch_repeatable(steps_per_epoch=2) failed",
+            IN_PLACE_REASON,
+            "Findings:",
+            "  samples of epoch 1, in epoch 2: 8 / 8 samples of epoch 1 are not in epoch 2"
+            " (epoch 1 had 8 samples, epoch 2 8); first missing: samples [0, 1, 2]",
+            *written_at(epochs.scaled_in_place, "x /= 255.0"),
+            "  (batch 0, inputs; seen by tracing the source line by line)",
+            "Stored data written while reading: scaled_in_place()'s data (8 of 8 rows).",
+            "Hint: transform a copy (x = data[rows] / 255 makes one), never a slice of the"
+            " stored data in place; or preprocess once, before training.",
+        ]
+    )
+
+
+def test_epoch_repeatable_message_for_a_dataset_that_augments():
+    images, labels = pipelines.image_data(n=32)
+    dataset = pipelines.ScaledInPlace(images, labels)
+    assert message(pitfalls.assert_epoch_repeatable, dataset) == "\n".join(
+        [
+            "epoch_repeatable(steps_per_epoch=4) failed",
+            "Reading the same batches again gave other samples: reading writes the data the"
+            " source holds, typically preprocessing done in place through a view (x /= 255"
+            " on a slice), so every epoch trains on data transformed once more.",
+            "Findings:",
+            "  samples of epoch 1, read again: 32 / 32 samples differ when the same indices"
+            " are read again under the same seeds; first: samples [0, 1, 2]",
+            *written_at(
+                pipelines.ScaledInPlace.scaled,
+                "x /= 255.0",
+                above=[(pipelines.ScaledCopy.__getitem__, "x = self.scaled(i)")],
+            ),
+            "  (self.images; the write raised once that memory was made read-only)",
+            "Stored data written while reading: self.images (32 of 32 rows).",
+            "Randomness: the source drew from self.rng; every read compared was made after"
+            " reseeding them alike, and they were put back afterwards.",
+            "Hint: transform a copy inside __getitem__ (x = self.images[rows] / 255 makes"
+            " one), never a slice of the stored data in place; or preprocess once, in"
+            " __init__.",
+        ]
+    )
+
+
+def test_order_shuffled_message():
+    source = functools.partial(epochs.same_order_every_epoch, np.arange(32.0).reshape(8, 4), 4)
+    assert message(pitfalls.assert_order_shuffled, source, steps_per_epoch=2) == "\n".join(
+        [
+            "order_shuffled(steps_per_epoch=2) failed",
+            "Every epoch visits the samples in the same order: nothing shuffles them, and"
+            " Keras does not shuffle a generator (fit(..., shuffle=True) only warns).",
+            "Findings:",
+            "  sample order, epoch 2: epoch 2 repeats epoch 1's order of all 8 samples",
+            "Hint: permute inside the generator each epoch (order = rng.permutation(n)), or"
+            " use a keras.utils.PyDataset / tf.data pipeline that shuffles.",
+        ]
+    )
+
+
+def test_order_shuffled_message_for_a_loader_reseeded_every_epoch():
+    images, _ = pipelines.image_data(n=16)
+    loader = pipelines.LoaderSameSeedEveryEpoch(images, 4)
+    assert message(pitfalls.assert_order_shuffled, loader) == "\n".join(
+        [
+            "order_shuffled(steps_per_epoch=4) failed",
+            "Every epoch visits the samples in the same order: the source makes its random"
+            " generator (__iter__()'s rng) anew for every epoch, from the same seed, so every"
+            " epoch draws the same permutation (and the same augmentation).",
+            "Findings:",
+            "  sample order, epoch 2: epoch 2 repeats epoch 1's order of all 16 samples",
+            "Randomness: the source drew from __iter__()'s rng; every read compared was made"
+            " after reseeding them alike, and they were put back afterwards.",
+            "Hint: make the generator once, in __init__ (self.rng ="
+            " np.random.default_rng(seed)), and draw a new permutation from it in every"
+            " __iter__.",
+        ]
+    )
+
+
+def test_inconclusive_message():
+    rng = np.random.default_rng(0)
+
+    class TwoGenerators:  # draws from np.random (reseeded) and from a closure (not)
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            x = np.arange(4.0).reshape(2, 2) + 2 * i
+            return x + np.random.normal(size=(2, 1)) + rng.normal(size=(2, 1)), np.ones(2)
+
+        def on_epoch_end(self):
+            pass
+
+    assert message(pitfalls.assert_epoch_repeatable, TwoGenerators()) == "\n".join(
+        [
+            "epoch_repeatable(steps_per_epoch=2) could not judge",
+            "The source is random per read (it drew from np.random (global)), and reading the"
+            " same indices again gave other samples even with every generator pitfalls can"
+            " reach reseeded alike before each read, so the difference may be randomness"
+            " pitfalls cannot reach (a generator in a closure, in another module, or"
+            " TensorFlow's ops) as well as a bug. Pass reseed=, a function that reseeds your"
+            " generators from its seed argument (for self.rng: lambda seed: ...), or check"
+            " with the augmentation turned off. No array holding the samples was found on"
+            " the source.",
+            "Randomness: the source drew from np.random (global); every read compared was"
+            " made after reseeding them alike, and they were put back afterwards.",
+        ]
+    )
+
+
+def test_epoch_complete_message():
+    data = np.arange(32.0).reshape(8, 2, 2)
+    assert message(pitfalls.assert_epoch_complete, [data[:4], data[:4]], data) == "\n".join(
+        [
+            "epoch_complete(steps_per_epoch=2, samples=8) failed",
+            "An epoch did not deliver every sample exactly once: a source shared by several"
+            " workers without a lock (a read-modify-write of its position) hands out some"
+            " batches twice and skips others, or the epoch boundary is off.",
+            "Findings:",
+            "  samples, duplicated: 4 extra deliveries of 4 samples; first: [0, 1, 2]",
+            "  samples, dropped: 4 / 8 samples never delivered; first: [4, 5, 6]",
+            "Hint: give each worker indices, not a shared iterator: keras.utils.PyDataset with"
+            " workers, or a DataLoader with a sampler; guard a shared iterator with a"
+            " threading.Lock around next().",
+        ]
+    )
+
+
+def test_batch_independent_message():
+    def centred(x):
+        return x - x.mean(axis=0)  # every output moves with the batch's mean
+
+    text = message(
+        pitfalls.assert_batch_independent, centred, np.arange(6).reshape(3, 2), max_perturbed=2
+    )
+    assert text == "\n".join(
+        [
+            "batch_independent(max_perturbed=2, batch=3) failed",
+            "The output for one sample depends on other samples of the batch, so each"
+            " sample's gradient leaks into the others: a (n,) against (n, 1) broadcast in"
+            " the loss, or a batch-mixing layer such as BatchNormalization in training mode,"
+            " or a reduction over axis 0.",
+            "Findings:",
+            "  x[0], perturbed: changing it moved the outputs of 2 / 2 other samples (first"
+            " values shown)",
+            "      index  output before  after",
+            "      [1]    0.0            -0.3333333333333335",
+            "      [2]    2.0            1.6666666666666665",
+            "  x[1], perturbed: changing it moved the outputs of 2 / 2 other samples (first"
+            " values shown)",
+            "      index  output before  after",
+            "      [0]    -2.0           -2.3333333333333335",
+            "      [2]    2.0            1.6666666666666665",
+            "Hint: give targets the output's shape (np.reshape(y, pred.shape)); evaluate with"
+            " training=False where per-sample results are expected; reduce over the batch"
+            " only after the per-sample loss.",
+        ]
+    )
+
+
+WORKER_MESSAGE_SCRIPT = """
+import json
+import numpy as np
+import pitfalls
+from pitfalls.reproductions import workers
+
+x = np.zeros(2)
+try:
+    pitfalls.assert_worker_randomness(
+        lambda: workers.augment_with_global_rng(x), workers=2, calls=2
+    )
+    print(json.dumps(None))
+except pitfalls.SharedRngError as exc:
+    print(json.dumps(str(exc)))
+"""
+
+
+def test_worker_randomness_message():
+    # In a fresh interpreter: forking a process that runs TensorFlow's threads may hang.
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_MESSAGE_SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert json.loads(done.stdout) == "\n".join(
+        [
+            "worker_randomness(workers=2, calls=2, seed=0) failed",
+            "Forked workers drew identical random numbers: each inherited its parent's RNG"
+            " state and nothing reseeded it, so every worker repeats the same augmentations.",
+            "Findings:",
+            "  workers 0 and 1: drew the same 2 values: one RNG stream, copied into both",
+            "      index  worker a, first value  worker b",
+            "      []     0.1764052345967664     0.1764052345967664",
+            "Hint: seed each worker differently: np.random.seed / default_rng from"
+            " np.random.SeedSequence(seed).spawn(workers)[worker_id] in a worker_init_fn or"
+            " pool initializer, or derive the RNG from the batch index.",
         ]
     )

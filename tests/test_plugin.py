@@ -242,7 +242,7 @@ def test_a_keras_project_catches_a_pydataset_and_a_loss_broadcast_and_is_seeded(
     result.stdout.fnmatch_lines(
         [
             "*AliasingError: generator_no_aliasing(draws=16) failed*",
-            "*Hint: allocate a new array for every batch*",
+            "*Hint: allocate the batch inside __getitem__*",
             "*BroadcastError: no_broadcast(y_true=(8,), y_pred=(8, 1)) failed*",
             "*broadcasts to (8, 8): 64 elements where 8 were meant*",
             "*raised by strict_loss around mse*",

@@ -16,4 +16,8 @@ docstring says the symptom, the cause and the one-line fix.
   floor.
 * :mod:`pitfalls.reproductions.workers`: workers sharing a position without a
   lock, and forked workers sharing one RNG stream.
+* :mod:`pitfalls.reproductions.pipelines`: pipelines as people write them: a
+  PyDataset that shuffles and flips at random, a PyTorch-style loader, and one
+  buggy subclass per planted bug (buffer on self, in-place scaling, shuffle
+  ignored or reseeded identically, labels computed before the augmentation).
 """

@@ -1,0 +1,1591 @@
+"""Blame: name the line that broke the invariant a check found broken.
+
+A failed check says *what* changed (batch 0's ``inputs[0]``, after later
+draws); these functions say *where*: ``path/to/file.py:LINE in function: the
+source text``, with the user frames above it. Each runs a diagnosis pass on
+a fresh copy of the source (a factory or a class is called again, an
+indexable source such as a ``keras.utils.PyDataset`` is read again by index,
+an iterable is iterated again) and watches it:
+
+* :func:`blame_aliasing`: every batch drawn, for a write after it was handed out;
+* :func:`blame_targets`: the inputs and targets drawn, for a write that makes
+  them disagree with ``target_fn``;
+* :func:`blame_epochs`: epoch 1's batches and the data the source stores, for
+  a rewrite during epoch 2 (an in-place shuffle is a reorder, not a rewrite);
+* :func:`blame_index`: the counters and random generators of an indexable
+  source, for the line that advances one on every read.
+
+Two mechanisms find the line:
+
+1. Freezing. Once a batch is drawn, every numpy array in it, and each array
+   that owns its memory, is made read-only, so the source's next write into
+   it raises ``ValueError: assignment destination is read-only`` at the
+   guilty statement; the traceback names the line.
+2. Tracing. For what freezing cannot see (a write through a view made before
+   the freeze, a list cleared and refilled, a dict value replaced, a C
+   extension that ignores the flag) the source's Python lines are traced one
+   by one (``sys.monitoring`` on 3.12+, ``sys.settrace`` before) and what is
+   held compared with its snapshot at each line; the first line after which
+   it differs is the line that wrote.
+
+A line found by freezing is confirmed by tracing before it is named: freezing
+the array that owns a batch's memory also refuses writes to parts of it that
+no batch holds. Where no line can be named (another thread wrote, C code with
+no Python line, a bare iterator that cannot be read again) the :class:`Blame`
+says why instead: a wrong blame is worse than none.
+
+Every flag changed is restored, also on error; the user's arrays are never
+written. Nothing here runs unless a caller asks, after a check failed: a
+passing check costs what it cost before.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import linecache
+import os
+import random
+import re
+import site
+import sys
+import sysconfig
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import CodeType, FrameType, TracebackType
+from typing import Any
+
+import numpy as np
+
+from pitfalls import _validate as validate
+from pitfalls._sources import Source, article, batch_count, call_within, is_indexable, resolve
+from pitfalls._tree import (
+    Snapshot,
+    as_array,
+    bitwise_equal,
+    diff_arrays,
+    diff_snapshot,
+    flatten,
+    flatten_at,
+    split_batch,
+)
+
+HOWS = ("frozen", "traced")
+"""How a line was found: ``"frozen"``, its write raised on a batch made read-only (and a
+traced pass saw the batch change right after it); ``"traced"``, a line-by-line trace saw
+the batch change after it."""
+
+
+# Results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Frame:
+    """One line of the source's code: where it is and what it says."""
+
+    file: str
+    """The file, as Python knows it (``co_filename``; absolute for imported modules)."""
+    line: int
+    function: str
+    """The function's qualified name, e.g. ``Batches.__getitem__``."""
+    code: str
+    """The line's source text, stripped; empty when the file cannot be read."""
+
+    def describe(self) -> str:
+        """``path/to/file.py:LINE in function: the source text``."""
+        code = self.code or "[source not available]"
+        return f"{_shown_path(self.file)}:{self.line} in {self.function}: {code}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "function": self.function, "code": self.code}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Blame:
+    """Where the source broke the invariant, or why that cannot be told.
+
+    ``frames`` holds the writing line first, then the user frames above it
+    (its callers inside the source, e.g. ``on_epoch_end``); it is empty when
+    no line can be named, and then ``reason`` says why.
+    """
+
+    frames: tuple[Frame, ...] = ()
+    how: str = ""
+    """``"frozen"`` or ``"traced"`` (see :data:`HOWS`); empty when no line was found."""
+    batch: int | None = None
+    """The batch that changed (for index stability: the index being read)."""
+    path: str = ""
+    """What changed in it, e.g. ``inputs[0]``; for index stability, the state that advanced."""
+    unit: str = "batch"
+    """What ``batch`` counts: ``"batch"`` drawn, or ``"index"`` read."""
+    reason: str = ""
+    """Why no line can be named; empty when one was."""
+
+    @property
+    def found(self) -> bool:
+        return bool(self.frames)
+
+    @property
+    def frame(self) -> Frame | None:
+        """The writing line, or None."""
+        return self.frames[0] if self.frames else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able data with fixed keys: the writing line's file, line, function and
+        code at the top level (None when not found), every frame under ``frames``."""
+        top = self.frame
+        return {
+            "found": self.found,
+            "how": self.how,
+            "batch": self.batch,
+            "path": self.path,
+            "unit": self.unit,
+            "file": top.file if top else None,
+            "line": top.line if top else None,
+            "function": top.function if top else None,
+            "code": top.code if top else None,
+            "frames": [f.to_dict() for f in self.frames],
+            "reason": self.reason,
+        }
+
+    def lines(self) -> list[str]:
+        """The blame as message lines, to go under a report's findings."""
+        if not self.frames:
+            return [f"Written at: cannot tell: {self.reason}"]
+        first, *above = self.frames
+        out = [f"Written at: {first.describe()}"]
+        out += [f"  called from {f.describe()}" for f in above]
+        what = ", ".join(
+            part
+            for part in (f"{self.unit} {self.batch}" if self.batch is not None else "", self.path)
+            if part
+        )
+        found_by = {
+            "frozen": "the write raised once that memory was made read-only",
+            "traced": "seen by tracing the source line by line",
+        }.get(self.how, self.how)
+        out.append(f"  ({what}; {found_by})" if what else f"  ({found_by})")
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def _shown_path(file: str) -> str:
+    """A path relative to the working directory when it is under it, as pytest shows them."""
+    try:
+        rel = os.path.relpath(file)
+    except ValueError:  # another drive on Windows
+        return file
+    return file if rel.startswith(os.pardir) else rel
+
+
+# Reasons a line cannot be named -------------------------------------------------------
+
+_FACTORY = (
+    "pass a factory (the generator function, the class, or a lambda that builds the"
+    " iterator) to enable blame"
+)
+
+
+def _cannot(reason: str, unit: str = "batch") -> Blame:
+    return Blame(reason=reason, unit=unit)
+
+
+def _not_reproduced(steps: str) -> str:
+    return (
+        f"the diagnosis pass read a fresh copy of the source ({steps}) and saw nothing"
+        " change: the change depends on timing, or on state the check's own read left behind"
+    )
+
+
+# Which code is the user's --------------------------------------------------------------
+
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE = os.path.join(_HERE, "pitfalls")
+_LESSONS = os.path.join(_PACKAGE, "reproductions")
+
+
+def _norm(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _library_dirs() -> tuple[str, ...]:
+    dirs: set[str] = set()
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if key in paths:
+            dirs.add(paths[key])
+    for getter in ("getsitepackages", "getusersitepackages"):
+        try:
+            found = getattr(site, getter)()
+        except Exception:  # some embedded interpreters' site module lacks them
+            continue
+        dirs.update([found] if isinstance(found, str) else found)
+    dirs.update(p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages"))
+    return tuple(sorted({_norm(d) + os.sep for d in dirs if d}))
+
+
+_LIBRARIES = _library_dirs()
+_USER_FILES: dict[str, bool] = {}
+
+
+def _is_user_file(filename: str) -> bool:
+    """True for the user's code: not numpy, not pitfalls (but its reproductions), not
+    the standard library nor anything installed in site-packages."""
+    known = _USER_FILES.get(filename)
+    if known is not None:
+        return known
+    if filename.startswith("<"):  # <frozen ...>, <string>, <__array_function__ internals>
+        user = False
+    elif not os.path.isabs(filename) and not os.path.exists(filename):
+        user = False  # a compiled module's frame (numpy/random/_generator.pyx)
+    else:
+        path = _norm(filename)
+        if path.startswith(_norm(_LESSONS) + os.sep):
+            user = True
+        elif path.startswith(_norm(_PACKAGE) + os.sep):
+            user = False
+        else:
+            user = not path.startswith(_LIBRARIES)
+    _USER_FILES[filename] = user
+    return user
+
+
+def _is_user(code: CodeType) -> bool:
+    return _is_user_file(code.co_filename)
+
+
+def _is_ours(code: CodeType) -> bool:
+    """pitfalls' own code (the reproductions excepted): the edge of the source's frames."""
+    path = _norm(code.co_filename)
+    return path.startswith(_norm(_PACKAGE) + os.sep) and not path.startswith(
+        _norm(_LESSONS) + os.sep
+    )
+
+
+def _frame(code: CodeType, line: int) -> Frame:
+    return Frame(
+        file=code.co_filename,
+        line=line,
+        function=getattr(code, "co_qualname", code.co_name),
+        code=linecache.getline(code.co_filename, line).strip(),
+    )
+
+
+def _stack(frame: FrameType, line: int) -> tuple[Frame, ...]:
+    """The user frames from ``frame`` (at ``line``) up to pitfalls' own code, innermost first."""
+    frames = [_frame(frame.f_code, line)]
+    caller = frame.f_back
+    while caller is not None and not _is_ours(caller.f_code):
+        if _is_user(caller.f_code):
+            frames.append(_frame(caller.f_code, caller.f_lineno))
+        caller = caller.f_back
+    return tuple(frames)
+
+
+def _traceback_frames(tb: TracebackType | None) -> tuple[Frame, ...]:
+    """The user frames of a traceback, innermost (the raising line) first."""
+    frames = []
+    while tb is not None:
+        if _is_user(tb.tb_frame.f_code):
+            frames.append(_frame(tb.tb_frame.f_code, tb.tb_lineno))
+        tb = tb.tb_next
+    return tuple(reversed(frames))
+
+
+_WAITS = {
+    "threading": {"start", "join", "wait", "wait_for", "acquire", "release", "set", "notify"},
+    "queue": {"get", "put", "join", "task_done"},
+    "concurrent": {"submit", "map", "result", "wait", "as_completed"},
+    "multiprocessing": {"start", "join", "get", "put", "recv", "map", "imap", "starmap", "apply"},
+}
+"""Functions that start, wake or wait for another thread: a sign that another thread may be
+the one writing (creating a lock, as numpy's random generators do, is not)."""
+
+
+def _is_threading(frame: FrameType) -> bool:
+    name = frame.f_globals.get("__name__", "")
+    if not isinstance(name, str):
+        return False
+    waits = _WAITS.get(name.split(".", 1)[0])
+    return waits is not None and frame.f_code.co_name in waits
+
+
+def _user_on_stack(frame: FrameType | None) -> bool:
+    """Is a user frame among ``frame`` and its callers, below pitfalls' own code?"""
+    while frame is not None and not _is_ours(frame.f_code):
+        if _is_user(frame.f_code):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _idle(frame: FrameType) -> bool:
+    """Is a thread whose innermost frame is ``frame`` blocked until another thread wakes it?
+
+    ``Condition.wait()`` without a timeout (under ``Event.wait``, ``Queue.get``,
+    ``Future.result``, ...) and ``Thread.join()`` are; a wait with a timeout is
+    a poll, and a thread in the user's own code may be writing.
+    """
+    if frame.f_globals.get("__name__") != "threading":
+        return False
+    name = frame.f_code.co_name
+    timeout = frame.f_locals.get("timeout")
+    return (name == "wait" and timeout is None) or (
+        name == "_wait_for_tstate_lock" and timeout == -1
+    )
+
+
+def _busy_threads(exclude: set[int]) -> list[str]:
+    """Names of the other threads that may be running the user's code now.
+
+    Threads with no user frame on their stacks are left out, and so are
+    threads blocked until woken (the source waking one is seen by the tracer).
+    """
+    names = {t.ident: t.name for t in threading.enumerate()}
+    busy = []
+    for ident, frame in sys._current_frames().items():
+        if ident in exclude or _idle(frame):
+            continue
+        f: FrameType | None = frame
+        while f is not None:
+            if _is_user(f.f_code):
+                busy.append(names.get(ident, f"thread {ident}"))
+                break
+            f = f.f_back
+    return busy
+
+
+# Freezing -----------------------------------------------------------------------------
+
+
+def _writable_buffer(obj: Any) -> bool:
+    try:
+        with memoryview(obj) as view:
+            return not view.readonly
+    except Exception:  # no buffer protocol (as_strided's DummyArray): numpy cannot restore
+        return False
+
+
+class _Freezer:
+    """Arrays made read-only, with what it takes to make them writeable again."""
+
+    def __init__(self) -> None:
+        self._frozen: list[tuple[int, np.ndarray]] = []  # (depth in its base chain, array)
+        self._ids: set[int] = set()
+        self.enabled = True
+
+    def freeze(self, array: np.ndarray) -> None:
+        """Make ``array`` and the arrays owning its memory read-only, where numpy allows
+        making them writeable again afterwards."""
+        if not self.enabled:
+            return
+        chain = []
+        node: Any = array
+        while isinstance(node, np.ndarray):
+            chain.append(node)
+            node = node.base
+        if node is not None and not _writable_buffer(node):
+            return  # numpy would refuse to restore the flag: leave the chain alone
+        for depth, a in enumerate(reversed(chain)):  # the owner has depth 0
+            if id(a) not in self._ids and a.flags.writeable:
+                a.flags.writeable = False
+                self._ids.add(id(a))
+                self._frozen.append((depth, a))
+
+    def restore(self) -> None:
+        """Make writeable again every array made read-only, owners before their views."""
+        self.enabled = False
+        pending = sorted(self._frozen, key=lambda item: item[0])
+        self._frozen, self._ids = [], set()
+        failed: list[tuple[int, np.ndarray]] = []
+        for _ in range(len(pending) + 1):
+            for item in pending:
+                try:
+                    item[1].flags.writeable = True
+                except ValueError:  # a base not yet restored: try again after it
+                    failed.append(item)
+            if not failed or len(failed) == len(pending):
+                break
+            pending, failed = failed, []
+        if failed:
+            raise RuntimeError(
+                f"pitfalls could not make {len(failed)} array(s) writeable again after"
+                " freezing them; please report this as a bug"
+            )
+
+
+_REFUSED = re.compile(r"read-?only|not writ(e)?able", re.IGNORECASE)
+
+
+def _read_only(exc: BaseException) -> BaseException | None:
+    """The refused write behind ``exc`` (itself, its cause or its context), or None.
+
+    numpy says ``assignment destination is read-only`` or ``output array is
+    read-only``; a memoryview ``cannot modify read-only memory``; Cython's
+    typed memoryviews ``buffer source array is read-only``.
+    """
+    seen = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if isinstance(node, (ValueError, TypeError, BufferError)) and _REFUSED.search(str(node)):
+            return node
+        node = node.__cause__ or node.__context__
+    return None
+
+
+# Tracing ------------------------------------------------------------------------------
+
+Point = tuple[FrameType, int] | None
+"""The line that ran since the previous trace event: its frame and line; None when the
+code that ran was not the user's."""
+
+
+class _Observer:
+    """Turns trace events into points: after each line of the user's code, ``on_point``
+    is called with the line that just ran, and stops the tracing by returning True."""
+
+    def __init__(self, on_threads: Callable[[], None]) -> None:
+        self.lines = False
+        self.pending: Point = None
+        self.on_point: Callable[[Point], bool] = lambda point: False
+        self.on_threads = on_threads
+        self.threads = False
+        """The source called into threading, queue, concurrent.futures, ..."""
+        self.foreign: set[str] = set()
+        """Other threads seen running the user's code (sys.monitoring only)."""
+        self.closed = False
+        self.error = ""
+        """Why a comparison failed, if one did."""
+
+    def call(self, frame: FrameType) -> bool:
+        """A frame starts or resumes; True to trace its lines."""
+        if self.closed:
+            return False
+        if not _is_user(frame.f_code):
+            if not self.threads and _is_threading(frame) and _user_on_stack(frame.f_back):
+                self.threads = True
+                try:
+                    self.on_threads()
+                except Exception as exc:  # never into the user's frame
+                    self.error = f"{type(exc).__name__}: {exc}"
+            return False
+        if not self.lines:
+            return False
+        self._point()
+        self.pending = (frame, frame.f_lineno)
+        return True
+
+    def line(self, frame: FrameType) -> None:
+        if self.lines and not self.closed:
+            self._point()
+            self.pending = (frame, frame.f_lineno)
+
+    def leave(self, frame: FrameType) -> None:
+        if self.lines and not self.closed:
+            self._point()
+            caller = frame.f_back
+            user = caller is not None and _is_user(caller.f_code)
+            self.pending = (caller, caller.f_lineno) if user and caller is not None else None
+
+    def _point(self) -> None:
+        try:
+            done = self.on_point(self.pending)
+        except Exception as exc:  # never let a failed comparison escape into the user's frame
+            self.error = f"{type(exc).__name__}: {exc}"
+            done = True
+        if done:
+            self.lines = False
+
+
+class _SetTrace:
+    """``sys.settrace`` in the thread that runs the source (Python < 3.12)."""
+
+    def __init__(self, observer: _Observer) -> None:
+        self.observer = observer
+        self.traced: list[FrameType] = []
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        previous = sys.gettrace()
+        sys.settrace(self._global)
+        try:
+            return fn()
+        finally:
+            sys.settrace(previous)
+            for frame in self.traced:  # no stale local tracer left on a suspended generator
+                frame.f_trace = None
+            self.traced.clear()
+
+    def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "call" and self.observer.call(frame):
+            self.traced.append(frame)
+            return self._local
+        return None
+
+    def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if self.observer.closed:
+            return None
+        if event == "line":
+            self.observer.line(frame)
+        elif event == "return":
+            self.observer.leave(frame)
+        return self._local
+
+    def close(self) -> None:
+        pass
+
+
+class _Monitoring:
+    """``sys.monitoring`` (Python 3.12+): one tool id, events filtered to one thread."""
+
+    def __init__(self, observer: _Observer, tool: int) -> None:
+        self.observer = observer
+        self.tool = tool
+        self.ident = -1
+        self.codes: set[CodeType] = set()
+
+    @classmethod
+    def open(cls, observer: _Observer) -> _Monitoring | None:
+        if sys.version_info < (3, 12):
+            return None
+        mon = sys.monitoring
+        for tool in (mon.PROFILER_ID, 5, 4, 3):
+            if mon.get_tool(tool) is None:
+                try:
+                    mon.use_tool_id(tool, "pitfalls blame")
+                except ValueError:  # taken meanwhile
+                    continue
+                tracer = cls(observer, tool)
+                events = mon.events
+                mon.register_callback(tool, events.PY_START, tracer._start)
+                mon.register_callback(tool, events.PY_RESUME, tracer._start)
+                mon.register_callback(tool, events.PY_RETURN, tracer._return)
+                mon.register_callback(tool, events.PY_YIELD, tracer._return)
+                mon.register_callback(tool, events.LINE, tracer._line)
+                return tracer
+        return None
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        if sys.version_info < (3, 12):  # pragma: no cover - open() returns None there
+            return fn()
+        mon = sys.monitoring
+        self.ident = threading.get_ident()
+        mon.set_events(self.tool, mon.events.PY_START | mon.events.PY_RESUME)
+        try:
+            return fn()
+        finally:
+            mon.set_events(self.tool, 0)
+
+    def _mine(self, code: CodeType) -> bool:
+        if threading.get_ident() == self.ident:
+            return True
+        if _is_user(code) and not self.observer.closed:
+            self.observer.foreign.add(threading.current_thread().name)
+        return False
+
+    def _start(self, code: CodeType, offset: int) -> Any:
+        if not self._mine(code):
+            return None
+        if self.observer.call(sys._getframe(1)) and code not in self.codes:
+            if sys.version_info >= (3, 12):
+                mon = sys.monitoring
+                events = mon.events.LINE | mon.events.PY_RETURN | mon.events.PY_YIELD
+                mon.set_local_events(self.tool, code, events)
+            self.codes.add(code)
+        return None
+
+    def _line(self, code: CodeType, line: int) -> Any:
+        if self._mine(code):
+            self.observer.line(sys._getframe(1))
+        return None
+
+    def _return(self, code: CodeType, offset: int, value: Any) -> Any:
+        if self._mine(code):
+            self.observer.leave(sys._getframe(1))
+        return None
+
+    def close(self) -> None:
+        if sys.version_info < (3, 12):  # pragma: no cover
+            return
+        mon = sys.monitoring
+        mon.set_events(self.tool, 0)
+        for code in self.codes:
+            mon.set_local_events(self.tool, code, 0)
+        for event in ("PY_START", "PY_RESUME", "PY_RETURN", "PY_YIELD", "LINE"):
+            mon.register_callback(self.tool, getattr(mon.events, event), None)
+        mon.free_tool_id(self.tool)
+
+
+def _tracer(observer: _Observer) -> _SetTrace | _Monitoring:
+    return _Monitoring.open(observer) or _SetTrace(observer)
+
+
+# What is watched ----------------------------------------------------------------------
+
+
+def _leaves(root: str, node: Any) -> Any:
+    return flatten(node) if root == "" else flatten_at(node, root)
+
+
+class _Copies:
+    """Snapshot buffers, reused from one pass to the next: a large batch's copy then costs
+    a memcpy, not a fresh allocation whose every page faults on first touch."""
+
+    def __init__(self) -> None:
+        self.free: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
+
+    def copy(self, a: np.ndarray) -> np.ndarray:
+        spare = self.free.get((a.shape, a.dtype.str))
+        out = spare.pop() if spare else np.empty(a.shape, a.dtype)
+        np.copyto(out, a, casting="no")
+        return out
+
+    def release(self, snap: Snapshot) -> None:
+        for _, a in snap.arrays:
+            self.free.setdefault((a.shape, a.dtype.str), []).append(a)
+
+    def clear(self) -> None:
+        self.free.clear()
+
+
+_CHUNK = 1 << 18
+"""Elements compared at a time when the bytes differ."""
+
+
+def _unchanged(then: np.ndarray, now: np.ndarray) -> bool:
+    """Does ``now`` hold what ``then`` held (NaN equal to NaN), as the checkers compare?
+
+    Bytes first; where they differ (NaN payloads, -0.0), values, one chunk at a
+    time, stopping at the first real difference: a changed batch is found
+    without building a batch-sized mask.
+    """
+    if then.shape != now.shape or then.dtype != now.dtype:
+        return False
+    if bitwise_equal(then, now):
+        return True
+    if then.dtype.hasobject:
+        return diff_arrays("", then, now) is None
+    nan = then.dtype.kind in "fc"
+    if not (then.flags.c_contiguous and now.flags.c_contiguous):
+        return bool(np.array_equal(then, now, equal_nan=nan))
+    a, b = then.reshape(-1), now.reshape(-1)
+    for start in range(0, a.size, _CHUNK):
+        x, y = a[start : start + _CHUNK], b[start : start + _CHUNK]
+        if x.tobytes() != y.tobytes() and not np.array_equal(x, y, equal_nan=nan):
+            return False
+    return True
+
+
+class _Held:
+    """A batch (or parts of one) handed out, with snapshots of its contents."""
+
+    def __init__(
+        self,
+        batch: int | None,
+        parts: tuple[tuple[str, Any], ...],
+        group: str = "",
+        copies: _Copies | None = None,
+    ) -> None:
+        self.batch = batch  # None: not a batch but an array the source stores
+        self.parts = parts  # (root path, node); root "" is a whole batch
+        self.group = group or f"batch {batch}"
+        """Held things judged together: an invariant may hold across a group (epochs)."""
+        self.active = True
+        self.copies = copies or _Copies()
+        self.snaps: list[Snapshot] = []
+        self.take()
+
+    def take(self) -> None:
+        """Snapshot the contents as they are now."""
+        old, self.snaps = self.snaps, []
+        for snap in old:
+            self.copies.release(snap)
+        for root, node in self.parts:
+            flat = _leaves(root, node)
+            arrays = tuple(
+                (path, self.copies.copy(as_array(leaf, path))) for path, leaf in flat.leaves
+            )
+            self.snaps.append(Snapshot(flat.structure, arrays))
+
+    def changed(self) -> str | None:
+        """The path of the first leaf that differs from its snapshot, or None."""
+        for (root, node), snap in zip(self.parts, self.snaps):
+            flat = _leaves(root, node)
+            if flat.structure != snap.structure:
+                _, structure = diff_snapshot(snap, flat)
+                return structure[0] if structure else root or "batch"
+            for (path, then), (_, leaf) in zip(snap.arrays, flat.leaves):
+                if not _unchanged(then, as_array(leaf, path)):
+                    return path
+        return None
+
+    def release(self) -> None:
+        for snap in self.snaps:
+            self.copies.release(snap)
+        self.snaps = []
+
+    def arrays(self) -> Iterator[np.ndarray]:
+        for root, node in self.parts:
+            for _, leaf in _leaves(root, node).leaves:
+                if isinstance(leaf, np.ndarray):
+                    yield leaf
+
+
+Accept = Callable[[_Held, list[_Held]], bool]
+"""Does a change of this held batch (with its group) break the invariant? False: absorb it
+and go on."""
+
+
+def _any_change(held: _Held, group: list[_Held]) -> bool:
+    return True
+
+
+class _Watch:
+    def __init__(self, accept: Accept, copies: _Copies) -> None:
+        self.held: list[_Held] = []
+        self.accept = accept
+        self.copies = copies
+
+    def change(self) -> tuple[int | None, str] | None:
+        """(batch, path) of the first held batch that changed and broke the invariant.
+
+        A change that keeps it (a reorder, a write that leaves the pairs
+        matching) becomes the new state of its group, and the search goes on.
+        """
+        active = [h for h in self.held if h.active]
+        for h in active:
+            path = h.changed()
+            if path is None:
+                continue
+            group = [other for other in active if other.group == h.group]
+            if self.accept(h, group):
+                return h.batch, path
+            for other in group:
+                other.take()
+        return None
+
+
+# One diagnosis pass -------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    def __init__(self, outcome: _Outcome) -> None:
+        super().__init__(outcome.kind)
+        self.outcome = outcome
+
+
+@dataclass
+class _Outcome:
+    kind: str
+    """``found`` (a line, at a trace point), ``frozen`` (a write raised), ``changed`` (seen
+    only at the end of a step), ``noline`` (changed while no user line ran), ``end``
+    (nothing changed), ``error`` (the source raised), ``timeout``, ``cannot`` (``detail``
+    says why)."""
+    step: int = -1
+    frames: tuple[Frame, ...] = ()
+    batch: int | None = None
+    path: str = ""
+    threads: tuple[str, ...] = ()
+    detail: str = ""
+
+
+class _Pass:
+    """One read of a fresh copy of the source, driven by a plan through :meth:`step` and
+    :meth:`hold`. ``freeze``: freeze what is held; ``candidate``: compare only after
+    that (file, line) runs, from step ``start``; ``trace_step``: compare after every
+    user line of that step."""
+
+    def __init__(
+        self,
+        accept: Accept,
+        *,
+        timeout: float | None,
+        caller: int,
+        copies: _Copies,
+        freeze: bool = False,
+        candidate: tuple[str, int] | None = None,
+        start: int = 0,
+        trace_step: int | None = None,
+    ) -> None:
+        self.watch = _Watch(accept, copies)
+        self.freezer = _Freezer() if freeze else None
+        self.timeout = timeout
+        self.caller = caller
+        self.candidate = candidate
+        self.start = start
+        self.trace_step = trace_step
+        self.steps = 0
+        self.found: _Outcome | None = None
+        self.observer = _Observer(self._threads_seen)
+        self.observer.on_point = self._point
+        self.tracer = _tracer(self.observer)
+
+    def _threads_seen(self) -> None:
+        if self.freezer is not None:
+            self.freezer.restore()  # a thread of the source must never meet a frozen array
+
+    def _point(self, point: Point) -> bool:
+        if self.candidate is not None and (
+            point is None or (point[0].f_code.co_filename, point[1]) != self.candidate
+        ):
+            return False
+        change = self.watch.change()
+        if change is None:
+            return False
+        exclude = {self.caller, threading.get_ident()}
+        threads = sorted(self.observer.foreign | set(_busy_threads(exclude)))
+        if self.observer.threads:
+            threads.append("threads the source started or waited on")
+        if point is None:
+            self.found = _Outcome("noline", self.steps - 1, batch=change[0], path=change[1])
+        else:
+            frames = _stack(*point)
+            self.found = _Outcome(
+                "found", self.steps - 1, frames, change[0], change[1], tuple(threads)
+            )
+        return True
+
+    def step(self, fn: Callable[[], Any]) -> Any:
+        """Run one step of the source (a draw, a read, a factory call) under the watch."""
+        index = self.steps
+        self.steps += 1
+        on = (self.candidate is not None and index >= self.start) or index == self.trace_step
+        self.observer.lines = on
+        self.observer.pending = None
+        try:
+            if self.timeout is None:
+                result = self.tracer.run(fn)
+            else:
+                result = call_within(
+                    lambda: self.tracer.run(fn), self.timeout, f"finish step {index}"
+                )
+        except StopIteration:
+            raise _Stop(_Outcome("end", index)) from None
+        except TimeoutError as exc:
+            raise _Stop(_Outcome("timeout", index, detail=str(exc))) from None
+        except Exception as exc:
+            raise self._failed(index, exc) from None
+        finally:
+            self.observer.lines = False
+        if self.observer.error:
+            raise _Stop(
+                _Outcome(
+                    "cannot",
+                    index,
+                    detail=f"pitfalls could not compare the batches ({self.observer.error})",
+                )
+            )
+        if self.found is not None:
+            raise _Stop(self.found)
+        change = self._guarded(self.watch.change, index)
+        if change is not None:
+            raise _Stop(_Outcome("changed", index, batch=change[0], path=change[1]))
+        return result
+
+    def _guarded(self, compare: Callable[[], Any], index: int) -> Any:
+        """``compare()``, its failure reported as the reason no line can be named."""
+        try:
+            return compare()
+        except Exception as exc:
+            detail = f"pitfalls could not compare the batches ({type(exc).__name__}: {exc})"
+            raise _Stop(_Outcome("cannot", index, detail=detail)) from None
+
+    def _failed(self, index: int, exc: Exception) -> _Stop:
+        ro = _read_only(exc)
+        if ro is not None and self.freezer is not None and self.freezer.enabled:
+            frames = _traceback_frames(ro.__traceback__)
+            if frames:
+                return _Stop(_Outcome("frozen", index, frames))
+            return _Stop(_Outcome("changed", index))  # no user line: trace the step
+        detail = f"{type(exc).__name__}: {exc}"
+        return _Stop(_Outcome("error", index, detail=detail))
+
+    def hold(
+        self,
+        batch: int | None,
+        parts: tuple[tuple[str, Any], ...],
+        *,
+        active: bool = True,
+        group: str = "",
+    ) -> None:
+        """Keep what a step handed out and watch it (freeze it too, when freezing)."""
+        held = self._guarded(lambda: _Held(batch, parts, group, self.watch.copies), self.steps - 1)
+        held.active = active
+        self.watch.held.append(held)
+        if active:
+            self._freeze(held)
+
+    def settle(self) -> None:
+        """Start watching the inactive held batches, less the reused buffers: those that
+        already changed, and those whose memory another of them holds too."""
+        keep = []
+        reused = _reused([h for h in self.watch.held if not h.active])
+        for held in self.watch.held:
+            if held.active:
+                keep.append(held)
+            elif id(held) not in reused and self._guarded(held.changed, self.steps - 1) is None:
+                held.active = True
+                keep.append(held)
+                self._freeze(held)
+            else:
+                held.release()
+        self.watch.held = keep
+
+    def _freeze(self, held: _Held) -> None:
+        if self.freezer is None or not self.freezer.enabled:
+            return
+        if self.observer.threads or _busy_threads({self.caller, threading.get_ident()}):
+            self.freezer.restore()  # another thread runs user code: it must not meet one
+            return
+        for array in held.arrays():
+            self.freezer.freeze(array)
+
+    def close(self) -> None:
+        self.observer.closed = True
+        try:
+            if self.freezer is not None:
+                self.freezer.restore()
+        finally:
+            self.tracer.close()
+            for held in self.watch.held:  # the next pass reuses the snapshot buffers
+                held.release()
+            self.watch.held = []
+
+
+def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
+    if hasattr(np, "byte_bounds"):  # numpy 1.x
+        low, high = np.byte_bounds(a)
+    else:
+        from numpy.lib.array_utils import byte_bounds
+
+        low, high = byte_bounds(a)
+    return int(low), int(high)
+
+
+def _reused(held: list[_Held]) -> set[int]:
+    """ids of the held batches whose arrays' memory overlaps another held batch's: one
+    buffer (or a ring of them) refilled for several batches. Bounds, sorted: n log n."""
+    spans = sorted(
+        (*_byte_bounds(a), i)
+        for i, h in enumerate(held)
+        for a in h.arrays()
+        if a.size and not a.dtype.hasobject
+    )
+    reused: set[int] = set()
+    reach, owner = -1, -1  # the furthest end seen so far, and whose it is
+    for low, high, i in spans:
+        if low < reach and owner != i:
+            reused.update((id(held[i]), id(held[owner])))
+        if high > reach:
+            reach, owner = high, i
+    return reused
+
+
+Plan = Callable[[_Pass], None]
+
+
+def _run(plan: Plan, accept: Accept, **options: Any) -> _Outcome:
+    one = _Pass(accept, **options)
+    try:
+        plan(one)
+    except _Stop as stop:
+        return stop.outcome
+    except Exception as exc:  # raised reading a batch outside a step (its layout, say)
+        detail = f"the diagnosis pass could not read the batches ({type(exc).__name__}: {exc})"
+        return _Outcome("cannot", one.steps, detail=detail)
+    finally:
+        one.close()
+    return _Outcome("end", one.steps)
+
+
+def _diagnose(
+    plan: Plan,
+    *,
+    accept: Accept = _any_change,
+    timeout: float | None,
+    steps: str,
+    unit: str = "batch",
+) -> Blame:
+    """Freeze, confirm by tracing, trace what freezing missed; a Blame either way."""
+    copies = _Copies()
+    options = {"timeout": timeout, "caller": threading.get_ident(), "copies": copies}
+    try:
+        return _passes(plan, accept, options, steps, unit)
+    finally:
+        copies.clear()
+
+
+def _passes(plan: Plan, accept: Accept, options: dict[str, Any], steps: str, unit: str) -> Blame:
+    first = _run(plan, accept, freeze=True, **options)
+    if first.kind == "frozen":
+        top = first.frames[0]
+        confirm = _run(plan, accept, candidate=(top.file, top.line), start=first.step, **options)
+        if confirm.kind == "found":
+            return Blame(
+                frames=confirm.frames,
+                how="frozen",
+                batch=confirm.batch,
+                path=confirm.path,
+                unit=unit,
+            )
+        if confirm.kind != "changed":
+            return _explain(confirm, steps, unit)
+        first = confirm
+    elif first.kind in ("end", "error"):
+        # Frozen, the source may take another path (it caught the refused write, or a
+        # library reworded it): read it once more as it is, comparing after each step.
+        plain = _run(plan, accept, **options)
+        first = plain if plain.kind == "changed" else first
+    if first.kind == "changed":
+        return _explain(_run(plan, accept, trace_step=first.step, **options), steps, unit)
+    return _explain(first, steps, unit)
+
+
+def _explain(outcome: _Outcome, steps: str, unit: str) -> Blame:
+    """The Blame a traced pass's outcome gives."""
+    if outcome.kind == "found" and not outcome.threads:
+        return Blame(
+            frames=outcome.frames,
+            how="traced",
+            batch=outcome.batch,
+            path=outcome.path,
+            unit=unit,
+        )
+    if outcome.kind == "found":
+        names = ", ".join(outcome.threads)
+        return _cannot(
+            f"the batches changed while other threads ran the source's code ({names});"
+            " blame follows only the thread that reads the source, so no line can be named",
+            unit,
+        )
+    if outcome.kind in ("noline", "changed"):
+        return _cannot(
+            "the batches changed while none of the source's Python lines ran: C code"
+            " with no Python line of its own, or another thread, wrote them",
+            unit,
+        )
+    if outcome.kind == "error":
+        return _cannot(f"the source raised {outcome.detail} during the diagnosis pass", unit)
+    if outcome.kind == "cannot":
+        return _cannot(outcome.detail, unit)
+    if outcome.kind == "timeout":
+        return _cannot(f"the diagnosis pass timed out: {outcome.detail}", unit)
+    return _cannot(_not_reproduced(steps), unit)
+
+
+# Fresh copies -------------------------------------------------------------------------
+
+
+def _fresh(source: Any) -> Callable[[], Source] | str:
+    """A function making a fresh copy of ``source`` each call, or why there is none."""
+    if isinstance(source, Source):
+        resolved = source
+        if resolved.made_by is not None:
+            made_by = resolved.made_by
+            return lambda: resolve(made_by, resolved.name)
+    elif inspect.isclass(source) or not _is_object_source(source):
+        return lambda: resolve(source)  # a factory, a class: call it again
+    else:
+        resolved = resolve(source)
+    if resolved.kind in ("indexable", "iterable"):
+        return lambda: resolved  # read again: by index from 0, or iter() again
+    return (
+        f"the source is {article(resolved.kind)} object, read once by the check, which a"
+        f" diagnosis pass cannot read again: {_FACTORY}"
+    )
+
+
+def _is_object_source(obj: Any) -> bool:
+    return (
+        inspect.isgenerator(obj)
+        or isinstance(obj, Iterator)
+        or is_indexable(obj)
+        or hasattr(type(obj), "__iter__")
+    )
+
+
+def _draw(stream: Iterator[Any]) -> Callable[[], Any]:
+    return lambda: next(stream)
+
+
+# Entry points -------------------------------------------------------------------------
+
+
+def blame_aliasing(source: Any, *, draws: int, timeout: float | None = None) -> Blame:
+    """The line that wrote into a batch already handed out, after a failed aliasing check.
+
+    ``source`` is what the check was given (or its resolved ``Source``); a
+    fresh copy is drawn ``draws`` times, holding every batch, as
+    :func:`check_generator_no_aliasing` does. A bare iterator cannot be read
+    again: the Blame then says to pass a factory.
+    """
+    draws = validate.draws(draws)
+    timeout = validate.timeout("timeout", timeout)
+    fresh = _fresh(source)
+    if isinstance(fresh, str):
+        return _cannot(fresh)
+    make = fresh
+
+    def plan(one: _Pass) -> None:
+        stream = one.step(lambda: make().stream())
+        for i in range(draws):
+            batch = one.step(_draw(stream))
+            one.hold(i, (("", batch),))
+
+    return _diagnose(plan, timeout=timeout, steps=f"{draws} draws")
+
+
+def blame_targets(
+    source: Any,
+    target_fn: Callable[[Any], Any],
+    *,
+    draws: int,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+    timeout: float | None = None,
+    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+) -> Blame:
+    """The line that made a batch's targets stop matching ``target_fn(inputs)`` after it
+    was handed out, after a targets check that failed "after later draws".
+
+    The inputs and targets of every batch drawn are watched; a write counts
+    once the batch it wrote no longer satisfies ``targets == target_fn(inputs)``
+    (``numpy.isclose`` with ``rtol``, ``atol``), so a write that leaves the pair
+    consistent is not blamed. Arguments as for :func:`check_targets_match`.
+    """
+    target_fn = validate.function("target_fn", target_fn)
+    draws = validate.draws(draws)
+    rtol = validate.tolerance("rtol", rtol)
+    atol = validate.tolerance("atol", atol)
+    timeout = validate.timeout("timeout", timeout)
+    unpack = validate.optional_function("unpack", unpack)
+    fresh = _fresh(source)
+    if isinstance(fresh, str):
+        return _cannot(fresh)
+    make = fresh
+
+    def plan(one: _Pass) -> None:
+        stream = one.step(lambda: make().stream())
+        for i in range(draws):
+            batch = one.step(_draw(stream))
+            parts = split_batch(batch, i, unpack)
+            watched = [(parts.inputs_path, parts.inputs)]
+            if parts.targets is not None:
+                watched.append((parts.targets_path, parts.targets))
+            one.hold(i, tuple(watched))
+
+    def broken(held: _Held, group: list[_Held]) -> bool:
+        return not _rule_holds(held, target_fn, rtol, atol)
+
+    return _diagnose(plan, accept=broken, timeout=timeout, steps=f"{draws} draws")
+
+
+def _rule_holds(held: _Held, target_fn: Callable[[Any], Any], rtol: float, atol: float) -> bool:
+    """Do the held batch's targets still equal ``target_fn(inputs)``?"""
+    if len(held.parts) < 2:
+        return False
+    (_, inputs), (path, targets) = held.parts[:2]
+    try:
+        expected = target_fn(inputs)
+        got = flatten_at(targets, path).leaves
+        want = flatten_at(expected, "target_fn(inputs)").leaves
+        if len(got) != len(want):
+            return False
+        for (p, actual), (wp, desired) in zip(got, want):
+            a, d = as_array(actual, p), as_array(desired, wp)
+            if a.shape != d.shape or diff_arrays(p, d, a, rtol=rtol, atol=atol) is not None:
+                return False
+    except Exception:  # target_fn fails on what the write left: the pair is broken
+        return False
+    return True
+
+
+_MAX_EPOCH = 100_000
+
+
+def blame_epochs(
+    source: Any,
+    *,
+    steps_per_epoch: int | None = None,
+    timeout: float | None = None,
+    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+) -> Blame:
+    """The line that rewrote the data between epochs, after a failed epoch check.
+
+    Two epochs of a fresh copy are read as :func:`check_epoch_repeatable`
+    reads them (indices with ``on_epoch_end()`` between epochs, the factory
+    called again, or ``steps_per_epoch`` draws from one stream). The inputs
+    of epoch 1's batches are watched from the end of epoch 1 (those already
+    rewritten during epoch 1 are reused buffers, not the dataset, and are
+    dropped); the first write in epoch 2 that changes their samples is
+    blamed, e.g. ``x /= 255`` on a slice of the stored data. Reordering the
+    samples (an in-place shuffle) is not a rewrite.
+    """
+    steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
+    timeout = validate.timeout("timeout", timeout)
+    unpack = validate.optional_function("unpack", unpack)
+    fresh = _fresh(source)
+    if isinstance(fresh, str):
+        return _cannot(fresh)
+    make = fresh
+
+    def plan(one: _Pass) -> None:
+        src: Source = one.step(make)
+        stored = _stored_arrays(src)  # the data it holds before reading a batch
+        length = src.length if src.kind == "indexable" else None
+        count = steps_per_epoch if steps_per_epoch is not None else length
+        stream = src.batches()
+        inputs = []
+        for i in range(count if count is not None else _MAX_EPOCH):
+            try:
+                batch = one.step(_draw(stream))
+            except _Stop as stop:
+                if stop.outcome.kind == "end" and count is None:
+                    break  # the end of epoch 1
+                raise
+            parts = split_batch(batch, i, unpack)
+            one.hold(i, ((parts.inputs_path, parts.inputs),), active=False, group="epoch 1")
+            inputs.append(flatten_at(parts.inputs, parts.inputs_path).leaves)
+        one.settle()
+        for name, array in _datasets(stored, inputs):
+            one.hold(None, ((name, array),), group=name)
+        if count is None:
+            if not src.rereadable:
+                raise _Stop(
+                    _Outcome("cannot", detail=f"the source cannot be read twice: {_FACTORY}")
+                )
+            stream = one.step(lambda: src.fresh().batches())
+        for _ in range(len(inputs)):
+            one.step(_draw(stream))
+
+    def rewritten(held: _Held, group: list[_Held]) -> bool:
+        return not _same_samples(group)
+
+    return _diagnose(plan, accept=rewritten, timeout=timeout, steps="two epochs")
+
+
+_MAX_STORED = 1 << 30
+"""Bytes of stored data watched at most (a snapshot of each is kept)."""
+
+
+def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
+    """The arrays a source holds: its attributes, a generator's arguments, the cells and
+    arguments of the factory that made it; each named as the user wrote it."""
+    found: dict[int, tuple[str, np.ndarray]] = {}
+
+    def add(name: str, value: Any, depth: int) -> None:
+        if isinstance(value, np.ndarray):
+            found.setdefault(id(value), (name, value))
+        elif depth > 0 and isinstance(value, (list, tuple)) and len(value) <= 64:
+            for i, item in enumerate(value):
+                add(f"{name}[{i}]", item, depth - 1)
+        elif depth > 0 and isinstance(value, dict) and len(value) <= 64:
+            for key, item in list(value.items()):
+                add(f"{name}[{key!r}]", item, depth - 1)
+
+    obj = src.obj
+    frame = getattr(obj, "gi_frame", None)
+    if inspect.isgenerator(obj) and frame is not None:
+        for name, value in list(frame.f_locals.items()):
+            add(name, value, 1)
+    else:
+        try:
+            attributes = dict(vars(obj))
+        except TypeError:  # no __dict__
+            attributes = {}
+        for name, value in attributes.items():
+            add(f"self.{name}", value, 1)
+    fn = src.made_by
+    while isinstance(fn, functools.partial):
+        for i, value in enumerate(fn.args):
+            add(f"argument {i}", value, 1)
+        for name, value in fn.keywords.items():
+            add(name, value, 1)
+        fn = fn.func
+    code = getattr(fn, "__code__", None)
+    for name, cell in zip(code.co_freevars if code else (), getattr(fn, "__closure__", None) or ()):
+        try:
+            add(name, cell.cell_contents, 1)
+        except ValueError:  # an empty cell
+            continue
+    return list(found.values())
+
+
+def _datasets(
+    stored: list[tuple[str, np.ndarray]], inputs: list[tuple[tuple[str, Any], ...]]
+) -> list[tuple[str, np.ndarray]]:
+    """The stored arrays to watch in epoch 2: larger than a batch (a buffer is not the
+    dataset), not memory the batches handed out (watched as batches already)."""
+    leaves = [leaf for batch in inputs for _, leaf in batch if isinstance(leaf, np.ndarray)]
+    rows = max((len(leaf) for leaf in leaves if leaf.ndim), default=0)
+    chosen, total = [], 0
+    for name, array in stored:
+        if array.ndim == 0 or len(array) <= rows or total + array.nbytes > _MAX_STORED:
+            continue
+        if any(np.may_share_memory(array, leaf) for leaf in leaves):
+            continue
+        chosen.append((name, array))
+        total += array.nbytes
+    return chosen
+
+
+def _samples(held: _Held, snapshot_side: bool) -> list[bytes]:
+    """One fingerprint per sample (row) of a held batch's inputs, then or now."""
+    if snapshot_side:
+        arrays = [a for snap in held.snaps for _, a in snap.arrays]
+    else:
+        arrays = [
+            as_array(leaf, path)
+            for root, node in held.parts
+            for path, leaf in _leaves(root, node).leaves
+        ]
+    if not arrays or any(a.ndim == 0 for a in arrays):
+        return [b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)]
+    n = len(arrays[0])
+    rows = [np.ascontiguousarray(a).reshape(len(a), -1) for a in arrays]
+    if any(len(r) != n for r in rows):
+        return [b"".join(r.tobytes() for r in rows)]
+    return [b"".join(r[i].tobytes() for r in rows) for i in range(n)]
+
+
+def _same_samples(held: list[_Held]) -> bool:
+    """Do the held batches hold the same samples as their snapshots, in any order?"""
+    try:
+        then = Counter(s for h in held for s in _samples(h, True))
+        now = Counter(s for h in held for s in _samples(h, False))
+    except Exception:  # a batch no longer splits into samples: rewritten
+        return False
+    return then == now
+
+
+def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Blame:
+    """The line whose state advanced on every read, after a failed index-stability check.
+
+    Indices are read as :func:`check_index_stable` reads them (``0 ..
+    draws-1``, then back), tracing ``__getitem__`` line by line and watching
+    the source's state: numbers held on the object (a counter), on its class
+    or in its module, and random generators (its own, numpy's and Python's
+    global ones). The first line that changes the same piece of state on two
+    reads in a row is blamed (a lazy one-time set-up is not).
+    """
+    obj = source.obj if isinstance(source, Source) else source
+    if not is_indexable(obj):
+        raise TypeError(
+            "source must be an indexable batch source with __getitem__ and a length"
+            f" (like keras.utils.PyDataset), got {type(obj).__qualname__}"
+        )
+    draws = validate.integer("draws", draws, minimum=1)
+    timeout = validate.timeout("timeout", timeout)
+    length = batch_count(obj)
+    count = draws if length is None else min(draws, length)
+    if count < 1:
+        return _cannot("the source has no batches to read (its length is 0)", "index")
+    order = [*range(count), *reversed(range(count))]
+    return _IndexWatch(obj, timeout).run(order, count)
+
+
+class _IndexWatch:
+    """Reads indices under a line trace, noting after each line which state changed."""
+
+    def __init__(self, obj: Any, timeout: float | None) -> None:
+        self.obj = obj
+        self.timeout = timeout
+        self.caller = threading.get_ident()
+        self.state = _State(obj)
+        self.read_no = 0
+        self.index = 0
+        self.last: dict[str, int] = {}  # state name -> the read number that last changed it
+        self.first: dict[str, tuple[tuple[Frame, ...], int]] = {}  # its line then, and index
+        self.found: tuple[str, tuple[str, ...]] | None = None
+        self.noline: list[str] = []
+        self.observer = _Observer(lambda: None)
+        self.observer.on_point = self.point
+
+    def point(self, point: Point) -> bool:
+        changed = self.state.changed()
+        if not changed:
+            return False
+        self.state.take(changed)
+        for name in changed:
+            if point is None:
+                self.noline.append(name)
+            elif self.last.get(name) == self.read_no - 1:  # advanced on two reads in a row
+                mine = {self.caller, threading.get_ident()}
+                threads = self.observer.foreign | set(_busy_threads(mine))
+                self.found = (name, tuple(sorted(threads)))
+                return True
+            elif self.last.get(name) != self.read_no:
+                self.last[name] = self.read_no
+                self.first[name] = (_stack(*point), self.index)
+        return False
+
+    def run(self, order: list[int], count: int) -> Blame:
+        tracer = _tracer(self.observer)
+        try:
+            for self.read_no, self.index in enumerate(order):
+                self.observer.lines = True
+                self.observer.pending = None
+                failed = self.read(tracer)
+                if failed is not None:
+                    return failed
+                if self.observer.error:
+                    return _cannot(f"pitfalls could not compare: {self.observer.error}", "index")
+                if self.found is not None:
+                    break
+        finally:
+            self.observer.closed = True
+            tracer.close()
+        return self.blame(count)
+
+    def read(self, tracer: _SetTrace | _Monitoring) -> Blame | None:
+        index, obj = self.index, self.obj
+        try:
+            if self.timeout is None:
+                tracer.run(lambda: obj[index])
+            else:
+                call_within(
+                    lambda: tracer.run(lambda: obj[index]),
+                    self.timeout,
+                    f"return source[{index}]",
+                )
+        except TimeoutError as exc:
+            return _cannot(f"the diagnosis pass timed out: {exc}", "index")
+        except Exception as exc:
+            return _cannot(
+                f"the source raised {type(exc).__name__}: {exc} during the diagnosis pass",
+                "index",
+            )
+        return None
+
+    def blame(self, count: int) -> Blame:
+        if self.found is not None:
+            name, threads = self.found
+            if threads or self.observer.threads:
+                return _cannot(
+                    f"{name} advanced while other threads ran the source's code; blame"
+                    " follows only the thread that reads, so no line can be named",
+                    "index",
+                )
+            frames, index = self.first[name]
+            return Blame(frames=frames, how="traced", batch=index, path=name, unit="index")
+        if self.noline:
+            return _cannot(
+                f"{self.noline[0]} advanced while none of the source's Python lines ran"
+                " (C code or another thread)",
+                "index",
+            )
+        return _cannot(
+            "no counter or random generator of the source advanced on two reads in a row"
+            f" while indices 0..{count - 1} were read twice: its state is elsewhere (an"
+            " iterator, a file, a C extension)",
+            "index",
+        )
+
+
+# The state an indexable source may advance per read -------------------------------------
+
+
+def _rng_state(value: Any) -> Any:
+    if isinstance(value, np.random.Generator):
+        return value.bit_generator.state
+    if isinstance(value, np.random.BitGenerator):
+        return value.state
+    if isinstance(value, np.random.RandomState):
+        return value.get_state(legacy=False)
+    if isinstance(value, random.Random):
+        return value.getstate()
+    return None
+
+
+_NUMBERS = (bool, int, float, complex, np.number, np.bool_)
+
+
+def _collect(items: dict[str, Any], name: str, value: Any, depth: int) -> None:
+    if isinstance(value, _NUMBERS):
+        items[name] = value
+        return
+    rng = _rng_state(value)
+    if rng is not None:
+        items[name] = rng
+    elif depth > 0 and isinstance(value, dict) and len(value) <= 64:
+        for key, item in list(value.items()):
+            _collect(items, f"{name}[{key!r}]", item, depth - 1)
+    elif depth > 0 and isinstance(value, list) and len(value) <= 64:
+        for i, item in enumerate(list(value)):
+            _collect(items, f"{name}[{i}]", item, depth - 1)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(a, b))
+    if a is b:
+        return True
+    try:
+        return bool(a == b) or (a != a and b != b)  # NaN is unchanged NaN
+    except Exception:
+        return False
+
+
+class _State:
+    """Numbers and random generators the source may advance per read, with their values."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+        cls = type(obj)
+        self.classes = [
+            c
+            for c in cls.__mro__
+            if c is not object
+            and _is_user_file(getattr(sys.modules.get(c.__module__), "__file__", None) or "<>")
+        ]
+        module = sys.modules.get(cls.__module__)
+        self.module = (
+            module
+            if module is not None and _is_user_file(getattr(module, "__file__", None) or "<>")
+            else None
+        )
+        self.values = self.read()
+
+    def read(self) -> dict[str, Any]:
+        items: dict[str, Any] = {}
+        try:
+            attributes = dict(vars(self.obj))
+        except TypeError:  # no __dict__ (slots)
+            attributes = {}
+        for name, value in attributes.items():
+            _collect(items, f"source.{name}", value, 1)
+        for c in self.classes:
+            for name, value in list(vars(c).items()):
+                if not name.startswith("__"):
+                    _collect(items, f"{c.__qualname__}.{name}", value, 0)
+        if self.module is not None:
+            for name, value in list(vars(self.module).items()):
+                if not name.startswith("__"):
+                    _collect(items, f"{self.module.__name__}.{name}", value, 0)
+        items["numpy.random (global)"] = np.random.get_state(legacy=False)
+        items["random (global)"] = random.getstate()
+        return items
+
+    def changed(self) -> list[str]:
+        now = self.read()
+        return [
+            name
+            for name in now.keys() | self.values.keys()
+            if name not in now or name not in self.values or not _same(now[name], self.values[name])
+        ]
+
+    def take(self, names: list[str]) -> None:
+        now = self.read()
+        for name in names:
+            if name in now:
+                self.values[name] = now[name]
+            else:
+                self.values.pop(name, None)

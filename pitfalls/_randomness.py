@@ -1,0 +1,457 @@
+"""Randomness under control: reseed every RNG a source can draw from, see which it drew from.
+
+The checks that compare two reads of a source (the same index twice, two
+epochs) must not mistake random augmentation for a bug, nor let it hide one.
+:class:`Randomness` makes each read under comparison start from the same
+random state:
+
+* before each read, :meth:`Randomness.control` reseeds Python's ``random``,
+  numpy's global RNG, Keras' (``keras.utils.set_random_seed``, which also
+  seeds TensorFlow) when Keras is already imported (TensorFlow's alone when
+  only it is), torch's when torch is,
+  every random generator the source holds (a ``numpy.random.Generator``,
+  ``RandomState``, ``random.Random``, ``torch.Generator`` or Keras
+  ``SeedGenerator`` found in its attributes, a few levels deep, in a
+  generator's local variables, or at its module's top level), and calls the
+  user's ``reseed(seed)`` hook for the rest;
+* it records which of those the read drew from (their state moved), so a
+  check can say "random per read" with evidence;
+* on exit every RNG it touched is put back as it was.
+
+What it cannot see: a generator held elsewhere (a closure, another module)
+and TensorFlow ops' own state; pass ``reseed=`` for those. It also cannot tell
+a random generator it cannot see from state that changes per read (a
+counter); :func:`stored_arrays` and :func:`changed_rows` give the checks
+another witness: data written in place changes arrays the source holds,
+randomness never does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import random
+import sys
+import types
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_MAX_DEPTH = 4
+_MAX_OBJECTS = 2000
+_MAX_ITEMS = 64
+_ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, range)
+_SKIP = (
+    types.ModuleType,
+    type,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.CodeType,
+    types.FrameType,
+)
+
+
+def _kind(obj: Any) -> str | None:
+    """What sort of RNG ``obj`` is, or None."""
+    if isinstance(obj, np.random.Generator):
+        return "numpy Generator"
+    if isinstance(obj, np.random.RandomState):
+        return "numpy RandomState"
+    if isinstance(obj, random.Random):
+        return "random.Random"
+    cls = type(obj)
+    module = cls.__module__ or ""
+    if cls.__name__ == "Generator" and module.startswith("torch"):
+        return "torch.Generator"
+    if cls.__name__ == "SeedGenerator" and module.startswith("keras") and hasattr(obj, "state"):
+        return "keras SeedGenerator"
+    return None
+
+
+def _get(obj: Any, kind: str) -> Any:
+    if kind == "numpy Generator":
+        return obj.bit_generator.state
+    if kind == "numpy RandomState":
+        return obj.get_state(legacy=False)
+    if kind == "random.Random":
+        return obj.getstate()
+    if kind == "torch.Generator":
+        return obj.get_state().clone()
+    return np.array(obj.state.numpy())  # keras SeedGenerator: a (seed, counter) variable
+
+
+def _set(obj: Any, kind: str, state: Any) -> None:
+    if kind == "numpy Generator":
+        obj.bit_generator.state = state
+    elif kind == "numpy RandomState":
+        obj.set_state(state)
+    elif kind == "random.Random":
+        obj.setstate(state)
+    elif kind == "torch.Generator":
+        obj.set_state(state)
+    else:
+        obj.state.assign(state)
+
+
+def _seed(obj: Any, kind: str, seed: int) -> None:
+    if kind == "numpy Generator":
+        obj.bit_generator.state = type(obj.bit_generator)(seed).state
+    elif kind in ("numpy RandomState", "random.Random"):
+        obj.seed(seed)
+    elif kind == "torch.Generator":
+        obj.manual_seed(seed)
+    else:
+        obj.state.assign(np.array([seed, 0], dtype=obj.state.numpy().dtype))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        try:
+            return bool(a == b)  # Python's random state: ints only, compared in C
+        except ValueError:  # arrays inside: element by element
+            return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if hasattr(a, "__array__") or hasattr(b, "__array__"):
+        try:
+            return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+        except Exception:
+            return False
+    return bool(a == b)
+
+
+# Finding what a source holds ------------------------------------------------------
+
+
+_EMPTY = object()
+
+
+def _cell(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a cell not yet filled
+        return _EMPTY
+
+
+@dataclass
+class Held:
+    """The RNGs and arrays reachable from a source, by a name a person can read."""
+
+    rngs: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+def _children(name: str, obj: Any) -> Iterable[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        for key in list(obj)[:_MAX_ITEMS]:
+            yield f"{name}[{key!r}]", obj[key]
+    elif isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj[:_MAX_ITEMS]):
+            yield f"{name}[{i}]", item
+    elif isinstance(obj, types.GeneratorType):
+        frame = obj.gi_frame
+        if frame is not None:
+            where = f"{obj.gi_code.co_name}()"
+            for key, value in frame.f_locals.items():
+                yield f"{where}'s {key}", value
+    elif isinstance(obj, types.FunctionType):  # a factory: what its closure holds
+        where = f"{obj.__name__}()"
+        for var, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):
+            contents = _cell(cell)
+            if contents is not _EMPTY:
+                yield f"{where}'s {var}", contents
+    elif isinstance(obj, functools.partial):
+        where = f"{getattr(obj.func, '__name__', 'partial')}()"
+        try:
+            bound = inspect.signature(obj.func).bind_partial(*obj.args, **obj.keywords).arguments
+        except (TypeError, ValueError):
+            bound = {f"args[{i}]": arg for i, arg in enumerate(obj.args)} | obj.keywords
+        for key, arg in bound.items():
+            yield f"{where}'s {key}", arg
+    else:
+        try:
+            attributes = vars(obj)
+        except TypeError:
+            return
+        for key in list(attributes)[: _MAX_ITEMS * 4]:
+            if not key.startswith("__"):
+                yield f"{name}.{key}", attributes[key]
+
+
+def held_by(roots: Iterable[tuple[str, Any]]) -> Held:
+    """The RNGs and numpy arrays reachable from ``roots`` (name, object), breadth first.
+
+    Attributes, items of lists, tuples and dicts, a generator's local
+    variables and a ``functools.partial``'s arguments are followed, up to a
+    few levels and a few thousand objects; modules, classes and functions are
+    not entered. For each root that is an instance of a class defined outside
+    numpy, Keras and the standard library, the RNGs and arrays bound at the
+    top level of that class's module are included too.
+    """
+    found = Held({}, {})
+    seen: set[int] = set()
+    queue: list[tuple[str, Any, int]] = []
+    for name, obj in roots:
+        queue.append((name, obj, 0))
+        module = _user_module(obj)
+        if module is not None:
+            for key, value in list(vars(module).items()):
+                if not key.startswith("_") and (_kind(value) or isinstance(value, np.ndarray)):
+                    queue.append((f"{module.__name__}.{key}", value, _MAX_DEPTH))
+    visited = 0
+    while queue and visited < _MAX_OBJECTS:
+        name, obj, depth = queue.pop(0)
+        if id(obj) in seen or isinstance(obj, (*_ATOMS, *_SKIP)):
+            continue
+        seen.add(id(obj))
+        visited += 1
+        if _kind(obj):
+            found.rngs.setdefault(name, obj)
+            continue
+        if isinstance(obj, np.ndarray):
+            if obj.ndim >= 1 and obj.size and obj.dtype != object:
+                found.arrays.setdefault(name, obj)
+            continue
+        if depth < _MAX_DEPTH:
+            queue.extend((child, value, depth + 1) for child, value in _children(name, obj))
+    return found
+
+
+_LIBRARIES = ("numpy", "keras", "tensorflow", "torch", "jax", "builtins", "functools")
+
+
+def _user_module(obj: Any) -> types.ModuleType | None:
+    if isinstance(obj, types.GeneratorType):
+        name = obj.gi_frame.f_globals.get("__name__") if obj.gi_frame is not None else None
+    elif isinstance(obj, types.FunctionType):
+        name = obj.__module__
+    elif isinstance(obj, functools.partial):
+        return _user_module(obj.func)
+    elif isinstance(obj, (list, tuple, dict, *_ATOMS)):
+        return None
+    else:
+        name = type(obj).__module__
+    if not name or name.startswith(_LIBRARIES) or name in sys.builtin_module_names:
+        return None
+    if name.startswith("pitfalls") and not name.startswith("pitfalls.reproductions"):
+        return None
+    return sys.modules.get(name)
+
+
+# Seeding, observing, restoring ------------------------------------------------------
+
+
+def _globals() -> dict[str, tuple[Any, str]]:
+    """The global RNGs, by name: Python's, numpy's, torch's (if imported)."""
+    out: dict[str, tuple[Any, str]] = {
+        "random (global)": (random._inst, "random.Random"),
+        "np.random (global)": (np.random.mtrand._rand, "numpy RandomState"),
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "default_generator"):
+        out["torch (global)"] = (torch.default_generator, "torch.Generator")
+    return out
+
+
+def _keras() -> Any:
+    keras = sys.modules.get("keras")
+    return keras if keras is not None and hasattr(keras, "utils") else None
+
+
+class Randomness:
+    """Reseed alike before each read under comparison; restore everything on exit.
+
+    ``roots`` says where to look for the source's own RNGs (``[("self",
+    obj)]``, an iterator, a factory). ``hook`` is the user's ``reseed(seed)``.
+    Use as a context manager; call :meth:`control` before each read and
+    :meth:`drew` after it.
+    """
+
+    def __init__(
+        self,
+        roots: Iterable[tuple[str, Any]],
+        hook: Callable[[int], Any] | None = None,
+        *,
+        restore: bool = True,
+    ) -> None:
+        self.roots = list(roots)
+        self.hook = hook
+        self.restore = restore
+        self.rngs: dict[str, tuple[Any, str]] = {}
+        self._original: dict[int, tuple[Any, str, Any]] = {}
+        self._after_seed: dict[str, Any] = {}
+        self.seen: Counter[str] = Counter()
+        """How many reads drew from each RNG, by name."""
+        self.reads = 0
+
+    def __enter__(self) -> Randomness:
+        for name, (obj, kind) in _globals().items():
+            self._remember(name, obj, kind)
+        framework = _keras() is not None or "tensorflow" in sys.modules
+        self._keras_state = _keras_state() if framework else None
+        self.rescan()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.restore:
+            return
+        for obj, kind, state in self._original.values():
+            with contextlib.suppress(Exception):  # one that cannot be put back is left
+                _set(obj, kind, state)
+        if self._keras_state is not None:
+            _restore_keras(self._keras_state)
+
+    def _remember(self, name: str, obj: Any, kind: str) -> None:
+        if id(obj) in self._original:
+            return
+        try:
+            self._original[id(obj)] = (obj, kind, _get(obj, kind))
+        except Exception:  # a state that cannot be read: neither reseeded nor watched
+            return
+        self.rngs[name] = (obj, kind)
+
+    def add_root(self, name: str, obj: Any) -> None:
+        """Look for RNGs in ``obj`` too (an iterator made for an epoch)."""
+        self.roots.append((name, obj))
+        self.rescan()
+
+    def rescan(self) -> None:
+        """Find the RNGs the roots hold now (a generator's locals appear once it runs)."""
+        for name, obj in held_by(self.roots).rngs.items():
+            self._remember(name, obj, _kind(obj) or "")
+
+    def control(self, seed: int) -> None:
+        """Reseed every RNG with ``seed`` (Keras and the hook too), before a read."""
+        keras, tf = _keras(), sys.modules.get("tensorflow")
+        if (keras is not None or tf is not None) and self._keras_state is None:
+            self._keras_state = _keras_state()
+        if keras is not None:
+            keras.utils.set_random_seed(seed)  # Python, numpy, TensorFlow, Keras' own
+        elif tf is not None and hasattr(tf, "random"):
+            tf.random.set_seed(seed)
+        for obj, kind in self.rngs.values():
+            _seed(obj, kind, seed)
+        if self.hook is not None:
+            self.hook(seed)
+        self.mark()
+
+    def mark(self) -> None:
+        """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch)."""
+        self._after_seed = {name: _get(obj, kind) for name, (obj, kind) in self.rngs.items()}
+
+    def drew(self) -> tuple[str, ...]:
+        """The RNGs whose state moved since :meth:`control` or :meth:`mark`: what was drawn from."""
+        moved = tuple(
+            name
+            for name, (obj, kind) in self.rngs.items()
+            if name in self._after_seed and not _same(self._after_seed[name], _get(obj, kind))
+        )
+        self.seen.update(moved)
+        self.reads += 1
+        return moved
+
+    @property
+    def random(self) -> bool:
+        """Did any read draw from an RNG (or did the user say so, with a hook)?"""
+        return bool(self.seen) or self.hook is not None
+
+    def note(self) -> str:
+        """One line for a report: which RNGs the reads drew from, and how they were held."""
+        if not self.seen and self.hook is None:
+            return ""
+        names = [name for name, _ in self.seen.most_common()]
+        if self.hook is not None:
+            names.append(f"your reseed={getattr(self.hook, '__name__', 'hook')}")
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        return (
+            f"Randomness: the source drew from {shown}; every read compared was made"
+            " after reseeding them alike, and they were put back afterwards."
+        )
+
+
+def _keras_state() -> dict[str, Any]:
+    """Keras' and TensorFlow's global seeds, to put back after ``set_random_seed``."""
+    state: dict[str, Any] = {}
+    try:
+        from keras.src.backend.common import global_state
+
+        state["keras"] = {
+            key: global_state.get_global_attribute(key)
+            for key in ("global_random_seed", "global_seed_generator")
+        }
+    except Exception:
+        pass
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        try:
+            from tensorflow.python.eager import context
+
+            ctx = context.context()
+            state["tf"] = (ctx._seed, ctx._rng)
+        except Exception:
+            pass
+    return state
+
+
+def _restore_keras(state: dict[str, Any]) -> None:
+    try:
+        from keras.src.backend.common import global_state
+
+        for key, value in state.get("keras", {}).items():
+            global_state.set_global_attribute(key, value)
+    except Exception:
+        pass
+    if "tf" in state:
+        try:
+            from tensorflow.python.eager import context
+
+            ctx = context.context()
+            ctx._seed, ctx._rng = state["tf"]
+        except Exception:
+            pass
+
+
+# Stored data: written in place or not? ----------------------------------------------
+
+
+def row_digests(array: np.ndarray) -> Counter[int]:
+    """A multiset of the rows (axis 0) of ``array``, by hash: a reordering keeps it."""
+    a = np.ascontiguousarray(array)
+    rows = a.reshape(len(a), -1) if a.ndim > 1 else a.reshape(len(a), 1)
+    return Counter(hash(rows[i].tobytes()) for i in range(len(rows)))
+
+
+@dataclass(frozen=True)
+class Change:
+    """A stored array whose rows changed: its name, rows no longer there, rows in all."""
+
+    name: str
+    changed: int
+    rows: int
+
+
+def stored_arrays(held: Held, min_rows: int) -> dict[str, Counter[int]]:
+    """Row multisets of the arrays held with at least ``min_rows`` rows: the data, not buffers."""
+    return {
+        name: row_digests(array)
+        for name, array in held.arrays.items()
+        if len(array) >= min_rows and array.nbytes <= 2**28
+    }
+
+
+def changed_rows(before: dict[str, Counter[int]], held: Held) -> tuple[Change, ...]:
+    """Arrays, by name, whose rows are not the same multiset as ``before``."""
+    changes = []
+    for name, digests in before.items():
+        array = held.arrays.get(name)
+        if array is None:
+            continue
+        now = row_digests(array)
+        if now != digests:
+            lost = sum((digests - now).values())
+            changes.append(Change(name, lost, sum(digests.values())))
+    return tuple(changes)
