@@ -51,6 +51,7 @@ import site
 import sys
 import sysconfig
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -347,15 +348,23 @@ def _busy_threads(exclude: set[int]) -> list[str]:
     """
     names = {t.ident: t.name for t in threading.enumerate()}
     busy = []
-    for ident, frame in sys._current_frames().items():
-        if ident in exclude or _idle(frame):
-            continue
-        f: FrameType | None = frame
-        while f is not None:
-            if _is_user(f.f_code):
-                busy.append(names.get(ident, f"thread {ident}"))
-                break
-            f = f.f_back
+    stacks = sys._current_frames()
+    try:
+        for ident, frame in stacks.items():
+            if ident in exclude or _idle(frame):
+                continue
+            f: FrameType | None = frame
+            while f is not None:
+                if _is_user(f.f_code):
+                    busy.append(names.get(ident, f"thread {ident}"))
+                    break
+                f = f.f_back
+    finally:
+        # This thread's own frame is among them: holding it in a local of that very
+        # frame is a reference cycle, which keeps every frame below it (the source
+        # and its iterators, a DataLoader's workers) alive until the collector runs.
+        del stacks
+        frame = f = None  # type: ignore[assignment]
     return busy
 
 
@@ -993,13 +1002,32 @@ def _run(plan: Plan, accept: Accept, **options: Any) -> _Outcome:
     try:
         plan(one)
     except _Stop as stop:
+        _forget(stop)
         return stop.outcome
     except Exception as exc:  # raised reading a batch outside a step (its layout, say)
         detail = f"the diagnosis pass could not read the batches ({type(exc).__name__}: {exc})"
+        _forget(exc)
         return _Outcome("cannot", one.steps, detail=detail)
     finally:
         one.close()
     return _Outcome("end", one.steps)
+
+
+def _forget(exc: BaseException) -> None:
+    """Drop the frames an exception chain holds: an exception caught while it is bound
+    in a frame of its own traceback is a reference cycle, which would keep the source
+    (a DataLoader's iterator and its worker processes) alive until the garbage
+    collector runs, at some later moment."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if link.__traceback__ is not None:
+            traceback.clear_frames(link.__traceback__)
+            link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    exc.__context__ = None
+    exc.__cause__ = None
 
 
 def _diagnose(

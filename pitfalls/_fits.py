@@ -1,4 +1,4 @@
-"""Can a model fit data it can represent? A seeded, budgeted training run (Keras)."""
+"""Can a model fit data it can represent? A seeded, budgeted training run (Keras 3, any backend)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from pitfalls import _validate as validate
 from pitfalls._report import Finding, Report, UnderfitError
 
-DEFAULT_STEPS = 300
+DEFAULT_STEPS = 2000
 DEFAULT_LEARNING_RATE = 1.0
 
 
@@ -59,6 +59,32 @@ def _fresh_model(model: Any, keras: Any) -> Any:
     )
 
 
+def _batches(keras: Any, x: np.ndarray, y: np.ndarray, rows: int, steps: int) -> Any:
+    """``steps`` batches of ``rows`` rows, in order, wrapping around: the same on every backend.
+
+    TensorFlow gets a ``tf.data`` pipeline (read inside the compiled call);
+    JAX and torch a ``PyDataset`` that slices the arrays, read-only.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if rows == len(x):
+            return tf.data.Dataset.from_tensors((x, y)).repeat()
+        return tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(rows)
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return steps
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            if rows == len(x):
+                return x, y
+            take = (i * rows + np.arange(rows)) % len(x)
+            return x[take], y[take]
+
+    return Batches()
+
+
 def check_fits(
     model: Any,
     x: Any,
@@ -75,18 +101,21 @@ def check_fits(
 
     The budget is explicit and the run deterministic: Keras' seeds are set to
     ``seed``, the model is cloned with fresh weights, or built by calling
-    ``model`` when it is a zero-argument builder (the model you pass is never trained), and
-    it is trained with Adam at ``learning_rate`` on ``(x, y)`` in its
-    order, ``batch_size`` rows a step (default: all rows, full-batch), all
-    ``steps`` steps in one compiled call (``steps_per_execution``). The final
-    loss is ``model.evaluate(x, y)`` with the same ``loss``.
+    ``model`` when it is a zero-argument builder (the model you pass is never
+    trained), and it is trained with Keras' own ``fit`` on ``(x, y)`` in its
+    order, ``batch_size`` rows a step (default: all rows, full-batch), by Adam
+    whose learning rate falls from ``learning_rate`` to 0 along a cosine over
+    the ``steps`` steps. The final loss is ``model.evaluate(x, y)`` with the
+    same ``loss``. Runs on the configured Keras 3 backend (TensorFlow, JAX or
+    torch); on TensorFlow and JAX all steps run in one compiled call
+    (``steps_per_execution``), which the torch backend does not offer.
 
     Defaults fit the article's mean model, ``Dense(1)`` on integers in
-    ``[0, 100)``, from MSE ~2,500 to below 1e-4 in 300 full-batch steps, in
-    well under a second after tracing: the inputs are uncentred, so the
-    problem is badly conditioned, and the article's rmsprop at 1e-3 needs
-    thousands of steps; Adam's per-weight step size at a large learning rate
-    does not mind.
+    ``[0, 100)``: measured on all three backends over 16 seeds and three data
+    sets, from MSE ~2,500 to below 1e-10. The inputs are uncentred, so the
+    problem is badly conditioned: the article's rmsprop at 1e-3 needs
+    thousands of steps, and Adam at a constant large rate stalls or
+    oscillates on some seeds; the decay lets it settle.
     """
     max_loss = validate.number("max_loss", max_loss, positive=True)
     steps = validate.integer("steps", steps, minimum=1)
@@ -96,29 +125,31 @@ def check_fits(
     x, y = _data(x, y)
 
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(int(seed))
     model = _fresh_model(model, keras)
     rows = len(x) if batch_size is None else min(batch_size, len(x))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    compiled = 1 if keras.backend.backend() == "torch" else steps
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss=loss, steps_per_execution=steps
+        optimizer=keras.optimizers.Adam(schedule), loss=loss, steps_per_execution=compiled
     )
-    if rows == len(x):
-        dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
-    else:
-        dataset = tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(rows)
     notes = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        initial = float(model.evaluate(x, y, batch_size=rows, verbose=0))
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        final = float(model.evaluate(x, y, batch_size=rows, verbose=0))
-    if any("does not have any trainable weights" in str(w.message) for w in caught):
+    if not model.trainable_weights:
         notes.append(
             "Note: the model has no trainable weights; only its fixed function was judged."
         )
-
+    with warnings.catch_warnings(record=True):  # Keras' warnings about the run: not the user's
+        warnings.simplefilter("always")
+        initial = float(model.evaluate(x, y, batch_size=rows, verbose=0))
+        model.fit(
+            _batches(keras, x, y, rows, steps),
+            steps_per_epoch=steps,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+        )
+        final = float(model.evaluate(x, y, batch_size=rows, verbose=0))
     loss_name = getattr(loss, "__name__", None) or getattr(loss, "name", None) or str(loss)
     params = {
         "max_loss": max_loss,
@@ -172,8 +203,8 @@ def assert_fits(
 ) -> None:
     """Fail unless a fresh copy of the model trains below ``max_loss`` within the budget.
 
-    See :func:`check_fits` for the training run. Needs Keras 3 on TensorFlow
-    (the ``tf`` extra). Raises :class:`UnderfitError`; ``msg`` is appended.
+    See :func:`check_fits` for the training run. Needs Keras 3 on any backend
+    (TensorFlow, JAX or torch). Raises :class:`UnderfitError`; ``msg`` is appended.
     """
     __tracebackhide__ = True
     report = check_fits(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from pitfalls._report import BroadcastError, Finding, PredictionShapeError, Report
+from pitfalls._sources import add_note
 
 Shape = tuple[int | None, ...]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,8 +32,13 @@ def shape_of(value: Any, name: str) -> Shape | None:
         return tuple(None if d is None else int(d) for d in dims)
     try:
         return tuple(int(d) for d in np.shape(value))
-    except ValueError as exc:
+    except ValueError as exc:  # ragged nested lists
         raise ValueError(f"{name} has no shape: {exc}") from None
+    except Exception as exc:  # an __array__ that raises
+        raise TypeError(
+            f"{name}: cannot read {type(value).__qualname__} as an array"
+            f" ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def _fmt(shape: Shape) -> str:
@@ -162,6 +168,8 @@ def strict_loss(fn: F) -> F:
     def strict(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
         rest = list(args[skip:])
+        if len(rest) < sum(key not in kwargs for key in ("y_true", "y_pred")):
+            raise TypeError(f"{name} needs y_true and y_pred, got {len(rest)} arguments")
         y_true = kwargs["y_true"] if "y_true" in kwargs else rest.pop(0)
         y_pred = kwargs["y_pred"] if "y_pred" in kwargs else rest.pop(0)
         report = check_no_broadcast(y_true, y_pred)
@@ -229,7 +237,11 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
         shapes = _as_expected(expected)
         params = {"expected": _fmt_many(shapes)}
     call = "model.predict(x)" if hasattr(model, "predict") else "model(x)"
-    pred = model.predict(x, verbose=0) if hasattr(model, "predict") else model(x)
+    try:
+        pred = model.predict(x, verbose=0) if hasattr(model, "predict") else model(x)
+    except Exception as exc:
+        add_note(exc, f"pitfalls: raised by {call}")
+        raise
     outputs: Sequence[Any] = pred if isinstance(pred, (list, tuple)) else [pred]
     if len(outputs) != len(shapes):
         raise ValueError(

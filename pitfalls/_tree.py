@@ -47,7 +47,9 @@ def _is_array_like(obj: Any) -> bool:
 def as_array(leaf: Any, path: str) -> np.ndarray:
     """The leaf's current content as an ndarray, sharing memory where it can."""
     if isinstance(leaf, np.ndarray):
-        return leaf
+        # A subclass (masked, memmap, matrix) as the plain array a consumer reads: its
+        # data, a view sharing its memory, compared without the subclass's own == and view.
+        return leaf if type(leaf) is np.ndarray else np.asarray(leaf)
     if isinstance(leaf, _SCALARS) or _is_array_like(leaf):
         try:
             return np.asarray(leaf)

@@ -98,6 +98,7 @@ def test_misuse(call, error, match):
 # On Keras --------------------------------------------------------------------------
 
 
+@pytest.mark.keras_backend
 def test_batchnorm_in_training_mode_mixes_samples_and_inference_does_not(keras):
     model = independence.batchnorm_model()
     x = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
@@ -109,6 +110,7 @@ def test_batchnorm_in_training_mode_mixes_samples_and_inference_does_not(keras):
     assert_batch_independent(lambda a: independence.predict_in_inference_mode(model, a), x)
 
 
+@pytest.mark.keras_backend
 def test_the_loss_subclass_is_caught_without_knowing_shapes(keras):
     _, y = shapes.mean_data(8)
     y_true = y[:, None]  # (n, 1) targets, as compile passes them

@@ -1,9 +1,9 @@
 """Batches of framework tensors, read through the array interface.
 
-Most run everywhere with a stand-in that behaves like a CPU torch tensor made
-by ``torch.from_numpy``: it shares memory with a numpy buffer. The real torch
-tests run where torch is installed (it is optional and not in CI's install);
-TensorFlow's are in test_keras.py.
+They run with numpy alone, on a stand-in that behaves like a CPU torch tensor
+made by ``torch.from_numpy``: it shares memory with a numpy buffer. The real
+frameworks, which CI installs, are in test_torch.py, test_jax.py,
+test_tfdata.py, test_huggingface.py and test_keras.py.
 """
 
 from __future__ import annotations
@@ -59,49 +59,3 @@ def test_tensor_shapes_are_read_without_numpy_conversion():
     pitfalls.assert_no_broadcast(SharedTensor(np.zeros((3, 1))), np.zeros((3, 1)))
     with pytest.raises(pitfalls.BroadcastError):
         pitfalls.assert_no_broadcast(SharedTensor(np.zeros(3)), np.zeros((3, 1)))
-
-
-# Real torch, where installed -------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch", reason="torch is optional; install it to run these")
-
-
-def torch_dataset(torch, reuse):
-    class Buffered(torch.utils.data.Dataset):
-        def __init__(self):
-            self.data = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
-            self.buf = np.empty((8, 2), dtype=np.float32)
-
-        def __len__(self):
-            return 8
-
-        def __getitem__(self, i):
-            rows = self.data[8 * i : 8 * i + 8]
-            if not reuse:
-                return torch.from_numpy(rows.copy())
-            self.buf[:] = rows
-            return torch.from_numpy(self.buf)  # shares self.buf's memory
-
-    return Buffered()
-
-
-def test_a_dataloader_without_collation_passes_a_reused_buffer_through(torch):
-    # batch_size=None turns off collation: the tensor is the dataset's buffer.
-    loader = torch.utils.data.DataLoader(torch_dataset(torch, reuse=True), batch_size=None)
-    with pytest.raises(pitfalls.AliasingError, match="share one buffer"):
-        pitfalls.assert_generator_no_aliasing(lambda: iter(loader), draws=8)
-
-
-def test_default_collation_copies_and_so_hides_the_reuse(torch):
-    loader = torch.utils.data.DataLoader(torch_dataset(torch, reuse=True), batch_size=2)
-    pitfalls.assert_generator_no_aliasing(lambda: iter(loader), draws=4)
-
-
-def test_a_dataloader_of_fresh_tensors_passes_and_shapes_are_checked(torch):
-    loader = torch.utils.data.DataLoader(torch_dataset(torch, reuse=False), batch_size=None)
-    pitfalls.assert_generator_no_aliasing(lambda: iter(loader), draws=8)
-    with pytest.raises(pitfalls.BroadcastError, match=r"broadcasts to \(8, 8\)"):
-        pitfalls.assert_no_broadcast(torch.zeros(8), torch.zeros(8, 1))

@@ -20,4 +20,11 @@ docstring says the symptom, the cause and the one-line fix.
   PyDataset that shuffles and flips at random, a PyTorch-style loader, and one
   buggy subclass per planted bug (buffer on self, in-place scaling, shuffle
   ignored or reseeded identically, labels computed before the augmentation).
+* :mod:`pitfalls.reproductions.loaders`: PyTorch DataLoader pitfalls (an
+  IterableDataset under workers, set_epoch with persistent workers, a Generator
+  copied into workers, batch_size=None over a buffer, a collate_fn reusing its
+  tensor).
+* :mod:`pitfalls.reproductions.zero_copy`: tf.data and jax.device_put wrapping
+  a 64-byte aligned numpy buffer; Keras 3 fit over an aligned against an
+  unaligned shared buffer.
 """

@@ -21,6 +21,12 @@ def batchnorm_model(seed: int = 0) -> Any:
     return keras.Model(x, keras.layers.Dense(1)(h), name="batchnorm_model")
 
 
+def _numpy(output: Any) -> np.ndarray:
+    import keras  # any backend: a torch tensor that requires grad, a jax array
+
+    return np.asarray(keras.ops.convert_to_numpy(output))
+
+
 def predict_in_training_mode(model: Any, x: np.ndarray) -> np.ndarray:
     """BUGGY: per-sample predictions from ``model(x, training=True)``.
 
@@ -30,13 +36,13 @@ def predict_in_training_mode(model: Any, x: np.ndarray) -> np.ndarray:
     batch's own mean and variance. Fix: ``training=False``
     (:func:`predict_in_inference_mode`).
     """
-    return np.asarray(model(x, training=True))
+    return _numpy(model(x, training=True))
 
 
 def predict_in_inference_mode(model: Any, x: np.ndarray) -> np.ndarray:
     """FIXED: ``model(x, training=False)``: BatchNormalization uses its moving statistics,
     so each prediction depends on its own sample alone."""
-    return np.asarray(model(x, training=False))
+    return _numpy(model(x, training=False))
 
 
 PAIRS = ((predict_in_training_mode, predict_in_inference_mode),)

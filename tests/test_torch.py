@@ -1,0 +1,266 @@
+"""PyTorch's DataLoader, checked as a user would check theirs.
+
+First, correct loaders nobody here wrote (``TensorDataset``, default collate,
+``shuffle=True``, a dict ``collate_fn``): every check passes. Then the
+pitfalls PyTorch users report, reproduced buggy and fixed in
+:mod:`pitfalls.reproductions.loaders`, each caught by the checker that fits,
+for the right reason. Loaders with ``num_workers=2`` fork two processes
+(about 0.1 s each here); they are few, and seeded through the loader's
+``generator``, so every run delivers the same batches.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+
+import numpy as np
+import pytest
+
+import pitfalls
+from pitfalls.reproductions import loaders
+
+DATA = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def _shut_down_lingering_workers():
+    # Until checkers let go of the loaders they stop reading (see the last test), a
+    # failed check keeps its workers alive in a reference cycle; collect it here, at
+    # a safe moment, not inside another loader's next batch (a 20 s stall).
+    yield
+    if multiprocessing.active_children():
+        gc.collect()
+
+
+def row_means(x):
+    return np.asarray(x).mean(axis=1)
+
+
+@pytest.fixture(scope="module")
+def tensor_dataset(torch):
+    from torch.utils.data import TensorDataset
+
+    return TensorDataset(torch.from_numpy(DATA), torch.from_numpy(row_means(DATA)))
+
+
+def seeded(torch, seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# Correct loaders: no false alarm -------------------------------------------------
+
+
+def test_a_shuffled_map_style_loader_passes_every_check(torch, tensor_dataset):
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(tensor_dataset, batch_size=8, shuffle=True, generator=seeded(torch))
+    batch = next(iter(loader))
+    assert type(batch) is list and len(batch) == 2  # default collate: [inputs, targets]
+    reports = pitfalls.assert_source(loader, row_means, draws=8, shuffled=True)
+    assert [r.check for r in reports] == [
+        "generator_no_aliasing",
+        "targets_match",
+        "epoch_repeatable",
+        "order_shuffled",
+    ]
+    pitfalls.assert_epoch_complete(loader, DATA)
+
+
+def test_without_shuffle_every_epoch_has_the_same_order(torch, tensor_dataset):
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(tensor_dataset, batch_size=8)  # shuffle=False, the default
+    pitfalls.assert_epoch_repeatable(loader)
+    with pytest.raises(
+        pitfalls.OrderNotShuffledError, match="epoch 2 repeats epoch 1's order of all 64 samples"
+    ):
+        pitfalls.assert_order_shuffled(loader)
+
+
+def test_a_collate_fn_returning_a_dict_is_read_by_its_keys(torch, tensor_dataset):
+    from torch.utils.data import DataLoader
+
+    def as_dict(samples):
+        return {
+            "features": torch.stack([x for x, _ in samples]),
+            "label": torch.stack([y for _, y in samples]),
+        }
+
+    loader = DataLoader(tensor_dataset, batch_size=8, collate_fn=as_dict)
+    pitfalls.assert_source(loader, row_means, draws=8)  # the dict's "label" is the targets
+    pitfalls.assert_epoch_complete(loader, DATA)
+    with pytest.raises(pitfalls.TargetMismatchError, match=r"batch\['label'\]"):
+        pitfalls.assert_targets_match(loader, lambda x: 2 * row_means(x), draws=8)
+
+
+def test_torch_from_numpy_shares_the_buffer_and_torch_tensor_copies(torch):
+    def batches(share):
+        buffer = np.zeros((8, 2), dtype=np.float32)
+        rng = np.random.default_rng(0)
+        while True:
+            buffer[:] = rng.normal(size=buffer.shape)
+            x = torch.from_numpy(buffer) if share else torch.tensor(buffer)
+            yield x, x.mean(dim=1)  # the targets are a new tensor either way
+
+    with pytest.raises(pitfalls.AliasingError, match="share one buffer"):
+        pitfalls.assert_generator_no_aliasing(lambda: batches(share=True), draws=4)
+    with pytest.raises(pitfalls.TargetMismatchError, match="after later draws"):
+        pitfalls.assert_targets_match(lambda: batches(share=True), row_means, draws=4)
+    pitfalls.assert_source(lambda: batches(share=False), row_means, draws=4)
+
+
+def test_a_loader_shorter_than_draws_is_read_into_its_next_epoch(torch, tensor_dataset):
+    # A user's first call, with the defaults: 16 draws from a loader of 8 batches.
+    # Like Keras' PyDataset, a re-iterable source with a length should be read on
+    # into its next epoch (iter() again), not rejected as too short.
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(tensor_dataset, batch_size=8, shuffle=True, generator=seeded(torch))
+    pitfalls.assert_source(loader, row_means, shuffled=True)
+
+
+# The pitfalls PyTorch users report -----------------------------------------------
+
+
+def test_an_iterable_dataset_is_read_whole_by_every_worker(torch):
+    # pytorch/pytorch#30599: with two workers, each sample twice per epoch
+    with pytest.raises(
+        pitfalls.EpochIncompleteError, match="64 extra deliveries of 64 samples"
+    ) as excinfo:
+        pitfalls.assert_epoch_complete(loaders.iterable_unsharded(DATA, num_workers=2), DATA)
+    assert [f.when for f in excinfo.value.report.findings] == ["duplicated"]  # nothing else
+    pitfalls.assert_epoch_complete(loaders.iterable_sharded(DATA, num_workers=2), DATA)
+    # the bug needs workers: in the main process the unsharded stream is right
+    pitfalls.assert_epoch_complete(loaders.iterable_unsharded(DATA, num_workers=0), DATA)
+
+
+def test_the_iterable_loaders_pass_the_batch_checks_and_say_they_have_no_length(torch):
+    loader = loaders.iterable_sharded(DATA, num_workers=0)
+    with pytest.raises(TypeError):
+        len(loader)  # an IterableDataset without __len__: the DataLoader's __len__ raises
+    reports = pitfalls.assert_source(loader, row_means, draws=8, epochs=True)
+    assert [r.check for r in reports][-1] == "epoch_repeatable"
+
+
+def test_persistent_workers_never_see_the_epoch_set_on_the_dataset(torch):
+    # pytorch/pytorch#97326: set_epoch in the main process, workers keep their copy
+    with pytest.raises(pitfalls.OrderNotShuffledError, match="repeats epoch 1's order"):
+        pitfalls.assert_order_shuffled(loaders.epoch_on_dataset(DATA, num_workers=2))
+    fixed = loaders.epoch_in_shared_memory(DATA, num_workers=2)
+    pitfalls.assert_order_shuffled(fixed)
+    pitfalls.assert_epoch_complete(fixed, DATA)  # the third epoch is complete too
+    # without workers the dataset object is the one being read, and the bug vanishes
+    pitfalls.assert_order_shuffled(loaders.epoch_on_dataset(DATA, num_workers=0))
+
+
+def noise_by_worker(loader):
+    """One epoch's augmentation noise, grouped by worker (batch i comes from worker i % 2)."""
+    noise = [np.asarray(x) - DATA[4 * i : 4 * i + 4] for i, (x, _) in enumerate(loader)]
+    return noise[0::2], noise[1::2]
+
+
+def test_a_numpy_generator_made_in_init_is_copied_into_every_worker(torch):
+    worker_0, worker_1 = noise_by_worker(loaders.rng_copied_into_workers(DATA))
+    for a, b in zip(worker_0, worker_1):
+        np.testing.assert_allclose(a, b, atol=1e-6)  # same "random" noise, batch for batch
+    worker_0, worker_1 = noise_by_worker(loaders.rng_seeded_per_worker(DATA))
+    assert not any(np.allclose(a, b, atol=1e-3) for a, b in zip(worker_0, worker_1))
+    # the mechanism, without a DataLoader: forked copies of one Generator draw alike
+    dataset = loaders.NoisyRows(DATA)
+    with pytest.raises(pitfalls.SharedRngError, match="workers 0 and 1"):
+        pitfalls.assert_worker_randomness(lambda: dataset[0][0])
+
+
+def test_batch_size_none_over_a_buffer_on_the_dataset_aliases(torch):
+    with pytest.raises(pitfalls.AliasingError, match="share one buffer"):
+        pitfalls.assert_generator_no_aliasing(loaders.buffer_on_dataset(DATA), draws=4)
+    with pytest.raises(pitfalls.TargetMismatchError, match="after later draws"):
+        pitfalls.assert_targets_match(loaders.buffer_on_dataset(DATA), row_means, draws=4)
+    pitfalls.assert_source(loaders.fresh_tensor_per_batch(DATA), row_means, draws=8)
+    # collation stacks batches into a new tensor: the same dataset, batched, is safe
+    from torch.utils.data import DataLoader
+
+    collated = DataLoader(loaders.BatchRows(DATA, 8, reuse=True), batch_size=2)
+    pitfalls.assert_generator_no_aliasing(collated, draws=4)
+
+
+def test_a_collate_fn_reusing_its_tensor_aliases_even_across_processes(torch):
+    # Each worker's buffer goes to shared memory when first sent: the main process
+    # holds views of it, and the worker refills it for its next batch.
+    with pytest.raises(pitfalls.AliasingError, match="2 buffers, reused in turn"):
+        pitfalls.assert_generator_no_aliasing(loaders.collate_into_one_buffer(DATA), draws=8)
+
+
+def test_a_collate_fn_allocating_per_batch_passes_with_workers(torch):
+    pitfalls.assert_source(loaders.collate_fresh(DATA), row_means, draws=8)
+
+
+# Tensors the checkers must read --------------------------------------------------
+
+
+def test_bfloat16_batches_are_read(torch):
+    # Mixed-precision pipelines yield bfloat16, which numpy cannot read directly.
+    def batches():
+        g = torch.Generator().manual_seed(0)
+        while True:
+            x = torch.randn(4, 2, generator=g).to(torch.bfloat16)
+            yield x, x.float().mean(dim=1)
+
+    pitfalls.assert_generator_no_aliasing(batches, draws=4)
+
+
+def test_tensors_that_require_grad_are_read(torch):
+    def batches():
+        g = torch.Generator().manual_seed(0)
+        while True:
+            x = torch.randn(4, 2, generator=g, requires_grad=True)
+            yield x, x.mean(dim=1)
+
+    pitfalls.assert_source(batches, lambda x: x.mean(dim=1), draws=4)
+
+
+def test_a_torch_model_is_checked_for_batch_independence(torch):
+    # fn(*args) as written: a torch module gets torch tensors, as in its training loop
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    x = torch.randn(8, 2, generator=seeded(torch))
+    with pytest.raises(pitfalls.BatchDependenceError):
+        pitfalls.assert_batch_independent(net.train(), x)  # batch statistics mix samples
+    pitfalls.assert_batch_independent(net.eval(), x)
+
+
+# strict_loss on torch ------------------------------------------------------------
+
+
+@pitfalls.strict_loss
+def mse(y_true, y_pred):
+    return ((y_true - y_pred) ** 2).mean()
+
+
+def test_strict_loss_on_torch_tensors_and_under_autograd(torch):
+    pred = torch.zeros(8, 1, requires_grad=True)
+    with pytest.raises(pitfalls.BroadcastError, match=r"y_true=\(8,\), y_pred=\(8, 1\)"):
+        mse(torch.zeros(8), pred)
+    mse(torch.ones(8, 1), pred).backward()
+    np.testing.assert_allclose(pred.grad.numpy(), np.full((8, 1), -2 / 8))
+
+
+def test_a_failed_check_lets_go_of_the_loaders_iterator(torch):
+    # A check that stops mid-epoch must drop the loader's iterator, whose workers
+    # then shut down at once. Kept alive by a reference cycle, they are shut down by
+    # the garbage collector at some later moment, measured here as 10-20 s stalls
+    # inside other loaders' batches (and errors printed by forked workers that
+    # inherited the iterator).
+    gc.collect()
+    gc.disable()  # only reference counting frees: deterministic
+    try:
+        report = pitfalls.check_generator_no_aliasing(
+            loaders.collate_into_one_buffer(DATA), draws=4
+        )
+        alive = sum(type(o).__name__ == "_MultiProcessingDataLoaderIter" for o in gc.get_objects())
+    finally:
+        gc.enable()
+        gc.collect()
+    assert not report.ok
+    assert alive == 0
