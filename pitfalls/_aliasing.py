@@ -100,17 +100,7 @@ def check_generator_no_aliasing(
             findings.append(Finding(batch=i, path=path, when="after later draws", problem=how))
             changed_paths.add(path)
         for d in diffs:
-            findings.append(
-                Finding(
-                    batch=i,
-                    path=d.path,
-                    when="after later draws",
-                    mismatched=d.mismatched,
-                    total=d.total,
-                    locations=d.first,
-                    problem=d.problem,
-                )
-            )
+            findings.append(d.finding(i, "after later draws"))
             changed_paths.add(d.path)
 
     memory = _memory_notes([flat for _, _, flat in held], changed_paths)

@@ -134,18 +134,7 @@ def check_index_stable(
                 findings.append(
                     Finding(batch=i, path=structure[0], when="read again", problem=structure[1])
                 )
-            findings += [
-                Finding(
-                    batch=i,
-                    path=d.path,
-                    when="read again",
-                    mismatched=d.mismatched,
-                    total=d.total,
-                    locations=d.first,
-                    problem=d.problem,
-                )
-                for d in diffs
-            ]
+            findings += [d.finding(i, "read again") for d in diffs]
             if diffs or structure is not None:
                 unstable.append(i)
         evidence, notes = "", list[str]()

@@ -134,16 +134,7 @@ def _compare(
             continue
         diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
         if diff is not None:
-            findings.append(
-                Finding(
-                    batch=index,
-                    path=path,
-                    when=when,
-                    mismatched=diff.mismatched,
-                    total=diff.total,
-                    locations=diff.first,
-                )
-            )
+            findings.append(diff.finding(index, when))
             if when == "when yielded":
                 notes.update(_integer_notes(path, a, d))
     return findings

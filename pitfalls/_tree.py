@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from pitfalls._report import MAX_SHOWN, Location
+from pitfalls._report import MAX_SHOWN, Finding, Location
 
 ROLES = ("inputs", "targets", "sample_weights")
 _MAX_DEPTH = 64
@@ -240,6 +240,18 @@ class Diff:
     first: tuple[Location, ...]
     """The first few differing elements: (index, then or desired, now or actual)."""
     problem: str = ""  # set when shapes or dtypes differ and elements cannot be paired
+
+    def finding(self, batch: int | None, when: str) -> Finding:
+        """This difference as a report's finding about ``batch``."""
+        return Finding(
+            batch=batch,
+            path=self.path,
+            when=when,
+            mismatched=self.mismatched,
+            total=self.total,
+            locations=self.first,
+            problem=self.problem,
+        )
 
 
 def _equal_mask(old: np.ndarray, new: np.ndarray) -> np.ndarray:
