@@ -27,6 +27,7 @@ from pitfalls._demo.results import (
     ReadAheadCount,
     ReadAheadRow,
     TrainingRun,
+    ZeroCopyRow,
 )
 from pitfalls._independence import check_batch_independent
 from pitfalls._readahead import read_ahead
@@ -342,6 +343,19 @@ def run_demo(config: DemoConfig | None = None, progress: Progress | None = None)
         two, tape = _pitfall_two(keras, config, steps)
         consumers.append(tape)
     means, orders = _beyond(keras, config, steps)
+    torn: tuple[ZeroCopyRow, ...] = ()
+    if 1 in config.pitfalls:
+        from pitfalls.reproductions import zero_copy
+
+        steps.say("zero-copy: fit(generator) over an aligned and an unaligned buffer")
+        torn = tuple(
+            ZeroCopyRow(
+                aligned=aligned,
+                torn=zero_copy.keras_fit_mismatches(aligned, config.steps, seed=config.seed),
+                steps=config.steps,
+            )
+            for aligned in (False, True)
+        )
     used = ("numpy", "tensorflow", "keras") + (("tf_keras",) if tf_keras else ())
     return replace(
         numpy_part,
@@ -349,6 +363,7 @@ def run_demo(config: DemoConfig | None = None, progress: Progress | None = None)
         pitfall_two=two,
         epoch_means=means,
         epoch_orders=orders,
+        zero_copy=torn,
         skipped=tuple(skipped),
         versions=tuple((name, _version(name)) for name in used),
         seconds=time.perf_counter() - start,

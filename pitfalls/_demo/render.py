@@ -213,12 +213,31 @@ def beyond_part(result: DemoResult) -> list[str]:
     return lines
 
 
+def zero_copy_part(result: DemoResult) -> list[str]:
+    """Keras 3 fit(generator) over one refilled buffer, aligned or not."""
+    if not result.zero_copy:
+        return []
+    lines = [
+        "Zero-copy: Keras 3 fit(generator) over one refilled buffer (measured inside train_step):"
+    ]
+    for row in result.zero_copy:
+        where = "64-byte aligned" if row.aligned else "unaligned      "
+        how = "tf.data wraps it" if row.aligned else "tf.data copies it"
+        lines.append(f"  {where}  torn batches {row.torn:>4} / {row.steps}   ({how})")
+    lines.append(
+        "  The same generator is harmless or corrupting by where numpy's allocator put the"
+        " buffer; the aligned count depends on thread timing."
+    )
+    return lines
+
+
 def render_text(result: DemoResult) -> str:
     """Everything ``pitfalls demo`` prints, as one string ending in a newline."""
     parts = [numpy_part(result), pitfall_one_part(result)]
     if result.pitfall_two is not None:
         tape = next((c for c in result.consumers if c.key == "tape_shapes"), None)
         parts.append(pitfall_two_part(result.pitfall_two, tape))
+    parts.append(zero_copy_part(result))
     parts.append(beyond_part(result))
     footer = [f"skipped: {s}" for s in result.skipped]
     if result.versions:

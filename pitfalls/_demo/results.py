@@ -162,6 +162,17 @@ class EpochOrderRow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ZeroCopyRow:
+    """Keras 3 ``fit(generator)`` over one refilled buffer, placed 64-byte aligned or not:
+    batches torn inside the training step (tf.data wraps an aligned buffer, copies
+    an unaligned one; see :mod:`pitfalls.reproductions.zero_copy`)."""
+
+    aligned: bool
+    torn: int
+    steps: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class DemoResult:
     """Everything ``pitfalls demo`` measured; the text and the figure are drawn from it."""
 
@@ -174,6 +185,7 @@ class DemoResult:
     pitfall_two: PitfallTwo | None = None
     epoch_means: tuple[EpochMeansRow, ...] = ()
     epoch_orders: tuple[EpochOrderRow, ...] = ()
+    zero_copy: tuple[ZeroCopyRow, ...] = ()
     skipped: tuple[str, ...] = ()
     """What was not run, and why."""
     versions: tuple[tuple[str, str], ...] = ()
