@@ -21,9 +21,8 @@ Nothing in the repository is touched: the four modules, the tests, ``conftest.py
 and ``pyproject.toml`` are copied into a temporary directory, where mutmut is
 configured by a ``setup.cfg`` written here (so ``pyproject.toml`` stays free of
 it) and run. No framework is imported (tests that need TensorFlow or torch
-skip or are deselected), and the few parametrized cases that cannot run twice
-in one process (a module-level iterator, consumed by the first run) are
-deselected.
+skip or are deselected). mutmut runs the tests several times in one process,
+so a test must be repeatable (pytest-repeat's ``--count`` checks the same).
 
 The output is the score and every surviving mutant by file:line, sorted into
 
@@ -93,20 +92,12 @@ mutmut's trampolines replace; test_fuzz.py, whose hypothesis examples, re-run
 for every mutant, would double a run (the crashes it guards against are
 pinned by explicit cases in test_mutants.py)."""
 
-NOT_TWICE = (
-    "tests/test_no_aliasing.py::test_every_kind_of_source_is_drawn[iterator]",
-    "tests/test_no_aliasing.py::test_misuse_raises_a_clear_error[short-source]",
-)
-"""Cases whose parameter is an iterator made at import: mutmut runs the tests
-several times in one process, and the second run finds it consumed."""
-
-PLUGIN = '''"""Written by bench/mutation.py: no frameworks, and nothing that cannot run twice."""
+PLUGIN = '''"""Written by bench/mutation.py: no framework is imported, nor tests that need one."""
 
 import sys
 
-NOT_TWICE = {not_twice!r}
 FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "torch", "jax")
-FRAMEWORK_FIXTURES = {{"keras", "recording_model_class"}}
+FRAMEWORK_FIXTURES = {"keras", "recording_model_class"}
 
 
 def pytest_configure(config):
@@ -120,7 +111,7 @@ def pytest_collection_modifyitems(config, items):
     keep, drop = [], []
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if item.nodeid in NOT_TWICE or fixtures & FRAMEWORK_FIXTURES:
+        if fixtures & FRAMEWORK_FIXTURES:
             drop.append(item)
         else:
             keep.append(item)
@@ -320,13 +311,6 @@ HARMLESS = (
     ),
     Harmless(
         "pitfalls/_targets.py",
-        "_compare",
-        r"^diff = diff_arrays\(path,",
-        r"diff_arrays\(None,",
-        "the finding takes its path from path, not from diff.path",
-    ),
-    Harmless(
-        "pitfalls/_targets.py",
         "check_targets_match",
         r'"after later draws", rtol, atol, notes',
         r"atol, None, unpack",
@@ -483,7 +467,7 @@ def copy_tree(work: Path) -> None:
         shutil.copytree(ROOT / name, work / name, ignore=ignore)
     for name in ("conftest.py", "pyproject.toml"):
         shutil.copy2(ROOT / name, work / name)
-    (work / "pitfalls_mutation_plugin.py").write_text(PLUGIN.format(not_twice=NOT_TWICE))
+    (work / "pitfalls_mutation_plugin.py").write_text(PLUGIN)
 
 
 EXCLUDED: set[str] = set()  # --exclude: test files left out, to measure the suite without them
