@@ -214,6 +214,20 @@ def test_keras_pydataset_workers_deliver_every_index_once(recording_model_class)
 
 # Worker processes and numpy's global RNG ----------------------------------------------
 
+
+def run_in_fresh_interpreter(script):
+    """What ``script`` printed as JSON, run in a new Python: forking a process that
+    runs TensorFlow's threads could deadlock, so the workers fork from this one."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    return json.loads(done.stdout)
+
+
 WORKER_RNG_SCRIPT = """
 import json, sys
 import numpy as np
@@ -238,18 +252,7 @@ print(json.dumps(out))
 def test_forked_workers_repeat_augmentations_unless_seeded_per_worker():
     # In a fresh interpreter: forking a process that runs TensorFlow's threads
     # could deadlock; this one imports numpy and pitfalls only.
-    import json
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", WORKER_RNG_SCRIPT],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    out = json.loads(done.stdout)
+    out = run_in_fresh_interpreter(WORKER_RNG_SCRIPT)
     assert out["inherit_parent_rng"] == ["workers 0 and 1", "workers 0 and 2", "workers 1 and 2"]
     assert out["seed_per_worker"] == []
     assert out["state_kept"] and not out["tf"]
@@ -292,17 +295,6 @@ def test_a_hung_worker_raises_timeout_error_naming_it_on_time():
     # Forked from a fresh interpreter, as above. The bound is loose (the machine
     # may be loaded); what matters is a TimeoutError that names the workers,
     # not a bare queue.Empty many seconds later.
-    import json
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", HUNG_WORKER_SCRIPT],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    out = json.loads(done.stdout)
+    out = run_in_fresh_interpreter(HUNG_WORKER_SCRIPT)
     assert out["error"].startswith("workers 0, 1 did not return within timeout=0.5 s")
     assert out["seconds"] < 10
