@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._blame import blame_epochs
@@ -66,11 +68,19 @@ def _rows(leaves: list[tuple[str, Any]], b: int, what: str) -> list[bytes] | Non
     if not arrays or any(a.ndim == 0 for a in arrays):
         if what == "targets":
             return None
+        if what == "dataset":
+            scalar = next((path for (path, _), a in zip(leaves, arrays) if a.ndim == 0), None)
+            raise ValueError(
+                f"{_DATASET}; " + (f"{scalar} is a scalar" if scalar else "it holds no array")
+            )
         raise ValueError(f"batch {b}: inputs need a batch axis to be split into samples")
     n = len(arrays[0])
     if any(len(a) != n for a in arrays):
         if what == "targets":
             return None
+        if what == "dataset":
+            sizes = ", ".join(f"{path} {len(a)}" for (path, _), a in zip(leaves, arrays))
+            raise ValueError(f"{_DATASET}; its arrays disagree on the number of samples: {sizes}")
         raise ValueError(f"batch {b}: input arrays disagree on the batch size")
     rows = [a.reshape(n, -1) if a.flags.c_contiguous else a.copy().reshape(n, -1) for a in arrays]
     return [b"".join(r[i].tobytes() for r in rows) for i in range(n)]
@@ -79,6 +89,38 @@ def _rows(leaves: list[tuple[str, Any]], b: int, what: str) -> list[bytes] | Non
 def _samples(parts: Parts, b: int) -> list[bytes]:
     """One fingerprint per sample: a copy of the bytes of its row in every input array."""
     rows = _rows(list(flatten_at(parts.inputs, parts.inputs_path).leaves), b, "inputs")
+    assert rows is not None
+    return rows
+
+
+_DATASET = (
+    "dataset must hold the samples on axis 0: an array, a nested list of numbers (read"
+    " as one array), or the nesting of the batches' inputs"
+)
+
+
+def _numbers_only(node: Any) -> bool:
+    """A list or tuple, nested or not, of Python or numpy numbers (no array in it)."""
+    if isinstance(node, (list, tuple)):
+        return all(_numbers_only(item) for item in node)
+    return isinstance(node, (bool, int, float, complex, np.number, np.bool_))
+
+
+def _dataset_rows(dataset: Any) -> list[bytes]:
+    """One fingerprint per sample of ``dataset``, as :func:`_samples` takes a batch's.
+
+    A nested list of numbers (``[[1, 2], [3, 4]]``: no array in it, so it cannot be
+    the nesting of the inputs, whose leaves need a sample axis) is read as the
+    array numpy makes of it, its rows the samples.
+    """
+    if isinstance(dataset, (list, tuple)) and _numbers_only(dataset):
+        try:
+            dataset = np.asarray(dataset)
+        except ValueError as exc:  # ragged: rows of different lengths
+            raise ValueError(
+                f"{_DATASET}; this nested list is ragged, not one array ({exc})"
+            ) from None
+    rows = _rows(list(flatten_at(dataset, "dataset").leaves), -1, "dataset")
     assert rows is not None
     return rows
 
@@ -164,9 +206,10 @@ class _Reader:
             once = self.source.kind in ("generator", "iterator")
             src = self.source.fresh() if once and self.epochs > 1 else self.source
             if self.epochs > 1 and not self.source.rereadable:
+                kind, name = self.source.kind, type(self.source.obj).__qualname__
+                what = article(kind) if name == kind else f"{article(name)} ({article(kind)})"
                 raise ValueError(
-                    f"source is {article(type(self.source.obj).__qualname__)}"
-                    f" ({article(self.source.kind)}), which can be read only once: pass its"
+                    f"source is {what}, which can be read only once: pass its"
                     " factory (a generator function or class), an iterable, or"
                     " steps_per_epoch= for an endless stream of epochs"
                 )
@@ -767,7 +810,7 @@ def check_epoch_complete(
     steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
     timeout = validate.timeout("timeout", timeout)
     unpack = validate.optional_function("unpack", unpack)
-    reference = _samples(Parts(dataset, None, "dataset", ""), -1)
+    reference = _dataset_rows(dataset)
     resolved = resolve(source)
     with Randomness(_roots(resolved), restore=False) as rnd:
         rnd.mark()

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 _ACCEPTED = (
     "an iterator, an iterable, an indexable batch source with __getitem__ and"
     " __len__ (like keras.utils.PyDataset), or a zero-argument callable returning one"
@@ -108,11 +110,22 @@ class Source:
 
     @property
     def description(self) -> str:
-        """``"generator made by batches()"``, ``"indexable ImageBatches"``, ..."""
-        what = f"{self.kind} {type(self.obj).__qualname__}"
-        if self.made_by is not None:
-            what += f" made by {_callable_name(self.made_by)}()"
-        return what
+        """What was read, as ``<kind> <name>[ made by <call>]``.
+
+        ``"indexable ImageBatches"``, ``"indexable ImageBatches made by
+        train_batches()"``, ``"iterable list"``, ``"iterator map"``. A generator
+        is named by its function, not by its type: ``"generator batches"`` for
+        the object, ``"generator made by batches()"`` when the function itself
+        was passed (its name would only repeat the call's), ``"generator
+        batches made by <lambda>()"``. A partial with bound arguments reads
+        ``batches(...)``; a callable object, ``MakeBatches.__call__()``.
+        """
+        call = None if self.made_by is None else _call_text(self.made_by)
+        name = _object_name(self.obj)
+        if self.kind == "generator" and call is not None and _unwrapped_name(self.made_by) == name:
+            return f"generator made by {call}"
+        what = f"{self.kind} {name}"
+        return what if call is None else f"{what} made by {call}"
 
     def batches(self) -> Iterator[Any]:
         """An iterator over the batches: by index (endlessly, epoch after epoch), or one
@@ -170,17 +183,17 @@ def article(noun: str) -> str:
 
 def _not_a_source(obj: Any, name: str, made: str = "") -> str | None:
     """Why ``obj`` is not a source of batches, or None when it may be one."""
-    got = f"{made}{article(type(obj).__qualname__)}"
+    got = f"{made or 'got '}{article(type(obj).__qualname__)}"
     if isinstance(obj, (str, bytes)):
-        return f"{name} must be {_ACCEPTED}; got {got}"
+        return f"{name} must be {_ACCEPTED}; {got}"
     if isinstance(obj, Mapping):
         return (
-            f"{name} must be {_ACCEPTED}; got {got}: a batch, not a source of batches"
+            f"{name} must be {_ACCEPTED}; {got}: a batch, not a source of batches"
             " (wrap it in a list)"
         )
-    if _is_array(obj):
+    if _is_array(obj) and (isinstance(obj, np.ndarray) or not is_indexable(obj)):
         return (
-            f"{name} must be {_ACCEPTED}; got {got}: an array is a dataset, not a source"
+            f"{name} must be {_ACCEPTED}; {got}: an array is a dataset, not a source"
             " of batches (iterating it gives rows, one at a time); pass the generator,"
             " PyDataset or DataLoader that cuts it into batches, or [array] for one batch"
         )
@@ -188,6 +201,13 @@ def _not_a_source(obj: Any, name: str, made: str = "") -> str | None:
 
 
 def _is_array(obj: Any) -> bool:
+    """Does ``obj`` convert to an array (numpy's protocols, DLPack): a tensor of any library.
+
+    ``_not_a_source`` refuses such an object unless it declares the batch-source
+    protocol (an indexable with ``on_epoch_end``, or ``__getitem__`` and ``__len__``
+    without ``__iter__``, which every array library's tensor defines), such as a
+    PyDataset that also converts to an array; an ndarray is refused always.
+    """
     return (
         hasattr(obj, "__array__")
         or hasattr(obj, "__array_interface__")
@@ -204,10 +224,13 @@ def resolve(source: Any, name: str = "source") -> Source:
     """
     if isinstance(source, Source):
         return source
-    why = _not_a_source(source, name)
-    if why:
-        raise TypeError(why)
-    kind = None if inspect.isclass(source) else _kind(source)
+    if inspect.isclass(source):  # a class makes the source: judge what calling it returns
+        kind = None
+    else:
+        why = _not_a_source(source, name)
+        if why:
+            raise TypeError(why)
+        kind = _kind(source)
     if kind is not None:
         return Source(source, kind, None, name)
     if not callable(source):
@@ -229,9 +252,9 @@ def resolve(source: Any, name: str = "source") -> Source:
     try:
         made = source()
     except Exception as exc:
-        add_note(exc, f"pitfalls: raised by the source factory {_callable_name(source)}()")
+        add_note(exc, f"pitfalls: raised by the source factory {_call_text(source)}")
         raise
-    call = f"calling {_callable_name(source)}() returned "
+    call = f"calling {_call_text(source)} returned "
     why = _not_a_source(made, name, call)
     if why:
         raise TypeError(why)
@@ -250,9 +273,41 @@ def open_source(source: Any, name: str = "source") -> Iterator[Any]:
 
 
 def _callable_name(fn: Callable[..., Any]) -> str:
+    """``batches``, ``Loader``, ``C.make``; a partial by its function; a callable object
+    (which has no name of its own) by its class's ``__call__``."""
     if isinstance(fn, functools.partial):  # partial(batches, data, 32) names batches
         return _callable_name(fn.func)
-    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) else f"{type(fn).__qualname__}.__call__"
+
+
+def _unwrapped_name(fn: Any) -> str:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return str(getattr(fn, "__qualname__", ""))
+
+
+def _call_text(fn: Callable[..., Any]) -> str:
+    """The call pitfalls made: ``batches()``, or ``batches(...)`` for a partial that binds
+    arguments (``partial(batches, data, 32)``)."""
+    bound = isinstance(fn, functools.partial) and _binds_arguments(fn)
+    return f"{_callable_name(fn)}({'...' if bound else ''})"
+
+
+def _binds_arguments(fn: functools.partial[Any]) -> bool:
+    inner: Any = fn
+    while isinstance(inner, functools.partial):
+        if inner.args or inner.keywords:
+            return True
+        inner = inner.func
+    return False
+
+
+def _object_name(obj: Any) -> str:
+    """A generator by its function (``batches``, ``<genexpr>``); anything else by its type."""
+    if inspect.isgenerator(obj):
+        return str(getattr(obj, "__qualname__", None) or obj.__name__)
+    return type(obj).__qualname__
 
 
 def call_within(fn: Callable[[], Any], timeout: float | None, what: str) -> Any:

@@ -640,9 +640,16 @@ def test_a_list_whose_items_are_arrays_is_a_source_of_batches():
 def test_each_source_kind_is_described_in_the_report():
     """Bug: a list taken for a read-once iterator, so check_source skips its other checks."""
     batches = [(np.arange(2.0), np.arange(2.0))] * 2
-    for factory in (one_buffer, functools.partial(one_buffer, 4)):
-        described = check_generator_no_aliasing(factory, draws=2).source
-        assert described.startswith("generator ") and described.endswith(" by one_buffer()")
+    # a generator is named by its function, once; a partial binding arguments shows "..."
+    assert check_generator_no_aliasing(one_buffer, draws=2).source == (
+        "generator made by one_buffer()"
+    )
+    assert check_generator_no_aliasing(functools.partial(one_buffer, 4), draws=2).source == (
+        "generator made by one_buffer(...)"
+    )
+    assert check_generator_no_aliasing(one_buffer(), draws=2).source == "generator one_buffer"
+    made = check_generator_no_aliasing(lambda: one_buffer(), draws=2).source
+    assert made.startswith("generator one_buffer made by ") and made.endswith(".<lambda>()")
     assert check_generator_no_aliasing(iter(batches), draws=2).source == "iterator list_iterator"
     assert check_generator_no_aliasing(batches, draws=2).source == "iterable list"
     reports = check_source(batches, lambda x: x, draws=2)
@@ -914,10 +921,66 @@ class MakeBatches:
         return iter([np.zeros(1)] * 2)
 
 
-def test_a_callable_object_factory_is_named_by_its_class():
+def test_a_callable_object_factory_is_named_by_its_classs_call():
+    """``MakeBatches()`` would read as a call of the class; pitfalls called the instance."""
     assert check_generator_no_aliasing(MakeBatches(), draws=2).source == (
-        "iterator list_iterator made by MakeBatches()"
+        "iterator list_iterator made by MakeBatches.__call__()"
     )
+
+
+class ArrayLikeBatches:
+    """A batch source that also converts to an array (its whole data), as some datasets do."""
+
+    def __init__(self) -> None:
+        self.data = np.arange(8.0).reshape(4, 2)
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> Any:
+        rows = self.data[2 * i : 2 * i + 2]
+        return rows, rows[:, 0]
+
+    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return self.data
+
+
+def test_a_class_whose_instances_convert_to_arrays_is_judged_by_what_it_makes():
+    """Bug: the class refused as "an array is a dataset" before it was called."""
+    report = check_generator_no_aliasing(ArrayLikeBatches, draws=2)
+    assert report.ok and report.source == "indexable ArrayLikeBatches made by ArrayLikeBatches()"
+    assert check_generator_no_aliasing(ArrayLikeBatches(), draws=2).ok
+    with pytest.raises(TypeError, match="got an ndarray: an array is a dataset"):
+        check_generator_no_aliasing(np.zeros((4, 2)), draws=2)
+
+
+def _one_sample() -> Any:
+    yield np.array([[1]]), np.array([0])
+
+
+def test_a_nested_list_dataset_is_read_as_one_array():
+    """Bug: [[1], [2]] walked as a nesting of inputs: "batch -1: inputs need a batch axis"."""
+    report = check_epoch_complete(_one_sample, [[1], [2]])
+    assert finding(report, path="samples").problem == "1 / 2 samples never delivered; first: [1]"
+    assert check_epoch_complete(_one_sample, [[1]]).ok
+
+
+@pytest.mark.parametrize(
+    "dataset, why",
+    [
+        ([[1, 2], [3]], "this nested list is ragged, not one array"),
+        (np.zeros(()), "dataset is a scalar"),
+        (
+            (np.zeros(1), np.zeros(2)),
+            "disagree on the number of samples: dataset[0] 1, dataset[1] 2",
+        ),
+    ],
+    ids=["ragged", "scalar", "disagreeing"],
+)
+def test_a_dataset_without_samples_on_axis_0_is_misuse_that_says_why(dataset, why):
+    with pytest.raises(ValueError, match=r"^dataset must hold the samples on axis 0") as raised:
+        check_epoch_complete(_one_sample, dataset)
+    assert why in str(raised.value)
 
 
 @pytest.mark.parametrize(
