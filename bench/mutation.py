@@ -81,6 +81,7 @@ TESTS = (
     "tests/test_pipelines.py",
     "tests/test_blame.py",
     "tests/test_mutants.py",
+    "tests/test_hints.py",
 )
 """The tests run against each mutant: fast, in-process, no TensorFlow.
 
