@@ -43,8 +43,12 @@ def load(spec: str, what: str) -> Any:
     return obj
 
 
-def check(args: argparse.Namespace, out: Any = sys.stdout) -> int:
-    """Run the data checks on a user's batch source; 0 clean, 1 findings, 2 unusable."""
+def check(args: argparse.Namespace, out: Any = None) -> int:
+    """Run the data checks on a user's batch source; 0 clean, 1 findings, 2 unusable.
+
+    The reports go to ``out``, by default ``sys.stdout`` as it is when called.
+    """
+    out = sys.stdout if out is None else out
     source = load(args.target, "target")
     target_fn = load(args.target_fn, "--target-fn") if args.target_fn else None
     unpack = load(args.unpack, "--unpack") if args.unpack else None
@@ -171,20 +175,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """``pitfalls ...`` with ``argv`` (default: ``sys.argv[1:]``); the exit status.
+
+    Misuse of the options exits (``SystemExit``, status 2) as argparse does;
+    ``--help`` and ``--version`` exit with status 0.
+    """
     try:
-        if args.command == "demo":
-            return run_demo_command(args)
-        if args.command == "learn":
-            return run_learn(args)
         try:
-            return check(args)
-        except Unusable as exc:
-            print(f"pitfalls check: {exc}", file=sys.stderr)
-            return 2
+            return _run(build_parser().parse_args(argv))
+        finally:
+            # A reader that went away (pitfalls check --json | head) shows here at the
+            # latest, not when the interpreter flushes what is left at exit.
+            sys.stdout.flush()
     except BrokenPipeError:
-        # The reader went away (pitfalls check --json | head): stop quietly, as
-        # the Python docs advise, so that no traceback follows at exit.
+        # Stop quietly, as the Python docs advise: what is still buffered goes to
+        # /dev/null, so that no "Exception ignored ... BrokenPipeError" follows at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        return run_demo_command(args)
+    if args.command == "learn":
+        return run_learn(args)
+    try:
+        return check(args)
+    except Unusable as exc:
+        print(f"pitfalls check: {exc}", file=sys.stderr)
+        return 2

@@ -1,4 +1,9 @@
-"""The command line: `pitfalls demo` (the README's first command, run small) and `pitfalls check`."""
+"""The command line: `pitfalls check`, and the `demo` and `learn` commands it dispatches.
+
+The commands run in this process, through the entry point itself
+(`pitfalls._cli.main`), from a user's project folder in tmp_path; the one test
+at the end starts real processes, for what only they show.
+"""
 
 from __future__ import annotations
 
@@ -14,41 +19,14 @@ import numpy as np
 import pytest
 
 import pitfalls
-from pitfalls._cli import build_parser
+from pitfalls._cli import main
 from tests import user_code
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["demo", "--batch-size", "0"], "0 is not >= 1"),
-        (["demo", "--depths", "1,x"], "is not a comma-separated list of ints"),
-        (["demo", "--depths", "-1"], "depths must be >= 0"),
-        ([], "the following arguments are required: command"),
-    ],
-)
-def test_bad_options_exit_2_with_a_message(argv, message, capsys):
-    with pytest.raises(SystemExit) as excinfo:
-        build_parser().parse_args(argv)
-    assert excinfo.value.code == 2
-    assert message in capsys.readouterr().err
-
-
-def test_python_dash_m_pitfalls_runs_the_demo():
-    out = subprocess.run(
-        [sys.executable, "-m", "pitfalls", "demo", "--batches", "5", "--depths", "1", "--no-train"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.startswith("Pitfall 1: a batch generator that re-yields one numpy buffer")
-
-
-# pitfalls check ------------------------------------------------------------------
 
 PIPELINE = (
     user_code.PIPELINE
     + """
+import threading
+
 def wrong_rule(x):
     return x.sum(axis=1)
 
@@ -63,9 +41,11 @@ class CountsCalls:
     def on_epoch_end(self):
         pass
 
+RELEASE = threading.Event()  # set by the test, so that no thread is left waiting
+
 def hangs():
     yield np.zeros(1)
-    time.sleep(60)
+    RELEASE.wait(60)
 
 def needs(n):
     return iter(range(n))
@@ -74,24 +54,119 @@ NOT_A_SOURCE = 42
 """
 )
 
+EPOCHS = """
+import numpy as np
+
+DATA = np.arange(64.0).reshape(32, 2)
+
+class ScaledInPlace:
+    # the pitfall next door: x /= 255 on a slice writes the stored data
+    def __init__(self):
+        self.data = DATA.copy()
+    def __len__(self):
+        return 4
+    def __getitem__(self, i):
+        x = self.data[i * 8:(i + 1) * 8]
+        x /= 255.0
+        return x.copy(), x.sum(axis=1)
+    def on_epoch_end(self):
+        pass
+
+def make_series():
+    return np.arange(10.0)
+"""
+
+USER_MODULES = ("pipeline", "epochs")
+
+
+@pytest.fixture(scope="module")
+def validate_report():
+    """Validates a document against docs/report.schema.json, the schema checked once."""
+    schema = json.loads(
+        (pathlib.Path(__file__).parent.parent / "docs" / "report.schema.json").read_text()
+    )
+    validator = jsonschema.validators.validator_for(schema)
+    validator.check_schema(schema)
+    return validator(schema).validate
+
 
 @pytest.fixture
-def pipeline(tmp_path):
+def project(tmp_path, monkeypatch):
+    """A user's project, the current folder, as `pitfalls check` is run from it.
+
+    `check` imports MODULE:ATTR from the current folder (and puts it on
+    sys.path): sys.path is restored and the user's modules are forgotten after
+    the test, so that every test imports its own copy.
+    """
     (tmp_path / "pipeline.py").write_text(PIPELINE)
-    return tmp_path
+    (tmp_path / "epochs.py").write_text(EPOCHS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # restores sys.path as it was, afterwards
+    for name in USER_MODULES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    yield tmp_path
+    if "pipeline" in sys.modules:
+        sys.modules["pipeline"].RELEASE.set()  # pipeline:hangs' thread ends
+    for name in USER_MODULES:
+        sys.modules.pop(name, None)
 
 
-def pitfalls_check(cwd, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "pitfalls", "check", *args], cwd=cwd, capture_output=True, text=True
-    )
+def pitfalls_cli(capsys, *argv):
+    """``pitfalls ARGV`` in this process: (exit status, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_check_a_clean_source_exits_0(pipeline):
-    out = pitfalls_check(pipeline, "pipeline:good", "--target-fn", "pipeline:rule")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0].startswith("generator_no_aliasing(draws=16) passed")
-    assert "targets_match(target_fn=rule, draws=16, rtol=1e-06, atol=0) passed" in out.stdout
+# Options ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--batch-size", "0"], "0 is not >= 1"),
+        (["demo", "--depths", "1,x"], "is not a comma-separated list of ints"),
+        (["demo", "--depths", "-1"], "depths must be >= 0"),
+        (["check", "x:y", "--draws", "1"], "argument --draws: 1 is not >= 2"),
+        (["check", "x:y", "--timeout", "0"], "0 is not a number of seconds above 0, up to a week"),
+        ([], "the following arguments are required: command"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    assert excinfo.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_help_names_the_exit_statuses_and_every_default(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["check", "--help"])
+    assert excinfo.value.code == 0
+    out = capsys.readouterr().out
+    assert "Exit status: 0 clean, 1 findings (or a check that" in " ".join(out.split())
+    assert "batches to draw (default: 16)" in out  # every default is shown
+    assert "(default: 60.0)" in out
+
+
+def test_demo_and_learn_are_commands_of_pitfalls(capsys):
+    # The numpy part alone, as small as it goes: tests/test_demo.py judges its numbers.
+    small = ["--batches", "2", "--depths", "0", "--draws", "2", "--no-train"]
+    code, out, _ = pitfalls_cli(capsys, "demo", *small)
+    assert code == 0
+    assert out.startswith("Pitfall 1: a batch generator that re-yields one numpy buffer")
+    code, out, _ = pitfalls_cli(capsys, "learn", "show-messages", "1")
+    assert code == 0 and out.startswith("01_shared_buffer: ")
+
+
+# pitfalls check ---------------------------------------------------------------------------
+
+
+def test_check_a_clean_source_exits_0(project, capsys):
+    code, out, err = pitfalls_cli(capsys, "check", "pipeline:good", "--target-fn", "pipeline:rule")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("generator_no_aliasing(draws=16) passed")
+    assert "targets_match(target_fn=rule, draws=16, rtol=1e-06, atol=0) passed" in out
 
 
 @pytest.mark.parametrize(
@@ -102,10 +177,10 @@ def test_check_a_clean_source_exits_0(pipeline):
         (["pipeline:CountsCalls"], "derive each batch from its index alone"),
     ],
 )
-def test_check_a_finding_exits_1_with_the_report(pipeline, args, expected):
-    out = pitfalls_check(pipeline, *args)
-    assert out.returncode == 1, out.stderr
-    assert expected in out.stdout
+def test_check_a_finding_exits_1_with_the_report(project, capsys, args, expected):
+    code, out, err = pitfalls_cli(capsys, "check", *args)
+    assert code == 1, err
+    assert expected in out
 
 
 @pytest.mark.parametrize(
@@ -129,24 +204,28 @@ def test_check_a_finding_exits_1_with_the_report(pipeline, args, expected):
             "pitfalls check: pipeline:needs: source is needs, a callable that needs arguments (missing a required argument: 'n'); pass an instance or a zero-argument factory (functools.partial or a lambda)",
         ),
         (
-            ["pipeline:hangs", "--timeout", "0.5"],
-            "pitfalls check: pipeline:hangs: source did not yield batch 1 within 0.5 s: it waits for something that never comes (a queue whose worker died, a lock, a socket); the call was abandoned, its thread left waiting",
+            ["pipeline:hangs", "--timeout", "0.1"],
+            "pitfalls check: pipeline:hangs: source did not yield batch 1 within 0.1 s: it waits for something that never comes (a queue whose worker died, a lock, a socket); the call was abandoned, its thread left waiting",
+        ),
+        (
+            ["epochs:make_series"],
+            "pitfalls check: epochs:make_series: source must be an iterator, an iterable, an indexable batch source with __getitem__ and __len__ (like keras.utils.PyDataset), or a zero-argument callable returning one; calling make_series() returned an ndarray: an array is a dataset, not a source of batches (iterating it gives rows, one at a time); pass the generator, PyDataset or DataLoader that cuts it into batches, or [array] for one batch",
         ),
     ],
 )
-def test_check_an_unusable_target_exits_2_with_one_line(pipeline, args, line):
-    out = pitfalls_check(pipeline, *args)
-    assert out.returncode == 2
-    assert out.stderr.splitlines() == [line]
-    assert out.stdout == ""
+def test_check_an_unusable_target_exits_2_with_one_line(project, capsys, args, line):
+    code, out, err = pitfalls_cli(capsys, "check", *args)
+    assert code == 2
+    assert err.splitlines() == [line]
+    assert out == ""
 
 
-def test_check_json_is_machine_readable(pipeline):
-    out = pitfalls_check(
-        pipeline, "pipeline:reused", "--target-fn", "pipeline:rule", "--json", "--draws", "3"
+def test_check_json_is_machine_readable(project, capsys, validate_report):
+    code, out, _ = pitfalls_cli(
+        capsys, "check", "pipeline:reused", "--target-fn", "pipeline:rule", "--json", "--draws", "3"
     )
-    assert out.returncode == 1
-    doc = json.loads(out.stdout)
+    assert code == 1
+    doc = json.loads(out)
     assert doc["target"] == "pipeline:reused" and doc["ok"] is False
     aliasing, targets = doc["reports"]
     assert aliasing["check"] == "generator_no_aliasing" and aliasing["batches"] == 3
@@ -157,12 +236,16 @@ def test_check_json_is_machine_readable(pipeline):
     assert targets["columns"] == {"expected": "target_fn", "actual": "yielded"}
     assert targets["findings"][0]["when"] == "after later draws"
     assert doc["schema"] == "pitfalls.check/1"
-    jsonschema.validate(doc, REPORT_SCHEMA)  # the documented shape, every key fixed
+    validate_report(doc)  # the documented shape, every key fixed
 
 
-REPORT_SCHEMA = json.loads(
-    (pathlib.Path(__file__).parent.parent / "docs" / "report.schema.json").read_text()
-)
+def test_check_runs_the_epoch_checks_where_the_source_has_a_length(project, capsys):
+    code, out, err = pitfalls_cli(capsys, "check", "epochs:ScaledInPlace", "--json")
+    assert code == 1, err
+    reports = {r["check"]: r["status"] for r in json.loads(out)["reports"]}
+    assert reports["epoch_repeatable"] == "failed"
+    _, skipped, _ = pitfalls_cli(capsys, "check", "epochs:ScaledInPlace", "--no-epochs", "--json")
+    assert "epoch_repeatable" not in {r["check"] for r in json.loads(skipped)["reports"]}
 
 
 @pytest.mark.parametrize(
@@ -187,10 +270,10 @@ REPORT_SCHEMA = json.loads(
         ),
     ],
 )
-def test_every_report_follows_the_schema(report):
+def test_every_report_follows_the_schema(report, validate_report):
     made = report()
     doc = {"schema": "pitfalls.check/1", "target": "t", "ok": made.ok, "reports": [made.to_dict()]}
-    jsonschema.validate(doc, REPORT_SCHEMA)
+    validate_report(doc)
     json.dumps(doc, allow_nan=False)  # strict JSON: NaN and infinities are strings
 
 
@@ -206,70 +289,32 @@ class Counting:
         return np.full((2, 1), self.calls), np.zeros(2)
 
 
-def test_pitfalls_script_is_installed():
+# Real processes ---------------------------------------------------------------------------
+
+
+def test_the_script_and_python_dash_m_run_and_a_closed_pipe_ends_quietly(project):
+    """What only a real process shows: the installed `pitfalls` script and `python -m
+    pitfalls` start, and a reader that went away (as `head` does in `pitfalls check
+    --json | head`) ends the run quietly, with no BrokenPipeError traceback at exit."""
     script = os.path.join(sysconfig.get_path("scripts"), "pitfalls")
-    out = subprocess.run([script, "check", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "Exit status: 0 clean, 1 findings (or a check that" in " ".join(
-        out.stdout.split()
-    )
-    assert "batches to draw (default: 16)" in out.stdout  # every default is shown
-    assert "(default: 60.0)" in out.stdout
-
-
-EPOCHS = """
-import numpy as np
-
-DATA = np.arange(64.0).reshape(32, 2)
-
-class ScaledInPlace:
-    # the pitfall next door: x /= 255 on a slice writes the stored data
-    def __init__(self):
-        self.data = DATA.copy()
-    def __len__(self):
-        return 4
-    def __getitem__(self, i):
-        x = self.data[i * 8:(i + 1) * 8]
-        x /= 255.0
-        return x.copy(), x.sum(axis=1)
-    def on_epoch_end(self):
-        pass
-
-def make_series():
-    return np.arange(10.0)
-"""
-
-
-@pytest.fixture
-def epochs_project(tmp_path):
-    (tmp_path / "epochs.py").write_text(EPOCHS)
-    return tmp_path
-
-
-def test_check_runs_the_epoch_checks_where_the_source_has_a_length(epochs_project):
-    out = pitfalls_check(epochs_project, "epochs:ScaledInPlace", "--json")
-    assert out.returncode == 1, out.stderr
-    reports = {r["check"]: r["status"] for r in json.loads(out.stdout)["reports"]}
-    assert reports["epoch_repeatable"] == "failed"
-    skipped = pitfalls_check(epochs_project, "epochs:ScaledInPlace", "--no-epochs", "--json")
-    assert "epoch_repeatable" not in {r["check"] for r in json.loads(skipped.stdout)["reports"]}
-
-
-def test_check_refuses_an_array_as_a_source(epochs_project):
-    out = pitfalls_check(epochs_project, "epochs:make_series")
-    assert out.returncode == 2
-    assert "an array is a dataset, not a source of batches" in out.stderr
-
-
-def test_version_and_a_closed_pipe_end_quietly(pipeline):
-    version = subprocess.run(
-        [sys.executable, "-m", "pitfalls", "--version"], capture_output=True, text=True
-    )
-    assert version.stdout.strip() == f"pitfalls {pitfalls.__version__}"
-    piped = subprocess.run(
-        f"'{sys.executable}' -m pitfalls check pipeline:reused --json | head -n 1",
-        shell=True,
-        cwd=pipeline,
-        capture_output=True,
+    # Whatever the environment says, stdout is block-buffered as in a user's shell: the
+    # report waits in the buffer, and would meet the closed pipe only at exit.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    closed, write_end = os.pipe()
+    os.close(closed)  # no reader: every write to write_end fails with EPIPE
+    # Both processes at once: most of their time is an interpreter's start.
+    piped = subprocess.Popen(
+        [sys.executable, "-m", "pitfalls", "check", "pipeline:reused", "--json", "--draws", "2"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
-    assert piped.stdout == "{\n" and piped.stderr == ""  # no BrokenPipeError traceback
+    os.close(write_end)
+    version = subprocess.Popen(
+        [script, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    out, err = version.communicate(timeout=120)
+    _, piped_err = piped.communicate(timeout=120)
+    assert (version.returncode, out, err) == (0, f"pitfalls {pitfalls.__version__}\n", "")
+    assert (piped.returncode, piped_err) == (141, "")  # 128 + SIGPIPE, as a shell reports it
