@@ -1,7 +1,7 @@
 """`pitfalls demo`: measured into a DemoResult, then rendered; the tests read the data.
 
 The numpy part runs without a framework; the training part runs once per
-session at a tiny size (2 epochs of 5 steps, batch 8). Expectations come from
+session at a tiny size (2 epochs of 3 steps, batch 8). Expectations come from
 invariants and independent oracles: a count is asserted exactly only where no
 thread decides it (the GradientTape loop fed by read_ahead, fixed generators,
 the batches each run saw), never for Keras' worker threads. One test pins the
@@ -45,7 +45,7 @@ from pitfalls._report import Finding, Report
 from pitfalls.reproductions import epochs as epoch_variants
 from pitfalls.reproductions import generators as gen
 
-TINY = DemoConfig(epochs=2, steps=5, batch_size=8, seed=3, batches=12, depths=(0, 1, 3), draws=6)
+TINY = DemoConfig(epochs=2, steps=3, batch_size=8, seed=3, batches=12, depths=(0, 1, 3), draws=6)
 STEPS = TINY.epochs * TINY.steps  # batches every pitfall-1 run trains on
 BUGGY = {v.__name__ for v in gen.BUGGY}
 FIXED = {v.__name__ for v in gen.FIXED}
@@ -129,7 +129,7 @@ def test_no_train_and_the_parser_import_no_framework_and_no_matplotlib():
         "from pitfalls._cli import build_parser\n"
         "from pitfalls._demo import DemoConfig, render_text, run_demo\n"
         "build_parser()\n"
-        "render_text(run_demo(DemoConfig(train=False, batches=3)))\n"
+        "render_text(run_demo(DemoConfig(train=False, batch_size=4, batches=3, draws=2)))\n"
         "heavy = ('tensorflow', 'keras', 'tf_keras', 'torch', 'jax', 'matplotlib')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
@@ -179,7 +179,8 @@ def test_a_wrong_config_is_refused(changes, error, words):
 
 def test_the_command_prints_the_rendered_result_and_skips_the_plot_without_training(tmp_path):
     png = tmp_path / "demo.png"
-    args = build_parser().parse_args(["demo", "--batches", "3", "--no-train", "--plot", str(png)])
+    small = ["--batch-size", "4", "--batches", "3", "--draws", "2"]
+    args = build_parser().parse_args(["demo", *small, "--no-train", "--plot", str(png)])
     out, err = io.StringIO(), io.StringIO()
     assert run_demo_command(args, out, err) == 0
     expected = render_text(run_demo(config_from_args(args)))
@@ -336,7 +337,7 @@ def test_the_figure_has_a_panel_per_consumer_and_one_for_the_epoch_means(trained
                 assert (colours[label] in ("#d62728", "#ff7f0e")) == (run.kind == "buggy")
     finally:
         plt.close(fig)
-    png = tmp_path / "demo.png"  # one panel is enough to see the file written
+    png = tmp_path / "demo.png"  # laid out and saved by render_figure: one panel shows it works
     render_figure(dataclasses.replace(result, consumers=result.consumers[:1], epoch_means=()), png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="nothing was trained"):

@@ -351,7 +351,9 @@ def run_demo(config: DemoConfig | None = None, progress: Progress | None = None)
         torn = tuple(
             ZeroCopyRow(
                 aligned=aligned,
-                torn=zero_copy.keras_fit_mismatches(aligned, config.steps, seed=config.seed),
+                torn=zero_copy.keras_fit_mismatches(
+                    aligned, config.steps, batch_size=config.batch_size, seed=config.seed
+                ),
                 steps=config.steps,
             )
             for aligned in (False, True)

@@ -103,7 +103,8 @@ def _means_panel(ax: Any, rows: tuple[EpochMeansRow, ...]) -> None:
 def build_figure(result: DemoResult) -> Any:
     """A matplotlib Figure: a panel per consumer that trained, then the epoch-means probe.
 
-    None if nothing was trained.
+    None if nothing was trained. Not laid out yet: :func:`render_figure` runs
+    ``tight_layout``, which measures every tick label, just before it saves.
     """
     import matplotlib
 
@@ -142,7 +143,6 @@ def build_figure(result: DemoResult) -> Any:
     text = "; ".join(lines[1:])
     width = 60 * cols  # characters that fit across the panels
     fig.suptitle("\n".join([lines[0], *textwrap.wrap(text, width)]), fontsize=11)
-    fig.tight_layout()
     return fig
 
 
@@ -154,6 +154,7 @@ def render_figure(result: DemoResult, path: Any) -> None:
     import matplotlib.pyplot as plt
 
     try:
+        fig.tight_layout()
         fig.savefig(path, dpi=100)
     finally:
         plt.close(fig)

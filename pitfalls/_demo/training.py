@@ -152,7 +152,7 @@ class TapeLoop:
         optimizer = keras.optimizers.RMSprop(config.learning_rate)
         self.start = _Start(model, optimizer)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
         def step(x: Any, y: Any) -> Any:
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(tf.square(y - model(x)))
@@ -181,7 +181,11 @@ class TapeLoop:
 
 
 class TfKerasFit:
-    """tf_keras (Keras 2) ``fit`` with one worker and a queue of 10 batches, as the article ran."""
+    """tf_keras (Keras 2) ``fit`` with ``workers=1, max_queue_size=10``, as the article ran.
+
+    tf_keras 2.21 starts its queue (``GeneratorEnqueuer``) only for ``workers > 1``:
+    with one worker, tf.data reads the generator on demand and no batch waits in a queue.
+    """
 
     def __init__(self, config: DemoConfig) -> None:
         import tensorflow as tf
@@ -220,12 +224,11 @@ class TfKerasFit:
             max_queue_size=10,
             callbacks=[epoch_callback(self.tf_keras.callbacks.Callback, on_epoch)],
         )
-        point = np.array([ARTICLE_POINT])
         return Fit(
             losses=tuple(float(v) for v in history.history["loss"]),
             mismatched=self.counts["mismatched"],
             batches=self.counts["seen"],
-            prediction=float(self.model.predict(point, verbose=0).ravel()[0]),
+            prediction=predict_point(self.model),  # a call: predict would build a dataset
         )
 
 
