@@ -4,7 +4,9 @@ Every test here is marked ``keras_backend``: the README's test command runs it
 on TensorFlow, and CI runs it once more under ``KERAS_BACKEND=jax`` and
 ``KERAS_BACKEND=torch`` (``pytest -m keras_backend``). ``assert_fits``,
 ``assert_prediction_shape`` and the pitfall-2 reproductions are run per
-backend in test_shape_pitfall.py, under the same marker.
+backend in test_shape_pitfall.py, ``assert_batch_independent`` on
+BatchNormalization and on the ``Loss`` subclass in test_batch_independence.py,
+under the same marker.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 
 import pitfalls
-from pitfalls.reproductions import independence, shapes, zero_copy
+from pitfalls.reproductions import shapes, zero_copy
 
 pytestmark = pytest.mark.keras_backend
 
@@ -22,22 +24,6 @@ def test_the_backend_is_the_one_asked_for(keras):
     import os
 
     assert keras.backend.backend() == os.environ.get("KERAS_BACKEND", "tensorflow")
-
-
-def test_batchnorm_in_training_mode_mixes_samples_on_every_backend(keras):
-    model = independence.batchnorm_model()
-    x = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
-    with pytest.raises(pitfalls.BatchDependenceError, match="training=True"):
-        pitfalls.assert_batch_independent(model, x, training=True)
-    pitfalls.assert_batch_independent(model, x, training=False)
-
-
-def test_the_loss_subclass_mixes_samples_on_every_backend(keras):
-    _, y = shapes.mean_data(8)
-    buggy = shapes.mse_loss_subclass_buggy()
-    with pytest.raises(pitfalls.BatchDependenceError):
-        pitfalls.assert_batch_independent(buggy.call, y[:, None], y)  # (n, 1) against (n,)
-    pitfalls.assert_batch_independent(buggy.call, y[:, None], y[:, None])
 
 
 def test_strict_loss_stops_fit_at_the_first_step_on_every_backend(keras):

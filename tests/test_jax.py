@@ -114,7 +114,7 @@ def test_strict_loss_raises_at_trace_time_under_jit(jax):
     with pytest.raises(pitfalls.BroadcastError, match=r"y_true=\(8,\), y_pred=\(8, 1\)"):
         jax.jit(mse)(y, pred)  # tracers carry their static shapes
     assert float(jax.jit(mse)(y[:, None], pred)) == 0.0
-    grad = jax.grad(lambda p: mse(y[:, None], p))(pred)  # and under grad
+    grad = jax.jit(jax.grad(lambda p: mse(y[:, None], p)))(pred)  # and under grad
     assert grad.shape == (8, 1)
 
 
