@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
-from pitfalls._report import BroadcastError, Finding, PredictionShapeError, Report
+from pitfalls._report import BroadcastError, Finding, PredictionShapeError, Report, safe_repr
 from pitfalls._sources import add_note
 
 Shape = tuple[int | None, ...]
@@ -23,6 +23,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def shape_of(value: Any, name: str) -> Shape | None:
     """The shape of ``value`` with None for unknown sizes; None when even the rank is unknown."""
+    if value is None or isinstance(value, (str, bytes, Mapping, set, frozenset)):
+        raise TypeError(
+            f"{name} must be an array, a tensor or a nested list of numbers;"
+            f" got {'None' if value is None else type(value).__qualname__ + ' ' + safe_repr(value)}"
+        )
     shape = getattr(value, "shape", None)
     if shape is not None and not isinstance(value, np.ndarray) and not callable(shape):
         try:
@@ -200,6 +205,8 @@ def _declared(model: Any) -> list[Shape]:
             f"{type(model).__qualname__} declares no output_shape: pass expected=, e.g."
             " expected=(None, 1) for one output per sample"
         )
+    if isinstance(shape, Mapping):  # a functional model with named outputs
+        shape = list(shape.values())
     if isinstance(shape, list):
         return [tuple(s) for s in shape]
     return [tuple(shape)]
@@ -242,6 +249,10 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
     except Exception as exc:
         add_note(exc, f"pitfalls: raised by {call}")
         raise
+    names: list[str] = []
+    if isinstance(pred, Mapping):  # named outputs, sorted by name as Keras flattens them
+        names = sorted(pred)
+        pred = [pred[name] for name in names]
     outputs: Sequence[Any] = pred if isinstance(pred, (list, tuple)) else [pred]
     if len(outputs) != len(shapes):
         raise ValueError(
@@ -250,7 +261,9 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
     findings = []
     for i, (out, want) in enumerate(zip(outputs, shapes)):
         got = shape_of(out, "prediction")
-        path = "prediction" if len(shapes) == 1 else f"prediction[{i}]"
+        path = "prediction" if len(shapes) == 1 and not names else f"prediction[{i}]"
+        if names:
+            path = f"prediction[{names[i]!r}]"
         if got is None or not _same(got, want):
             findings.append(
                 Finding(

@@ -55,6 +55,15 @@ def test_ragged_lists_are_misuse():
         check_no_broadcast([[1, 2], [3]], np.zeros(2))
 
 
+@pytest.mark.parametrize(
+    "value, got", [("abc", "str 'abc'"), (None, "None"), ({"y": 1}, "dict {'y': 1}")]
+)
+def test_a_string_none_or_dict_is_misuse_not_a_scalar(value, got):
+    """Bug: numpy reads "abc" (and None, and a dict) as a 0-d array, so a typo "failed"."""
+    with pytest.raises(TypeError, match=rf"^y_pred must be an array, a tensor .*; got {got}$"):
+        check_no_broadcast(np.zeros(2), value)
+
+
 @given(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, max_side=5))
 def test_broadcastable_pairs_fail_exactly_when_shapes_differ(shapes):
     a, b = shapes.input_shapes

@@ -91,6 +91,20 @@ def test_an_explicit_expected_shape_overrides_the_declared_one(models):
 
 
 @pytest.mark.keras_backend
+def test_named_outputs_are_checked_one_by_one(keras):
+    """A functional model with a dict of outputs: each output against its declared shape."""
+    inputs = keras.Input((2,))
+    head = keras.layers.Dense(1)(inputs)
+    flat = keras.layers.Lambda(lambda t: t[:, 0], output_shape=(2,))(inputs)  # declares 2
+    model = keras.Model(inputs, {"mean": head, "flat": flat})
+    report = pitfalls.check_prediction_shape(model, np.zeros((3, 2), dtype="float32"))
+    assert report.parameters["declared"] == "[(None, 2), (None, 1)]"  # sorted by name
+    assert [(f.path, f.problem) for f in report.findings] == [
+        ("prediction['flat']", "model.predict(x) returned shape (3,), expected (3, 2)")
+    ]
+
+
+@pytest.mark.keras_backend
 def test_prediction_shape_misuse(models):
     x, _ = shapes.mean_data(4)
     with pytest.raises(TypeError, match="expected must be a shape tuple"):
