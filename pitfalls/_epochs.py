@@ -38,7 +38,7 @@ from pitfalls._report import (
     Report,
 )
 from pitfalls._sources import Source, add_note, article, call_within, resolve
-from pitfalls._tree import Parts, as_array, flatten_at, split_batch
+from pitfalls._tree import _MAX_DEPTH, Parts, as_array, flatten_at, split_batch
 
 _EPOCH_SEED = 1_000_003
 """Reseeds the RNGs before an epoch starts (``on_epoch_end``, ``iter()``); epoch e adds e."""
@@ -99,10 +99,13 @@ _DATASET = (
 )
 
 
-def _numbers_only(node: Any) -> bool:
-    """A list or tuple, nested or not, of Python or numpy numbers (no array in it)."""
+def _numbers_only(node: Any, depth: int = 0) -> bool:
+    """A list or tuple, nested or not, of Python or numpy numbers (no array in it).
+
+    Nested deeper than a batch may be, it is not: flattening it then says so.
+    """
     if isinstance(node, (list, tuple)):
-        return all(_numbers_only(item) for item in node)
+        return depth < _MAX_DEPTH and all(_numbers_only(item, depth + 1) for item in node)
     return isinstance(node, (bool, int, float, complex, np.number, np.bool_))
 
 

@@ -29,6 +29,7 @@ randomness never does.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import inspect
 import random
@@ -97,20 +98,52 @@ def _set(obj: Any, kind: str, state: Any) -> None:
         obj.state.assign(state)
 
 
-def _seed(obj: Any, kind: str, seed: int) -> None:
+_SEEDED: dict[tuple[Any, int], Any] = {}
+"""The state an RNG has right after seeding, by (its type, the seed): read once, reused.
+
+Only for seedings whose result depends on the seed alone: a numpy bit
+generator made from it, and ``seed()`` of an exact ``RandomState`` or
+``random.Random`` (which also clears their cached Gaussian). Reading a state
+costs more than a read of most sources (50 us for numpy's global RNG)."""
+_MAX_SEEDED = 1024
+
+
+def _seeded_state(key: tuple[Any, int], read: Callable[[], Any]) -> Any:
+    state = _SEEDED.get(key)
+    if state is None:
+        if len(_SEEDED) >= _MAX_SEEDED:
+            _SEEDED.clear()
+        state = _SEEDED[key] = read()
+    return state
+
+
+def _seed(obj: Any, kind: str, seed: int) -> Any:
+    """Seed ``obj``; return its state now (as :func:`_get` reads it) when known, else None."""
     if kind == "numpy Generator":
-        obj.bit_generator.state = type(obj.bit_generator)(seed).state
-    elif kind in ("numpy RandomState", "random.Random"):
+        bits = type(obj.bit_generator)
+        state = _seeded_state((bits, seed), lambda: bits(seed).state)
+        obj.bit_generator.state = state
+        return state
+    if kind in ("numpy RandomState", "random.Random"):
         obj.seed(seed)
-    elif kind == "torch.Generator":
+        if type(obj) not in (np.random.RandomState, random.Random):
+            return None  # a subclass may seed otherwise: read it
+        return _seeded_state((type(obj), seed), lambda: _get(obj, kind))
+    if kind == "torch.Generator":
         obj.manual_seed(seed)
     else:
         obj.state.assign(np.array([seed, 0], dtype=obj.state.numpy().dtype))
+    return None
+
+
+_PLAIN = (int, str, type(None))
 
 
 def _same(a: Any, b: Any) -> bool:
+    if type(a) in _PLAIN and type(b) in _PLAIN:  # most of a state's fields
+        return bool(a == b)
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(_same(value, b[key]) for key, value in a.items())
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         try:
             return bool(a == b)  # Python's random state: ints only, compared in C
@@ -118,10 +151,72 @@ def _same(a: Any, b: Any) -> bool:
             return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if hasattr(a, "__array__") or hasattr(b, "__array__"):
         try:
-            return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+            x, y = np.asarray(a), np.asarray(b)
+            if x.dtype == y.dtype and x.dtype.kind in "iu":  # integers: equal values, equal bytes
+                return x.shape == y.shape and x.tobytes() == y.tobytes()
+            return bool(np.array_equal(x, y))
         except Exception:
             return False
     return bool(a == b)
+
+
+def _mt19937_bytes(obj: Any) -> bytes | None:
+    """An exact ``RandomState``'s MT19937 state (key and position) as bytes, read from
+    memory through numpy's ctypes interface, or None where that is unavailable.
+
+    ``get_state()`` copies the 624-word key element by element (~50 us); this reads it in
+    ~1 us. It leaves out the cached Gaussian (``has_gauss``, ``gauss``), which only
+    :func:`_moved` may ignore.
+    """
+    if type(obj) is not np.random.RandomState or not _mt19937_readable():
+        return None
+    bits = getattr(obj, "_bit_generator", None)
+    if type(bits) is not np.random.MT19937:
+        return None
+    return ctypes.string_at(bits.ctypes.state_address, _MT19937_BYTES)
+
+
+_MT19937_BYTES = 624 * 4 + 4  # numpy's mt19937_state: uint32_t key[624]; int pos
+_MT19937_READABLE: list[bool] = []
+
+
+def _mt19937_readable() -> bool:
+    """Does memory hold what ``get_state`` says (numpy's layout, checked once)?"""
+    if not _MT19937_READABLE:
+        try:
+            probe = np.random.RandomState(12345)
+            ok = True
+            for _ in range(2):  # freshly seeded, then after a draw
+                bits = probe._bit_generator
+                raw = ctypes.string_at(bits.ctypes.state_address, _MT19937_BYTES)
+                ok = ok and raw == _state_bytes(probe.get_state(legacy=False))
+                probe.random_sample(700)
+        except Exception:
+            ok = False
+        _MT19937_READABLE.append(ok)
+    return _MT19937_READABLE[0]
+
+
+def _state_bytes(state: dict[str, Any]) -> bytes:
+    """The MT19937 part of a ``RandomState.get_state(legacy=False)`` as it lies in memory."""
+    mt = state["state"]
+    key = np.ascontiguousarray(mt["key"], dtype=np.uint32).tobytes()
+    return key + int(mt["pos"]).to_bytes(4, sys.byteorder, signed=True)
+
+
+def _moved(obj: Any, kind: str, then: Any) -> bool:
+    """Has ``obj``'s state changed since it was ``then`` (a state :func:`_get` read)?
+
+    An exact ``RandomState`` whose ``then`` has no cached Gaussian (as seeding leaves
+    it) is judged by its MT19937 state alone: caching a Gaussian draws from MT19937,
+    so with none cached, the Gaussian fields cannot change while MT19937 stays put.
+    """
+    unseen_gauss = isinstance(then, dict) and then.get("has_gauss") == 0
+    if kind == "numpy RandomState" and unseen_gauss and then.get("gauss") == 0.0:
+        now = _mt19937_bytes(obj)
+        if now is not None:
+            return now != _state_bytes(then)
+    return not _same(then, _get(obj, kind))
 
 
 # Finding what a source holds ------------------------------------------------------
@@ -287,6 +382,9 @@ class Randomness:
         self.seen: Counter[str] = Counter()
         """How many reads drew from each RNG, by name."""
         self.reads = 0
+        self._bits: set[int] = set()
+        self._shared = False
+        """Do two of the RNGs share a numpy bit generator (seeding one moves the other)?"""
 
     def __enter__(self) -> Randomness:
         for name, (obj, kind) in _globals().items():
@@ -313,6 +411,13 @@ class Randomness:
         except Exception:  # a state that cannot be read: neither reseeded nor watched
             return
         self.rngs[name] = (obj, kind)
+        bits = obj
+        if kind == "numpy Generator":
+            bits = obj.bit_generator
+        elif kind == "numpy RandomState":
+            bits = getattr(obj, "_bit_generator", obj)
+        self._shared = self._shared or id(bits) in self._bits
+        self._bits.add(id(bits))
 
     def add_root(self, name: str, obj: Any) -> None:
         """Look for RNGs in ``obj`` too (an iterator made for an epoch)."""
@@ -333,11 +438,16 @@ class Randomness:
             keras.utils.set_random_seed(seed)  # Python, numpy, TensorFlow, Keras' own
         elif tf is not None and hasattr(tf, "random"):
             tf.random.set_seed(seed)
-        for obj, kind in self.rngs.values():
-            _seed(obj, kind, seed)
+        seeded = {name: _seed(obj, kind, seed) for name, (obj, kind) in self.rngs.items()}
         if self.hook is not None:
             self.hook(seed)
-        self.mark()
+        if self.hook is not None or self._shared:
+            self.mark()  # the hook, or another RNG over the same bits, may have moved one
+            return
+        self._after_seed = {
+            name: _get(obj, kind) if seeded[name] is None else seeded[name]
+            for name, (obj, kind) in self.rngs.items()
+        }
 
     def mark(self) -> None:
         """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch)."""
@@ -348,7 +458,7 @@ class Randomness:
         moved = tuple(
             name
             for name, (obj, kind) in self.rngs.items()
-            if name in self._after_seed and not _same(self._after_seed[name], _get(obj, kind))
+            if name in self._after_seed and _moved(obj, kind, self._after_seed[name])
         )
         self.seen.update(moved)
         self.reads += 1

@@ -167,7 +167,8 @@ class Report:
     columns: tuple[str, str] = ("expected", "actual")
     """What ``Location.expected`` and ``Location.actual`` are, as table headers."""
     summary: str = field(default="", compare=False)
-    """One line for a passing report."""
+    """One line for a passing report; empty on a report that did not pass (a check gives
+    the line it would print on a pass, and a failed report must not read as one)."""
     measured: tuple[tuple[str, float], ...] = ()
     """Numbers the check measured, by name (``dict(report.measured)``)."""
     source: str = ""
@@ -175,6 +176,10 @@ class Report:
     blame: Blame | None = None
     """For a failed source check: the line that broke the invariant (or why none can be
     named), found by a diagnosis pass on a fresh copy of the source."""
+
+    def __post_init__(self) -> None:
+        if self.summary and self.status != "passed":
+            object.__setattr__(self, "summary", "")
 
     @property
     def status(self) -> str:
@@ -205,7 +210,7 @@ class Report:
             "source": self.source,
             "batches": self.batches,
             "unit": self.unit,
-            "summary": self.summary if self.ok else "",
+            "summary": self.summary,
             "inconclusive": self.inconclusive,
             "reason": self.reason if failed else "",
             "hint": self.hint if failed else "",

@@ -116,14 +116,16 @@ def check_worker_randomness(
         context.Process(target=_worker, args=(fn, worker_init, w, calls, out), daemon=True)
         for w in range(workers)
     ]
+    answered = False
     try:
         for p in procs:
             p.start()
         results = _collect(procs, out, timeout)
+        answered = True
     finally:
         np.random.set_state(saved)
         for p in procs:
-            if p.is_alive():
+            if answered and p.is_alive():  # it has sent its values and is exiting
                 p.join(timeout=0.5)
             if p.is_alive():
                 p.terminate()

@@ -441,6 +441,7 @@ def run_source_check(check: str, source: Any, opts: dict[str, Any], extra: Any) 
 
 
 @given(call=source_calls())
+@example(call=("epoch_complete", [], [], {}, deep(1000)))  # once a RecursionError: the dataset
 def test_source_checkers_give_a_verdict_or_a_clear_error(call):
     check, source, items, opts, extra = call
     judge(lambda: run_source_check(check, source, opts, extra), items, extra)

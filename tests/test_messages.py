@@ -211,6 +211,25 @@ def test_passing_reports_say_what_was_checked():
     )
 
 
+def test_only_a_passing_report_carries_the_summary_line():
+    """Bug: a failed report's .summary read "none of 16 batches changed", the pass line."""
+
+    def refilled():
+        x = np.zeros(2)
+        for i in range(3):
+            x[:] = i
+            yield x
+
+    failed = pitfalls.check_generator_no_aliasing(refilled, draws=3)
+    assert failed.status == "failed" and failed.summary == "" == failed.to_dict()["summary"]
+    passed = pitfalls.check_generator_no_aliasing([np.zeros(1)] * 3, draws=3)
+    assert (
+        passed.summary
+        == passed.to_dict()["summary"]
+        == ("none of 3 batches changed after later draws")
+    )
+
+
 def test_a_value_whose_repr_fails_does_not_break_the_message():
     class Bad:
         def __eq__(self, other):

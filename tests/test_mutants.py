@@ -1014,3 +1014,77 @@ def test_a_none_placeholder_gets_no_memory_note():
     report = check_generator_no_aliasing(batches, draws=3)
     assert finding(report, batch=0).problem == "shape () became (2,)"
     assert report.notes == ()
+
+
+# Randomness: what a read drew from ------------------------------------------------------------
+
+
+class TwoFacesOfOneGenerator:
+    """Indexable: four fixed batches, holding a Generator and a RandomState over one MT19937."""
+
+    def __init__(self, draw_from: str | None = None) -> None:
+        bits = np.random.MT19937(0)
+        self.rng = np.random.Generator(bits)
+        self.legacy = np.random.RandomState(bits)
+        self.draw_from = draw_from
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> Any:
+        x = np.full((2, 2), float(i))
+        if self.draw_from is not None:
+            x = x + getattr(self, self.draw_from).random()
+        return x, x.sum(axis=1)
+
+
+def randomness_notes(report: Any) -> list[str]:
+    return [n for n in report.notes if n.startswith("Randomness")]
+
+
+def test_two_rngs_over_one_bit_generator_are_watched_as_they_are_after_seeding():
+    """Bug: the state an RNG has after seeding taken as known, though seeding the other
+    RNG over the same bits moved it: every read then seems to draw from it."""
+    report = check_index_stable(TwoFacesOfOneGenerator())
+    assert report.ok and randomness_notes(report) == [], str(report)
+    drawing = check_index_stable(TwoFacesOfOneGenerator(draw_from="rng"))
+    assert drawing.ok and "self.rng" in randomness_notes(drawing)[0], str(drawing)
+
+
+def test_a_random_state_subclass_seeding_its_own_way_is_read_after_seeding():
+    """Bug: the state after ``seed(s)`` taken to depend on s alone for a subclass too."""
+
+    class NewStreamEachSeeding(np.random.RandomState):
+        seedings = 0
+
+        def seed(self, seed: Any = None) -> None:
+            type(self).seedings += 1
+            super().seed(self.seedings)  # whatever seed it is given
+
+    class Holds:  # and never draws from it
+        def __init__(self) -> None:
+            self.state = NewStreamEachSeeding()
+
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> Any:
+            return np.full((2, 2), float(i)), np.zeros(2)
+
+    report = check_index_stable(Holds())
+    assert report.ok and randomness_notes(report) == [], str(report)
+
+
+def test_taking_the_gaussian_numpy_cached_is_a_draw_from_its_global_rng():
+    """Bug: numpy's global RNG judged by its Mersenne Twister alone: ``normal()`` hands out
+    the second Gaussian of the pair it drew last time without moving the twister."""
+    from pitfalls._randomness import Randomness
+
+    np.random.seed(0)
+    np.random.normal()  # draws a pair, keeps the second
+    with Randomness([]) as watch:
+        watch.mark()
+        assert watch.drew() == ()
+        watch.mark()
+        np.random.normal()  # the one it kept
+        assert watch.drew() == ("np.random (global)",)

@@ -23,6 +23,16 @@ from pitfalls.reproductions import loaders
 DATA = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_intra_op_thread(torch):
+    # On a busy 2-core machine torch's thread pool turns a BatchNorm1d forward of
+    # 8 rows from 0.1 ms into 100 ms; these tensors are tiny, one thread is plenty.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _shut_down_lingering_workers():
     # Until checkers let go of the loaders they stop reading (see the last test), a
@@ -185,11 +195,32 @@ def test_batch_size_none_over_a_buffer_on_the_dataset_aliases(torch):
     pitfalls.assert_generator_no_aliasing(collated, draws=4)
 
 
-def test_a_collate_fn_reusing_its_tensor_aliases_even_across_processes(torch):
+def loader_iterators():
+    return [o for o in gc.get_objects() if type(o).__name__ == "_MultiProcessingDataLoaderIter"]
+
+
+@pytest.fixture(scope="module")
+def collated_into_one_buffer(torch):
+    """The aliasing check of a collate_fn reusing its tensor, two workers: (the error it
+    raised, how many of the loader's iterators it left alive). Run once for the two
+    tests that read it: the check and its diagnosis passes fork two workers each."""
+    gc.disable()  # only reference counting frees: deterministic
+    try:
+        before = loader_iterators()
+        with pytest.raises(pitfalls.AliasingError) as excinfo:
+            pitfalls.assert_generator_no_aliasing(loaders.collate_into_one_buffer(DATA), draws=8)
+        alive = sum(not any(o is old for old in before) for o in loader_iterators())
+        del before
+    finally:
+        gc.enable()
+    return excinfo.value, alive
+
+
+def test_a_collate_fn_reusing_its_tensor_aliases_even_across_processes(collated_into_one_buffer):
     # Each worker's buffer goes to shared memory when first sent: the main process
     # holds views of it, and the worker refills it for its next batch.
-    with pytest.raises(pitfalls.AliasingError, match="2 buffers, reused in turn"):
-        pitfalls.assert_generator_no_aliasing(loaders.collate_into_one_buffer(DATA), draws=8)
+    error, _ = collated_into_one_buffer
+    assert "2 buffers, reused in turn" in str(error)
 
 
 def test_a_collate_fn_allocating_per_batch_passes_with_workers(torch):
@@ -246,21 +277,13 @@ def test_strict_loss_on_torch_tensors_and_under_autograd(torch):
     np.testing.assert_allclose(pred.grad.numpy(), np.full((8, 1), -2 / 8))
 
 
-def test_a_failed_check_lets_go_of_the_loaders_iterator(torch):
-    # A check that stops mid-epoch must drop the loader's iterator, whose workers
-    # then shut down at once. Kept alive by a reference cycle, they are shut down by
-    # the garbage collector at some later moment, measured here as 10-20 s stalls
-    # inside other loaders' batches (and errors printed by forked workers that
-    # inherited the iterator).
-    gc.collect()
-    gc.disable()  # only reference counting frees: deterministic
-    try:
-        report = pitfalls.check_generator_no_aliasing(
-            loaders.collate_into_one_buffer(DATA), draws=4
-        )
-        alive = sum(type(o).__name__ == "_MultiProcessingDataLoaderIter" for o in gc.get_objects())
-    finally:
-        gc.enable()
-        gc.collect()
-    assert not report.ok
+def test_a_failed_check_lets_go_of_the_loaders_iterator(collated_into_one_buffer):
+    # A check that stops before the loader's iterator is exhausted must drop it, and
+    # its workers then shut down at once. Kept alive by a reference cycle, they are
+    # shut down by the garbage collector at some later moment, measured here as
+    # 10-20 s stalls inside other loaders' batches (and errors printed by forked
+    # workers that inherited the iterator). The fixture counts, with the collector
+    # off, the iterators that outlived the failed check (and its diagnosis passes).
+    error, alive = collated_into_one_buffer
+    assert not error.report.ok
     assert alive == 0
