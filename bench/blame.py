@@ -11,6 +11,10 @@
    freezing (one buffer refilled), freezing confirmed across a ring of three
    buffers, and tracing (an in-place shuffle through a view made before the
    freeze, which freezing cannot see).
+3. Index blame on a failing index-stability check whose source holds ~100 MB
+   of images (10 batches of 16x224x224x3 float32): a counter advanced per read
+   (traced line by line), and ``x /= 255`` on a slice of the stored images
+   (the stored arrays are compared once per read, then frozen to name the line).
 
 Every figure is a median of interleaved repeats; nothing here is asserted in
 the test suite.
@@ -33,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import pitfalls  # noqa: E402
-from pitfalls._blame import blame_aliasing  # noqa: E402
+from pitfalls._blame import blame_aliasing, blame_index  # noqa: E402
 
 SHAPE = (64, 224, 224, 3)
 DRAWS = pitfalls.DEFAULT_DRAWS
@@ -107,6 +111,38 @@ def shuffled_through_a_view() -> Iterator[Any]:
         rng.shuffle(data)  # in place, through the view: only tracing sees it
 
 
+class StoredImages:
+    """An indexable source holding its images, read by index (a PyDataset's protocol)."""
+
+    batch = 16
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self.images = rng.random((10 * self.batch, *SHAPE[1:]), dtype=np.float32)
+        self.calls = 0
+
+    def __len__(self) -> int:
+        return 10
+
+    def on_epoch_end(self) -> None:
+        pass
+
+
+class CountsReads(StoredImages):
+    def __getitem__(self, i: int) -> Any:
+        j = self.calls % 10
+        self.calls += 1  # the state advanced per read: blamed by tracing
+        x = self.images[j * self.batch : (j + 1) * self.batch]
+        return x, x[:, 0, 0, 0].copy()
+
+
+class ScalesInPlace(StoredImages):
+    def __getitem__(self, i: int) -> Any:
+        x = self.images[i * self.batch : (i + 1) * self.batch]
+        x /= 255.0  # the stored images divided again at every read
+        return x, x[:, 0, 0, 0].copy()
+
+
 # The benches ------------------------------------------------------------------------------
 
 
@@ -164,10 +200,32 @@ def bench_failing() -> None:
     print(f"worst added cost {worst:.2f} s   {verdict(worst, 1.0, ' s')}")
 
 
+def bench_index() -> None:
+    print("\n== index blame after a failing index-stability check, ~100 MB of stored images")
+    print(f"{'source':>26} {'check s':>8} {'blame s':>8} {'blame/check':>12}  found  line")
+    worst = 0.0
+    for cls in (CountsReads, ScalesInPlace):
+        report = pitfalls.check_index_stable(cls(), draws=10)
+        assert not report.ok, cls.__name__
+        t_check, t_blame = interleaved(
+            functools.partial(pitfalls.check_index_stable, cls(), draws=10),
+            lambda cls=cls: blame_index(cls(), draws=10),
+            4,
+        )
+        blame = blame_index(cls(), draws=10)
+        worst = max(worst, t_blame)
+        where = f"{blame.how:6} {blame.frame.code}" if blame.frame else blame.reason
+        print(
+            f"{cls.__name__:>26} {t_check:8.2f} {t_blame:8.2f} {t_blame / t_check:12.2f}  {where}"
+        )
+    print(f"worst added cost {worst:.2f} s   {verdict(worst, 1.0, ' s')}")
+
+
 def main() -> None:
     print(f"numpy {np.__version__}, python {sys.version.split()[0]}")
     bench_passing()
     bench_failing()
+    bench_index()
 
 
 if __name__ == "__main__":

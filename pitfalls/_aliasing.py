@@ -42,22 +42,131 @@ def source_style(source: Source) -> str:
     return "generator"
 
 
-def _hint(style: str, patterns: set[str]) -> str:
-    """The fix, from the source's style and how its batches shared memory (data first)."""
+def array_library(batch: Any) -> str:
+    """Which library made the batch's arrays: ``"torch"``, ``"jax"``, ``"tensorflow"``
+    or ``"numpy"`` (anything else), by the type of its first leaf from one of them."""
+    try:
+        leaves = flatten(batch).leaves
+    except Exception:  # a cycle or a nesting too deep: the check itself will say so
+        return "numpy"
+    for _, leaf in leaves:
+        module = type(leaf).__module__ or ""
+        top = module.partition(".")[0]
+        if top in ("torch", "tensorflow"):
+            return top
+        if top in ("jax", "jaxlib"):
+            return "jax"
+    return "numpy"
+
+
+def is_torch_loader(source: Source) -> bool:
+    """Is the source a ``torch.utils.data.DataLoader`` (or a subclass)?"""
+    return any(
+        cls.__name__ == "DataLoader" and cls.__module__.startswith("torch.utils.data")
+        for cls in type(source.obj).__mro__
+    )
+
+
+_TORCH_LOADER_HINT = (
+    "return a new tensor for every batch from the Dataset's __getitem__ and from"
+    " collate_fn, or return x.clone(): torch.stack(..., out=buf), buf[:] = ... and"
+    " torch.from_numpy(buf) of a refilled buffer hand out the same memory every time,"
+    " with workers too (a tensor a worker sends moves to shared memory, which that worker"
+    " then refills)."
+)
+_TORCH_LOADER_VIEWS_HINT = (
+    "never write into the Dataset's stored tensors: in __getitem__, x = self.x[i] - mean"
+    " makes a new tensor, while x -= mean or x.sub_(mean) on a row of self.x writes into"
+    " the data set; shuffle with shuffle=True or a Sampler, not the stored tensors in place."
+)
+_JAX_HINT = (
+    "fill a new numpy array for every batch before handing it to JAX, or copy it with"
+    " jnp.array(x): on CPU, jax.device_put and jnp.asarray can wrap a numpy buffer without"
+    " copying, so refilling that buffer rewrites every JAX array made from it."
+)
+_TF_HINT = (
+    "have the Python code behind the pipeline yield a new numpy array for every batch, or"
+    " np.copy(x): TensorFlow can wrap a numpy array without copying"
+    " (tf.data.Dataset.from_generator does, for a 64-byte aligned one), so refilling it"
+    " rewrites batches already prefetched or held."
+)
+
+
+def _hint(
+    style: str, patterns: set[str], library: str = "numpy", torch_loader: bool = False
+) -> str:
+    """The fix, from the source's style, how its batches shared memory and the library
+    that made them (data first), in the words of the code its author wrote."""
+    views = "views" in patterns and "buffer" not in patterns
+    if torch_loader:
+        return _TORCH_LOADER_VIEWS_HINT if views else _TORCH_LOADER_HINT
+    if library == "jax":
+        return _JAX_HINT
+    if library == "tensorflow":
+        return _TF_HINT
+    torch = library == "torch"
     method = {"dataset": "__getitem__", "loader": "__iter__"}.get(style)
     if method is None:
+        if torch:
+            return (
+                "allocate a new tensor for every batch (move torch.empty(...) inside the"
+                " loop) or yield x.clone(); never write into a tensor after yielding it"
+                " (x[:] = ..., x.add_(...), torch.stack(..., out=x))."
+            )
         return _HINT
-    if "views" in patterns and "buffer" not in patterns:
+    if views:
+        if torch:
+            return (
+                f"never write into the stored tensors after returning views of them: in"
+                f" {method}, transform a copy (x = self.images[rows] / 255 makes one), not"
+                " a slice in place (x /= 255, x.div_(255)), and shuffle an index tensor"
+                " rather than the stored tensors in place."
+            )
         return (
             f"never write into the stored data after returning views of it: in {method},"
             " transform a copy (x = self.images[rows] / 255 makes one), not a slice in"
             " place, and shuffle an index array rather than the stored arrays in place."
         )
     verb = "return" if style == "dataset" else "yield"
+    copy, array = ("x.clone()", "a tensor") if torch else ("np.copy(x)", "an array")
     return (
         f"allocate the batch inside {method} (self.x[:] = ... reuses one buffer for every"
-        f" batch) or {verb} a copy (np.copy(x)); never write into an array after you"
+        f" batch) or {verb} a copy ({copy}); never write into {array} after you"
         f" {verb} it."
+    )
+
+
+def later_fix(style: str, library: str = "numpy", torch_loader: bool = False) -> str:
+    """How to make every batch own its memory, in short, for a targets report whose
+    batches were rewritten after they were handed out (the check names the buffer)."""
+    if torch_loader:
+        return (
+            "return a new tensor for every batch from the Dataset's __getitem__ and from"
+            " collate_fn (torch.stack(..., out=buf) and buf[:] = ... reuse one), or x.clone()"
+        )
+    if library == "jax":
+        return (
+            "fill a new numpy array for every batch before handing it to JAX"
+            " (jax.device_put and jnp.asarray can wrap it without copying), or copy with"
+            " jnp.array(x)"
+        )
+    if library == "tensorflow":
+        return (
+            "yield a new numpy array for every batch from the Python code behind the"
+            " pipeline (from_generator wraps an aligned array without copying), or np.copy(x)"
+        )
+    copy = "x.clone()" if library == "torch" else "np.copy(x)"
+    method = {"dataset": "__getitem__", "loader": "__iter__"}.get(style)
+    if method is None:
+        new = "torch.empty" if library == "torch" else "np.zeros"
+        what = "tensors" if library == "torch" else "arrays"
+        return (
+            f"allocate new {what} for every batch (move {new}(...) inside the loop) or yield"
+            f" copies ({copy})"
+        )
+    return (
+        f"allocate the batch inside {method} (self.x[:] = ... reuses one buffer for every"
+        f" batch) or hand out copies ({copy})"
     )
 
 
@@ -87,7 +196,7 @@ def check_generator_no_aliasing(
     batches = resolved.stream()
     held = []
     for i in range(draws):
-        batch = draw(batches, i, draws, timeout)
+        batch = draw(batches, i, draws, timeout, resolved)
         flat = flatten(batch)
         held.append((batch, snapshot(flat), flat))
 
@@ -110,7 +219,12 @@ def check_generator_no_aliasing(
         batches=draws,
         findings=tuple(findings),
         reason=_REASON,
-        hint=_hint(source_style(resolved), {pattern for pattern, _ in memory}),
+        hint=_hint(
+            source_style(resolved),
+            {pattern for pattern, _ in memory},
+            array_library(held[0][0]),
+            is_torch_loader(resolved),
+        ),
         notes=tuple(note for _, note in memory),
         columns=("yielded", "now"),
         summary=f"none of {draws} batches changed after later draws",

@@ -12,8 +12,9 @@ an iterable is iterated again) and watches it:
   them disagree with ``target_fn``;
 * :func:`blame_epochs`: epoch 1's batches and the data the source stores, for
   a rewrite during epoch 2 (an in-place shuffle is a reorder, not a rewrite);
-* :func:`blame_index`: the counters and random generators of an indexable
-  source, for the line that advances one on every read.
+* :func:`blame_index`: the data an indexable source stores, for a write made
+  while an index is read again, then its counters and random generators, for
+  the line that advances one on every read.
 
 Two mechanisms find the line:
 
@@ -31,8 +32,11 @@ Two mechanisms find the line:
 A line found by freezing is confirmed by tracing before it is named: freezing
 the array that owns a batch's memory also refuses writes to parts of it that
 no batch holds. Where no line can be named (another thread wrote, C code with
-no Python line, a bare iterator that cannot be read again) the :class:`Blame`
-says why instead: a wrong blame is worse than none.
+no Python line, a worker process, a bare iterator that cannot be read again)
+the :class:`Blame` says why instead: a wrong blame is worse than none. A torch
+DataLoader with worker processes builds its batches where no trace reaches, so
+the diagnosis reads a copy of it with ``num_workers=0`` and says so
+(:attr:`Blame.note`).
 
 Every flag changed is restored, also on error; the user's arrays are never
 written. Nothing here runs unless a caller asks, after a check failed: a
@@ -41,6 +45,8 @@ passing check costs what it cost before.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import inspect
 import linecache
@@ -52,6 +58,7 @@ import sys
 import sysconfig
 import threading
 import traceback
+import types
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,6 +68,8 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _validate as validate
+from pitfalls._randomness import held_by
+from pitfalls._report import MAX_SHOWN
 from pitfalls._sources import Source, article, batch_count, call_within, is_indexable, resolve
 from pitfalls._tree import (
     Snapshot,
@@ -123,6 +132,9 @@ class Blame:
     """What ``batch`` counts: ``"batch"`` drawn, or ``"index"`` read."""
     reason: str = ""
     """Why no line can be named; empty when one was."""
+    note: str = ""
+    """How the diagnosis read the source when not as the check did, e.g. a DataLoader's
+    copy with ``num_workers=0``; empty otherwise."""
 
     @property
     def found(self) -> bool:
@@ -149,12 +161,14 @@ class Blame:
             "code": top.code if top else None,
             "frames": [f.to_dict() for f in self.frames],
             "reason": self.reason,
+            "note": self.note,
         }
 
     def lines(self) -> list[str]:
         """The blame as message lines, to go under a report's findings."""
+        note = [f"  ({self.note})"] if self.note else []
         if not self.frames:
-            return [f"Written at: cannot tell: {self.reason}"]
+            return [f"Written at: cannot tell: {self.reason}", *note]
         first, *above = self.frames
         out = [f"Written at: {first.describe()}"]
         out += [f"  called from {f.describe()}" for f in above]
@@ -168,7 +182,7 @@ class Blame:
             "traced": "seen by tracing the source line by line",
         }.get(self.how, self.how)
         out.append(f"  ({what}; {found_by})" if what else f"  ({found_by})")
-        return out
+        return out + note
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
@@ -198,7 +212,9 @@ def _cannot(reason: str, unit: str = "batch") -> Blame:
 def _not_reproduced(steps: str) -> str:
     return (
         f"the diagnosis pass read a fresh copy of the source ({steps}) and saw nothing"
-        " change: the change depends on timing, or on state the check's own read left behind"
+        " change: the change depends on timing, on where memory happened to lie (a library"
+        " that shares an array's memory only when it is aligned, as jax.device_put and"
+        " tf.data may), or on state the check's own read left behind"
     )
 
 
@@ -366,6 +382,21 @@ def _busy_threads(exclude: set[int]) -> list[str]:
         del stacks
         frame = f = None  # type: ignore[assignment]
     return busy
+
+
+def _children_alive() -> int:
+    """How many child processes of this one are running (a DataLoader's workers, a pool).
+
+    Read from ``multiprocessing`` only when something has imported it: a source
+    that never did started no worker process through it.
+    """
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return 0
+    try:
+        return len(mp.active_children())
+    except Exception:  # an interpreter shutting down, a child table being rebuilt
+        return 0
 
 
 # Freezing -----------------------------------------------------------------------------
@@ -800,6 +831,10 @@ class _Outcome:
     path: str = ""
     threads: tuple[str, ...] = ()
     detail: str = ""
+    processes: int = 0
+    """Child processes alive when a change was seen with no user line (``noline``,
+    ``changed``) or while other threads ran (``found`` with ``threads``): worker
+    processes that may have written."""
 
 
 class _Pass:
@@ -850,11 +885,23 @@ class _Pass:
         if self.observer.threads:
             threads.append("threads the source started or waited on")
         if point is None:
-            self.found = _Outcome("noline", self.steps - 1, batch=change[0], path=change[1])
+            self.found = _Outcome(
+                "noline",
+                self.steps - 1,
+                batch=change[0],
+                path=change[1],
+                processes=_children_alive(),
+            )
         else:
             frames = _stack(*point)
             self.found = _Outcome(
-                "found", self.steps - 1, frames, change[0], change[1], tuple(threads)
+                "found",
+                self.steps - 1,
+                frames,
+                change[0],
+                change[1],
+                tuple(threads),
+                processes=_children_alive() if threads else 0,
             )
         return True
 
@@ -892,7 +939,15 @@ class _Pass:
             raise _Stop(self.found)
         change = self._guarded(self.watch.change, index)
         if change is not None:
-            raise _Stop(_Outcome("changed", index, batch=change[0], path=change[1]))
+            raise _Stop(
+                _Outcome(
+                    "changed",
+                    index,
+                    batch=change[0],
+                    path=change[1],
+                    processes=_children_alive(),
+                )
+            )
         return result
 
     def _guarded(self, compare: Callable[[], Any], index: int) -> Any:
@@ -927,6 +982,11 @@ class _Pass:
         self.watch.held.append(held)
         if active:
             self._freeze(held)
+
+    def label(self, batch: int | None) -> None:
+        """Report a change of what is held, from now on, as one of ``batch`` (an index read)."""
+        for held in self.watch.held:
+            held.batch = batch
 
     def settle(self) -> None:
         """Start watching the inactive held batches, less the reused buffers: those that
@@ -1037,17 +1097,20 @@ def _diagnose(
     timeout: float | None,
     steps: str,
     unit: str = "batch",
+    what: str = "the batches",
 ) -> Blame:
     """Freeze, confirm by tracing, trace what freezing missed; a Blame either way."""
     copies = _Copies()
     options = {"timeout": timeout, "caller": threading.get_ident(), "copies": copies}
     try:
-        return _passes(plan, accept, options, steps, unit)
+        return _passes(plan, accept, options, steps, unit, what)
     finally:
         copies.clear()
 
 
-def _passes(plan: Plan, accept: Accept, options: dict[str, Any], steps: str, unit: str) -> Blame:
+def _passes(
+    plan: Plan, accept: Accept, options: dict[str, Any], steps: str, unit: str, what: str
+) -> Blame:
     first = _run(plan, accept, freeze=True, **options)
     if first.kind == "frozen":
         top = first.frames[0]
@@ -1061,7 +1124,7 @@ def _passes(plan: Plan, accept: Accept, options: dict[str, Any], steps: str, uni
                 unit=unit,
             )
         if confirm.kind != "changed":
-            return _explain(confirm, steps, unit)
+            return _explain(confirm, steps, unit, what)
         first = confirm
     elif first.kind in ("end", "error"):
         # Frozen, the source may take another path (it caught the refused write, or a
@@ -1069,12 +1132,12 @@ def _passes(plan: Plan, accept: Accept, options: dict[str, Any], steps: str, uni
         plain = _run(plan, accept, **options)
         first = plain if plain.kind == "changed" else first
     if first.kind == "changed":
-        return _explain(_run(plan, accept, trace_step=first.step, **options), steps, unit)
-    return _explain(first, steps, unit)
+        return _explain(_run(plan, accept, trace_step=first.step, **options), steps, unit, what)
+    return _explain(first, steps, unit, what)
 
 
-def _explain(outcome: _Outcome, steps: str, unit: str) -> Blame:
-    """The Blame a traced pass's outcome gives."""
+def _explain(outcome: _Outcome, steps: str, unit: str, what: str = "the batches") -> Blame:
+    """The Blame a traced pass's outcome gives; ``what`` names what was watched."""
     if outcome.kind == "found" and not outcome.threads:
         return Blame(
             frames=outcome.frames,
@@ -1083,16 +1146,25 @@ def _explain(outcome: _Outcome, steps: str, unit: str) -> Blame:
             path=outcome.path,
             unit=unit,
         )
+    if outcome.kind in ("found", "noline", "changed") and outcome.processes:
+        count = outcome.processes
+        return _cannot(
+            f"{what} changed while {count} child process{'es' if count > 1 else ''} of this"
+            " one ran: most likely a worker process (a DataLoader with num_workers > 0, a"
+            " process pool) wrote them, where no trace reaches; run it with num_workers=0"
+            " (no worker processes) to find the line",
+            unit,
+        )
     if outcome.kind == "found":
         names = ", ".join(outcome.threads)
         return _cannot(
-            f"the batches changed while other threads ran the source's code ({names});"
+            f"{what} changed while other threads ran the source's code ({names});"
             " blame follows only the thread that reads the source, so no line can be named",
             unit,
         )
     if outcome.kind in ("noline", "changed"):
         return _cannot(
-            "the batches changed while none of the source's Python lines ran: C code"
+            f"{what} changed while none of the source's Python lines ran: C code"
             " with no Python line of its own, or another thread, wrote them",
             unit,
         )
@@ -1127,6 +1199,74 @@ def _fresh(source: Any) -> Callable[[], Source] | str:
     )
 
 
+class _InProcess:
+    """Fresh copies as ``fresh`` makes them, but a torch DataLoader with worker processes
+    as a copy of it with ``num_workers=0``: a write made in a worker process is out of
+    reach of a trace in this one, so its dataset, sampler and collate_fn are run here."""
+
+    def __init__(self, fresh: Callable[[], Source]) -> None:
+        self.fresh = fresh
+        self.workers = 0
+        """The worker processes of the last DataLoader replaced; 0 when none was."""
+        self.tf_data = False
+        """Was the source a ``tf.data.Dataset``, which runs its pipeline in its own threads?"""
+
+    def __call__(self) -> Source:
+        src = self.fresh()
+        self.tf_data = self.tf_data or _is_tf_data(src.obj)
+        dup, workers = _single_process(src.obj)
+        if dup is None:
+            return src
+        self.workers = workers
+        return Source(dup, src.kind, src.made_by, src.name)
+
+    def mark(self, blame: Blame) -> Blame:
+        """``blame``, noting the copy when the diagnosis read one, and saying where a
+        tf.data pipeline's writes happen."""
+        if self.tf_data and not blame.found and blame.reason.startswith("the batches changed"):
+            blame = _cannot(
+                "the batches changed while tf.data ran its pipeline in its own threads (a"
+                " from_generator's Python generator runs there too), where no trace reaches:"
+                " pass the generator function itself (the one given to from_generator) to"
+                " the check to find the line"
+            )
+        if not self.workers:
+            return blame
+        n = self.workers
+        return dataclasses.replace(
+            blame,
+            note=(
+                "the diagnosis read a copy of the DataLoader with num_workers=0: its"
+                f" {n} worker process{'es' if n > 1 else ''}, where the batches are built,"
+                " cannot be traced"
+            ),
+        )
+
+
+def _is_tf_data(obj: Any) -> bool:
+    cls = type(obj)
+    return cls.__module__.startswith("tensorflow") and hasattr(cls, "element_spec")
+
+
+def _single_process(obj: Any) -> tuple[Any, int]:
+    """(a copy of ``obj`` with ``num_workers=0``, its worker count) for a torch DataLoader
+    with worker processes; (None, 0) for anything else. torch is never imported here."""
+    data = sys.modules.get("torch.utils.data")
+    loader = getattr(data, "DataLoader", None)
+    if not isinstance(loader, type) or not isinstance(obj, loader):
+        return None, 0
+    workers = getattr(obj, "num_workers", 0)
+    if not isinstance(workers, int) or workers <= 0:
+        return None, 0
+    try:
+        dup: Any = copy.copy(obj)
+        dup.num_workers = 0
+        dup._iterator = None  # a persistent worker pool stays with the original
+    except Exception:  # a subclass that refuses: diagnose the loader as it is
+        return None, 0
+    return dup, workers
+
+
 def _is_object_source(obj: Any) -> bool:
     return (
         inspect.isgenerator(obj)
@@ -1156,7 +1296,7 @@ def blame_aliasing(source: Any, *, draws: int, timeout: float | None = None) -> 
     fresh = _fresh(source)
     if isinstance(fresh, str):
         return _cannot(fresh)
-    make = fresh
+    make = _InProcess(fresh)
 
     def plan(one: _Pass) -> None:
         stream = one.step(lambda: make().stream())
@@ -1164,7 +1304,7 @@ def blame_aliasing(source: Any, *, draws: int, timeout: float | None = None) -> 
             batch = one.step(_draw(stream))
             one.hold(i, (("", batch),))
 
-    return _diagnose(plan, timeout=timeout, steps=f"{draws} draws")
+    return make.mark(_diagnose(plan, timeout=timeout, steps=f"{draws} draws"))
 
 
 def blame_targets(
@@ -1194,7 +1334,7 @@ def blame_targets(
     fresh = _fresh(source)
     if isinstance(fresh, str):
         return _cannot(fresh)
-    make = fresh
+    make = _InProcess(fresh)
 
     def plan(one: _Pass) -> None:
         stream = one.step(lambda: make().stream())
@@ -1209,7 +1349,7 @@ def blame_targets(
     def broken(held: _Held, group: list[_Held]) -> bool:
         return not _rule_holds(held, target_fn, rtol, atol)
 
-    return _diagnose(plan, accept=broken, timeout=timeout, steps=f"{draws} draws")
+    return make.mark(_diagnose(plan, accept=broken, timeout=timeout, steps=f"{draws} draws"))
 
 
 def _rule_holds(held: _Held, target_fn: Callable[[Any], Any], rtol: float, atol: float) -> bool:
@@ -1245,13 +1385,15 @@ def blame_epochs(
     """The line that rewrote the data between epochs, after a failed epoch check.
 
     Two epochs of a fresh copy are read as :func:`check_epoch_repeatable`
-    reads them (indices with ``on_epoch_end()`` between epochs, the factory
-    called again, or ``steps_per_epoch`` draws from one stream). The inputs
-    of epoch 1's batches are watched from the end of epoch 1 (those already
-    rewritten during epoch 1 are reused buffers, not the dataset, and are
-    dropped); the first write in epoch 2 that changes their samples is
-    blamed, e.g. ``x /= 255`` on a slice of the stored data. Reordering the
-    samples (an in-place shuffle) is not a rewrite.
+    reads them (indices with ``on_epoch_end()`` between epochs; an iterable,
+    such as a DataLoader or a loader object, started again with ``iter()``; a
+    generator made again by its factory; or ``steps_per_epoch`` draws from one
+    stream). The inputs of epoch 1's batches are watched from the end of
+    epoch 1 (those already rewritten during epoch 1 are reused buffers, not
+    the dataset, and are dropped), and so are the arrays and CPU tensors the
+    source holds (``self.dataset.images``); the first write in epoch 2 that
+    changes their samples is blamed, e.g. ``x /= 255`` on a slice of the
+    stored data. Reordering the samples (an in-place shuffle) is not a rewrite.
     """
     steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
     timeout = validate.timeout("timeout", timeout)
@@ -1259,7 +1401,7 @@ def blame_epochs(
     fresh = _fresh(source)
     if isinstance(fresh, str):
         return _cannot(fresh)
-    make = fresh
+    make = _InProcess(fresh)
 
     def plan(one: _Pass) -> None:
         src: Source = one.step(make)
@@ -1286,14 +1428,17 @@ def blame_epochs(
                 raise _Stop(
                     _Outcome("cannot", detail=f"the source cannot be read twice: {_FACTORY}")
                 )
-            stream = one.step(lambda: src.fresh().batches())
+            # As the check reads epoch 2: iter() again on an iterable (the same object, whose
+            # stored data epoch 1 may have rewritten), a fresh copy of a generator.
+            again = src.fresh() if src.kind in ("generator", "iterator") else src
+            stream = one.step(again.batches)
         for _ in range(len(inputs)):
             one.step(_draw(stream))
 
     def rewritten(held: _Held, group: list[_Held]) -> bool:
         return not _same_samples(group)
 
-    return _diagnose(plan, accept=rewritten, timeout=timeout, steps="two epochs")
+    return make.mark(_diagnose(plan, accept=rewritten, timeout=timeout, steps="two epochs"))
 
 
 _MAX_STORED = 1 << 30
@@ -1301,46 +1446,104 @@ _MAX_STORED = 1 << 30
 
 
 def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
-    """The arrays a source holds: its attributes, a generator's arguments, the cells and
-    arguments of the factory that made it; each named as the user wrote it."""
+    """The arrays a source holds: its attributes and theirs (a DataLoader's
+    ``dataset.images``), a generator's arguments, the cells and arguments of the
+    factory that made it; each named as the user wrote it. A torch tensor on the CPU
+    is watched through a numpy view of its memory."""
     found: dict[int, tuple[str, np.ndarray]] = {}
+    seen: set[int] = set()
 
     def add(name: str, value: Any, depth: int) -> None:
-        if isinstance(value, np.ndarray):
-            found.setdefault(id(value), (name, value))
-        elif depth > 0 and isinstance(value, (list, tuple)) and len(value) <= 64:
+        if id(value) in seen or len(seen) > _MAX_OBJECTS:
+            return
+        seen.add(id(value))
+        array = value if isinstance(value, np.ndarray) else _tensor_memory(value)
+        if array is not None:
+            found.setdefault(id(value), (name, array))
+        elif depth <= 0 or isinstance(value, _NOT_HELD):
+            return
+        elif isinstance(value, (list, tuple)) and len(value) <= 64:
             for i, item in enumerate(value):
                 add(f"{name}[{i}]", item, depth - 1)
-        elif depth > 0 and isinstance(value, dict) and len(value) <= 64:
+        elif isinstance(value, dict) and len(value) <= 64:
             for key, item in list(value.items()):
                 add(f"{name}[{key!r}]", item, depth - 1)
+        else:
+            for key, item in _attributes(value):
+                add(f"{name}.{key}", item, depth - 1)
 
     obj = src.obj
     frame = getattr(obj, "gi_frame", None)
     if inspect.isgenerator(obj) and frame is not None:
         for name, value in list(frame.f_locals.items()):
-            add(name, value, 1)
+            add(name, value, 2)
     else:
-        try:
-            attributes = dict(vars(obj))
-        except TypeError:  # no __dict__
-            attributes = {}
-        for name, value in attributes.items():
-            add(f"self.{name}", value, 1)
+        seen.add(id(obj))
+        for name, value in _attributes(obj):
+            add(f"self.{name}", value, 2)
     fn = src.made_by
     while isinstance(fn, functools.partial):
         for i, value in enumerate(fn.args):
-            add(f"argument {i}", value, 1)
+            add(f"argument {i}", value, 2)
         for name, value in fn.keywords.items():
-            add(name, value, 1)
+            add(name, value, 2)
         fn = fn.func
     code = getattr(fn, "__code__", None)
     for name, cell in zip(code.co_freevars if code else (), getattr(fn, "__closure__", None) or ()):
         try:
-            add(name, cell.cell_contents, 1)
+            add(name, cell.cell_contents, 2)
         except ValueError:  # an empty cell
             continue
     return list(found.values())
+
+
+_MAX_OBJECTS = 2000
+"""Objects visited at most looking for the arrays a source holds."""
+
+_NOT_HELD = (
+    str,
+    bytes,
+    bytearray,
+    int,
+    float,
+    complex,
+    bool,
+    type(None),
+    np.generic,
+    range,
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.CodeType,
+    types.FrameType,
+    types.GeneratorType,
+)
+"""What is not followed looking for stored arrays: scalars, code, modules, classes."""
+
+
+def _attributes(obj: Any) -> list[tuple[str, Any]]:
+    try:
+        attributes = vars(obj)
+    except TypeError:  # no __dict__
+        return []
+    return [(k, v) for k, v in list(attributes.items())[:256] if not k.startswith("__")]
+
+
+def _tensor_memory(value: Any) -> np.ndarray | None:
+    """A numpy view of a CPU torch tensor's memory (writes to either show in both), or
+    None for anything else, a tensor on a device included (a copy would show nothing)."""
+    cls = type(value)
+    if cls.__name__ not in ("Tensor", "Parameter") or not cls.__module__.startswith("torch"):
+        return None
+    try:
+        if value.device.type != "cpu":
+            return None
+        array = np.asarray(value.detach())
+    except Exception:  # a dtype numpy lacks (bfloat16), a sparse or meta tensor
+        return None
+    return array if array.ndim else None
 
 
 def _datasets(
@@ -1391,14 +1594,24 @@ def _same_samples(held: list[_Held]) -> bool:
 
 
 def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Blame:
-    """The line whose state advanced on every read, after a failed index-stability check.
+    """The line that made reading one index twice give different batches, after a failed
+    index-stability check.
 
     Indices are read as :func:`check_index_stable` reads them (``0 ..
-    draws-1``, then back), tracing ``__getitem__`` line by line and watching
-    the source's state: numbers held on the object (a counter), on its class
-    or in its module, and random generators (its own, numpy's and Python's
-    global ones). The first line that changes the same piece of state on two
-    reads in a row is blamed (a lazy one-time set-up is not).
+    draws-1``, then back). Two causes are looked for, the first named first:
+
+    * stored data rewritten by reading: an array the source holds (``self.x``,
+      an array at its module's top level) with at least twice a batch's rows
+      (the data, not a buffer) that changes while an index is read a second
+      time (a cache filled on first reads does not); its line is found as the
+      other blames find theirs, by making the array read-only, then tracing;
+    * state advanced per read: ``__getitem__`` is traced line by line while
+      numbers held on the object (a counter), on its class or in its module,
+      and random generators (its own, numpy's and Python's global ones) are
+      watched; the first line that changes the same piece of state on two
+      reads in a row is blamed (a lazy one-time set-up is not). A number is
+      named before a generator: the check reseeds the generators it reaches
+      before every read, so one advancing is rarely what made the reads differ.
     """
     obj = source.obj if isinstance(source, Source) else source
     if not is_indexable(obj):
@@ -1406,34 +1619,135 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
             "source must be an indexable batch source with __getitem__ and a length"
             f" (like keras.utils.PyDataset), got {type(obj).__qualname__}"
         )
-    draws = validate.integer("draws", draws, minimum=1)
+    draws = validate.indices(draws)
     timeout = validate.timeout("timeout", timeout)
     length = batch_count(obj)
     count = draws if length is None else min(draws, length)
     if count < 1:
         return _cannot("the source has no batches to read (its length is 0)", "index")
     order = [*range(count), *reversed(range(count))]
-    return _IndexWatch(obj, timeout).run(order, count)
+    watch = _IndexWatch(obj, timeout)
+    state = watch.run(order, count)
+    rewritten = watch.stored.rewritten(watch.rows)
+    if not rewritten:
+        return state
+    stored = _blame_stored(obj, rewritten, order[count:], timeout)
+    return stored if stored.found or not state.found else state
+
+
+def _blame_stored(
+    obj: Any, arrays: list[tuple[str, np.ndarray]], indices: list[int], timeout: float | None
+) -> Blame:
+    """The line that rewrites ``arrays`` (held by ``obj``) while ``indices`` are read again."""
+
+    def plan(one: _Pass) -> None:
+        one.hold(None, tuple(arrays), group="stored data")
+        for i in indices:
+            one.label(i)
+            one.step(functools.partial(obj.__getitem__, i))
+
+    blame = _diagnose(
+        plan,
+        timeout=timeout,
+        steps=f"indices {indices[0]}..{indices[-1]}",
+        unit="index",
+        what="the stored data",
+    )
+    if blame.found or not blame.reason.startswith("the diagnosis pass read a fresh copy"):
+        return blame
+    names = ", ".join(name for name, _ in arrays[:MAX_SHOWN])
+    return _cannot(
+        f"{names} changed while indices were read a second time, but not when the diagnosis"
+        f" pass read indices {indices[0]}..{indices[-1]} once more: the write depends on"
+        " timing, or on how many times the source was read",
+        "index",
+    )
+
+
+_MAX_STORED_ONE = 1 << 28
+"""Bytes of one stored array watched at most, as the check's witness watches them."""
+
+
+class _StoredData:
+    """The arrays a source holds, copied as the second reads begin, and the first second
+    read that changed each.
+
+    Found as the check finds its witness (``held_by``: attributes a few levels
+    deep, arrays at the top level of the source's module), once the first reads
+    are done (a cache they made is found too); compared byte for byte after each
+    read, not after each line, and no more once changed.
+    """
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+        self.arrays: list[tuple[str, np.ndarray, np.ndarray]] = []
+        self.changed: dict[str, int] = {}
+        """Name -> the first read that changed it while reading an index a second time."""
+
+    def start(self) -> None:
+        total = 0
+        try:
+            found = held_by([("self", self.obj)]).arrays
+        except Exception:  # an attribute that breaks when read: no stored data watched
+            found = {}
+        for name, held in found.items():
+            try:
+                array = as_array(held, name)  # a subclass (masked, memmap) as the data it holds
+            except Exception:  # one numpy cannot view plainly: not watched
+                continue
+            size = array.nbytes
+            if size > _MAX_STORED_ONE or total + size > _MAX_STORED or array.dtype.hasobject:
+                continue
+            self.arrays.append((name, array, np.array(array, copy=True)))
+            total += size
+
+    def compare(self, read_no: int) -> None:
+        """Note which arrays the read just made changed."""
+        for name, array, then in self.arrays:
+            if name in self.changed:
+                continue
+            if not _unchanged(then, array):  # bytes first: a value compare only once changed
+                self.changed[name] = read_no
+
+    def rewritten(self, rows: int) -> list[tuple[str, np.ndarray]]:
+        """The arrays a second read changed, with at least twice ``rows`` rows (the data,
+        not a batch buffer), the first changed first."""
+        chosen = sorted(
+            (read_no, name)
+            for name, read_no in self.changed.items()
+            if any(n == name and len(a) >= 2 * rows for n, a, _ in self.arrays)
+        )
+        arrays = {name: array for name, array, _ in self.arrays}
+        return [(name, arrays[name]) for _, name in chosen]
 
 
 class _IndexWatch:
-    """Reads indices under a line trace, noting after each line which state changed."""
+    """Reads indices under a line trace, noting after each line which state changed, and
+    after each read which stored array did."""
 
     def __init__(self, obj: Any, timeout: float | None) -> None:
         self.obj = obj
         self.timeout = timeout
         self.caller = threading.get_ident()
         self.state = _State(obj)
+        self.stored = _StoredData(obj)
+        self.rows = 0
+        """The most rows a batch read had."""
         self.read_no = 0
         self.index = 0
         self.last: dict[str, int] = {}  # state name -> the read number that last changed it
         self.first: dict[str, tuple[tuple[Frame, ...], int]] = {}  # its line then, and index
         self.found: tuple[str, tuple[str, ...]] | None = None
+        """A number advanced on two reads in a row, and the other threads running then."""
+        self.random: tuple[str, tuple[str, ...], int] | None = None
+        """A generator advanced on two reads in a row, its threads, and that read."""
         self.noline: list[str] = []
         self.observer = _Observer(lambda: None)
         self.observer.on_point = self.point
 
     def point(self, point: Point) -> bool:
+        if point is not None:
+            self.state.adopt(point[0])
         changed = self.state.changed()
         if not changed:
             return False
@@ -1443,27 +1757,43 @@ class _IndexWatch:
                 self.noline.append(name)
             elif self.last.get(name) == self.read_no - 1:  # advanced on two reads in a row
                 mine = {self.caller, threading.get_ident()}
-                threads = self.observer.foreign | set(_busy_threads(mine))
-                self.found = (name, tuple(sorted(threads)))
-                return True
+                threads = tuple(sorted(self.observer.foreign | set(_busy_threads(mine))))
+                if name not in self.state.rngs:
+                    self.found = (name, threads)
+                    return True
+                if self.random is None:  # keep looking for a number
+                    self.random = (name, threads, self.read_no)
             elif self.last.get(name) != self.read_no:
                 self.last[name] = self.read_no
                 self.first[name] = (_stack(*point), self.index)
         return False
 
+    def tracing(self) -> bool:
+        """Still looking for state advanced per read? A number found ends it, and so does a
+        read after a generator was found (a number advanced per read shows by then)."""
+        if self.found is not None:
+            return False
+        return self.random is None or self.read_no <= self.random[2] + 1
+
     def run(self, order: list[int], count: int) -> Blame:
         tracer = _tracer(self.observer)
         try:
             for self.read_no, self.index in enumerate(order):
-                self.observer.lines = True
+                again = self.read_no >= count  # reading an index a second time
+                if self.read_no == count:
+                    self.stored.start()
+                trace = self.tracing()
+                if not trace and again and (self.stored.changed or not self.stored.arrays):
+                    break  # the state and the stored data are both told
+                self.observer.lines = trace
                 self.observer.pending = None
                 failed = self.read(tracer)
                 if failed is not None:
                     return failed
                 if self.observer.error:
                     return _cannot(f"pitfalls could not compare: {self.observer.error}", "index")
-                if self.found is not None:
-                    break
+                if again:
+                    self.stored.compare(self.read_no)
         finally:
             self.observer.closed = True
             tracer.close()
@@ -1473,9 +1803,9 @@ class _IndexWatch:
         index, obj = self.index, self.obj
         try:
             if self.timeout is None:
-                tracer.run(lambda: obj[index])
+                batch = tracer.run(lambda: obj[index])
             else:
-                call_within(
+                batch = call_within(
                     lambda: tracer.run(lambda: obj[index]),
                     self.timeout,
                     f"return source[{index}]",
@@ -1487,11 +1817,17 @@ class _IndexWatch:
                 f"the source raised {type(exc).__name__}: {exc} during the diagnosis pass",
                 "index",
             )
+        finally:
+            self.observer.lines = False
+        self.rows = max(self.rows, _rows_of(batch))
         return None
 
     def blame(self, count: int) -> Blame:
-        if self.found is not None:
-            name, threads = self.found
+        found = self.found
+        if found is None and self.random is not None:
+            found = self.random[:2]
+        if found is not None:
+            name, threads = found
             if threads or self.observer.threads:
                 return _cannot(
                     f"{name} advanced while other threads ran the source's code; blame"
@@ -1514,6 +1850,18 @@ class _IndexWatch:
         )
 
 
+def _rows_of(batch: Any) -> int:
+    """Samples in a batch: the length of its first array with an axis (0 if none)."""
+    try:
+        for path, leaf in flatten(batch).leaves:
+            array = as_array(leaf, path)
+            if array.ndim:
+                return len(array)
+    except Exception:  # a batch that does not flatten: no rows known
+        return 0
+    return 0
+
+
 # The state an indexable source may advance per read -------------------------------------
 
 
@@ -1532,19 +1880,21 @@ def _rng_state(value: Any) -> Any:
 _NUMBERS = (bool, int, float, complex, np.number, np.bool_)
 
 
-def _collect(items: dict[str, Any], name: str, value: Any, depth: int) -> None:
+def _collect(items: dict[str, Any], rngs: set[str], name: str, value: Any, depth: int) -> None:
+    """Put ``value``'s numbers and RNG states into ``items`` by name (RNGs' names in ``rngs``)."""
     if isinstance(value, _NUMBERS):
         items[name] = value
         return
     rng = _rng_state(value)
     if rng is not None:
         items[name] = rng
+        rngs.add(name)
     elif depth > 0 and isinstance(value, dict) and len(value) <= 64:
         for key, item in list(value.items()):
-            _collect(items, f"{name}[{key!r}]", item, depth - 1)
+            _collect(items, rngs, f"{name}[{key!r}]", item, depth - 1)
     elif depth > 0 and isinstance(value, list) and len(value) <= 64:
         for i, item in enumerate(list(value)):
-            _collect(items, f"{name}[{i}]", item, depth - 1)
+            _collect(items, rngs, f"{name}[{i}]", item, depth - 1)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -1580,7 +1930,44 @@ class _State:
             if module is not None and _is_user_file(getattr(module, "__file__", None) or "<>")
             else None
         )
+        self.rngs: set[str] = set()
+        """The names that are random generators' states, not numbers."""
+        self.extra: dict[str, Any] = {}
+        """Generators the traced code reaches beyond the object: a closure's, another
+        module's, by a name a person can read."""
+        self.codes: set[CodeType] = set()
         self.values = self.read()
+
+    def adopt(self, frame: FrameType) -> None:
+        """Watch the generators that the code running in ``frame`` names from outside
+        itself (its closure, its globals), the first time that code is seen."""
+        code = frame.f_code
+        if code in self.codes:
+            return
+        self.codes.add(code)
+        where = getattr(code, "co_qualname", code.co_name)
+        found: dict[str, Any] = {}
+        try:
+            local = frame.f_locals
+            for var in code.co_freevars:
+                value = local.get(var)
+                if _rng_state(value) is not None:
+                    found[f"{where}'s {var}"] = value
+            module = frame.f_globals.get("__name__", "")
+            if self.module is None or module != self.module.__name__:
+                for var in code.co_names:
+                    value = frame.f_globals.get(var)
+                    if _rng_state(value) is not None:
+                        found[f"{module}.{var}"] = value
+        except Exception:  # locals that cannot be read: nothing more watched
+            return
+        found = {name: value for name, value in found.items() if name not in self.values}
+        if found:
+            self.extra.update(found)
+            items: dict[str, Any] = {}
+            for name, value in found.items():
+                _collect(items, self.rngs, name, value, 0)
+            self.values.update(items)
 
     def read(self) -> dict[str, Any]:
         items: dict[str, Any] = {}
@@ -1589,17 +1976,20 @@ class _State:
         except TypeError:  # no __dict__ (slots)
             attributes = {}
         for name, value in attributes.items():
-            _collect(items, f"source.{name}", value, 1)
+            _collect(items, self.rngs, f"source.{name}", value, 1)
         for c in self.classes:
             for name, value in list(vars(c).items()):
                 if not name.startswith("__"):
-                    _collect(items, f"{c.__qualname__}.{name}", value, 0)
+                    _collect(items, self.rngs, f"{c.__qualname__}.{name}", value, 0)
         if self.module is not None:
             for name, value in list(vars(self.module).items()):
                 if not name.startswith("__"):
-                    _collect(items, f"{self.module.__name__}.{name}", value, 0)
+                    _collect(items, self.rngs, f"{self.module.__name__}.{name}", value, 0)
+        for name, value in self.extra.items():
+            _collect(items, self.rngs, name, value, 0)
         items["numpy.random (global)"] = np.random.get_state(legacy=False)
         items["random (global)"] = random.getstate()
+        self.rngs.update(("numpy.random (global)", "random (global)"))
         return items
 
     def changed(self) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pitfalls import __version__
+from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._demo import add_demo_parser, run_demo_command
 from pitfalls._learn import add_learn_parser, run_learn
@@ -64,6 +65,8 @@ def check(args: argparse.Namespace, out: Any = None) -> int:
             steps_per_epoch=args.steps_per_epoch,
             unpack=unpack,
             reseed=reseed,
+            rtol=args.rtol,
+            atol=args.atol,
         )
     except (TypeError, ValueError, TimeoutError) as exc:
         raise Unusable(f"{args.target}: {exc}") from exc
@@ -104,6 +107,20 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _tolerance(name: str) -> Callable[[str], float]:
+    """An argparse type for ``--rtol`` / ``--atol``: a number, checked as the API checks it."""
+
+    def parse(text: str) -> float:
+        value = float(text)  # a ValueError here: argparse's "invalid number value: 'x'"
+        try:
+            return validate.tolerance(name, value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "number"  # argparse says "invalid number value: 'x'"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pitfalls", description="Make silent ML bugs loud.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -128,6 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=_at_least(2),
         default=DEFAULT_DRAWS,
         help="batches to draw (default: %(default)s)",
+    )
+    c.add_argument(
+        "--rtol",
+        type=_tolerance("--rtol"),
+        default=None,
+        metavar="R",
+        help="relative tolerance of the targets check (default: by dtype, 1.3e-06 for float32,"
+        " 1e-07 for float64, exact for integers)",
+    )
+    c.add_argument(
+        "--atol",
+        type=_tolerance("--atol"),
+        default=None,
+        metavar="A",
+        help="absolute tolerance of the targets check (default: by dtype, 1e-05 for float32,"
+        " 1e-07 for float64, exact for integers)",
     )
     c.add_argument(
         "--timeout",

@@ -17,6 +17,8 @@ passes for it.
 from __future__ import annotations
 
 import functools
+import hashlib
+import inspect
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls import _tfdata as tfdata
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._blame import blame_epochs
@@ -42,7 +45,12 @@ from pitfalls._tree import _MAX_DEPTH, Parts, as_array, flatten_at, split_batch
 
 _EPOCH_SEED = 1_000_003
 """Reseeds the RNGs before an epoch starts (``on_epoch_end``, ``iter()``); epoch e adds e."""
-_MAX_BATCHES = 100_000
+_BUILD_SEED = 1_000_033
+"""Reseeds the RNGs (TensorFlow's global seed too) before a tf.data pipeline is built."""
+_ENDLESS = (5_000, 1_000_000, 2**29)
+"""An epoch with no end in sight: this many batches, samples or bytes of inputs read
+(whichever comes first) without the source stopping or a length saying where it stops.
+Each sample read costs a 16-byte digest; 512 MB take seconds to read."""
 
 
 @dataclass
@@ -50,9 +58,11 @@ class Epoch:
     """One epoch as read: fingerprints of its samples and their targets, per batch."""
 
     batches: list[list[bytes]] = field(default_factory=list)
-    """Per batch, one fingerprint per sample (a copy of its input bytes)."""
+    """Per batch, one fingerprint per sample (a 16-byte digest of its input bytes)."""
     targets: list[list[bytes]] | None = field(default_factory=list)
     """Per batch, one fingerprint per sample's targets; None when batches have none."""
+    nbytes: int = 0
+    """Bytes of inputs read."""
 
     @property
     def samples(self) -> list[bytes]:
@@ -63,7 +73,37 @@ class Epoch:
         return None if self.targets is None else [t for batch in self.targets for t in batch]
 
 
-def _rows(leaves: list[tuple[str, Any]], b: int, what: str) -> list[bytes] | None:
+Layout = tuple[tuple[tuple[int, ...], str], ...]
+"""Per array of a sample (in leaf order): its shape without the sample axis, its dtype."""
+
+
+def _digests(arrays: list[np.ndarray], n: int) -> list[bytes]:
+    """One 16-byte digest per sample: of the bytes of its row in every array, in order."""
+    rows = []
+    for a in arrays:
+        flat = np.ascontiguousarray(a).reshape(n, -1)
+        try:
+            flat = flat.view(np.uint8)  # any dtype's bytes (datetime, structured) as bytes
+        except (TypeError, ValueError):
+            flat = np.frombuffer(flat.tobytes(), dtype=np.uint8).reshape(n, -1)
+        rows.append(flat)
+    if len(rows) == 1:
+        (only,) = rows
+        return [hashlib.blake2b(only[i], digest_size=16).digest() for i in range(n)]
+    out = []
+    for i in range(n):
+        h = hashlib.blake2b(digest_size=16)
+        for r in rows:
+            h.update(r[i])
+        out.append(h.digest())
+    return out
+
+
+def _layout(arrays: list[np.ndarray]) -> Layout:
+    return tuple((tuple(a.shape[1:]), a.dtype.str) for a in arrays)
+
+
+def _arrays(leaves: list[tuple[str, Any]], b: int, what: str) -> list[np.ndarray] | None:
     arrays = [as_array(leaf, path) for path, leaf in leaves]
     if not arrays or any(a.ndim == 0 for a in arrays):
         if what == "targets":
@@ -82,15 +122,19 @@ def _rows(leaves: list[tuple[str, Any]], b: int, what: str) -> list[bytes] | Non
             sizes = ", ".join(f"{path} {len(a)}" for (path, _), a in zip(leaves, arrays))
             raise ValueError(f"{_DATASET}; its arrays disagree on the number of samples: {sizes}")
         raise ValueError(f"batch {b}: input arrays disagree on the batch size")
-    rows = [a.reshape(n, -1) if a.flags.c_contiguous else a.copy().reshape(n, -1) for a in arrays]
-    return [b"".join(r[i].tobytes() for r in rows) for i in range(n)]
+    return arrays
+
+
+def _input_arrays(parts: Parts, b: int) -> list[np.ndarray]:
+    arrays = _arrays(list(flatten_at(parts.inputs, parts.inputs_path).leaves), b, "inputs")
+    assert arrays is not None
+    return arrays
 
 
 def _samples(parts: Parts, b: int) -> list[bytes]:
-    """One fingerprint per sample: a copy of the bytes of its row in every input array."""
-    rows = _rows(list(flatten_at(parts.inputs, parts.inputs_path).leaves), b, "inputs")
-    assert rows is not None
-    return rows
+    """One fingerprint per sample: a digest of the bytes of its row in every input array."""
+    arrays = _input_arrays(parts, b)
+    return _digests(arrays, len(arrays[0]))
 
 
 _DATASET = (
@@ -109,8 +153,9 @@ def _numbers_only(node: Any, depth: int = 0) -> bool:
     return isinstance(node, (bool, int, float, complex, np.number, np.bool_))
 
 
-def _dataset_rows(dataset: Any) -> list[bytes]:
-    """One fingerprint per sample of ``dataset``, as :func:`_samples` takes a batch's.
+def _dataset_rows(dataset: Any) -> tuple[list[bytes], Layout]:
+    """One fingerprint per sample of ``dataset``, as :func:`_samples` takes a batch's,
+    and the layout of a sample (compared with the batches' before any verdict).
 
     A nested list of numbers (``[[1, 2], [3, 4]]``: no array in it, so it cannot be
     the nesting of the inputs, whose leaves need a sample axis) is read as the
@@ -123,19 +168,88 @@ def _dataset_rows(dataset: Any) -> list[bytes]:
             raise ValueError(
                 f"{_DATASET}; this nested list is ragged, not one array ({exc})"
             ) from None
-    rows = _rows(list(flatten_at(dataset, "dataset").leaves), -1, "dataset")
-    assert rows is not None
-    return rows
+    arrays = _arrays(list(flatten_at(dataset, "dataset").leaves), -1, "dataset")
+    assert arrays is not None
+    return _digests(arrays, len(arrays[0])), _layout(arrays)
 
 
 def _target_rows(parts: Parts, b: int, n: int) -> list[bytes] | None:
     if parts.targets is None:
         return None
     try:
-        rows = _rows(list(flatten_at(parts.targets, parts.targets_path).leaves), b, "targets")
+        arrays = _arrays(list(flatten_at(parts.targets, parts.targets_path).leaves), b, "targets")
     except Exception:  # targets that are not arrays: no evidence from them
         return None
-    return rows if rows is not None and len(rows) == n else None
+    if arrays is None or len(arrays[0]) != n:
+        return None
+    return _digests(arrays, n)
+
+
+def _next_batch(get: Callable[[], Any], index: int, timeout: float | None) -> Any:
+    """``get()``, bounded by ``timeout``; what the source raises carries a note saying so.
+
+    StopIteration ends the epoch (passed on). Memory running out is not blamed on the
+    source: the check holds what it read too.
+    """
+    try:
+        return call_within(get, timeout, f"yield batch {index}")
+    except (StopIteration, TimeoutError):
+        raise
+    except MemoryError as exc:
+        add_note(exc, f"pitfalls: memory ran out while reading batch {index} of the source")
+        raise
+    except Exception as exc:
+        add_note(exc, f"pitfalls: raised by the source while reading batch {index}")
+        raise
+
+
+def _endless(batches: int, samples: int, nbytes: int, length: int | None) -> str:
+    """Why an epoch read this far has no end in sight, or ""; a length raises the limits."""
+    scale = 1 if length is None else max(1, -(-2 * length // _ENDLESS[0]))
+    limits = [limit * scale for limit in _ENDLESS]
+    if batches < limits[0] and samples < limits[1] and nbytes < limits[2]:
+        return ""
+    size = (
+        f"{nbytes / 2**20:.0f} MB"
+        if nbytes >= 2**20
+        else f"{nbytes / 2**10:.0f} kB"
+        if nbytes >= 2**10
+        else f"{nbytes} bytes"
+    )
+    return (
+        f"source has no end after {batches} batches ({samples} samples, {size} of inputs)"
+        " in one epoch: if it is endless, pass steps_per_epoch=, the batches of one epoch"
+    )
+
+
+def framework(obj: Any) -> str | None:
+    """The library whose loader ``obj`` is (or whose iterator): ``"torch"`` (a DataLoader,
+    a Dataset), ``"tf.data"``, ``"hf"`` (Hugging Face datasets), ``"keras"`` (a
+    PyDataset), or None: told by the module of its type, nothing imported."""
+    if inspect.isgenerator(obj):
+        frame = obj.gi_frame
+        module = frame.f_globals.get("__name__", "") if frame is not None else ""
+        return "hf" if module.startswith("datasets.") else None
+    for cls in type(obj).__mro__:
+        module = cls.__module__ or ""
+        if module.startswith("torch.utils.data"):
+            return "torch"
+        if module.startswith("tensorflow.python.data"):
+            return "tf.data"
+        if module.startswith("datasets."):
+            return "hf"
+        if module.startswith("keras") and cls.__name__ in ("PyDataset", "Sequence"):
+            return "keras"
+    return None
+
+
+def _order_generators(loader: Any) -> list[Any]:
+    """A torch DataLoader's generators that draw only orders and worker seeds: its own
+    ``generator`` and its sampler's (``RandomSampler`` draws again as its epoch ends)."""
+    sampler = getattr(loader, "sampler", None)
+    batch_sampler = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
+    found = [getattr(obj, "generator", None) for obj in (loader, sampler, batch_sampler)]
+    return [g for g in found if g is not None]
 
 
 class _Reader:
@@ -144,9 +258,19 @@ class _Reader:
     Indexable: ``on_epoch_end()`` (when ``transition``) then indices 0..n-1,
     each read after reseeding with its position. Otherwise an epoch starts
     with ``iter()``, a fresh copy from the factory, or (``steps_per_epoch``)
-    the next stretch of one stream; its first batch is read right after the
-    epoch's reseed (a permutation drawn lazily, at the first ``next()``,
-    follows the epoch's seed), later ones after reseeding with their position.
+    the next stretch of one stream (started again where it ends between two
+    epochs); its first batch is read right after the epoch's reseed (a
+    permutation drawn lazily, at the first ``next()``, follows the epoch's
+    seed), later ones after reseeding with their position.
+
+    A tf.data pipeline with a factory is built again under a fixed seed
+    (``build``), so that its random ops have seeds (see :mod:`pitfalls._tfdata`):
+    every iteration then replays the same random numbers, as the comparison of
+    two epochs' samples needs. The order check reads the pipeline as the user
+    built it instead: seeded, a random op drawn once per epoch (Hugging Face's
+    ``to_tf_dataset(shuffle=True)`` draws its permutation so) would repeat.
+    Either is read on one thread, reseeded only as each iteration starts (its
+    threads read ahead of ``next()``).
     """
 
     def __init__(
@@ -156,17 +280,31 @@ class _Reader:
         timeout: float | None,
         unpack: Any,
         randomness: Randomness,
+        *,
+        build: bool = True,
     ) -> None:
-        self.source = source
         self.steps = steps_per_epoch
         self.timeout = timeout
         self.unpack = unpack
         self.rnd = randomness
         self.read = 0
         self.epochs = 0
+        self.seeds: list[int] = []
+        """The seed each epoch was started under, in order (for :meth:`again`)."""
+        self.still: int | None = None
         self.indexable = source.kind == "indexable"
+        self.tf = tfdata.is_dataset(source.obj)
+        self.rebuilt = False
+        """A tf.data pipeline built again by its factory, under :data:`_BUILD_SEED`."""
+        if self.tf:
+            tfdata.keep_if_from_hf(source.obj)
+        if build and self.tf and source.made_by is not None:
+            source = self._build(source)
+        self.source = source
+        self.graph = tfdata.graph(source.obj) if self.tf else None
         self.stream: Iterator[Any] | None = None
         self.current: Any = source.obj
+        self.library = framework(source.obj)
         if self.indexable:
             length = source.length
             if steps_per_epoch is None and length is None:
@@ -182,77 +320,150 @@ class _Reader:
         else:
             self.count = steps_per_epoch
             if steps_per_epoch is not None:
-                self.stream = source.batches()
+                self.rnd.control(_EPOCH_SEED)
+                self.stream = self._start(source)
                 self.rnd.add_root("stream", self.stream)
         self.iterables: list[str] = []
         """Names of RNGs found in an epoch's own iterator (made anew each epoch)."""
+        if self.library == "torch":
+            self.rnd.orders.update(id(g) for g in _order_generators(source.obj))
+
+    def _build(self, source: Source) -> Source:
+        """``source`` made again by its factory under :data:`_BUILD_SEED`."""
+        self.rnd.control(_BUILD_SEED)
+        self.rebuilt = True
+        built = source.fresh()
+        tfdata.keep_if_from_hf(built.obj)
+        return built
+
+    def _start(self, source: Source) -> Iterator[Any]:
+        """An iterator over one epoch (or, ``steps_per_epoch``, a stream) of ``source``."""
+        if not self.tf:
+            it = source.batches()
+        else:
+            try:
+                it = iter(tfdata.one_thread(source.obj))
+            except Exception as exc:
+                add_note(
+                    exc, f"pitfalls: raised by iter() of the source {type(source.obj).__qualname__}"
+                )
+                raise
+        self.library = self.library or framework(it)
+        return it
 
     @property
     def replayable(self) -> bool:
         """Can the same epoch be started again from the same seed?"""
+        if self.tf:
+            return self.rebuilt and self.stream is None
         return self.indexable or (self.stream is None and self.source.rereadable)
 
-    def epoch(self, seed: int, *, transition: bool = True) -> Epoch:
-        """Read one epoch; start it under ``seed`` (``transition=False``: same indices again)."""
+    @property
+    def tf_random(self) -> bool:
+        """Does the pipeline draw in TensorFlow ops, unseen by :class:`Randomness`?"""
+        return self.graph is not None and bool(self.graph.random_ops)
+
+    def epoch(self, seed: int, *, transition: bool = True, still: int | None = None) -> Epoch:
+        """Read one epoch; start it under ``seed`` (``transition=False``: same indices again;
+        ``still``: the seed of generators not drawn from yet, see :meth:`Randomness.control`)."""
         self.epochs += 1
+        self.seeds.append(seed)
+        self.still = still
         if self.indexable:
             if transition:
-                self.rnd.control(seed)
+                self.rnd.control(seed, still=still)
                 end = getattr(self.source.obj, "on_epoch_end", None)
                 if callable(end):
                     end()
             return self._read(lambda i: self.source.obj[i], first_seeded=True)
-        self.rnd.control(seed)
         if self.stream is not None:
-            it = self.stream
-        else:
-            once = self.source.kind in ("generator", "iterator")
-            src = self.source.fresh() if once and self.epochs > 1 else self.source
-            if self.epochs > 1 and not self.source.rereadable:
-                kind, name = self.source.kind, type(self.source.obj).__qualname__
-                what = article(kind) if name == kind else f"{article(name)} ({article(kind)})"
-                raise ValueError(
-                    f"source is {what}, which can be read only once: pass its"
-                    " factory (a generator function or class), an iterable, or"
-                    " steps_per_epoch= for an endless stream of epochs"
-                )
-            it = src.batches()
-            self.current = src.obj
-            self.rnd.add_root("iterator", it)
+            if not self.tf:  # its threads read ahead: reseeded as it started, only
+                self.rnd.control(seed, still=still)
+            return self._read(self._next_in_stream, first_seeded=False, iterator=None)
+        self.rnd.control(seed, still=still)
+        once = self.source.kind in ("generator", "iterator")
+        src = self.source.fresh() if once and self.epochs > 1 else self.source
+        if self.epochs > 1 and not self.source.rereadable:
+            kind, name = self.source.kind, type(self.source.obj).__qualname__
+            what = article(kind) if name == kind else f"{article(name)} ({article(kind)})"
+            raise ValueError(
+                f"source is {what}, which can be read only once: pass its"
+                " factory (a generator function or class), an iterable, or"
+                " steps_per_epoch= for an endless stream of epochs"
+            )
+        it = self._start(src)
+        self.current = src.obj
+        self.rnd.add_root("iterator", it)
         return self._read(lambda i: next(it), first_seeded=False, iterator=it)
+
+    def again(self, k: int | None = None) -> Epoch:
+        """Epoch ``k`` (1-based; the last by default) read once more, as it was read: from
+        the same seed; a tf.data pipeline is built again and read up to it (its
+        iterations draw new orders from seeds held inside it)."""
+        seeds = list(self.seeds)
+        k = len(seeds) if k is None else k
+        if not self.tf:
+            return self.epoch(seeds[k - 1], transition=not self.indexable, still=self.still)
+        self.source = self._build(self.source)
+        self.current = self.source.obj
+        epoch = Epoch()
+        for seed in seeds[:k]:
+            epoch = self.epoch(seed)
+        self.seeds = [*seeds, seeds[k - 1]]
+        return epoch
+
+    def _next_in_stream(self, b: int) -> Any:
+        assert self.stream is not None
+        return next(self.stream)
+
+    def _restart(self) -> bool:
+        """Start the stream again where it ended between two epochs (as an iterable's next
+        ``iter()``, or its factory's next generator); False when it cannot be."""
+        if self.source.kind in ("generator", "iterator"):
+            if self.source.made_by is None:
+                return False
+            self.source = self.source.fresh()
+        self.stream = self._start(self.source)
+        self.rnd.add_root("stream", self.stream)
+        return True
 
     def _read(
         self, get: Callable[[int], Any], *, first_seeded: bool, iterator: Any = None
     ) -> Epoch:
         epoch = Epoch()
-        b = 0
+        b = samples = 0
+        restarted = False
+        length = self.source.length
+        per_read = not self.tf  # a pipeline's threads read ahead of next(): no reseeding
         while self.count is None or b < self.count:
-            if self.count is None and b >= _MAX_BATCHES:
-                raise ValueError(
-                    f"source yielded more than {_MAX_BATCHES} batches in one epoch: if it is"
-                    " endless, pass steps_per_epoch="
-                )
-            if b > 0 or first_seeded:
+            if self.count is None:
+                endless = _endless(b, samples, epoch.nbytes, length)
+                if endless:
+                    raise ValueError(endless)
+            if per_read and (b > 0 or first_seeded):
                 self.rnd.control(b)
             index = self.read
             try:
-                batch = call_within(functools.partial(get, b), self.timeout, f"yield batch {index}")
+                batch = _next_batch(functools.partial(get, b), index, self.timeout)
             except StopIteration:
+                between = b == 0 and self.stream is not None and self.epochs > 1
+                if between and not restarted and self._restart():
+                    restarted = True  # get reads self.stream: the new one
+                    continue
                 break
-            except TimeoutError:
-                raise
-            except Exception as exc:
-                add_note(exc, f"pitfalls: raised by the source while reading batch {index}")
-                raise
-            self.rnd.drew()
+            at_start = iterator is not None and b == 0
+            self.rnd.drew(at_start=at_start)
             if b == 0 and iterator is not None:
                 before = set(self.rnd.rngs)
                 self.rnd.rescan()  # a generator's locals exist once it runs
                 self.iterables += [n for n in self.rnd.rngs if n not in before and "()'s " in n]
             parts = split_batch(batch, index, self.unpack)
-            samples = _samples(parts, index)
-            epoch.batches.append(samples)
-            rows = _target_rows(parts, index, len(samples))
+            arrays = _input_arrays(parts, index)
+            n = len(arrays[0])
+            epoch.batches.append(_digests(arrays, n))
+            epoch.nbytes += sum(a.nbytes for a in arrays)
+            samples += n
+            rows = _target_rows(parts, index, n)
             if rows is None or epoch.targets is None:
                 epoch.targets = None
             else:
@@ -267,6 +478,8 @@ class _Reader:
             )
         if b == 0:
             raise ValueError("source yielded no batches")
+        if b == 1 and iterator is not None:  # its first batch is all of it: drawn per read
+            self.rnd.per_read()
         return epoch
 
     def held(self) -> Any:
@@ -317,13 +530,14 @@ def _random_per_read(rnd: Randomness, what: str) -> str:
 # epoch_repeatable -------------------------------------------------------------------
 
 
-def _repeatable_text(style: str, where: str) -> tuple[str, str]:
+def _repeatable_text(style: str, where: str, library: str | None = None) -> tuple[str, str]:
     """(reason, hint) for an epoch that changed: by the kind of source and the evidence.
 
     ``where`` is ``"read"`` (reading the same batches again changed them),
     ``"on_epoch_end"`` (it rewrote stored arrays), ``"epoch"`` (epoch 2
     holds other samples), or ``"unexplained read"`` / ``"unexplained epoch"``
-    (neither randomness nor a stored array explains it).
+    (neither randomness nor a stored array explains it). ``library`` is the
+    loader's (:func:`framework`): a torch Dataset's fix is in ``__getitem__``.
     """
     if where == "on_epoch_end":
         return (
@@ -349,16 +563,25 @@ def _repeatable_text(style: str, where: str) -> tuple[str, str]:
             " generator from the seed it is given; otherwise make each batch depend on its"
             " index and the stored data alone.",
         )
+    example = "x /= 255 on a slice"
+    if library == "torch":
+        example = "row -= mean or row.sub_(mean) on row = self.x[i]"
     reason = (
         "The second epoch holds other samples than the first: the data changed between"
         " epochs, typically preprocessing written into the stored dataset through a view"
-        " (x /= 255 on a slice), so every epoch trains on data transformed once more."
+        f" ({example}), so every epoch trains on data transformed once more."
     )
     if where == "read":
         reason = (
             "Reading the same batches again gave other samples: reading writes the data the"
-            " source holds, typically preprocessing done in place through a view (x /= 255"
-            " on a slice), so every epoch trains on data transformed once more."
+            " source holds, typically preprocessing done in place through a view"
+            f" ({example}), so every epoch trains on data transformed once more."
+        )
+    if library == "torch":
+        return reason, (
+            "transform a copy inside the Dataset's __getitem__ (row = self.x[i] - mean makes"
+            " one; so does self.x[i].clone()), never the stored tensor in place (-=, sub_,"
+            " mul_ on self.x[i] write it); or preprocess once, before training."
         )
     hints = {
         "dataset": "transform a copy inside __getitem__ (x = self.images[rows] / 255 makes"
@@ -418,16 +641,23 @@ def check_epoch_repeatable(
     """Do two epochs hold the same samples (in any order)?
 
     Fails when preprocessing writes into the stored dataset, e.g. ``x /= 255``
-    on a slice (a view) of it: the second epoch then sees the data transformed
-    twice. Each epoch's samples are fingerprinted as they are read (copies of
-    their bytes), so memory is about one epoch of inputs.
+    on a slice (a view) of it, or ``row -= mean`` on a row of a torch tensor:
+    the second epoch then sees the data transformed twice. Each epoch's
+    samples are fingerprinted as they are read (a 16-byte digest of their
+    bytes), so memory is a few dozen bytes per sample; an epoch with no end
+    in sight (thousands of batches, a million samples or 512 MB of inputs, and
+    no length) is a ValueError asking for ``steps_per_epoch``.
 
     Random augmentation is allowed: every read is made after reseeding
     Python's, numpy's, Keras' and torch's global RNGs and the generators the
     source holds (``self.rng``), and ``reseed(seed)`` for the others; all are
-    put back afterwards. An indexable source (a PyDataset) is read twice
-    without ``on_epoch_end()`` between (the same indices under the same seeds
-    must give the same samples), then once more after it; when the source is
+    put back afterwards. A tf.data pipeline given by its factory is built
+    again under a fixed seed, so that its random ops replay the same numbers
+    every epoch, and read on one thread; shuffled anew each iteration, it is
+    built once more and its first epoch must come back. An indexable source
+    (a PyDataset) is read twice without ``on_epoch_end()`` between (the same
+    indices under the same seeds must give the same samples), then once more
+    after it; when the source is
     random per read, that last epoch is judged by the arrays it holds
     (``self.images``, ``self.indices``) keeping their rows, since a reordered,
     augmented epoch cannot be matched sample by sample. What cannot be told
@@ -442,7 +672,7 @@ def check_epoch_repeatable(
         reader = _Reader(resolved, steps_per_epoch, timeout, unpack, rnd)
         verdict = (_repeatable_indexable if reader.indexable else _repeatable_stream)(reader)
     findings, where, notes, inconclusive, batches, summary = verdict
-    reason, hint = _repeatable_text(style, where)
+    reason, hint = _repeatable_text(style, where, reader.library)
     note = rnd.note()
     return Report(
         check="epoch_repeatable",
@@ -520,10 +750,69 @@ def _compare_epochs(reader: _Reader, first: Epoch, stored: dict[str, Any]) -> _V
     changes = changed_rows(stored, reader.held())
     if changes:
         return missing, "epoch", [_change_note(changes, "while reading")], "", batches, ""
+    what = "epoch 2 holds other samples than epoch 1"
+    if reader.tf:
+        verdict = _tf_epochs(reader, first, what)
+        if verdict is not None:
+            return verdict
     if reader.rnd.random:  # epoch 2's reads drew, where epoch 1's did not
-        what = "epoch 2 holds other samples than epoch 1"
         return (), "epoch", [], _unexplained(reader.rnd, what, stored), batches, ""
     return missing, "unexplained epoch" if stored else "epoch", [], "", batches, ""
+
+
+def _tf_epochs(reader: _Reader, first: Epoch, what: str) -> _Verdict | None:
+    """Two epochs of a tf.data pipeline that differ: explained by TensorFlow's own seeds?
+
+    A shuffle draws a new order at every iteration, so random ops after it give
+    each sample other random numbers in epoch 2. Built again under the same seed,
+    the pipeline's first epoch must then be epoch 1 again (a pass); if it is not,
+    or the pipeline could not be built again, its randomness is out of reach.
+    """
+    graph = reader.graph
+    n, batches = len(first.samples), len(first.batches)
+    if graph is not None and graph.reshuffles and reader.replayable:
+        again = reader.again(1)
+        if Counter(again.samples) == Counter(first.samples):
+            anew = "reshuffled and augmented anew" if graph.random_ops else "reshuffled"
+            return (
+                (),
+                "epoch",
+                [
+                    f"Epoch 2 of the pipeline came {anew}, as TensorFlow draws new seeds for"
+                    " its shuffle at every iteration; the pipeline built again under the same"
+                    " seed gave epoch 1's samples again."
+                ],
+                "",
+                batches,
+                f"the pipeline built again gave the same {n} samples as epoch 1",
+            )
+    if graph is not None and (graph.random_ops or (graph.reshuffles and not reader.rebuilt)):
+        return (), "epoch", [], _tf_unreached(reader, what), batches, ""
+    return None
+
+
+def _tf_unreached(reader: _Reader, what: str) -> str:
+    """Why a tf.data pipeline's randomness keeps two epochs apart, and what to pass."""
+    graph = reader.graph
+    assert graph is not None
+    ops = ", ".join(graph.random_ops)
+    drawn = f"random ops ({ops})" if ops else "shuffle, which draws a new order every iteration"
+    if not reader.rebuilt:
+        return (
+            f"The tf.data pipeline draws in TensorFlow {drawn}, and {what}: its ops took"
+            " their seeds when it was built (none at all without tf.random.set_seed: fresh"
+            " ones at every iteration), which no reseeding afterwards reaches. Pass a"
+            " factory that builds the pipeline (lambda: make_dataset()), so that pitfalls"
+            " builds it under a fixed seed, or check with the augmentation turned off."
+        )
+    return (
+        f"The tf.data pipeline draws in TensorFlow {drawn}, and {what} even built again"
+        " under the same tf.random.set_seed: it draws from state no seed resets (a"
+        " tf.random.Generator made outside the pipeline, a py_function's own generator)."
+        " Pass reseed=, a function that resets that generator from its seed argument"
+        " (lambda seed: generator.reset_from_seed(seed)), or check with the augmentation"
+        " turned off."
+    )
 
 
 def _unexplained(rnd: Randomness, what: str, stored: dict[str, Any]) -> str:
@@ -544,13 +833,73 @@ def _repeatable_stream(reader: _Reader) -> _Verdict:
 # order_shuffled ----------------------------------------------------------------------
 
 
-def _order_text(style: str, same_seed: list[str]) -> tuple[str, str]:
+def _order_text(
+    style: str,
+    same_seed: list[str],
+    library: str | None = None,
+    graph: tfdata.Graph | None = None,
+    sampler_of: Any = None,
+) -> tuple[str, str]:
     """(reason, hint) for an order that never changes, by the kind of source and the evidence.
 
     ``same_seed`` names generators the source made anew inside ``__iter__``
     (or the generator function) for each epoch: reseeded from one seed, they
-    repeat the order.
+    repeat the order. ``library`` (:func:`framework`) puts the fix in the terms
+    of the user's loader; a tf.data ``graph`` says which op froze the order; a
+    DataLoader (``sampler_of``) by its sampler.
     """
+    if library == "tf.data":
+        if graph is not None and graph.cache_after_shuffle:
+            why = "a cache() after its shuffle() stores the first epoch's order and replays it"
+        elif graph is not None and graph.frozen:
+            why = (
+                "its shuffle() has reshuffle_each_iteration=False, so every epoch repeats"
+                " the first permutation"
+            )
+        elif graph is not None and not graph.shuffles and graph.order_ops:
+            why = (
+                f"its order comes from random ops ({', '.join(graph.order_ops)}) that took"
+                " fixed seeds when it was built, under tf.random.set_seed, and seeded ops in a"
+                " pipeline draw the same numbers at every iteration (so does"
+                " to_tf_dataset(shuffle=True) under a global seed)"
+            )
+        elif graph is not None and not graph.shuffles:
+            why = "the pipeline has no shuffle()"
+        else:
+            why = "nothing in the pipeline reorders the samples between iterations"
+        return (
+            f"Every epoch visits the samples in the same order: {why}.",
+            "shuffle after cache() and before batch(), drawing a new order every epoch:"
+            " dataset.cache().shuffle(buffer_size).batch(batch_size), with"
+            " reshuffle_each_iteration=True (the default, which reshuffles under a global"
+            " seed too) and buffer_size at least the number of samples for a full shuffle.",
+        )
+    if library == "hf":
+        return (
+            "Every epoch visits the samples in the same order: a Hugging Face dataset"
+            " iterates in its stored order, and its shuffle() draws one order that every"
+            " later iteration repeats (Dataset.shuffle() fixes an indices mapping; an"
+            " IterableDataset reshuffles only when set_epoch() gives it a new epoch).",
+            "shuffle anew for every epoch with the epoch as seed:"
+            " dataset.shuffle(seed=epoch).iter(batch_size=...); for an IterableDataset,"
+            " call dataset.set_epoch(epoch) before each epoch; through torch,"
+            " DataLoader(dataset, shuffle=True).",
+        )
+    if library == "torch" and not same_seed:
+        sampler = type(getattr(sampler_of, "sampler", None)).__name__
+        why = (
+            "its SequentialSampler visits the indices in stored order (shuffle=False, the default)"
+            if sampler == "SequentialSampler"
+            else "its sampler visits the indices in the same order every epoch (it draws no"
+            " new order, or draws it from the same seed each time)"
+        )
+        return (
+            f"Every epoch visits the samples in the same order: {why}.",
+            "pass shuffle=True to the DataLoader (with generator=torch.Generator()"
+            ".manual_seed(seed), made once, for a reproducible order), or give a custom"
+            " sampler a torch.Generator made once in __init__ and return"
+            " iter(torch.randperm(n, generator=self.generator).tolist()) from __iter__.",
+        )
     if same_seed:
         return (
             "Every epoch visits the samples in the same order: the source makes its random"
@@ -591,6 +940,32 @@ def _same_order(n: int, problem: str) -> tuple[Finding, ...]:
     return (Finding(path="sample order", when="epoch 2", mismatched=n, total=n, problem=problem),)
 
 
+def _in_both(first: list[bytes], second: list[bytes]) -> tuple[list[bytes], list[bytes]] | None:
+    """The samples both epochs hold, in each epoch's order (None when fewer than two):
+    their relative order tells a reordering even when other samples changed."""
+    common = Counter(first) & Counter(second)
+    if sum(common.values()) < 2:
+        return None
+
+    def keep(samples: list[bytes]) -> list[bytes]:
+        left = Counter(common)
+        out = []
+        for s in samples:
+            if left[s] > 0:
+                left[s] -= 1
+                out.append(s)
+        return out
+
+    return keep(first), keep(second)
+
+
+def _identifying(targets: list[bytes]) -> bool:
+    """Do the targets tell the samples apart (nine in ten distinct)? Then the same targets
+    in another order are the same samples reordered: targets that augmentation changed
+    (a label flipped with its image) would show new values, not the same multiset."""
+    return len(set(targets)) >= 0.9 * len(targets) and len(targets) >= 2
+
+
 def _informative(targets: list[bytes]) -> bool:
     """Would a random reordering keep this sequence of targets with chance below 1e-6?"""
     counts = Counter(targets).values()
@@ -617,23 +992,29 @@ def check_order_shuffled(
     source's after ``on_epoch_end()``), every later read after reseeding with
     its position, so random augmentation is drawn alike in both epochs and
     cannot pass for a new order. When the epochs still hold different samples,
-    a replay of epoch 2 under the same seeds tells reproducible reads (the order
-    changed: pass) from randomness pitfalls cannot reach; then the sequence of
-    targets may still show the same order; otherwise the report is inconclusive.
-    A shuffle drawn lazily in the middle of an epoch (not at its start) would
-    be reseeded like an augmentation and look unshuffled.
+    the order is read from what they share: targets that tell the samples apart
+    (the same ones, in another order: pass; the same sequence: fail), the
+    samples both epochs hold (a few augmented or left out), then a replay of
+    epoch 2 under the same seeds (reproducible reads: the order follows the
+    seed); otherwise the report is inconclusive. A tf.data pipeline is read as
+    built (seeded, a random op drawn once per epoch would repeat its order), so
+    the verdict is the one training under the same seeding would meet. A
+    shuffle drawn lazily in the middle of an epoch (not at its start) would be
+    reseeded like an augmentation and look unshuffled.
     """
     resolved, steps_per_epoch, timeout, unpack, reseed = _setup(
         source, steps_per_epoch, timeout, unpack, reseed
     )
     style = source_style(resolved)
     with Randomness(_roots(resolved), reseed) as rnd:
-        reader = _Reader(resolved, steps_per_epoch, timeout, unpack, rnd)
+        reader = _Reader(resolved, steps_per_epoch, timeout, unpack, rnd, build=False)
         first = reader.epoch(_EPOCH_SEED + 1)
-        second = reader.epoch(_EPOCH_SEED + 2)
+        second = reader.epoch(_EPOCH_SEED + 2, still=_EPOCH_SEED + 1)
         findings, inconclusive, notes = _order_verdict(reader, first, second)
     n, batches = len(first.samples), len(first.batches)
-    reason, hint = _order_text(style, reader.iterables if findings else [])
+    reason, hint = _order_text(
+        style, reader.iterables if findings else [], reader.library, reader.graph, resolved.obj
+    )
     note = rnd.note()
     return Report(
         check="order_shuffled",
@@ -667,20 +1048,24 @@ def _order_verdict(
             "",
             [],
         )
-    changes: tuple[Change, ...] = ()
-    if reader.replayable:
-        stored = stored_arrays(reader.held(), 2 * max(len(b) for b in first.batches))
-        replay = reader.epoch(_EPOCH_SEED + 2, transition=not reader.indexable)
-        if replay.batches == second.batches:
+    both = _in_both(first.samples, second.samples)
+    if both is not None:
+        kept1, kept2 = both
+        if kept1 != kept2:
             return (
                 (),
                 "",
                 [
-                    "Epochs 1 and 2 hold differently augmented samples; epoch 2 read again"
-                    " under the same seeds was the same, so the order follows the shuffle."
+                    f"Epochs 1 and 2 differ in {n - len(kept1)} samples (augmented, or left out),"
+                    f" and the {len(kept1)} samples both hold come in another order."
                 ],
             )
-        changes = changed_rows(stored, reader.held())
+        if _informative(kept1):
+            problem = (
+                f"epoch 2 repeats epoch 1's order of the {len(kept1)} samples both epochs hold"
+                f" (of {n})"
+            )
+            return _same_order(n, problem), "", []
     a, b = first.sample_targets, second.sample_targets
     if a is not None and a == b and _informative(a):
         return (
@@ -692,6 +1077,37 @@ def _order_verdict(
             "",
             [],
         )
+    if a is not None and b is not None and a != b and _identifying(a) and Counter(a) == Counter(b):
+        return (
+            (),
+            "",
+            [
+                "Epochs 1 and 2 hold differently augmented samples, but the same targets in"
+                " another order: the samples were reordered."
+            ],
+        )
+    graph = reader.graph
+    if graph is not None and not (graph.shuffles or graph.python or graph.order_ops):
+        return _same_order(n, "the pipeline has no op that could reorder its samples"), "", []
+    changes: tuple[Change, ...] = ()
+    if reader.replayable:
+        stored = stored_arrays(reader.held(), 2 * max(len(b) for b in first.batches))
+        replay = reader.again()
+        if replay.batches == second.batches:
+            how = (
+                "the pipeline built again under the same seed gave the same epoch 2"
+                if reader.tf
+                else "epoch 2 read again under the same seeds was the same"
+            )
+            return (
+                (),
+                "",
+                [
+                    f"Epochs 1 and 2 hold differently augmented samples; {how}, so the order"
+                    " follows the shuffle."
+                ],
+            )
+        changes = changed_rows(stored, reader.held())
     if changes:
         return (
             (),
@@ -703,6 +1119,16 @@ def _order_verdict(
     what = "epoch 2 holds other samples than epoch 1"
     if reader.rnd.random:
         return (), _random_per_read(reader.rnd, what) + " Their order cannot be compared.", []
+    if graph is not None and graph.random_ops:
+        ops = ", ".join(graph.random_ops)
+        return (
+            (),
+            f"The tf.data pipeline draws in TensorFlow random ops ({ops}) as it reads, so"
+            f" {what} and, with targets that change with them or tell no samples apart,"
+            " their order cannot be compared. Check with the augmentation turned off (the"
+            " same pipeline without its random map).",
+            [],
+        )
     return (
         (),
         f"The samples cannot be matched across epochs: {what}, and nothing pitfalls can see"
@@ -760,32 +1186,55 @@ def assert_order_shuffled(
 
 
 def _first_epoch(
-    source: Source, steps_per_epoch: int | None, timeout: float | None, unpack: Any
-) -> tuple[list[bytes], int]:
-    """The samples of the first epoch, read as Keras would: indices 0..n-1, or one iteration."""
-    length = source.length if source.kind == "indexable" else None
+    source: Source,
+    steps_per_epoch: int | None,
+    timeout: float | None,
+    unpack: Any,
+    rnd: Randomness,
+    layout: Layout,
+) -> tuple[list[bytes], list[int]]:
+    """The samples of the first epoch, read as Keras would (indices 0..n-1, or one
+    iteration), and the size of each batch; ``rnd`` watches each read."""
+    indexable = source.kind == "indexable"
+    length = source.length if indexable else None
     count = steps_per_epoch if steps_per_epoch is not None else length
+    rnd.mark()
     stream = source.batches()
     samples: list[bytes] = []
-    batches = 0
-    while count is None or batches < count:
-        if count is None and batches >= _MAX_BATCHES:
-            raise ValueError(
-                f"source yielded more than {_MAX_BATCHES} batches in one epoch: if it is"
-                " endless, pass steps_per_epoch="
-            )
+    sizes: list[int] = []
+    nbytes = 0
+    while count is None or len(sizes) < count:
+        b = len(sizes)
+        if count is None:
+            endless = _endless(b, len(samples), nbytes, source.length)
+            if endless:
+                raise ValueError(endless)
         try:
-            batch = call_within(lambda: next(stream), timeout, f"yield batch {batches}")
+            batch = _next_batch(lambda: next(stream), b, timeout)
         except StopIteration:
             break
-        except TimeoutError:
-            raise
-        except Exception as exc:
-            add_note(exc, f"pitfalls: raised by the source while reading batch {batches}")
-            raise
-        samples += _samples(split_batch(batch, batches, unpack), batches)
-        batches += 1
-    return samples, batches
+        rnd.drew(at_start=not indexable and b == 0)
+        arrays = _input_arrays(split_batch(batch, b, unpack), b)
+        if b == 0 and _layout(arrays) != layout:
+            raise ValueError(
+                f"dataset's samples are {_shown(layout)}, but the source's batches hold"
+                f" samples of {_shown(_layout(arrays))}: dataset must hold the samples as"
+                " the source delivers them, in the same shape and dtype, since they are"
+                " compared byte for byte"
+            )
+        samples += _digests(arrays, len(arrays[0]))
+        sizes.append(len(arrays[0]))
+        nbytes += sum(a.nbytes for a in arrays)
+        rnd.mark()
+    if len(sizes) == 1 and not indexable:
+        rnd.per_read()
+    return samples, sizes
+
+
+def _shown(layout: Layout) -> str:
+    """``shape (3,) float32``, one per array of a sample."""
+    parts = [f"shape {shape} {np.dtype(dtype).name}" for shape, dtype in layout]
+    return " and ".join(parts) if parts else "empty"
 
 
 def check_epoch_complete(
@@ -799,26 +1248,30 @@ def check_epoch_complete(
     """Does one epoch of ``source`` deliver every sample of ``dataset`` exactly once?
 
     ``dataset`` holds the samples on axis 0 (an array, or the same nesting as
-    the batches' inputs). One epoch is read (indices 0..n-1 of an indexable
+    the batches' inputs), in the shape and dtype the batches hold them (else a
+    ValueError names both). One epoch is read (indices 0..n-1 of an indexable
     source, one iteration, or ``steps_per_epoch`` batches) and compared as a
     multiset: samples seen twice, samples never seen, and samples not in
     ``dataset`` are reported. Made for what several workers deliver: a
     generator or iterator shared by threads without a lock duplicates and drops
-    batches silently; Keras' ordered enqueuer and a DataLoader's sampler
-    deliver each index once. A source that augments its samples at random
-    delivers rows that are not in ``dataset``: when it drew random numbers and
-    such strangers appear, the report is inconclusive (check with the
-    augmentation off).
+    batches silently, and so does a torch ``IterableDataset`` every worker
+    reads whole; Keras' ordered enqueuer and a DataLoader's sampler deliver
+    each index once. An epoch missing exactly its last, partial batch
+    (``drop_last=True``, ``drop_remainder=True``) is said to be that. A source
+    that augments its samples at random delivers rows that are not in
+    ``dataset``: when it drew random numbers (or its tf.data graph has random
+    ops) and such strangers appear, the report is inconclusive (check with the
+    augmentation off). Every RNG the reads drew from is put back.
     """
     steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
     timeout = validate.timeout("timeout", timeout)
     unpack = validate.optional_function("unpack", unpack)
-    reference = _dataset_rows(dataset)
+    reference, layout = _dataset_rows(dataset)
     resolved = resolve(source)
-    with Randomness(_roots(resolved), restore=False) as rnd:
-        rnd.mark()
-        seen_list, batches = _first_epoch(resolved, steps_per_epoch, timeout, unpack)
-        rnd.drew()
+    graph = tfdata.graph(resolved.obj) if tfdata.is_dataset(resolved.obj) else None
+    with Randomness(_roots(resolved)) as rnd:
+        seen_list, sizes = _first_epoch(resolved, steps_per_epoch, timeout, unpack, rnd, layout)
+    batches = len(sizes)
     wanted = Counter(reference)
     seen = Counter(seen_list)
     order = {fp: i for i, fp in reversed(list(enumerate(reference)))}
@@ -828,33 +1281,119 @@ def check_epoch_complete(
     findings = []
     total = sum(wanted.values())
     inconclusive = ""
-    if strangers and rnd.random:
+    tf_random = graph is not None and bool(graph.random_ops)
+    if strangers and (rnd.random or tf_random):
+        drew = ", ".join(rnd.seen) if rnd.random else "TensorFlow's " + ", ".join(graph.random_ops)  # type: ignore[union-attr]
         inconclusive = (
-            f"The source is random per read (it drew from {', '.join(rnd.seen)}):"
+            f"The source is random per read (it drew from {drew}):"
             f" {strangers} of the {len(seen_list)} samples it delivered are not rows of"
             " dataset, as augmented samples never are, so which rows were delivered cannot"
             " be told. Check with the augmentation turned off."
         )
     else:
         findings = _complete_findings(seen, wanted, twice, missing, strangers, total, seen_list)
+    lost = sum(wanted[fp] - seen[fp] for fp in wanted if seen[fp] < wanted[fp])
+    cause = _complete_cause(resolved, sizes, lost, total, bool(twice), strangers)
+    reason, hint = _complete_text(cause, resolved, graph)
     return Report(
         check="epoch_complete",
         parameters={"steps_per_epoch": batches, "samples": total},
         batches=batches,
         findings=tuple(findings),
         inconclusive=inconclusive,
-        reason=(
-            "An epoch did not deliver every sample exactly once: a source shared by"
-            " several workers without a lock (a read-modify-write of its position) hands"
-            " out some batches twice and skips others, or the epoch boundary is off."
-        ),
-        hint=(
-            "give each worker indices, not a shared iterator: keras.utils.PyDataset with"
-            " workers, or a DataLoader with a sampler; guard a shared iterator with a"
-            " threading.Lock around next()."
-        ),
+        reason=reason,
+        hint=hint,
         summary=f"all {total} samples delivered exactly once",
         source=resolved.description,
+    )
+
+
+def _loader_workers(obj: Any) -> int:
+    """A torch DataLoader's worker processes reading an IterableDataset (else 0)."""
+    if framework(obj) != "torch" or not hasattr(obj, "num_workers"):
+        return 0
+    dataset = getattr(obj, "dataset", None)
+    iterable = any(cls.__name__ == "IterableDataset" for cls in type(dataset).__mro__)
+    workers = obj.num_workers
+    return workers if iterable and isinstance(workers, int) and workers > 1 else 0
+
+
+def _complete_cause(
+    source: Source, sizes: list[int], lost: int, total: int, twice: bool, strangers: int
+) -> str:
+    """``"remainder"``: exactly the samples past the last whole batch are missing;
+    ``"workers"``: a DataLoader's workers each read an IterableDataset whole; else ""."""
+    if twice and _loader_workers(source.obj):
+        return "workers"
+    size = sizes[0] if sizes and len(set(sizes)) == 1 else 0
+    if not twice and not strangers and size > 1 and lost > 0 and lost == total % size:
+        return "remainder"
+    return ""
+
+
+def _complete_text(cause: str, source: Source, graph: tfdata.Graph | None) -> tuple[str, str]:
+    """(reason, hint) for an incomplete epoch, in the terms of the source's library."""
+    library = framework(source.obj)
+    style = source_style(source)
+    if cause == "workers":
+        workers = _loader_workers(source.obj)
+        return (
+            f"An epoch delivered samples more than once: each of the DataLoader's {workers}"
+            " worker processes iterates its own copy of the IterableDataset, so, unsharded,"
+            " every worker yields the whole stream.",
+            "shard the stream in __iter__ with torch.utils.data.get_worker_info(): yield"
+            " only the items i with i % info.num_workers == info.id (info is None in the"
+            " main process), or use a map-style Dataset, whose indices the sampler hands"
+            " out once.",
+        )
+    if cause == "remainder":
+        if library == "torch":
+            how = (
+                "DataLoader(drop_last=True)"
+                if getattr(source.obj, "drop_last", False)
+                else "its batch sampler keeps whole batches only"
+            )
+            hint = (
+                "keep the last, smaller batch: DataLoader(..., drop_last=False), the default;"
+                " or make the dataset's length a multiple of batch_size if every batch must"
+                " be full."
+            )
+        elif library == "tf.data":
+            how = (
+                "batch(..., drop_remainder=True)"
+                if graph is not None and graph.drops_remainder
+                else "the pipeline keeps whole batches only"
+            )
+            hint = (
+                "keep the last, smaller batch: dataset.batch(batch_size), whose"
+                " drop_remainder=False is the default; or make the number of samples a"
+                " multiple of the batch size if every batch must be full."
+            )
+        elif style == "dataset":
+            how = "__len__ counts whole batches only"
+            hint = (
+                "count the last, smaller batch too: __len__ returns math.ceil(len(self.x) /"
+                " self.batch_size), and __getitem__ gives the last index the rows left."
+            )
+        else:
+            how = "the batching stops at the last whole batch"
+            hint = (
+                "yield the last, smaller batch too: for start in range(0, n, batch_size)"
+                " reaches the rows left; range(0, n - batch_size + 1, batch_size) skips them."
+            )
+        return (
+            f"An epoch did not deliver every sample: its last, partial batch was dropped"
+            f" ({how}), so the samples past the last whole batch are never trained on in"
+            " an epoch (other ones each epoch, when it shuffles).",
+            hint,
+        )
+    return (
+        "An epoch did not deliver every sample exactly once: a source shared by"
+        " several workers without a lock (a read-modify-write of its position) hands"
+        " out some batches twice and skips others, or the epoch boundary is off.",
+        "give each worker indices, not a shared iterator: keras.utils.PyDataset with"
+        " workers, or a DataLoader with a sampler; guard a shared iterator with a"
+        " threading.Lock around next().",
     )
 
 

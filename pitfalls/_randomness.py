@@ -6,24 +6,28 @@ epochs) must not mistake random augmentation for a bug, nor let it hide one.
 random state:
 
 * before each read, :meth:`Randomness.control` reseeds Python's ``random``,
-  numpy's global RNG, Keras' (``keras.utils.set_random_seed``, which also
-  seeds TensorFlow) when Keras is already imported (TensorFlow's alone when
-  only it is), torch's when torch is,
+  numpy's global RNG, Keras' global seed when Keras is already imported,
+  TensorFlow's (``tf.random.set_seed``) when it is, torch's when torch is,
   every random generator the source holds (a ``numpy.random.Generator``,
-  ``RandomState``, ``random.Random``, ``torch.Generator`` or Keras
-  ``SeedGenerator`` found in its attributes, a few levels deep, in a
-  generator's local variables, or at its module's top level), and calls the
-  user's ``reseed(seed)`` hook for the rest;
+  ``RandomState``, ``random.Random``, ``torch.Generator``, Keras
+  ``SeedGenerator`` or ``tf.random.Generator`` found in its attributes, a few
+  levels deep, in a generator's local variables, or at its module's top
+  level; TensorFlow's global Generator once made), and calls the user's
+  ``reseed(seed)`` hook for the rest;
 * it records which of those the read drew from (their state moved), so a
-  check can say "random per read" with evidence;
-* on exit every RNG it touched is put back as it was.
+  check can say "random per read" with evidence; draws made only as an epoch
+  starts (a permutation, a DataLoader's worker seed) are kept apart, as the
+  epoch's order rather than augmentation;
+* on exit every RNG it touched is put back as it was, Keras' and
+  TensorFlow's global seeds included (TensorFlow's back to none at all).
 
 What it cannot see: a generator held elsewhere (a closure, another module)
-and TensorFlow ops' own state; pass ``reseed=`` for those. It also cannot tell
-a random generator it cannot see from state that changes per read (a
-counter); :func:`stored_arrays` and :func:`changed_rows` give the checks
-another witness: data written in place changes arrays the source holds,
-randomness never does.
+and the seeds TensorFlow ops took when their pipeline was built (see
+:mod:`pitfalls._tfdata`); pass ``reseed=`` (or, for tf.data, a factory) for
+those. It also cannot tell a random generator it cannot see from state that
+changes per read (a counter); :func:`stored_arrays` and :func:`changed_rows`
+give the checks another witness: data written in place changes arrays the
+source holds (numpy arrays, torch tensors, JAX arrays), randomness never does.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ def _kind(obj: Any) -> str | None:
         return "torch.Generator"
     if cls.__name__ == "SeedGenerator" and module.startswith("keras") and hasattr(obj, "state"):
         return "keras SeedGenerator"
+    if cls.__name__ == "Generator" and module.startswith("tensorflow") and hasattr(obj, "state"):
+        return "tf.random.Generator"
     return None
 
 
@@ -82,7 +88,7 @@ def _get(obj: Any, kind: str) -> Any:
         return obj.getstate()
     if kind == "torch.Generator":
         return obj.get_state().clone()
-    return np.array(obj.state.numpy())  # keras SeedGenerator: a (seed, counter) variable
+    return np.array(obj.state.numpy())  # Keras' SeedGenerator, TF's Generator: a variable
 
 
 def _set(obj: Any, kind: str, state: Any) -> None:
@@ -131,6 +137,8 @@ def _seed(obj: Any, kind: str, seed: int) -> Any:
         return _seeded_state((type(obj), seed), lambda: _get(obj, kind))
     if kind == "torch.Generator":
         obj.manual_seed(seed)
+    elif kind == "tf.random.Generator":
+        obj.reset_from_seed(seed)
     else:
         obj.state.assign(np.array([seed, 0], dtype=obj.state.numpy().dtype))
     return None
@@ -234,10 +242,54 @@ def _cell(cell: Any) -> Any:
 
 @dataclass
 class Held:
-    """The RNGs and arrays reachable from a source, by a name a person can read."""
+    """The RNGs and arrays reachable from a source, by a name a person can read.
+
+    ``arrays`` holds numpy arrays, torch tensors and JAX arrays as found (not
+    copies): :func:`stored_arrays` reads their rows through :func:`as_numpy`.
+    """
 
     rngs: dict[str, Any]
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, Any]
+
+
+_TENSOR_MODULES = ("torch", "jax")
+
+
+def _tensor(obj: Any) -> bool:
+    """A torch tensor or a JAX array: data a source may hold, with a sample axis."""
+    module = type(obj).__module__ or ""
+    if not module.startswith(_TENSOR_MODULES):
+        return False
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Tensor):
+        return True
+    array = getattr(sys.modules.get("jax"), "Array", None)
+    return isinstance(array, type) and isinstance(obj, array)
+
+
+def as_numpy(array: Any) -> np.ndarray | None:
+    """The contents of a held array as numpy (a view where the library gives one).
+
+    A torch tensor is read through ``detach()`` on the CPU (bfloat16 as its 16-bit
+    pattern); a JAX array through ``np.asarray``. None when it cannot be read (a
+    sparse or meta tensor): such an array is no witness.
+    """
+    if isinstance(array, np.ndarray):
+        return array
+    try:
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(array, torch.Tensor):
+            t = array.detach()
+            if t.device.type != "cpu":
+                t = t.cpu()
+            try:
+                return np.asarray(t.numpy())
+            except TypeError:  # a dtype numpy lacks (bfloat16): its bits, 2 bytes each
+                return np.asarray(t.view(torch.int16).numpy()) if t.element_size() == 2 else None
+        out = np.asarray(array)
+        return out if out.dtype != object else None
+    except Exception:
+        return None
 
 
 def _children(name: str, obj: Any) -> Iterable[tuple[str, Any]]:
@@ -277,8 +329,15 @@ def _children(name: str, obj: Any) -> Iterable[tuple[str, Any]]:
                 yield f"{name}.{key}", attributes[key]
 
 
+def _nbytes(array: Any) -> int:
+    try:
+        return int(array.nbytes)
+    except Exception:
+        return 0
+
+
 def held_by(roots: Iterable[tuple[str, Any]]) -> Held:
-    """The RNGs and numpy arrays reachable from ``roots`` (name, object), breadth first.
+    """The RNGs and arrays (numpy, torch, JAX) reachable from ``roots`` (name, object).
 
     Attributes, items of lists, tuples and dicts, a generator's local
     variables and a ``functools.partial``'s arguments are followed, up to a
@@ -295,7 +354,9 @@ def held_by(roots: Iterable[tuple[str, Any]]) -> Held:
         module = _user_module(obj)
         if module is not None:
             for key, value in list(vars(module).items()):
-                if not key.startswith("_") and (_kind(value) or isinstance(value, np.ndarray)):
+                if not key.startswith("_") and (
+                    _kind(value) or isinstance(value, np.ndarray) or _tensor(value)
+                ):
                     queue.append((f"{module.__name__}.{key}", value, _MAX_DEPTH))
     visited = 0
     while queue and visited < _MAX_OBJECTS:
@@ -309,6 +370,10 @@ def held_by(roots: Iterable[tuple[str, Any]]) -> Held:
             continue
         if isinstance(obj, np.ndarray):
             if obj.ndim >= 1 and obj.size and obj.dtype != object:
+                found.arrays.setdefault(name, obj)
+            continue
+        if _tensor(obj):  # a torch tensor written in place is as much a witness
+            if len(obj.shape) >= 1 and obj.shape[0] and _nbytes(obj):
                 found.arrays.setdefault(name, obj)
             continue
         if depth < _MAX_DEPTH:
@@ -349,6 +414,10 @@ def _globals() -> dict[str, tuple[Any, str]]:
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "default_generator"):
         out["torch (global)"] = (torch.default_generator, "torch.Generator")
+    stateful = sys.modules.get("tensorflow.python.ops.stateful_random_ops")
+    generator = getattr(stateful, "global_generator", None)  # only once TF has made it
+    if generator is not None:
+        out["tf.random.get_global_generator()"] = (generator, "tf.random.Generator")
     return out
 
 
@@ -381,6 +450,12 @@ class Randomness:
         self._after_seed: dict[str, Any] = {}
         self.seen: Counter[str] = Counter()
         """How many reads drew from each RNG, by name."""
+        self.at_start: Counter[str] = Counter()
+        """RNGs drawn from only as an epoch started (``drew(at_start=True)``), by name:
+        a permutation, a loader's worker seeds; no evidence of randomness per read."""
+        self.orders: set[int] = set()
+        """Ids of RNGs that only ever draw orders (a DataLoader's ``generator``, which its
+        sampler also draws from as the epoch ends): their draws count as at_start."""
         self.reads = 0
         self._bits: set[int] = set()
         self._shared = False
@@ -425,20 +500,30 @@ class Randomness:
         self.rescan()
 
     def rescan(self) -> None:
-        """Find the RNGs the roots hold now (a generator's locals appear once it runs)."""
+        """Find the RNGs the roots hold now (a generator's locals appear once it runs), and
+        global ones made since (TensorFlow's global Generator, made when first used)."""
+        for name, (obj, kind) in _globals().items():
+            self._remember(name, obj, kind)
         for name, obj in held_by(self.roots).rngs.items():
             self._remember(name, obj, _kind(obj) or "")
 
-    def control(self, seed: int) -> None:
-        """Reseed every RNG with ``seed`` (Keras and the hook too), before a read."""
+    def control(self, seed: int, *, still: int | None = None) -> None:
+        """Reseed every RNG with ``seed`` (Keras and the hook too), before a read.
+
+        ``still``: the seed for the RNGs no read has drawn from yet. A new epoch's
+        seed stands for generators that moved on; one the source never draws from
+        may be a template it copies every epoch (Hugging Face's shuffle config):
+        given a new seed, it would fake a new order.
+        """
         keras, tf = _keras(), sys.modules.get("tensorflow")
         if (keras is not None or tf is not None) and self._keras_state is None:
             self._keras_state = _keras_state()
-        if keras is not None:
-            keras.utils.set_random_seed(seed)  # Python, numpy, TensorFlow, Keras' own
-        elif tf is not None and hasattr(tf, "random"):
-            tf.random.set_seed(seed)
-        seeded = {name: _seed(obj, kind, seed) for name, (obj, kind) in self.rngs.items()}
+        _seed_frameworks(keras, tf, seed)
+        drawn = self.seen.keys() | self.at_start.keys()
+        seeded = {
+            name: _seed(obj, kind, seed if still is None or name in drawn else still)
+            for name, (obj, kind) in self.rngs.items()
+        }
         if self.hook is not None:
             self.hook(seed)
         if self.hook is not None or self._shared:
@@ -453,27 +538,48 @@ class Randomness:
         """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch)."""
         self._after_seed = {name: _get(obj, kind) for name, (obj, kind) in self.rngs.items()}
 
-    def drew(self) -> tuple[str, ...]:
-        """The RNGs whose state moved since :meth:`control` or :meth:`mark`: what was drawn from."""
+    def drew(self, *, at_start: bool = False) -> tuple[str, ...]:
+        """The RNGs whose state moved since :meth:`control` or :meth:`mark`: what was drawn from.
+
+        ``at_start``: the read started an epoch (``iter()`` and its first batch),
+        whose draws may be the epoch's permutation or a loader's worker seeds
+        rather than augmentation; they are kept apart, in :attr:`at_start`, until
+        :meth:`per_read` says they were drawn per read after all.
+        """
         moved = tuple(
             name
             for name, (obj, kind) in self.rngs.items()
             if name in self._after_seed and _moved(obj, kind, self._after_seed[name])
         )
-        self.seen.update(moved)
+        for name in moved:
+            order = at_start or id(self.rngs[name][0]) in self.orders
+            (self.at_start if order else self.seen)[name] += 1
         self.reads += 1
         return moved
 
+    def per_read(self) -> None:
+        """Count the draws made as epochs started as draws per read (an epoch of one batch)."""
+        self.seen.update(self.at_start)
+        self.at_start.clear()
+
     @property
     def random(self) -> bool:
-        """Did any read draw from an RNG (or did the user say so, with a hook)?"""
+        """Did any read draw from an RNG (or did the user say so, with a hook)?
+
+        Draws made only as epochs started do not count: reseeded alike, a
+        permutation or a DataLoader's worker seed is no augmentation.
+        """
         return bool(self.seen) or self.hook is not None
 
     def note(self) -> str:
         """One line for a report: which RNGs the reads drew from, and how they were held."""
-        if not self.seen and self.hook is None:
+        drawn = self.seen + self.at_start
+        if not drawn and self.hook is None:
             return ""
-        names = [name for name, _ in self.seen.most_common()]
+        names = [
+            name if name in self.seen else f"{name} (as epochs started)"
+            for name, _ in drawn.most_common()
+        ]
         if self.hook is not None:
             names.append(f"your reseed={getattr(self.hook, '__name__', 'hook')}")
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
@@ -483,44 +589,82 @@ class Randomness:
         )
 
 
-def _keras_state() -> dict[str, Any]:
-    """Keras' and TensorFlow's global seeds, to put back after ``set_random_seed``."""
-    state: dict[str, Any] = {}
-    try:
-        from keras.src.backend.common import global_state
+_KERAS_SEEDS = ("global_random_seed", "global_seed_generator")
+_UNSET = object()
 
-        state["keras"] = {
-            key: global_state.get_global_attribute(key)
-            for key in ("global_random_seed", "global_seed_generator")
-        }
-    except Exception:
-        pass
-    tf = sys.modules.get("tensorflow")
-    if tf is not None:
+
+def _seed_frameworks(keras: Any, tf: Any, seed: int) -> None:
+    """What ``keras.utils.set_random_seed`` does beyond the RNGs :class:`Randomness` holds.
+
+    Keras' global seed (its global SeedGenerator is then remade from it) and
+    TensorFlow's global seed (``tf.random.set_seed``), each only where already
+    imported: Keras' own function would import TensorFlow to seed it.
+    """
+    if keras is not None:
+        try:
+            from keras.src.backend.common import global_state
+
+            global_state.set_global_attribute(_KERAS_SEEDS[0], seed)
+            global_state.set_global_attribute(_KERAS_SEEDS[1], None)
+        except Exception:  # another layout: Keras' own function
+            keras.utils.set_random_seed(seed)
+    if tf is not None and hasattr(tf, "random"):
+        tf.random.set_seed(seed)
+
+
+def _keras_state() -> dict[str, Any]:
+    """Keras' and TensorFlow's global seeds, to put back after :func:`_seed_frameworks`.
+
+    TensorFlow's eager context holds its global seed and, once one was set, the
+    ``random.Random`` that derives each new op's seed from it (no attribute
+    before): both are kept, the object itself, so putting it back restores the
+    sequence of op seeds exactly. TensorFlow not imported yet is recorded as
+    no seed, so a seed set after it was imported is taken back too.
+    """
+    state: dict[str, Any] = {}
+    if "keras" in sys.modules:
+        try:
+            from keras.src.backend.common import global_state
+
+            state["keras"] = {key: global_state.get_global_attribute(key) for key in _KERAS_SEEDS}
+        except Exception:
+            pass
+    state["tf"] = (None, _UNSET)
+    if "tensorflow" in sys.modules:
         try:
             from tensorflow.python.eager import context
 
             ctx = context.context()
-            state["tf"] = (ctx._seed, ctx._rng)
+            state["tf"] = (ctx._seed, getattr(ctx, "_rng", _UNSET))
         except Exception:
-            pass
+            state.pop("tf")
     return state
 
 
 def _restore_keras(state: dict[str, Any]) -> None:
-    try:
-        from keras.src.backend.common import global_state
-
-        for key, value in state.get("keras", {}).items():
-            global_state.set_global_attribute(key, value)
-    except Exception:
-        pass
-    if "tf" in state:
+    if "keras" in sys.modules:
         try:
+            from keras.src.backend.common import global_state
+
+            for key, value in state.get("keras", {key: None for key in _KERAS_SEEDS}).items():
+                global_state.set_global_attribute(key, value)
+        except Exception:
+            pass
+    if "tf" in state and "tensorflow" in sys.modules:
+        try:
+            from tensorflow.python import pywrap_tfe
             from tensorflow.python.eager import context
 
             ctx = context.context()
-            ctx._seed, ctx._rng = state["tf"]
+            seed, rng = state["tf"]
+            ctx._seed = seed
+            if rng is _UNSET:
+                if hasattr(ctx, "_rng"):
+                    del ctx._rng
+            else:
+                ctx._rng = rng
+            if ctx._context_handle is not None:  # as set_seed does: kernels keep seeds
+                pywrap_tfe.TFE_ContextClearCaches(ctx._context_handle)
         except Exception:
             pass
 
@@ -546,11 +690,13 @@ class Change:
 
 def stored_arrays(held: Held, min_rows: int) -> dict[str, Counter[int]]:
     """Row multisets of the arrays held with at least ``min_rows`` rows: the data, not buffers."""
-    return {
-        name: row_digests(array)
-        for name, array in held.arrays.items()
-        if len(array) >= min_rows and array.nbytes <= 2**28
-    }
+    out = {}
+    for name, array in held.arrays.items():
+        if len(array) >= min_rows and _nbytes(array) <= 2**28:
+            rows = as_numpy(array)
+            if rows is not None:
+                out[name] = row_digests(rows)
+    return out
 
 
 def changed_rows(before: dict[str, Counter[int]], held: Held) -> tuple[Change, ...]:
@@ -558,9 +704,10 @@ def changed_rows(before: dict[str, Counter[int]], held: Held) -> tuple[Change, .
     changes = []
     for name, digests in before.items():
         array = held.arrays.get(name)
-        if array is None:
+        rows = None if array is None else as_numpy(array)
+        if rows is None:
             continue
-        now = row_digests(array)
+        now = row_digests(rows)
         if now != digests:
             lost = sum((digests - now).values())
             changes.append(Change(name, lost, sum(digests.values())))

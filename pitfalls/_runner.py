@@ -17,7 +17,7 @@ from pitfalls._randomness import Randomness
 from pitfalls._report import Report, raise_for
 from pitfalls._sources import Source, resolve
 from pitfalls._stability import check_index_stable
-from pitfalls._targets import check_targets_match
+from pitfalls._targets import targets_report
 
 
 def _read_once(check: str, source: Source, parameters: dict[str, Any]) -> Report:
@@ -45,6 +45,8 @@ def check_source(
     steps_per_epoch: int | None = None,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     reseed: Callable[[int], Any] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
 ) -> tuple[Report, ...]:
     """Run every data check that applies to ``source``; one report each, in a fixed order.
 
@@ -62,7 +64,12 @@ def check_source(
     each check reads a fresh copy where the factory can make one. A bare
     iterator feeds the first check only; the others then say they could not
     run (pass a factory). ``timeout`` bounds every read; ``unpack`` splits a
-    batch into ``(inputs, targets)`` where the batch convention cannot.
+    batch into ``(inputs, targets)`` where the batch convention cannot;
+    ``rtol`` and ``atol`` are check 2's tolerances (None: by dtype, see
+    :func:`check_targets_match`). When check 1 fails and check 2 finds targets
+    wrong as soon as they were yielded, check 2's report says that the inputs
+    may have been overwritten before they were compared, and to fix the
+    aliasing first.
 
     Random augmentation is allowed: checks 3-5 reseed every RNG they can reach
     alike before each read they compare, and call ``reseed(seed)`` for the
@@ -73,6 +80,8 @@ def check_source(
     draws = validate.draws(draws)
     timeout = validate.timeout("timeout", timeout)
     target_fn = validate.optional_function("target_fn", target_fn)
+    rtol = validate.optional_tolerance("rtol", rtol)
+    atol = validate.optional_tolerance("atol", atol)
     epochs = validate.optional_flag("epochs", epochs)
     shuffled = validate.flag("shuffled", shuffled)
     steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
@@ -81,7 +90,16 @@ def check_source(
     first = resolve(source)
     with Randomness([("self", first.obj)]):  # every RNG left as the checks found it
         return _run(
-            first, target_fn, draws, timeout, epochs, shuffled, steps_per_epoch, unpack, reseed
+            first,
+            target_fn,
+            draws,
+            timeout,
+            epochs,
+            shuffled,
+            steps_per_epoch,
+            unpack,
+            reseed,
+            (rtol, atol),
         )
 
 
@@ -95,6 +113,7 @@ def _run(
     steps_per_epoch: int | None,
     unpack: Callable[[Any], tuple[Any, Any]] | None,
     reseed: Callable[[int], Any] | None,
+    tolerances: tuple[float | None, float | None],
 ) -> tuple[Report, ...]:
     used = False
 
@@ -105,15 +124,28 @@ def _run(
             return first
         return first.fresh() if first.rereadable else None
 
-    reports = [
-        check_generator_no_aliasing(fresh(), draws=draws, timeout=timeout),
-    ]
+    aliasing = check_generator_no_aliasing(fresh(), draws=draws, timeout=timeout)
+    reports = [aliasing]
     if target_fn is not None:
         src = fresh()
+        rtol, atol = tolerances
         reports.append(
-            _read_once("targets_match", first, {"target_fn": target_fn, "draws": draws})
+            _read_once(
+                "targets_match",
+                first,
+                {"target_fn": target_fn, "draws": draws, "rtol": rtol, "atol": atol},
+            )
             if src is None
-            else check_targets_match(src, target_fn, draws=draws, timeout=timeout, unpack=unpack)
+            else targets_report(
+                src,
+                target_fn,
+                draws=draws,
+                rtol=rtol,
+                atol=atol,
+                timeout=timeout,
+                unpack=unpack,
+                aliasing=aliasing,  # a failure there is evidence for this report's reason
+            )
         )
     if first.kind == "indexable":
         src = fresh()
@@ -151,6 +183,8 @@ def assert_source(
     steps_per_epoch: int | None = None,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     reseed: Callable[[int], Any] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
     msg: str | None = None,
 ) -> tuple[Report, ...]:
     """Run :func:`check_source`; raise the first failing check's error, else return the reports.
@@ -170,6 +204,8 @@ def assert_source(
         steps_per_epoch=steps_per_epoch,
         unpack=unpack,
         reseed=reseed,
+        rtol=rtol,
+        atol=atol,
     )
     bad = [r for r in reports if not r.ok]
     if bad:

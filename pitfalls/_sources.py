@@ -254,6 +254,9 @@ def resolve(source: Any, name: str = "source") -> Source:
     except Exception as exc:
         add_note(exc, f"pitfalls: raised by the source factory {_call_text(source)}")
         raise
+    from pitfalls import _tfdata
+
+    _tfdata.keep_if_from_hf(made)  # letting it go would delete the user's HF dataset
     call = f"calling {_call_text(source)} returned "
     why = _not_a_source(made, name, call)
     if why:
@@ -340,25 +343,72 @@ def call_within(fn: Callable[[], Any], timeout: float | None, what: str) -> Any:
     return outcome["value"]
 
 
-def draw(batches: Iterator[Any], index: int, draws: int, timeout: float | None = None) -> Any:
+def draw(
+    batches: Iterator[Any],
+    index: int,
+    draws: int,
+    timeout: float | None = None,
+    source: Source | None = None,
+) -> Any:
     """The next batch; a ValueError if the source ends early, with a note if it raises.
 
     With ``timeout``, ``next()`` runs in a helper thread and a source that takes
-    longer raises ``TimeoutError`` naming the batch.
+    longer raises ``TimeoutError`` naming the batch. ``source``, the resolved
+    source ``batches`` reads, lets the error for a source that gave nothing say
+    why: an iterator already consumed, an empty factory's iterator, an empty
+    container.
     """
+    consumed = (
+        index == 0
+        and inspect.isgenerator(batches)
+        and inspect.getgeneratorstate(batches) == inspect.GEN_CLOSED
+    )
     try:
         return call_within(lambda: next(batches), timeout, f"yield batch {index}")
     except StopIteration:
-        raise ValueError(
-            f"source stopped after {index} batches, but draws={draws} were asked for;"
-            f" pass draws={index} or fewer, or a source that yields more batches"
-            + (" (at least 2 are needed)" if index < 2 else "")
-        ) from None
+        raise ValueError(_stopped(index, draws, source, consumed)) from None
     except TimeoutError:
         raise
     except Exception as exc:
         add_note(exc, f"pitfalls: raised by the source while drawing batch {index}")
         raise
+
+
+def _stopped(index: int, draws: int, source: Source | None, consumed: bool) -> str:
+    """Why a source gave fewer batches than asked for, and what to pass instead."""
+    head = f"source stopped after {index} batch{'es' if index != 1 else ''}, but draws={draws}"
+    if index >= 2:
+        return (
+            f"{head} were asked for; pass draws={index} or fewer, or a source that yields"
+            " more batches"
+        )
+    if index == 1:
+        return f"{head} were asked for; at least 2 are needed: pass a source that yields more"
+    fix = (
+        "; pass a factory instead, the generator function itself or lambda: iter(batches),"
+        " so that every check reads a fresh one"
+    )
+    if consumed:
+        return (
+            f"{head} were asked for: the generator was already consumed (by list(), a for"
+            f" loop or an earlier check){fix}"
+        )
+    if source is None:
+        return (
+            f"{head} were asked for: the source is empty, or an iterator already consumed"
+            f" (by list(), a for loop or an earlier check){fix}"
+        )
+    if source.kind in ("generator", "iterator"):
+        if source.made_by is not None:
+            return (
+                f"{head} were asked for: calling {_call_text(source.made_by)} returned an"
+                f" empty {source.kind}; at least 2 batches are needed"
+            )
+        return (
+            f"{head} were asked for: the {source.kind} is empty, or was already consumed"
+            f" (by list(), a for loop or an earlier check){fix}"
+        )
+    return f"{head} were asked for: the source is empty; at least 2 batches are needed"
 
 
 def add_note(exc: BaseException, note: str) -> None:

@@ -106,7 +106,7 @@ def check_index_stable(
             f" {resolved.description}"
         )
     obj = resolved.obj
-    draws = validate.integer("draws", draws, minimum=1)
+    draws = validate.indices(draws)
     timeout = validate.timeout("timeout", timeout)
     reseed = validate.optional_function("reseed", reseed)
     length = batch_count(obj)

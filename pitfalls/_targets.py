@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from pitfalls import _validate as validate
-from pitfalls._aliasing import DEFAULT_DRAWS, source_style
+from pitfalls._aliasing import (
+    DEFAULT_DRAWS,
+    array_library,
+    is_torch_loader,
+    later_fix,
+    source_style,
+)
 from pitfalls._blame import blame_targets
 from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import Finding, Report, TargetMismatchError
 from pitfalls._sources import add_note, draw, resolve
 from pitfalls._tree import as_array, diff_arrays, flatten_at, split_batch
+
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "bfloat16": (1.6e-2, 1e-5),
+    "float16": (1e-3, 1e-5),
+    "float32": (1.3e-6, 1e-5),
+    "float64": (1e-7, 1e-7),
+}
+"""The default ``(rtol, atol)`` by the least precise floating dtype of a comparison (the
+yielded targets, target_fn's and the inputs'), as ``torch.testing.assert_close`` picks
+them; complex dtypes count as their parts' float. Integers, bools and anything else that
+is not floating compare exactly: ``(0, 0)``."""
+
+_COARSEST_FIRST = tuple(TOLERANCES)
+_EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10, "float32": 2.0**-23, "float64": 2.0**-52}
+ROUNDING_ULPS = 8
+"""Differences within this many float32 ulps (or ulps of a coarser dtype compared) of the
+values' scale are rounding: two computations of one rule in another order or library."""
+
+_NARROW_INT = re.compile(r"(?<![a-z])(u?)int(8|16)(?![0-9])")
 
 _REASON_AT_YIELD = (
     "Targets differ from target_fn(inputs) on batches as they were yielded: the source"
@@ -21,55 +50,449 @@ _REASON_AT_YIELD = (
     " computed before a random augmentation changed the inputs, integer overflow or"
     " division, a shape (n,) where (n, 1) is meant), or target_fn is wrong."
 )
-_HINT_AT_YIELD = (
-    "compute the targets from the very inputs you yield, in a floating dtype, shaped"
-    " as the model's output (np.expand_dims(y, -1) for a Dense(1) head)."
-)
 _REASON_LATER = (
     "Every batch matched when it was yielded but not after later draws: the source"
     " overwrote the inputs or targets of batches it had handed out, so a consumer"
     " that reads ahead (Keras' fit, tf.data prefetch) trains on inputs paired with"
     " another batch's targets."
 )
-_HINT_LATER = (
-    "allocate new arrays for every batch (move np.zeros(...) inside the loop) or"
-    " yield copies (np.copy(x)); assert_generator_no_aliasing names the buffer."
+_REASON_READ_AHEAD = (
+    "Targets differ from target_fn(inputs) on batches as they were yielded because their"
+    " inputs were already overwritten with other batches' data: target_fn of those inputs"
+    " gives the targets yielded with another batch, and they changed again after later"
+    " draws. The source, or a reader ahead of the consumer (DataLoader workers, tf.data"
+    " prefetch, a thread), writes new batches into memory it has already handed out."
 )
+_REASON_ROUNDING = (
+    "Targets differ from target_fn(inputs) only by rounding: the rule holds, but the source"
+    " and target_fn round differently (another order of summation, another library: torch,"
+    " JAX or TensorFlow against numpy, float32 against float64), and the tolerance admits"
+    " less than that rounding."
+)
+_REASON_INTEGERS = (
+    "Targets differ from target_fn(inputs) on batches as they were yielded, and every"
+    " difference is one that integer arithmetic leaves: a sum that overflowed its dtype"
+    " and wrapped around, or a division that floored (see Integers)."
+)
+_REASON_SAMPLING = (
+    "Targets differ from target_fn(inputs) on batches as they were yielded, though every"
+    " input row is a stored sample, unchanged: the source pairs inputs with the targets of"
+    " other samples (inputs and targets indexed or shuffled apart) or computes them by"
+    " another rule than target_fn, or target_fn is wrong."
+)
+_HINT_SAMPLING = (
+    "take each batch's inputs and targets with the same indices: one permutation for both"
+    " (idx = rng.permutation(n), then x[idx] and y[idx]), never a separate shuffle of each;"
+    " compute each target from the input it goes with, or check target_fn."
+)
+_EXPAND = {
+    "numpy": "np.expand_dims(y, -1) for a Dense(1) head",
+    "torch": "y.unsqueeze(-1) for an output layer of one unit",
+    "jax": "jnp.expand_dims(y, -1) for an output layer of one unit",
+    "tensorflow": "tf.expand_dims(y, -1) for a Dense(1) head",
+}
+_WIDEN = {
+    "numpy": ("x.astype(np.int64)", "x.astype(np.float64)"),
+    "torch": ("x.long()", "x.double()"),
+    "jax": ("x.astype(jnp.int32)", "x.astype(jnp.float32)"),
+    "tensorflow": ("tf.cast(x, tf.int64)", "tf.cast(x, tf.float64)"),
+}
+_NAMES_BUFFER = "assert_generator_no_aliasing names the buffer."
 
 
-def _text(style: str, later_only: bool, labels: bool, random: bool) -> tuple[str, str]:
-    """(reason, hint), data first: when it failed, the source's style, the targets' kind.
+def precision(dtype: Any) -> str | None:
+    """The floating precision of a dtype (numpy's, torch's, TensorFlow's, JAX's): one of
+    :data:`TOLERANCES`' keys, or None for integers, bools and anything not floating."""
+    if isinstance(dtype, np.dtype):
+        if dtype.kind == "f":
+            return {2: "float16", 4: "float32"}.get(dtype.itemsize, "float64")
+        if dtype.kind == "c":
+            return "float32" if dtype.itemsize <= 8 else "float64"
+        if dtype.kind == "V" and "float" in dtype.name:  # ml_dtypes: bfloat16, float8_*
+            return "bfloat16"
+        return None
+    text = str(dtype)  # torch.float16, <dtype: 'bfloat16'>
+    if "bfloat16" in text:
+        return "bfloat16"
+    for name, found in (
+        ("float16", "float16"),
+        ("half", "float16"),
+        ("float32", "float32"),
+        ("complex64", "float32"),
+        ("float64", "float64"),
+        ("double", "float64"),
+        ("complex128", "float64"),
+    ):
+        if name in text:
+            return found
+    return None
 
-    ``labels``: the targets and target_fn's are integers or bools (class
-    labels, not an integer regression target); ``random``: the source drew
-    random numbers while making the batches (augmentation).
-    """
-    if later_only:
-        method = {"dataset": "__getitem__", "loader": "__iter__"}.get(style)
-        if method is None:
-            return _REASON_LATER, _HINT_LATER
-        return _REASON_LATER, (
-            f"allocate the batch inside {method} (self.x[:] = ... reuses one buffer for"
-            " every batch) or hand out copies (np.copy(x));"
-            " assert_generator_no_aliasing names the buffer."
+
+def _dtype(leaf: Any, default: Any = None) -> Any:
+    """A leaf's own dtype (torch's, TensorFlow's, numpy's), or ``default``; never raises."""
+    try:
+        return getattr(leaf, "dtype", default)
+    except Exception:  # a property that raises: the leaf's array says the rest
+        return default
+
+
+def _coarsest(names: list[str | None]) -> str | None:
+    found = [n for n in names if n is not None]
+    return min(found, key=_COARSEST_FIRST.index) if found else None
+
+
+class _Inputs:
+    """What a batch's inputs tell about its targets' arithmetic, measured only when asked."""
+
+    def __init__(self, inputs: Any, path: str) -> None:
+        try:
+            self.leaves = flatten_at(inputs, path).leaves
+        except ValueError:  # a cycle or a nesting too deep in the inputs: nothing to tell
+            self.leaves = ()
+
+    @cached_property
+    def precision(self) -> str | None:
+        """The least precise floating dtype among the inputs."""
+        return _coarsest([precision(_dtype(leaf)) for _, leaf in self.leaves])
+
+    @cached_property
+    def narrow(self) -> tuple[str, str, int] | None:
+        """(path, dtype, bits) of the narrowest input of 8 or 16 bit integers, if any."""
+        found = []
+        for path, leaf in self.leaves:
+            match = _NARROW_INT.search(str(_dtype(leaf, "")))
+            if match:
+                found.append((int(match.group(2)), path, f"{match.group(1)}int{match.group(2)}"))
+        if not found:
+            return None
+        bits, path, name = min(found)
+        return path, name, bits
+
+    @cached_property
+    def scale(self) -> float:
+        """The largest finite magnitude among the floating inputs (0 without any)."""
+        top = 0.0
+        for path, leaf in self.leaves:
+            if precision(_dtype(leaf)) is None:
+                continue
+            try:
+                a = np.abs(as_array(leaf, path))
+            except Exception:  # a leaf numpy cannot read: the targets check says nothing of it
+                continue
+            a = a[np.isfinite(a)]
+            if a.size:
+                top = max(top, float(a.max()))
+        return top
+
+
+def _range(unsigned: bool, bits: int) -> tuple[int, int]:
+    return (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Mismatch:
+    """One target leaf of one batch whose values differed when yielded: what explains it."""
+
+    batch: int
+    rounding: str | None
+    """The precision whose ulps bound every difference (rounding), or None."""
+    integers: bool
+    """Every difference is what a wrap-around or a floor division leaves."""
+    gap: float
+    """The largest |targets - target_fn(inputs)| among the differing elements."""
+    scale: float
+
+
+class _Comparer:
+    """Compares targets with target_fn(inputs), batch after batch, and keeps the evidence."""
+
+    def __init__(
+        self,
+        target_fn: Callable[[Any], Any],
+        rtol: float | None,
+        atol: float | None,
+        unpack: Any,
+    ) -> None:
+        self.target_fn = target_fn
+        self.rtol, self.atol = rtol, atol
+        self.unpack = unpack
+        self.library = "numpy"
+        self.notes: set[str] = set()
+        self.kinds: set[tuple[str, str]] = set()
+        self.used: dict[str, tuple[float, float]] = {}
+        """The tolerances applied, by what set them (a precision, or the dtype compared exactly)."""
+        self.mismatches: list[_Mismatch] = []
+        self.shapes = False
+        """A leaf's shape differed from target_fn's when yielded."""
+        self.expected: dict[int, list[tuple[np.ndarray, float, float]]] = {}
+        """For each batch wrong when yielded: copies of target_fn's leaves then, with their
+        (rtol, atol)."""
+
+    def _target(self, index: int, inputs: Any, when: str) -> Any:
+        try:
+            expected = self.target_fn(inputs)
+        except Exception as exc:
+            add_note(exc, f"pitfalls: raised by target_fn on the inputs of batch {index} ({when})")
+            raise
+        if expected is None:
+            raise TypeError(
+                f"target_fn returned None for batch {index} ({when}): a missing return?"
+                " target_fn must return the targets it expects for the inputs it is given,"
+                " nested like the yielded targets"
+            )
+        return expected
+
+    def _leaves(self, index: int, expected: Any) -> tuple[tuple[str, Any], ...]:
+        want = flatten_at(expected, "target_fn(inputs)").leaves
+        for path, leaf in want:
+            if leaf is None:
+                raise TypeError(
+                    f"target_fn returned None at {path} for batch {index}: it must return"
+                    " arrays (or numbers) where the yielded targets have them"
+                )
+        return want
+
+    def tolerance(
+        self, a: np.ndarray, actual: Any, d: np.ndarray, desired: Any, facts: _Inputs
+    ) -> tuple[float, float, str | None]:
+        """(rtol, atol, precision) for one pair of leaves: the user's, else by the dtypes."""
+        name = _coarsest(
+            [
+                precision(_dtype(actual, a.dtype)),
+                precision(_dtype(desired, d.dtype)),
+            ]
         )
-    if labels and random:
-        hint = (
-            "compute each label from the augmented inputs you return (a flipped image needs"
-            " its flipped label), not from the stored sample before the augmentation; or"
-            " check target_fn."
+        if name is not None:
+            name = _coarsest([name, facts.precision])
+        default = TOLERANCES[name] if name is not None else (0.0, 0.0)
+        rtol = default[0] if self.rtol is None else self.rtol
+        atol = default[1] if self.atol is None else self.atol
+        self.used.setdefault(name or str(a.dtype), (rtol, atol))
+        return rtol, atol, name
+
+    def compare(self, index: int, batch: Any, when: str) -> list[Finding]:
+        inputs, targets, inputs_path, targets_path = _split(batch, index, self.unpack)
+        expected = self._target(index, inputs, when)
+        got = flatten_at(targets, targets_path).leaves
+        want = self._leaves(index, expected)
+        if len(got) != len(want):
+            raise ValueError(
+                f"target_fn returned {len(want)} array(s) for batch {index}, but the batch's"
+                f" targets hold {len(got)}; target_fn must return targets nested like the"
+                " yielded ones"
+            )
+        facts = _Inputs(inputs, inputs_path)
+        findings = []
+        kept = []
+        for (path, actual), (wpath, desired) in zip(got, want):
+            a = as_array(actual, path)
+            d = as_array(desired, wpath)
+            self.kinds.add((a.dtype.kind, d.dtype.kind))
+            rtol, atol, name = self.tolerance(a, actual, d, desired, facts)
+            kept.append((d, rtol, atol))
+            if a.shape != d.shape:
+                findings.append(
+                    Finding(
+                        batch=index,
+                        path=path,
+                        when=when,
+                        mismatched=a.size,
+                        total=a.size,
+                        problem=f"shape {a.shape}, but target_fn gives {d.shape}",
+                    )
+                )
+                self.shapes = self.shapes or when == "when yielded"
+                continue
+            diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
+            if diff is None:
+                continue
+            findings.append(diff.finding(index, when))
+            if when == "when yielded":
+                self.notes.update(_integer_notes(path, a, d, self.library))
+                self.mismatches.append(self._explain(index, path, a, d, rtol, atol, name, facts))
+        if findings and when == "when yielded":
+            self.expected[index] = [(np.array(d, copy=True), r, t) for d, r, t in kept]
+        return findings
+
+    def _explain(
+        self,
+        index: int,
+        path: str,
+        a: np.ndarray,
+        d: np.ndarray,
+        rtol: float,
+        atol: float,
+        name: str | None,
+        facts: _Inputs,
+    ) -> _Mismatch:
+        """What the differing elements of one leaf look like: rounding, integer arithmetic."""
+        plain = _Mismatch(batch=index, rounding=None, integers=False, gap=math.inf, scale=0.0)
+        if a.dtype.kind not in "biufc" or d.dtype.kind not in "biufc":
+            return plain
+        try:
+            return self._measure(index, path, a, d, rtol, atol, name, facts) or plain
+        except Exception:  # evidence only: a dtype numpy cannot subtract explains nothing
+            return plain
+
+    def _measure(
+        self,
+        index: int,
+        path: str,
+        a: np.ndarray,
+        d: np.ndarray,
+        rtol: float,
+        atol: float,
+        name: str | None,
+        facts: _Inputs,
+    ) -> _Mismatch | None:
+        wrong = ~np.isclose(a, d, rtol=rtol, atol=atol, equal_nan=True)
+        gaps = d[wrong].astype(np.complex128 if "c" in a.dtype.kind + d.dtype.kind else float)
+        gaps = gaps - a[wrong].astype(gaps.dtype)
+        if not gaps.size or not np.isfinite(gaps).all():
+            return None  # NaN against a number, or infinities: neither rounding nor integers
+        size = np.abs(gaps)
+        gap = float(size.max())
+        scale = max(_magnitude(a), _magnitude(d), facts.scale)
+        rounding = None
+        if name is not None:
+            ulp = _coarsest([name, "float32"])
+            assert ulp is not None
+            if gap <= ROUNDING_ULPS * _EPS[ulp] * scale:
+                rounding = ulp
+        integers = gaps.dtype.kind == "f" and self._integers(path, a, d, gaps, facts)
+        return _Mismatch(batch=index, rounding=rounding, integers=integers, gap=gap, scale=scale)
+
+    def _integers(
+        self, path: str, a: np.ndarray, d: np.ndarray, gaps: np.ndarray, facts: _Inputs
+    ) -> bool:
+        """Is every difference what integer arithmetic leaves: a wrap-around in a dtype of 8
+        or 16 bits (a multiple of an eighth of its range), a floor (less than 1), or both?"""
+        if a.dtype.kind not in "iu" or d.dtype.kind not in "iuf":
+            return False
+        floors = d.dtype.kind == "f"
+        moduli = []
+        if a.dtype.itemsize <= 2:
+            moduli.append(2 ** (8 * a.dtype.itemsize))
+        narrow = facts.narrow
+        if narrow is not None:
+            moduli.append(2 ** narrow[2])
+        if not moduli:
+            return floors and bool(np.all((np.abs(gaps) < 1) & (gaps != 0)))
+        step = min(moduli) / 8
+        turns = np.round(gaps / step)
+        rest = gaps - turns * step
+        left = np.abs(rest) < 1 if floors else rest == 0
+        explained = bool(np.all(left & ((turns != 0) | (floors & (rest != 0)))))
+        if explained and narrow is not None and a.dtype.itemsize > 2 and np.any(turns != 0):
+            where, dtype, bits = narrow
+            lo, hi = _range(dtype.startswith("u"), bits)
+            widen = _WIDEN.get(self.library, _WIDEN["numpy"])[0]
+            self.notes.add(
+                f"Integers: {where} is {dtype} ({lo}..{hi}), and every mismatch of {path} is"
+                f" off by about a multiple of {step:g}, what a sum that wraps around in"
+                f" {dtype} leaves (e.g. {hi} + 1 = {lo}) before the result is widened:"
+                f" widen the inputs first, {widen}."
+            )
+        return explained
+
+    def changed(self, index: int, batch: Any) -> bool:
+        """Does target_fn give other targets for the batch's inputs now than when it was
+        yielded (a batch wrong when yielded): its inputs were rewritten since?"""
+        inputs = _split(batch, index, self.unpack)[0]
+        want = self._leaves(index, self._target(index, inputs, "after later draws"))
+        then = self.expected[index]
+        if len(want) != len(then):
+            return True
+        for (path, leaf), (old, rtol, atol) in zip(want, then):
+            new = as_array(leaf, path)
+            try:
+                if new.shape != old.shape or diff_arrays(path, old, new, rtol=rtol, atol=atol):
+                    return True
+            except TypeError:  # elements that cannot be compared: no evidence either way
+                return False
+        return False
+
+    def read_ahead(self, held: list[Any], rewritten: list[int]) -> list[tuple[int, int]]:
+        """(i, j) for each rewritten batch i whose inputs, when compared, gave the targets
+        yielded with batch j: they held batch j's data, written ahead of the consumer."""
+        pairs = []
+        for i in rewritten:
+            then = self.expected[i]
+            if not any(_varies(d) for d, _, _ in then):
+                continue  # constant targets match any batch's: no evidence
+            for j, batch in enumerate(held):
+                if j != i and self._same(then, batch, j):
+                    pairs.append((i, j))
+                    break
+        return pairs
+
+    def _same(self, then: list[tuple[np.ndarray, float, float]], batch: Any, j: int) -> bool:
+        got = flatten_at(_split(batch, j, self.unpack)[1], "targets").leaves
+        if len(got) != len(then):
+            return False
+        for (path, leaf), (d, rtol, atol) in zip(got, then):
+            try:
+                a = as_array(leaf, path)
+                if a.shape != d.shape or diff_arrays(path, d, a, rtol=rtol, atol=atol):
+                    return False
+            except TypeError:  # a leaf that cannot be read or compared: no match
+                return False
+        return True
+
+    def parameter(self, which: int, given: float | None) -> Any:
+        """What to show for rtol (0) or atol (1): the value given, the one applied, or each
+        by what set it (``1.3e-06 (float32), 0 (int64)``); None when nothing was compared."""
+        if given is not None:
+            return given
+        values = {name: tol[which] for name, tol in self.used.items()}
+        if len(set(values.values())) == 1:
+            return next(iter(values.values()))
+        if not values:
+            return None
+        return ", ".join(f"{v:g} ({name})" for name, v in values.items())
+
+    def loosest(self, which: int, given: float | None) -> float:
+        if given is not None:
+            return given
+        return max((tol[which] for tol in self.used.values()), default=0.0)
+
+
+def _magnitude(a: np.ndarray) -> float:
+    m = np.abs(a[np.isfinite(a)]) if a.dtype.kind in "fc" else np.abs(a.astype(float))
+    return float(m.max()) if m.size else 0.0
+
+
+def _varies(a: np.ndarray) -> bool:
+    try:
+        return a.size > 1 and bool(np.any(a != a.flat[0]))
+    except Exception:  # elements without a usable ==
+        return False
+
+
+def _integer_notes(path: str, actual: np.ndarray, desired: np.ndarray, library: str) -> list[str]:
+    """Say when integer targets explain a mismatch: a narrow dtype, or division that floors."""
+    if actual.dtype.kind not in "iu" or desired.dtype.kind not in "iuf":
+        return []
+    if actual.shape != desired.shape:
+        return []
+    notes = []
+    wrong = ~np.isclose(actual, desired)
+    d = desired[wrong].astype(np.float64)
+    a = actual[wrong].astype(np.float64)
+    if desired.dtype.kind == "f" and np.all(np.abs(d - a) < 1) and np.any(d != np.round(d)):
+        notes.append(
+            f"Integers: {path} is {actual.dtype} while target_fn gives fractions, which it"
+            " floors: integer division (//) or an integer dtype. Divide with / in floats."
         )
-    elif labels:
-        hint = "compute each label from the very inputs you yield, or check target_fn."
-    elif random:
-        hint = (
-            "compute the targets from the augmented inputs you yield (scale the target with"
-            " the image), not before the augmentation; keep a floating dtype and the"
-            " model's output shape."
+    if actual.dtype.itemsize <= 2:
+        info = np.iinfo(actual.dtype)
+        widen = _WIDEN.get(library, _WIDEN["numpy"])[0]
+        notes.append(
+            f"Integers: {path} is {actual.dtype} ({info.min}..{info.max}); arithmetic in it"
+            f" wraps around (e.g. {info.max} + 1 = {info.min}): compute targets in a wider"
+            f" dtype, {widen}."
         )
-    else:
-        hint = _HINT_AT_YIELD
-    return _REASON_AT_YIELD, hint
+    return notes
 
 
 def _split(batch: Any, index: int, unpack: Any) -> tuple[Any, Any, str, str]:
@@ -89,92 +512,170 @@ def _split(batch: Any, index: int, unpack: Any) -> tuple[Any, Any, str, str]:
     return parts.inputs, parts.targets, parts.inputs_path, parts.targets_path
 
 
-def _compare(
-    index: int,
-    batch: Any,
-    target_fn: Callable[[Any], Any],
-    when: str,
-    rtol: float,
-    atol: float,
-    notes: set[str],
-    unpack: Any = None,
-    kinds: set[tuple[str, str]] | None = None,
-) -> list[Finding]:
-    inputs, targets, _, targets_path = _split(batch, index, unpack)
-    try:
-        expected = target_fn(inputs)
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by target_fn on the inputs of batch {index} ({when})")
-        raise
-    got = flatten_at(targets, targets_path).leaves
-    want = flatten_at(expected, "target_fn(inputs)").leaves
-    if len(got) != len(want):
-        raise ValueError(
-            f"target_fn returned {len(want)} array(s) for batch {index}, but the batch's"
-            f" targets hold {len(got)}; target_fn must return targets nested like the"
-            " yielded ones"
-        )
-    findings = []
-    for (path, actual), (wpath, desired) in zip(got, want):
-        a = as_array(actual, path)
-        d = as_array(desired, wpath)
-        if kinds is not None:
-            kinds.add((a.dtype.kind, d.dtype.kind))
-        if a.shape != d.shape:
-            findings.append(
-                Finding(
-                    batch=index,
-                    path=path,
-                    when=when,
-                    mismatched=a.size,
-                    total=a.size,
-                    problem=f"shape {a.shape}, but target_fn gives {d.shape}",
-                )
-            )
-            continue
-        diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
-        if diff is not None:
-            findings.append(diff.finding(index, when))
-            if when == "when yielded":
-                notes.update(_integer_notes(path, a, d))
-    return findings
-
-
-def _integer_notes(path: str, actual: np.ndarray, desired: np.ndarray) -> list[str]:
-    """Say when integer targets explain a mismatch: a narrow dtype, or division that floors."""
-    if actual.dtype.kind not in "iu" or desired.dtype.kind not in "iuf":
-        return []
-    notes = []
-    wrong = ~np.isclose(actual, desired)
-    d = desired[wrong].astype(np.float64)
-    a = actual[wrong].astype(np.float64)
-    if desired.dtype.kind == "f" and np.all(np.abs(d - a) < 1) and np.any(d != np.round(d)):
-        notes.append(
-            f"Integers: {path} is {actual.dtype} while target_fn gives fractions, which it"
-            " floors: integer division (//) or an integer dtype. Divide with / in floats."
-        )
-    if actual.dtype.itemsize <= 2:
-        info = np.iinfo(actual.dtype)
-        notes.append(
-            f"Integers: {path} is {actual.dtype} ({info.min}..{info.max}); arithmetic in it"
-            f" wraps around (e.g. {info.max} + 1 = {info.min}): compute targets in a wider"
-            " dtype, x.astype(np.int64)."
-        )
-    return notes
-
-
-def _holds_samples(watch: Randomness, batch: Any, unpack: Any) -> bool:
-    """Does the source hold stored samples (arrays of 2 batches' rows or more)?
-
-    Random draws by a source that holds its samples are augmentation (or
-    sampling); by one that holds none, they make the data itself.
-    """
+def _rows(batch: Any, unpack: Any) -> int:
+    """Rows in a batch: the first dimension of its first input with one (else 1)."""
     shapes = [
         as_array(a, path).shape for path, a in flatten_at(_split(batch, 0, unpack)[0], "").leaves
     ]
-    rows = next((shape[0] for shape in shapes if shape), 1)
-    held = held_by(watch.roots)
-    return any(len(a) >= 2 * rows for a in held.arrays.values())
+    return next((shape[0] for shape in shapes if shape), 1)
+
+
+def _stored(watch: Randomness, batch: Any, unpack: Any) -> dict[str, np.ndarray]:
+    """The arrays the source holds with rows for 2 batches or more: its stored samples.
+
+    Random draws by a source that holds its samples are augmentation or
+    sampling; by one that holds none, they make the data itself.
+    """
+    rows = _rows(batch, unpack)
+    return {name: a for name, a in held_by(watch.roots).arrays.items() if len(a) >= 2 * rows}
+
+
+def _sampled_from(
+    stored: dict[str, np.ndarray], held: list[Any], batches: list[int], unpack: Any
+) -> str | None:
+    """The stored array whose rows are every input row of these batches, unchanged: the
+    source samples its data, it does not augment it; None when some row is not found."""
+    found = None
+    for i in batches[:3]:
+        for path, leaf in flatten_at(_split(held[i], i, unpack)[0], "inputs").leaves:
+            x = as_array(leaf, path)
+            if x.ndim == 0 or not len(x):
+                return None
+            name = next(
+                (
+                    n
+                    for n, a in stored.items()
+                    if a.shape[1:] == x.shape[1:] and a.dtype == x.dtype and _rows_found(x, a)
+                ),
+                None,
+            )
+            if name is None:
+                return None
+            found = found or name
+    return found
+
+
+_CANDIDATES = 256
+
+
+def _rows_found(rows: np.ndarray, stored: np.ndarray) -> bool:
+    """Is every row of ``rows`` equal to some row of ``stored`` (same shapes past the first)?
+
+    Cheap: rows are first narrowed by three elements each, compared as columns of
+    ``stored`` without copying it; only those candidates are compared whole.
+    """
+    rest = rows.shape[1:]
+    flat = rows.reshape(len(rows), -1)
+    width = flat.shape[1]
+    if not width:
+        return False
+    probes = sorted({0, width // 2, width - 1})
+    columns = [stored[_column(p, rest)] if rest else stored for p in probes]
+    for row in flat:
+        mask = columns[0] == row[probes[0]]
+        for column, p in zip(columns[1:], probes[1:]):
+            mask &= column == row[p]
+        candidates = np.flatnonzero(mask)[:_CANDIDATES]
+        if not candidates.size:
+            return False
+        if not (stored[candidates].reshape(len(candidates), -1) == row).all(axis=1).any():
+            return False
+    return True
+
+
+def _column(flat_index: int, rest: tuple[int, ...]) -> tuple[Any, ...]:
+    """The index of one element of every row: ``(:, i, j)`` for the flat position in a row."""
+    return (slice(None), *(int(i) for i in np.unravel_index(flat_index, rest)))
+
+
+def _suggest(gap: float) -> float:
+    """A round atol above twice ``gap``: 3.1e-07 -> 1e-06."""
+    return float(10.0 ** math.ceil(math.log10(2 * gap))) if gap > 0 else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Evidence:
+    """What the check saw, from which the reason and the hint are chosen (data first)."""
+
+    cause: str
+    """``later``, ``read_ahead``, ``rounding``, ``integers``, ``overwritten``,
+    ``sampling``, ``augmentation`` or ``plain``."""
+    style: str
+    library: str
+    torch_loader: bool
+    labels: bool
+    """The targets and target_fn's are integers or bools (class labels)."""
+    aliased: bool = False
+    """generator_no_aliasing failed on the same source (check_source knows)."""
+    rewritten: int = 0
+    """Batches wrong when yielded whose inputs changed again after later draws."""
+    gap: float = 0.0
+    ulp: str = "float32"
+    given: bool = False
+    """The user passed rtol or atol."""
+
+
+def _text(e: _Evidence) -> tuple[str, str]:
+    """(reason, hint) for the evidence, in the words of the user's framework."""
+    fix = later_fix(e.style, e.library, e.torch_loader)
+    if e.cause == "later":
+        return _REASON_LATER, f"{fix}; {_NAMES_BUFFER}"
+    if e.cause == "read_ahead":
+        return _REASON_READ_AHEAD, f"{fix}; {_NAMES_BUFFER}"
+    if e.cause == "rounding":
+        unset = f", or leave rtol and atol unset for the defaults of {e.ulp}" if e.given else ""
+        return _REASON_ROUNDING, (
+            f"raise the tolerance to admit that rounding: atol={_suggest(e.gap):g} covers every"
+            f" difference seen{unset}."
+        )
+    if e.cause == "integers":
+        wide, floating = _WIDEN.get(e.library, _WIDEN["numpy"])
+        return _REASON_INTEGERS, (
+            "compute the targets in a wide integer or floating dtype: widen before the"
+            f" arithmetic ({wide}, or {floating} for a mean) and divide with /, not //."
+        )
+    if e.cause == "overwritten":
+        if e.aliased:
+            seen = "generator_no_aliasing failed on the same source"
+            hint = (
+                "fix what generator_no_aliasing reports first (its hint names the fix), then"
+                " check the targets again: a mismatch left then is in the rule itself."
+            )
+        else:
+            seen = f"the inputs of {e.rewritten} of these batches changed again after later draws"
+            hint = (
+                f"{fix}; {_NAMES_BUFFER} Then check the targets again: a mismatch left then"
+                " is in the rule itself."
+            )
+        return (
+            "Targets differ from target_fn(inputs) on batches as they were yielded, and"
+            f" {seen}: the source writes into batches it has handed out, so these inputs may"
+            " have been overwritten before they were compared (by a read-ahead: DataLoader"
+            " workers, tf.data prefetch, a thread), or the targets are wrong as well."
+        ), hint
+    if e.cause == "sampling":
+        return _REASON_SAMPLING, _HINT_SAMPLING
+    random = e.cause == "augmentation"
+    if e.labels and random:
+        hint = (
+            "compute each label from the augmented inputs you return (a flipped image needs"
+            " its flipped label), not from the stored sample before the augmentation; or"
+            " check target_fn."
+        )
+    elif e.labels:
+        hint = "compute each label from the very inputs you yield, or check target_fn."
+    elif random:
+        hint = (
+            "compute the targets from the augmented inputs you yield (scale the target with"
+            " the image), not before the augmentation; keep a floating dtype and the"
+            " model's output shape."
+        )
+    else:
+        hint = (
+            "compute the targets from the very inputs you yield, in a floating dtype, shaped"
+            f" as the model's output ({_EXPAND.get(e.library, _EXPAND['numpy'])})."
+        )
+    return _REASON_AT_YIELD, hint
 
 
 def check_targets_match(
@@ -182,8 +683,8 @@ def check_targets_match(
     target_fn: Callable[[Any], Any],
     *,
     draws: int = DEFAULT_DRAWS,
-    rtol: float = 1e-6,
-    atol: float = 0.0,
+    rtol: float | None = None,
+    atol: float | None = None,
     timeout: float | None = None,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
 ) -> Report:
@@ -194,59 +695,92 @@ def check_targets_match(
     ``"y"``, ``"label(s)"`` or ``"target(s)"``, nested as you like
     (``unpack=lambda batch: (inputs, targets)`` for any other layout).
     ``target_fn`` gets the inputs as yielded and returns the targets they imply,
-    nested the same way (leaves are paired in order). Each batch is checked
-    right after it is drawn, then again after all ``draws`` batches were drawn:
-    the shared-input generator passes the first check and fails the second,
-    which is what a consumer that reads ahead sees. Values compare as
-    ``numpy.isclose(targets, expected, rtol, atol)`` with NaN equal to NaN;
-    shapes must be equal. ``target_fn`` must not modify its argument.
-    ``timeout`` bounds each draw, as in :func:`check_generator_no_aliasing`.
+    nested the same way (leaves are paired in order); returning None is misuse
+    (a TypeError). Each batch is checked right after it is drawn, then again
+    after all ``draws`` batches were drawn: the shared-input generator passes
+    the first check and fails the second, which is what a consumer that reads
+    ahead sees. ``target_fn`` must not modify its argument. ``timeout`` bounds
+    each draw, as in :func:`check_generator_no_aliasing`.
+
+    Values compare as ``numpy.isclose(targets, expected, rtol, atol)`` with NaN
+    equal to NaN; shapes must be equal. ``rtol`` and ``atol`` left None are
+    picked per leaf for the least precise floating dtype among the targets,
+    target_fn's and the inputs (:data:`TOLERANCES`, as
+    ``torch.testing.assert_close``): bfloat16 ``1.6e-2, 1e-5``, float16
+    ``1e-3, 1e-5``, float32 ``1.3e-6, 1e-5``, float64 ``1e-7, 1e-7``;
+    integers and bools exactly. The report's parameters show the ones applied.
+    When every difference is within a few float32 ulps, the report says the
+    targets differ only by rounding and which ``atol`` admits it.
     """
+    return targets_report(
+        source, target_fn, draws=draws, rtol=rtol, atol=atol, timeout=timeout, unpack=unpack
+    )
+
+
+def targets_report(
+    source: Any,
+    target_fn: Callable[[Any], Any],
+    *,
+    draws: int = DEFAULT_DRAWS,
+    rtol: float | None = None,
+    atol: float | None = None,
+    timeout: float | None = None,
+    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+    aliasing: Report | None = None,
+) -> Report:
+    """:func:`check_targets_match`, told the aliasing report of the same source (by
+    :func:`pitfalls.check_source`): a failed one is evidence that inputs wrong when
+    yielded may have been overwritten before they were compared."""
     target_fn = validate.function("target_fn", target_fn)
     draws = validate.draws(draws)
-    rtol = validate.tolerance("rtol", rtol)
-    atol = validate.tolerance("atol", atol)
+    rtol = validate.optional_tolerance("rtol", rtol)
+    atol = validate.optional_tolerance("atol", atol)
     timeout = validate.timeout("timeout", timeout)
     unpack = validate.optional_function("unpack", unpack)
     resolved = resolve(source)
     batches = resolved.stream()
     held = []
     findings: list[Finding] = []
-    notes: set[str] = set()
-    kinds: set[tuple[str, str]] = set()
+    comparer = _Comparer(target_fn, rtol, atol, unpack)
     with Randomness([("self", resolved.obj)], restore=False) as watch:  # to name augmentation
         watch.mark()
         for i in range(draws):
-            batch = draw(batches, i, draws, timeout)
-            findings += _compare(
-                i, batch, target_fn, "when yielded", rtol, atol, notes, unpack, kinds
-            )
+            batch = draw(batches, i, draws, timeout, resolved)
+            if i == 0:
+                comparer.library = array_library(batch)
+            findings += comparer.compare(i, batch, "when yielded")
             held.append(batch)
             if i == 0:  # a generator's own RNGs exist once it runs
                 watch.drew()
                 watch.add_root("source", batches)
                 watch.mark()
         watch.drew()
-    wrong_at_yield = {f.batch for f in findings}
+    wrong_at_yield = sorted({f.batch for f in findings if f.batch is not None})
+    rewritten = []
     for i, batch in enumerate(held):
-        if i not in wrong_at_yield:
-            findings += _compare(
-                i, batch, target_fn, "after later draws", rtol, atol, notes, unpack
-            )
+        if i in comparer.expected:
+            if comparer.changed(i, batch):
+                rewritten.append(i)
+        else:
+            findings += comparer.compare(i, batch, "after later draws")
 
-    later_only = not wrong_at_yield
-    labels = bool(kinds) and all(a in "iub" and d in "iub" for a, d in kinds)
-    augments = watch.random and _holds_samples(watch, held[0], unpack)
-    reason, hint = _text(source_style(resolved), later_only, labels, augments)
-    if augments and not later_only:
-        drew = ", ".join(watch.seen)
-        notes.add(
-            f"Randomness: the source drew from {drew} while making these batches: targets"
-            " computed before a random augmentation mismatch exactly the samples it changed."
-        )
+    found, notes = _weigh(comparer, watch, held, wrong_at_yield, rewritten, aliasing)
+    evidence = _Evidence(
+        **found,
+        style=source_style(resolved),
+        library=comparer.library,
+        torch_loader=is_torch_loader(resolved),
+        given=rtol is not None or atol is not None,
+    )
+    reason, hint = _text(evidence)
     return Report(
         check="targets_match",
-        parameters={"target_fn": target_fn, "draws": draws, "rtol": rtol, "atol": atol},
+        parameters={
+            "target_fn": target_fn,
+            "draws": draws,
+            "rtol": comparer.parameter(0, rtol),
+            "atol": comparer.parameter(1, atol),
+        },
         batches=draws,
         findings=tuple(findings),
         reason=reason,
@@ -260,14 +794,104 @@ def check_targets_match(
                 resolved,
                 target_fn,
                 draws=draws,
-                rtol=rtol,
-                atol=atol,
+                rtol=comparer.loosest(0, rtol),
+                atol=comparer.loosest(1, atol),
                 timeout=timeout,
                 unpack=unpack,
             )
-            if findings and later_only
+            if findings and evidence.cause == "later"
             else None
         ),
+    )
+
+
+def _weigh(
+    comparer: _Comparer,
+    watch: Randomness,
+    held: list[Any],
+    wrong: list[int],
+    rewritten: list[int],
+    aliasing: Report | None,
+) -> tuple[dict[str, Any], set[str]]:
+    """The cause that explains the mismatches best, and the notes that back it.
+
+    In this order: rewritten inputs that held another batch's data
+    (read-ahead); differences all within rounding; all what integer arithmetic
+    leaves; inputs rewritten after they were handed out (or a failed aliasing
+    check of the same source); stored rows sampled unchanged; random numbers
+    drawn by a source holding its samples (augmentation); none of these.
+    """
+    notes = set(comparer.notes)
+    labels = bool(comparer.kinds) and all(a in "iub" and d in "iub" for a, d in comparer.kinds)
+    found: dict[str, Any] = {"labels": labels, "rewritten": len(rewritten)}
+    aliased = aliasing is not None and aliasing.status == "failed"
+    if not wrong:
+        return {**found, "cause": "later"}, notes
+    if aliased and aliasing is not None:
+        notes.add(
+            "Aliasing: generator_no_aliasing failed on the same source"
+            f" ({len(aliasing.bad_batches)} of {aliasing.batches} batches changed after they"
+            " were handed out): read its report first."
+        )
+    mismatched = comparer.mismatches
+    pairs = comparer.read_ahead(held, rewritten)
+    if pairs:  # evidence even for a few batches; the cause when it explains half of them
+        notes.add(_read_ahead_note(pairs, len(wrong)))
+        if 2 * len(pairs) >= len(wrong):
+            return {**found, "cause": "read_ahead"}, notes
+    exact = bool(mismatched) and not comparer.shapes
+    if exact and all(m.rounding for m in mismatched):
+        gap = max(m.gap for m in mismatched)
+        ulp = _coarsest([m.rounding for m in mismatched]) or "float32"
+        scale = max(m.scale for m in mismatched)
+        notes.add(
+            f"Rounding: every difference is within {ROUNDING_ULPS} {ulp} ulps of the largest"
+            f" magnitude involved ({scale:.3g}, inputs included; the largest difference"
+            f" {gap:.2g}): the targets differ"
+            " from target_fn's only by rounding."
+        )
+        return {**found, "cause": "rounding", "gap": gap, "ulp": ulp}, notes
+    if exact and all(m.integers for m in mismatched):
+        return {**found, "cause": "integers"}, notes
+    if rewritten and not aliased:
+        notes.add(
+            f"Memory: the inputs of {len(rewritten)} of the {len(wrong)} batches that"
+            " mismatched when yielded changed again after later draws (target_fn gives other"
+            " targets for them now): the source rewrites batches it has handed out."
+        )
+    stored = _stored(watch, held[0], comparer.unpack) if watch.random else {}
+    try:
+        sampled = _sampled_from(stored, held, wrong, comparer.unpack) if stored else None
+    except Exception:  # rows numpy cannot compare: no evidence of sampling
+        sampled = None
+    if sampled is not None:
+        drew = ", ".join(watch.seen)
+        notes.add(
+            f"Sampling: the source drew from {drew}, but every input row of the batches that"
+            f" mismatched is a row of {sampled}, unchanged: it picks samples, it does not"
+            " augment them, so the targets are those of other rows or of another rule."
+        )
+    elif stored and not (aliased or rewritten):  # memory rewritten: a likelier story
+        drew = ", ".join(watch.seen)
+        notes.add(
+            f"Randomness: the source drew from {drew} while making these batches: targets"
+            " computed before a random augmentation mismatch exactly the samples it changed."
+        )
+    if aliased or rewritten:
+        return {**found, "cause": "overwritten", "aliased": aliased}, notes
+    if sampled is not None:
+        return {**found, "cause": "sampling"}, notes
+    return {**found, "cause": "augmentation" if stored else "plain"}, notes
+
+
+def _read_ahead_note(pairs: list[tuple[int, int]], wrong: int) -> str:
+    shown = pairs[:3]
+    plural = "es" if len(shown) > 1 else ""
+    return (
+        f"Read-ahead: when they were compared, the inputs of batch{plural}"
+        f" {', '.join(str(i) for i, _ in shown)} held the data of batch{plural}"
+        f" {', '.join(str(j) for _, j in shown)} (target_fn of them gives the targets yielded"
+        f" with those): {len(pairs)} of the {wrong} batches that mismatched when yielded."
     )
 
 
@@ -276,17 +900,18 @@ def assert_targets_match(
     target_fn: Callable[[Any], Any],
     *,
     draws: int = DEFAULT_DRAWS,
-    rtol: float = 1e-6,
-    atol: float = 0.0,
+    rtol: float | None = None,
+    atol: float | None = None,
     timeout: float | None = None,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     msg: str | None = None,
 ) -> None:
     """Fail unless every batch's targets equal ``target_fn(inputs)``, when yielded and later.
 
-    See :func:`check_targets_match`. Raises :class:`TargetMismatchError` naming
-    the batch, the target path, whether it failed when yielded or only after
-    later draws, the first differing values and the fix. ``msg`` is appended.
+    See :func:`check_targets_match` (``rtol`` and ``atol`` default by dtype).
+    Raises :class:`TargetMismatchError` naming the batch, the target path,
+    whether it failed when yielded or only after later draws, the first
+    differing values and the fix. ``msg`` is appended.
     """
     __tracebackhide__ = True
     report = check_targets_match(

@@ -61,12 +61,31 @@ def optional_integer(
 
 
 def draws(value: Any, name: str = "draws") -> int:
-    """The count of batches a check draws: at least 2, to see a batch change."""
+    """The count of batches a check draws in a row: at least 2, to see a batch change.
+
+    A batch can only be seen changing under a later draw, so one batch checks
+    nothing. :func:`indices` counts what ``check_index_stable`` reads instead.
+    """
     return integer(
         name,
         value,
         minimum=2,
         why="at least 2 batches are needed to see a batch change as the source advances",
+    )
+
+
+def indices(value: Any, name: str = "draws") -> int:
+    """The count of indices ``check_index_stable`` reads: at least 1.
+
+    Each index is read twice and the two reads compared, so one index is a
+    check already; the sources that draw in a row need 2 (:func:`draws`).
+    """
+    return integer(
+        name,
+        value,
+        minimum=1,
+        why="index_stable reads each of the indices 0 .. draws-1 twice and compares the"
+        " two reads, so one index is the fewest it can check",
     )
 
 
@@ -98,6 +117,11 @@ def number(
 def tolerance(name: str, value: Any) -> float:
     """A comparison tolerance (``rtol``, ``atol``): a finite number of at least 0."""
     return number(name, value, minimum=0.0)
+
+
+def optional_tolerance(name: str, value: Any) -> float | None:
+    """None (the check picks the tolerance for the dtypes it compares), or a tolerance."""
+    return None if value is None else tolerance(name, value)
 
 
 MAX_TIMEOUT = 7 * 24 * 3600.0

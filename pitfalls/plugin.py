@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._report import Report
 from pitfalls._runner import assert_source
@@ -49,9 +50,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help=f"batches the check_batches fixture draws (default: {DEFAULT_DRAWS})",
     )
+    group.addoption(
+        "--pitfalls-rtol",
+        type=float,
+        default=None,
+        metavar="R",
+        help="relative tolerance of the check_batches fixture's targets check (default: by"
+        " dtype, e.g. 1.3e-06 for float32)",
+    )
+    group.addoption(
+        "--pitfalls-atol",
+        type=float,
+        default=None,
+        metavar="A",
+        help="absolute tolerance of the check_batches fixture's targets check (default: by"
+        " dtype, e.g. 1e-05 for float32)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The options' values are checked once, with the words every checker uses.
+    try:
+        validate.draws(config.getoption("--pitfalls-draws"), "--pitfalls-draws")
+        validate.optional_tolerance("--pitfalls-rtol", config.getoption("--pitfalls-rtol"))
+        validate.optional_tolerance("--pitfalls-atol", config.getoption("--pitfalls-atol"))
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.addinivalue_line(
         "markers",
         "pitfalls_seed(seed): give this test's pitfalls_seed fixture a fixed seed",
@@ -147,29 +171,43 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def check_batches(request: pytest.FixtureRequest) -> Callable[..., tuple[Report, ...]]:
     """Run every data check that applies to a batch source; fail with the first finding.
 
-    ``check_batches(source, target_fn=None, *, draws=None, timeout=None,
-    epochs=None, shuffled=False, steps_per_epoch=None, unpack=None, reseed=None,
-    msg=None)``
+    ``check_batches(source, target_fn=None, *, draws=None, rtol=None, atol=None,
+    timeout=None, epochs=None, shuffled=False, steps_per_epoch=None, unpack=None,
+    reseed=None, msg=None)``
     is :func:`pitfalls.assert_source`: aliasing; targets when ``target_fn`` is
     given; for an indexable source (a PyDataset) a re-read of each index; two
     epochs when the source has a length. ``draws`` defaults to
-    ``--pitfalls-draws``. Returns the reports. Example::
+    ``--pitfalls-draws``; ``rtol`` and ``atol`` to ``--pitfalls-rtol`` and
+    ``--pitfalls-atol``, else to the targets check's tolerances for the dtypes it
+    compares. Returns the reports. Example::
 
         def test_my_batches(check_batches):
             check_batches(MyPyDataset, lambda x: x.mean(axis=1))
     """
-    default_draws = request.config.getoption("--pitfalls-draws")
+    config = request.config
+    defaults = {
+        "draws": config.getoption("--pitfalls-draws"),
+        "rtol": config.getoption("--pitfalls-rtol"),
+        "atol": config.getoption("--pitfalls-atol"),
+    }
 
     def check(
         source: Any,
         target_fn: Callable[[Any], Any] | None = None,
         *,
         draws: int | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
         **options: Any,
     ) -> tuple[Report, ...]:
         __tracebackhide__ = True
         return assert_source(
-            source, target_fn, draws=default_draws if draws is None else draws, **options
+            source,
+            target_fn,
+            draws=defaults["draws"] if draws is None else draws,
+            rtol=defaults["rtol"] if rtol is None else rtol,
+            atol=defaults["atol"] if atol is None else atol,
+            **options,
         )
 
     return check

@@ -135,11 +135,136 @@ def test_keras_warns_and_ignores_shuffle_for_a_generator(keras):
             lambda: pitfalls.check_order_shuffled(lambda: iter([]), steps_per_epoch=0),
             "steps_per_epoch=0 must be at least 1",
         ),
+        (  # rows of another width than the samples: misuse, not "every sample dropped"
+            lambda: pitfalls.check_epoch_complete([np.zeros((4, 2))], np.zeros((4, 3))),
+            r"^dataset's samples are shape \(3,\) float64, but the source's batches hold"
+            r" samples of shape \(2,\) float64: dataset must hold the samples as the source"
+            " delivers them, in the same shape and dtype, since they are compared byte for byte$",
+        ),
+        (  # the same numbers in another dtype have other bytes
+            lambda: pitfalls.check_epoch_complete([np.zeros((4, 2), np.float32)], np.zeros((4, 2))),
+            r"dataset's samples are shape \(2,\) float64, but .* shape \(2,\) float32",
+        ),
     ],
 )
 def test_epoch_misuse(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# Epochs without an end, epochs that restart --------------------------------------------
+
+
+def endless(batch_size=8):
+    """An endless generator of fresh random batches: no epoch ends, nothing says where."""
+    rng = np.random.default_rng(0)
+    while True:
+        x = rng.random((batch_size, 2))
+        yield x, x.sum(axis=1)
+
+
+@pytest.fixture
+def few_batches_are_endless(monkeypatch):
+    """The limits of an epoch without an end (5,000 batches, 10**6 samples, 512 MB of
+    inputs), lowered to 40 batches so that reaching them takes milliseconds."""
+    from pitfalls import _epochs
+
+    monkeypatch.setattr(_epochs, "_ENDLESS", (40, 10**6, 2**29))
+
+
+ENDLESS = (
+    "source has no end after 40 batches (320 samples, 5 kB of inputs) in one epoch: if it is"
+    " endless, pass steps_per_epoch=, the batches of one epoch"
+)
+
+
+def test_an_endless_source_without_steps_per_epoch_is_misuse_said_early(few_batches_are_endless):
+    """Bug: an endless generator with shuffled=True and no steps_per_epoch read 100,000
+    batches, keeping a copy of every sample: minutes, or a MemoryError blamed on the source."""
+    for call in (
+        lambda: pitfalls.check_source(endless, shuffled=True),
+        lambda: pitfalls.check_epoch_repeatable(endless, timeout=None),
+        lambda: pitfalls.check_epoch_complete(endless, np.zeros((4, 2))),
+    ):
+        with pytest.raises(ValueError) as raised:
+            call()
+        assert str(raised.value) == ENDLESS
+    # with the length of an epoch, the same source is read, two epochs of 4 batches
+    assert pitfalls.check_epoch_repeatable(endless, steps_per_epoch=4).batches == 8
+
+
+def test_a_finite_source_without_a_length_is_still_one_epoch(few_batches_are_endless):
+    data = np.arange(60.0).reshape(30, 2)  # 30 batches of 1: under the limit, then it ends
+    pitfalls.assert_epoch_repeatable(lambda: iter([data[i : i + 1] for i in range(30)]))
+    pitfalls.assert_epoch_complete(lambda: iter([data[i : i + 1] for i in range(30)]), data)
+
+
+def test_a_sample_is_kept_as_a_16_byte_digest_not_a_copy():
+    """Memory per sample read is fixed: the epoch checks compare digests of the bytes."""
+    from pitfalls._epochs import _digests
+
+    rows = np.random.default_rng(0).random((3, 3, 32, 32))  # 24 kB a sample
+    digests = _digests([rows], 3)
+    assert [len(d) for d in digests] == [16, 16, 16] and len(set(digests)) == 3
+    assert _digests([rows.copy()], 3) == digests  # the same bytes, the same digest
+
+
+def test_memory_running_out_is_not_blamed_on_the_source():
+    def batches():
+        yield np.zeros((2, 2)), np.zeros(2)
+        raise MemoryError
+
+    with pytest.raises(MemoryError) as raised:
+        pitfalls.check_epoch_repeatable(batches)
+    assert raised.value.__notes__ == [
+        "pitfalls: memory ran out while reading batch 1 of the source"
+    ]
+
+
+def test_a_factory_whose_epoch_ends_is_started_again_for_the_next_stretch():
+    """Bug: with steps_per_epoch, a generator factory (Hugging Face's Dataset.iter) or a list
+    that ends after one epoch stopped the check: "two epochs need 8" batches. A stream that
+    ends exactly between two epochs is started again, as an iterable's next iter()."""
+    data = np.arange(32.0).reshape(16, 2)
+    batches = [(data[i : i + 4], data[i : i + 4].sum(axis=1)) for i in range(0, 16, 4)]
+    pitfalls.assert_epoch_repeatable(lambda: iter(batches), steps_per_epoch=4)
+    pitfalls.assert_epoch_repeatable(batches, steps_per_epoch=4)
+    with pytest.raises(pitfalls.OrderNotShuffledError):
+        pitfalls.assert_order_shuffled(lambda: iter(batches), steps_per_epoch=4)
+
+
+# The order of the samples both epochs hold ---------------------------------------------
+
+
+class LeavesOneOut:
+    """A loader that leaves one random sample out of each epoch (a sampler without
+    replacement of n - 1 samples), with its order drawn anew each epoch or not."""
+
+    def __init__(self, shuffle):
+        self.data = np.arange(64.0).reshape(32, 2)
+        self.rng = np.random.default_rng(0)
+        self.shuffle = shuffle
+
+    def __len__(self):
+        return 31
+
+    def __iter__(self):
+        left_out = self.rng.integers(32)
+        order = self.rng.permutation(32) if self.shuffle else np.arange(32)
+        for i in order[order != left_out]:
+            yield self.data[i : i + 1], self.data[i : i + 1].sum(axis=1)
+
+
+def test_the_samples_both_epochs_hold_show_their_order():
+    """Bug: epochs differing in a few samples (one left out, a remainder dropped, a few
+    augmented) could not be compared at all ("could not judge"), though the 30 samples both
+    hold show whether their order changed."""
+    report = pitfalls.check_order_shuffled(LeavesOneOut(shuffle=True))
+    assert report.ok and "the 30 samples both hold come in another order" in report.notes[0]
+    report = pitfalls.check_order_shuffled(LeavesOneOut(shuffle=False))
+    assert [f.problem for f in report.findings] == [
+        "epoch 2 repeats epoch 1's order of the 30 samples both epochs hold (of 31)"
+    ]
 
 
 # Integer targets ------------------------------------------------------------------------
@@ -197,6 +322,28 @@ def test_one_worker_never_races():
         workers.round_robin(workers.SharedPositionBatches(data, 4), 4, 1), data
     )
     pitfalls.assert_epoch_complete(workers.SharedPositionBatches(data, 4), data, steps_per_epoch=4)
+
+
+def batches_of(data, batch_size, *, whole_only):
+    """One shuffled epoch of ``data``; ``whole_only`` stops before a partial batch, as
+    range(0, n - batch_size + 1, batch_size) does (and drop_last=True, drop_remainder=True)."""
+    order = np.random.default_rng(0).permutation(len(data))
+    stop = len(data) - batch_size + 1 if whole_only else len(data)
+    for i in range(0, stop, batch_size):
+        x = data[order[i : i + batch_size]]
+        yield x, x.reshape(len(x), -1).sum(axis=1)
+
+
+def test_a_dropped_partial_batch_is_named_as_the_cause_and_its_fix_passes():
+    """Bug: the last, partial batch left out (drop_last) was blamed on workers sharing an
+    iterator without a lock. Exactly n mod batch_size missing, none twice: the remainder."""
+    data = images(n=40)
+    dropping = functools.partial(batches_of, data, 16, whole_only=True)
+    report = pitfalls.check_epoch_complete(dropping, data)
+    assert [(f.when, f.mismatched) for f in report.findings] == [("dropped", 40 % 16)]
+    assert "its last, partial batch was dropped" in report.reason
+    assert report.hint.startswith("yield the last, smaller batch too")
+    pitfalls.assert_epoch_complete(functools.partial(batches_of, data, 16, whole_only=False), data)
 
 
 def test_epoch_complete_reports_strangers_and_names_rows():

@@ -13,6 +13,7 @@ import ctypes
 import functools
 import inspect
 import json
+import random
 import sys
 import threading
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pitfalls import check_epoch_repeatable, check_generator_no_aliasing
+from pitfalls import check_epoch_repeatable, check_generator_no_aliasing, check_index_stable
 from pitfalls._blame import (
     Blame,
     Frame,
@@ -443,6 +444,109 @@ def test_index_blame_names_the_state_advanced_per_read():
     assert blame.path == "source.rng"
 
 
+class MeanCentredLoader:
+    """A loader object (len and iter), as a torch user writes one: centres a view in place."""
+
+    def __init__(self):
+        self.data = np.arange(1.0, 33.0).reshape(16, 2).copy()
+        self.mean = self.data.mean(axis=0)
+
+    def __len__(self):
+        return 4
+
+    def __iter__(self):
+        for b in range(4):
+            xb = self.data[4 * b : 4 * b + 4]
+            xb -= self.mean  # <- centred again every epoch
+            yield xb, xb.sum(axis=1)
+
+
+def test_epoch_blame_reads_an_iterable_again_as_the_check_does():
+    """The check starts epoch 2 with iter() on the same object, whose data epoch 1 already
+    rewrote; the diagnosis once made a new object from the class instead, saw clean data
+    and said "depends on timing" of a write that happens every epoch."""
+    assert not check_epoch_repeatable(MeanCentredLoader).ok
+    blame = blame_epochs(MeanCentredLoader)
+    assert_blamed(blame, "centred again every epoch", "frozen")
+    assert (blame.batch, blame.path) == (0, "inputs")
+
+
+class NormalisesStoredSlice(CountsReads):
+    """Divides a slice of the stored data in place; a harmless counter advances too."""
+
+    def __getitem__(self, i):
+        self.calls += 1  # counts reads for a log: not what makes reads differ
+        x = self.data[4 * i : 4 * i + 4]
+        x /= 255.0  # <- stored slice divided again at every read
+        return x, x.sum(axis=1)
+
+
+class FlipsWrittenBack(CountsReads):
+    """A random flip, drawn from self.rng, written back into the stored rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.rng = np.random.default_rng(0)
+
+    def __getitem__(self, i):
+        rows = np.arange(4 * i, 4 * i + 4)
+        flip = rows[self.rng.random(4) < 0.75]  # the generator advances here, every read
+        self.data[flip] = self.data[flip][:, ::-1]  # <- flip written back
+        return self.data[rows], self.data[rows].sum(axis=1)
+
+
+def test_index_blame_names_the_write_into_the_stored_data():
+    """Reads of one index differ because reading rewrites the stored data, deterministic or
+    random: the write is named, not a counter or the generator advanced on the way."""
+    for source, marker in [
+        (NormalisesStoredSlice, "stored slice divided again at every read"),
+        (FlipsWrittenBack, "flip written back"),
+    ]:
+        assert not check_index_stable(source(), draws=4).ok
+        blame = blame_index(source(), draws=4)
+        assert_blamed(blame, marker, "frozen")
+        assert (blame.unit, blame.path) == ("index", "self.data")
+        assert blame.batch in range(4)
+
+
+class FillsACacheOnce(CountsReads):
+    """Fills a cache on the first read of each index (a stored write that is harmless)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cache = np.zeros((20, 2))
+
+    def __getitem__(self, i):
+        self.cache[4 * i : 4 * i + 4] = self.data[4 * i : 4 * i + 4]
+        return super().__getitem__(i)
+
+
+def test_index_blame_ignores_a_cache_filled_on_first_reads():
+    blame = blame_index(FillsACacheOnce(), draws=4)
+    assert_blamed(blame, "counter advanced per read", "traced")  # the cache refills the same
+
+
+def make_closure_jitter():
+    r = random.Random(0)
+
+    def jitter(a):
+        return a * r.uniform(0.8, 1.2)  # <- closure generator drawn
+
+    class Jittered(CountsReads):
+        def __getitem__(self, i):
+            return jitter(self.data[4 * i : 4 * i + 4]), np.zeros(4)
+
+    return Jittered()
+
+
+def test_index_blame_sees_a_generator_in_the_closure_of_the_code_it_runs():
+    """A generator no attribute holds (a helper's closure) is found through the code that
+    draws from it: named, rather than "its state is elsewhere"."""
+    blame = blame_index(make_closure_jitter(), draws=4)
+    assert_blamed(blame, "closure generator drawn", "traced")
+    assert blame.path == "make_closure_jitter.<locals>.jitter's r"
+
+
 # What the checkers hold: a resolved source, a timeout ------------------------------------
 
 
@@ -542,6 +646,86 @@ def test_a_write_from_another_thread_is_not_blamed_on_a_line():
     assert "other threads" in blame.reason
 
 
+LOADER_ROWS = np.arange(96.0, dtype=np.float32).reshape(32, 3)
+
+
+def test_a_dataloader_with_workers_is_diagnosed_in_this_process(torch):
+    """Its collate_fn writes in a worker process, out of reach of a trace here: the
+    diagnosis reads a copy with num_workers=0 instead (no process started), names the
+    line, and says it did."""
+    from pitfalls.reproductions import loaders
+
+    def loader():
+        return loaders.collate_into_one_buffer(LOADER_ROWS, batch_size=4, num_workers=2)
+
+    blame = blame_aliasing(loader, draws=6)
+    assert blame.found, blame.reason
+    assert (Path(blame.frame.file).name, blame.frame.code) == ("loaders.py", "self.buffer.copy_(x)")
+    assert blame.note == (
+        "the diagnosis read a copy of the DataLoader with num_workers=0: its 2 worker"
+        " processes, where the batches are built, cannot be traced"
+    )
+    assert blame.lines()[-1] == f"  ({blame.note})"
+    assert loader().num_workers == 2  # the user's loader is left as it was made
+
+
+def test_a_write_from_a_worker_process_is_said_to_be_one(torch):
+    """A DataLoader hidden in a generator cannot be copied: the batches change while no
+    line of the source runs here, with worker processes alive, and the blame says so."""
+    from pitfalls.reproductions import loaders
+
+    def batches():
+        yield from loaders.collate_into_one_buffer(LOADER_ROWS, batch_size=4, num_workers=2)
+
+    blame = blame_aliasing(batches, draws=6)
+    assert not blame.found
+    assert blame.reason == (
+        "the batches changed while 2 child processes of this one ran: most likely a worker"
+        " process (a DataLoader with num_workers > 0, a process pool) wrote them, where no"
+        " trace reaches; run it with num_workers=0 (no worker processes) to find the line"
+    )
+
+
+def test_epoch_blame_watches_a_tensor_a_dataloaders_dataset_holds(torch):
+    """``x.sub_(mean)`` on ``self.images[i]``, a torch tensor two levels down (the
+    loader's dataset's): the stored data is found there, as the check finds it."""
+    from torch.utils.data import DataLoader, Dataset
+
+    class Normalises(Dataset):
+        def __init__(self):
+            self.images = torch.arange(48.0).reshape(16, 3)
+            self.mean = self.images.mean()
+
+        def __len__(self):
+            return 16
+
+        def __getitem__(self, i):
+            x = self.images[i]
+            x.sub_(self.mean)  # <- stored tensor normalised again
+            return x, x.sum()
+
+    def loader():
+        return DataLoader(Normalises(), batch_size=4)
+
+    assert not check_epoch_repeatable(loader).ok
+    blame = blame_epochs(loader)
+    assert_blamed(blame, "stored tensor normalised again", "traced")
+    assert blame.path == "self.dataset.images"
+
+
+def test_a_write_in_a_tf_data_thread_says_where_to_look(tf):
+    """tf.data runs a from_generator's generator in its own threads: the reason says to
+    check the generator function itself, which runs in the check's thread."""
+    from pitfalls.reproductions import zero_copy
+
+    blame = blame_aliasing(lambda: zero_copy.from_generator_shared(aligned=True), draws=4)
+    assert not blame.found
+    assert blame.reason.startswith("the batches changed while tf.data ran its pipeline")
+    assert "pass the generator function itself" in blame.reason
+    found = blame_aliasing(lambda: zero_copy.shared_buffer_batches(8, aligned=True), draws=4)
+    assert found.found and found.frame.function == "shared_buffer_batches"
+
+
 def test_a_source_that_writes_nothing_is_not_blamed():
     def fresh():
         for i in range(64):
@@ -557,7 +741,7 @@ def test_a_source_that_writes_nothing_is_not_blamed():
 def test_to_dict_has_fixed_keys_and_round_trips_through_json():
     found = blame_aliasing(refills, draws=4).to_dict()
     missing = blame_aliasing(refills(), draws=4).to_dict()
-    keys = ["found", "how", "batch", "path", "unit", "file", "line", "function", "code", "frames", "reason"]  # fmt: skip
+    keys = ["found", "how", "batch", "path", "unit", "file", "line", "function", "code", "frames", "reason", "note"]  # fmt: skip
     assert list(found) == list(missing) == keys
     assert json.loads(json.dumps(found)) == found
     assert found["line"] == line_of("slice assignment")

@@ -30,6 +30,12 @@ import threading
 def wrong_rule(x):
     return x.sum(axis=1)
 
+def nudged(batch_size=8):
+    rng = np.random.default_rng(0)
+    while True:
+        x = rng.normal(size=(batch_size, 2)).astype(np.float32)
+        yield x, x.mean(axis=1) + np.float32(1e-4)  # off by 1e-4: a tolerance decides
+
 class CountsCalls:
     def __init__(self):
         self.calls = 0
@@ -129,6 +135,9 @@ def pitfalls_cli(capsys, *argv):
         (["demo", "--depths", "-1"], "depths must be >= 0"),
         (["check", "x:y", "--draws", "1"], "argument --draws: 1 is not >= 2"),
         (["check", "x:y", "--timeout", "0"], "0 is not a number of seconds above 0, up to a week"),
+        (["check", "x:y", "--rtol", "-1"], "argument --rtol: --rtol=-1.0 must be at least 0"),
+        (["check", "x:y", "--atol", "nan"], "argument --atol: --atol=nan must be a finite number"),
+        (["check", "x:y", "--atol", "abc"], "argument --atol: invalid number value: 'abc'"),
         ([], "the following arguments are required: command"),
     ],
 )
@@ -166,7 +175,18 @@ def test_check_a_clean_source_exits_0(project, capsys):
     code, out, err = pitfalls_cli(capsys, "check", "pipeline:good", "--target-fn", "pipeline:rule")
     assert code == 0, err
     assert out.splitlines()[0].startswith("generator_no_aliasing(draws=16) passed")
-    assert "targets_match(target_fn=rule, draws=16, rtol=1e-06, atol=0) passed" in out
+    assert "targets_match(target_fn=rule, draws=16, rtol=1e-07, atol=1e-07) passed" in out
+
+
+def test_check_passes_rtol_and_atol_to_the_targets_check(project, capsys):
+    """Bug: `pitfalls check` had no --rtol or --atol, so float32 targets a tolerance must
+    admit could not be checked from the shell."""
+    args = ["check", "pipeline:nudged", "--target-fn", "pipeline:rule", "--draws", "2"]
+    code, out, _ = pitfalls_cli(capsys, *args)
+    assert code == 1 and "rtol=1.3e-06, atol=1e-05) failed" in out  # float32's defaults
+    code, out, err = pitfalls_cli(capsys, *args, "--atol", "1e-3")
+    assert code == 0, err
+    assert "targets_match(target_fn=rule, draws=2, rtol=1.3e-06, atol=0.001) passed" in out
 
 
 @pytest.mark.parametrize(

@@ -411,7 +411,16 @@ SOURCE_CHECKS = {
     "epoch_repeatable": ("steps_per_epoch", "timeout", "unpack"),
     "order_shuffled": ("steps_per_epoch", "timeout", "unpack"),
     "epoch_complete": ("steps_per_epoch", "timeout", "unpack"),
-    "source": ("draws", "timeout", "epochs", "shuffled", "steps_per_epoch", "unpack"),
+    "source": (
+        "draws",
+        "timeout",
+        "epochs",
+        "shuffled",
+        "steps_per_epoch",
+        "unpack",
+        "rtol",
+        "atol",
+    ),
 }
 
 
@@ -616,6 +625,7 @@ WORKER_JUNK = {
     "calls": [*NOT_A_NUMBER, 0, -1, 1.5],
     "seed": [math.nan, math.inf, "0", True, -1, 0.5],
     "timeout": [math.nan, math.inf, -math.inf, 0, -1, 1e308, 8 * 24 * 3600, "1", True],
+    "dataset": [3, 1.5, "f", b"x", True],
 }
 
 

@@ -359,3 +359,187 @@ def test_integer_targets_against_a_float_target_fn_are_values_not_labels():
     assert check_targets_match(counts, as_int, draws=4).hint == (
         "compute each label from the very inputs you yield, or check target_fn."
     )
+
+
+# Words by the framework that made the batch ---------------------------------------------
+
+
+class StandIn:
+    """An array of another library, as pitfalls tells libraries apart: by the module of its
+    type. It shares the numpy buffer it wraps, as jax.device_put and TensorFlow do with an
+    aligned buffer on CPU; the real libraries are tried in test_jax.py and test_tfdata.py."""
+
+    def __init__(self, buf: np.ndarray) -> None:
+        self.buf = buf
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.buf
+
+
+class JaxStandIn(StandIn):
+    pass
+
+
+class TfStandIn(StandIn):
+    pass
+
+
+JaxStandIn.__module__ = "jaxlib._jax"
+TfStandIn.__module__ = "tensorflow.python.framework.ops"
+
+
+def refilled_as(kind: type) -> Any:
+    def batches() -> Any:
+        x = np.zeros((2, 2))
+        for i in range(4):
+            x[:] = i
+            yield kind(x), np.full(2, 2.0 * i)  # targets fresh, inputs one buffer
+
+    return batches
+
+
+@pytest.mark.parametrize(
+    "kind, hint",
+    [
+        (
+            JaxStandIn,
+            "fill a new numpy array for every batch before handing it to JAX, or copy it with"
+            " jnp.array(x): on CPU, jax.device_put and jnp.asarray can wrap a numpy buffer"
+            " without copying, so refilling that buffer rewrites every JAX array made from it.",
+        ),
+        (
+            TfStandIn,
+            "have the Python code behind the pipeline yield a new numpy array for every batch,"
+            " or np.copy(x): TensorFlow can wrap a numpy array without copying"
+            " (tf.data.Dataset.from_generator does, for a 64-byte aligned one), so refilling it"
+            " rewrites batches already prefetched or held.",
+        ),
+    ],
+    ids=["jax", "tensorflow"],
+)
+def test_jax_and_tensorflow_batches_are_told_where_their_memory_comes_from(kind, hint):
+    """Bug: "np.copy(x)" and "allocate inside the loop" said of JAX arrays, which cannot be
+    written; the numpy buffer they wrap is what is refilled."""
+    assert check_generator_no_aliasing(refilled_as(kind), draws=4).hint == hint
+    later = check_targets_match(refilled_as(kind), lambda x: np.asarray(x).sum(axis=1), draws=4)
+    assert later.hint.endswith("; assert_generator_no_aliasing names the buffer.")
+    assert ("jnp.array(x)" if kind is JaxStandIn else "from_generator") in later.hint
+
+
+TORCH_LOADER_HINT = (
+    "return a new tensor for every batch from the Dataset's __getitem__ and from"
+    " collate_fn, or return x.clone(): torch.stack(..., out=buf), buf[:] = ... and"
+    " torch.from_numpy(buf) of a refilled buffer hand out the same memory every time,"
+    " with workers too (a tensor a worker sends moves to shared memory, which that worker"
+    " then refills)."
+)
+
+
+def test_a_torch_collate_fn_reusing_its_tensor_is_told_to_clone(torch):
+    """Bug: "allocate the batch inside __iter__ ... np.copy(x)" said of a DataLoader, whose
+    user writes a Dataset and a collate_fn, and whose batches are tensors."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x = torch.arange(32.0).reshape(16, 2)
+    out = torch.empty(4, 2)
+
+    def collate(samples: Any) -> Any:
+        torch.stack([s[0] for s in samples], out=out)  # bug: one tensor for every batch
+        return out, out.sum(dim=1)
+
+    def loader() -> Any:
+        return DataLoader(TensorDataset(x), batch_size=4, collate_fn=collate)
+
+    assert check_generator_no_aliasing(loader, draws=4).hint == TORCH_LOADER_HINT
+    later = check_targets_match(loader, lambda x: np.asarray(x).sum(axis=1), draws=4)
+    assert later.hint == (
+        "return a new tensor for every batch from the Dataset's __getitem__ and from"
+        " collate_fn (torch.stack(..., out=buf) and buf[:] = ... reuse one), or x.clone();"
+        " assert_generator_no_aliasing names the buffer."
+    )
+
+
+def test_a_generator_of_torch_tensors_is_told_to_clone_and_its_targets_to_unsqueeze(torch):
+    def refilled() -> Any:
+        x = torch.zeros(2, 2)
+        for i in range(4):
+            x.fill_(float(i))
+            yield x, x.sum(dim=1) + 1  # reused, and a wrong rule
+
+    assert check_generator_no_aliasing(refilled, draws=4).hint == (
+        "allocate a new tensor for every batch (move torch.empty(...) inside the loop) or"
+        " yield x.clone(); never write into a tensor after yielding it (x[:] = ...,"
+        " x.add_(...), torch.stack(..., out=x))."
+    )
+
+    def fresh_but_wrong() -> Any:
+        for i in range(4):
+            x = torch.full((2, 2), float(i))
+            yield x, x.sum(dim=1) + 1
+
+    wrong = check_targets_match(fresh_but_wrong, lambda x: np.asarray(x).sum(axis=1), draws=4)
+    assert wrong.hint.endswith("(y.unsqueeze(-1) for an output layer of one unit).")
+
+
+# Sampling is not augmentation ------------------------------------------------------------
+
+
+SAMPLING_HINT = (
+    "take each batch's inputs and targets with the same indices: one permutation for both"
+    " (idx = rng.permutation(n), then x[idx] and y[idx]), never a separate shuffle of each;"
+    " compute each target from the input it goes with, or check target_fn."
+)
+
+
+class ShuffledApart:
+    """x and y shuffled in on_epoch_end by two different permutations: the pairs break.
+
+    Batches are copies, so no aliasing hides or fakes anything here; every input row
+    is still a stored row: the RNG sampled, it did not augment.
+    """
+
+    def __init__(self) -> None:
+        self.x = np.arange(16.0).reshape(8, 2)
+        self.y = self.x.sum(axis=1)
+        self.rng = np.random.default_rng(0)
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.x[4 * i : 4 * i + 4].copy(), self.y[4 * i : 4 * i + 4].copy()
+
+    def on_epoch_end(self) -> None:
+        self.rng.shuffle(self.x)  # bug: each array gets its own permutation
+        self.rng.shuffle(self.y)
+
+
+def test_rows_drawn_from_the_stored_samples_are_sampling_not_augmentation():
+    """Bug: any RNG draw read as augmentation: "a flipped image needs its flipped label"
+    for x and y shuffled apart, where no input was changed at all."""
+    report = check_targets_match(ShuffledApart, row_sums, draws=6)
+    assert report.hint == SAMPLING_HINT
+    assert report.reason.startswith(
+        "Targets differ from target_fn(inputs) on batches as they were yielded, though every"
+        " input row is a stored sample, unchanged"
+    )
+    assert [n.split(":")[0] for n in report.notes] == ["Sampling"]
+    assert "a row of self.x, unchanged" in report.notes[0]
+
+
+def test_uint8_labels_computed_before_a_flip_keep_the_augmentation_hint():
+    """The wrap-around note is a caution for narrow labels; it leads only where every
+    mismatch is what a wrap leaves, and a flipped label is 1 off, not 32."""
+
+    class FlipsAfterLabel(Stored):
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            x, y = super().__getitem__(i)
+            return x, y.astype(np.uint8)
+
+    report = check_targets_match(
+        FlipsAfterLabel(labels=True, flip=True),
+        lambda x: first_is_larger(x).astype(np.uint8),
+        draws=4,
+    )
+    assert report.hint.startswith("compute each label from the augmented inputs you return")
+    assert any("wraps around" in n for n in report.notes)

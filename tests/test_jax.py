@@ -137,3 +137,17 @@ def test_rank_promotion_raise_breaks_keras_itself(keras, jax):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     with jax.numpy_rank_promotion("raise"), pytest.raises(ValueError, match="add on shapes"):
         model(np.zeros((4, 2), dtype=np.float32))
+
+
+def test_jax_arrays_a_source_holds_are_read_as_its_stored_data(jax):
+    """The witness of data written while reading reads what a source holds: numpy arrays,
+    torch tensors and JAX arrays (which may share a numpy buffer's memory on CPU)."""
+    from pitfalls._randomness import held_by, stored_arrays
+
+    class Holds:
+        def __init__(self):
+            self.images = jax.numpy.asarray(DATA)
+
+    held = held_by([("self", Holds())])
+    assert "self.images" in held.arrays  # (and the module's DATA, the class's module)
+    assert sum(stored_arrays(held, 2)["self.images"].values()) == len(DATA)

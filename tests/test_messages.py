@@ -145,8 +145,10 @@ def test_targets_message_when_yielded():
 
     assert message(pitfalls.assert_targets_match, integer_division, mean, draws=2) == "\n".join(
         [
-            "targets_match(target_fn=mean, draws=2, rtol=1e-06, atol=0) failed",
-            AT_YIELD_REASON,
+            "targets_match(target_fn=mean, draws=2, rtol=1e-07, atol=1e-07) failed",
+            "Targets differ from target_fn(inputs) on batches as they were yielded, and every"
+            " difference is one that integer arithmetic leaves: a sum that overflowed its dtype"
+            " and wrapped around, or a division that floored (see Integers).",
             "Batches affected: 2 of 2 (100.0%); findings: 2",
             "Findings:",
             "  batch 0, targets, when yielded: 2 / 2 elements (100.0%) differ",
@@ -159,8 +161,148 @@ def test_targets_message_when_yielded():
             "      [1]    3.5        3",
             "Integers: targets is int64 while target_fn gives fractions, which it floors:"
             " integer division (//) or an integer dtype. Divide with / in floats.",
-            AT_YIELD_HINT,
+            "Hint: compute the targets in a wide integer or floating dtype: widen before the"
+            " arithmetic (x.astype(np.int64), or x.astype(np.float64) for a mean) and divide"
+            " with /, not //.",
         ]
+    )
+
+
+def test_targets_message_for_another_rule():
+    def off_by_one():
+        for i in range(2):
+            x = np.full((2, 2), float(i))
+            yield x, x.mean(axis=1) + 1
+
+    lines = message(
+        pitfalls.assert_targets_match, off_by_one, lambda x: x.mean(axis=1), draws=2
+    ).splitlines()
+    assert [lines[0], lines[1], lines[-1]] == [
+        "targets_match(target_fn=<lambda>, draws=2, rtol=1e-07, atol=1e-07) failed",
+        AT_YIELD_REASON,
+        AT_YIELD_HINT,
+    ]
+
+
+def test_targets_message_for_rounding():
+    x = np.array([[0.1, 0.2]], np.float32)
+    assert message(
+        pitfalls.assert_targets_match,
+        [(x, x.sum(axis=1))] * 2,
+        lambda x: x.astype(np.float64).sum(axis=1),
+        draws=2,
+        rtol=0,
+        atol=0,
+    ) == "\n".join(
+        [
+            "targets_match(target_fn=<lambda>, draws=2, rtol=0, atol=0) failed",
+            "Targets differ from target_fn(inputs) only by rounding: the rule holds, but the"
+            " source and target_fn round differently (another order of summation, another"
+            " library: torch, JAX or TensorFlow against numpy, float32 against float64), and"
+            " the tolerance admits less than that rounding.",
+            "Batches affected: 2 of 2 (100.0%); findings: 2",
+            "Findings:",
+            "  batch 0, targets, when yielded: 1 / 1 elements (100.0%) differ",
+            "      index  target_fn            yielded",
+            "      [0]    0.30000000447034836  0.3",
+            "  batch 1, targets, when yielded: 1 / 1 elements (100.0%) differ",
+            "      index  target_fn            yielded",
+            "      [0]    0.30000000447034836  0.3",
+            "Rounding: every difference is within 8 float32 ulps of the largest magnitude"
+            " involved (0.3, inputs included; the largest difference 7.5e-09): the targets"
+            " differ from target_fn's only by rounding.",
+            "Hint: raise the tolerance to admit that rounding: atol=1e-07 covers every"
+            " difference seen, or leave rtol and atol unset for the defaults of float32.",
+        ]
+    )
+
+
+def test_targets_message_for_a_read_ahead():
+    def refilled_pairs():
+        x = np.zeros((2, 2))
+        for i in range(4):
+            x[:] = [[i, 2 * i], [3 * i, 4 * i]]
+            yield x, x.mean(axis=1)
+
+    def mean(x):
+        return x.mean(axis=1)
+
+    read_ahead = lambda: pitfalls.read_ahead(refilled_pairs(), 1)  # noqa: E731
+    assert message(pitfalls.assert_targets_match, read_ahead, mean, draws=4) == "\n".join(
+        [
+            "targets_match(target_fn=mean, draws=4, rtol=1e-07, atol=1e-07) failed",
+            "Targets differ from target_fn(inputs) on batches as they were yielded because"
+            " their inputs were already overwritten with other batches' data: target_fn of"
+            " those inputs gives the targets yielded with another batch, and they changed"
+            " again after later draws. The source, or a reader ahead of the consumer"
+            " (DataLoader workers, tf.data prefetch, a thread), writes new batches into memory"
+            " it has already handed out.",
+            "Batches affected: 3 of 4 (75.0%); findings: 3",
+            "Findings:",
+            "  batch 0, targets, when yielded: 2 / 2 elements (100.0%) differ",
+            "      index  target_fn  yielded",
+            "      [0]    1.5        0.0",
+            "      [1]    3.5        0.0",
+            "  batch 1, targets, when yielded: 2 / 2 elements (100.0%) differ",
+            "      index  target_fn  yielded",
+            "      [0]    3.0        1.5",
+            "      [1]    7.0        3.5",
+            "  batch 2, targets, when yielded: 2 / 2 elements (100.0%) differ",
+            "      index  target_fn  yielded",
+            "      [0]    4.5        3.0",
+            "      [1]    10.5       7.0",
+            "Read-ahead: when they were compared, the inputs of batches 0, 1 held the data of"
+            " batches 1, 2 (target_fn of them gives the targets yielded with those): 2 of the"
+            " 3 batches that mismatched when yielded.",
+            "Hint: allocate new arrays for every batch (move np.zeros(...) inside the loop) or"
+            " yield copies (np.copy(x)); assert_generator_no_aliasing names the buffer.",
+        ]
+    )
+
+
+def test_targets_reasons_for_sampled_rows_and_for_inputs_rewritten():
+    stored = np.arange(16.0).reshape(8, 2)
+
+    def sampled():
+        rng = np.random.default_rng(0)
+        while True:
+            x = stored[rng.integers(0, 8, 2)]
+            yield x, x.sum(axis=1) + 1  # rows as stored, targets by another rule
+
+    report = pitfalls.check_targets_match(sampled, lambda x: x.sum(axis=1), draws=2)
+    assert (report.reason, report.notes, report.hint) == (
+        "Targets differ from target_fn(inputs) on batches as they were yielded, though every"
+        " input row is a stored sample, unchanged: the source pairs inputs with the targets of"
+        " other samples (inputs and targets indexed or shuffled apart) or computes them by"
+        " another rule than target_fn, or target_fn is wrong.",
+        (
+            "Sampling: the source drew from sampled()'s rng, but every input row of the"
+            " batches that mismatched is a row of sampled()'s stored, unchanged: it"
+            " picks samples, it does not augment them, so the targets are those of other rows"
+            " or of another rule.",
+        ),
+        "take each batch's inputs and targets with the same indices: one permutation for both"
+        " (idx = rng.permutation(n), then x[idx] and y[idx]), never a separate shuffle of"
+        " each; compute each target from the input it goes with, or check target_fn.",
+    )
+
+    def rewritten():
+        x = np.zeros((2, 2))
+        for i in range(3):
+            x[:] = i
+            yield x, x.mean(axis=1) + 1  # a wrong rule, and one buffer
+
+    _, via_source = pitfalls.check_source(rewritten, lambda x: x.mean(axis=1), draws=3)
+    assert (via_source.reason, via_source.notes[0], via_source.hint) == (
+        "Targets differ from target_fn(inputs) on batches as they were yielded, and"
+        " generator_no_aliasing failed on the same source: the source writes into batches it"
+        " has handed out, so these inputs may have been overwritten before they were compared"
+        " (by a read-ahead: DataLoader workers, tf.data prefetch, a thread), or the targets"
+        " are wrong as well.",
+        "Aliasing: generator_no_aliasing failed on the same source (2 of 3 batches changed"
+        " after they were handed out): read its report first.",
+        "fix what generator_no_aliasing reports first (its hint names the fix), then check the"
+        " targets again: a mismatch left then is in the rule itself.",
     )
 
 
@@ -169,7 +311,7 @@ def test_targets_message_after_later_draws():
         pitfalls.assert_targets_match, refilled, lambda x: x[:, 0], draws=2
     ) == "\n".join(
         [
-            "targets_match(target_fn=<lambda>, draws=2, rtol=1e-06, atol=0) failed",
+            "targets_match(target_fn=<lambda>, draws=2, rtol=1e-07, atol=1e-07) failed",
             "Every batch matched when it was yielded but not after later draws: the source"
             " overwrote the inputs or targets of batches it had handed out, so a consumer"
             " that reads ahead (Keras' fit, tf.data prefetch) trains on inputs paired with"
@@ -206,7 +348,7 @@ def test_passing_reports_say_what_was_checked():
     )
     pairs = [(np.ones((1, 2)), np.ones(1))] * 2
     assert str(pitfalls.check_targets_match(pairs, lambda x: x.mean(axis=1), draws=2)) == (
-        "targets_match(target_fn=<lambda>, draws=2, rtol=1e-06, atol=0) passed:"
+        "targets_match(target_fn=<lambda>, draws=2, rtol=1e-07, atol=1e-07) passed:"
         " all 2 batches matched when yielded and after later draws"
     )
 
@@ -489,6 +631,23 @@ def test_epoch_complete_message():
     )
 
 
+def test_epoch_complete_message_for_a_dropped_remainder():
+    data = np.arange(32.0).reshape(8, 2, 2)  # 8 samples in batches of 3: the last 2 dropped
+    assert message(pitfalls.assert_epoch_complete, [data[:3], data[3:6]], data) == "\n".join(
+        [
+            "epoch_complete(steps_per_epoch=2, samples=8) failed",
+            "An epoch did not deliver every sample: its last, partial batch was dropped (the"
+            " batching stops at the last whole batch), so the samples past the last whole"
+            " batch are never trained on in an epoch (other ones each epoch, when it"
+            " shuffles).",
+            "Findings:",
+            "  samples, dropped: 2 / 8 samples never delivered; first: [6, 7]",
+            "Hint: yield the last, smaller batch too: for start in range(0, n, batch_size)"
+            " reaches the rows left; range(0, n - batch_size + 1, batch_size) skips them.",
+        ]
+    )
+
+
 def test_batch_independent_message():
     def centred(x):
         return x - x.mean(axis=0)  # every output moves with the batch's mean
@@ -556,6 +715,8 @@ def test_worker_randomness_message():
             "  workers 0 and 1: drew the same 2 values: one RNG stream, copied into both",
             "      index  worker a, first value  worker b",
             "      []     0.1764052345967664     0.1764052345967664",
+            "Randomness: fn drew from numpy's global RNG, which started in the same state in"
+            " every worker (copied at the fork).",
             "Hint: seed each worker differently: np.random.seed / default_rng from"
             " np.random.SeedSequence(seed).spawn(workers)[worker_id] in a worker_init_fn or"
             " pool initializer, or derive the RNG from the batch index.",

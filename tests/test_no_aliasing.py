@@ -432,7 +432,7 @@ class EmptyIndexable:
             ValueError,
             r"source stopped after 3 batches, but draws=16",
         ),
-        (Fresh(lambda: iter([])), ValueError, r"stopped after 0 batches.*at least 2 are needed"),
+        (Fresh(lambda: iter([])), ValueError, r"stopped after 0 batches.*iterator is empty"),
         (EmptyIndexable(), ValueError, r"stopped after 0 batches"),
     ],
     ids=[
@@ -449,6 +449,47 @@ class EmptyIndexable:
 def test_misuse_raises_a_clear_error(source, error, match):
     with pytest.raises(error, match=match):
         assert_generator_no_aliasing(made(source))
+
+
+def test_a_source_that_gave_nothing_says_why_and_what_to_pass():
+    """Bug: an iterator already consumed read "pass draws=0 or fewer" (draws must be 2 or
+    more): say it was consumed, and that a factory gives every check a fresh one."""
+
+    def batches():
+        yield from [(np.zeros(2), 0.0)] * 3
+
+    consumed = batches()
+    list(consumed)
+    with pytest.raises(ValueError) as raised:
+        check_generator_no_aliasing(consumed)
+    assert str(raised.value) == (
+        "source stopped after 0 batches, but draws=16 were asked for: the generator was"
+        " already consumed (by list(), a for loop or an earlier check); pass a factory"
+        " instead, the generator function itself or lambda: iter(batches), so that every"
+        " check reads a fresh one"
+    )
+    with pytest.raises(ValueError, match=r"draws=16 were asked for: the iterator is empty, or"):
+        pitfalls.check_targets_match(iter([]), lambda x: x)
+    with pytest.raises(ValueError, match=r"calling .*<lambda>\(\) returned an empty iterator;"):
+        check_generator_no_aliasing(lambda: iter([]))
+    with pytest.raises(ValueError, match=r"0 batches, but draws=16 .*: the source is empty;"):
+        check_generator_no_aliasing([])
+
+
+def test_batches_drawn_in_a_row_need_two_and_indices_read_twice_need_one():
+    """index_stable reads each index twice, so draws=1 is a check there; the checks that
+    draw in a row see a batch change only under a later draw. The words say which."""
+    from pitfalls import _validate as validate
+
+    with pytest.raises(ValueError, match=r"^draws=1 must be at least 2: at least 2 batches"):
+        validate.draws(1)
+    assert validate.indices(1) == 1
+    with pytest.raises(ValueError) as raised:
+        validate.indices(0)
+    assert str(raised.value) == (
+        "draws=0 must be at least 1: index_stable reads each of the indices 0 .. draws-1"
+        " twice and compares the two reads, so one index is the fewest it can check"
+    )
 
 
 class NeedsArgs:

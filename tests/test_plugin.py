@@ -81,7 +81,13 @@ def test_under_pytest_randomly_the_seed_holds_in_the_body_and_randomly_sets_the_
 def test_options_live_in_their_own_help_group(project):
     result = project.runpytest("--help")
     result.stdout.fnmatch_lines(
-        ["pitfalls: make silent ML bugs loud:", "*--pitfalls-seed=N*", "*--pitfalls-draws=N*"]
+        [
+            "pitfalls: make silent ML bugs loud:",
+            "*--pitfalls-seed=N*",
+            "*--pitfalls-draws=N*",
+            "*--pitfalls-rtol=R*",
+            "*--pitfalls-atol=A*",
+        ]
     )
 
 
@@ -128,17 +134,37 @@ def test_check_batches_passes_good_data_and_fails_bad_data_with_the_fix(project)
     assert "plugin.py" not in result.stdout.str()  # __tracebackhide__: the user's line is shown
 
 
-def test_pitfalls_draws_sets_the_fixtures_default(project):
+def test_pitfalls_draws_rtol_and_atol_set_the_fixtures_defaults(project):
+    """Bug: rtol and atol could not reach the targets check from the fixture or its options.
+
+    The options set the fixture's defaults; its own keywords override them.
+    """
     project.makepyfile(
         """
-        from pipeline import good
+        from pipeline import good, rule
 
-        def test_draws(check_batches):
-            (aliasing,) = check_batches(good)
+        def tolerances(report):
+            return report.parameters["rtol"], report.parameters["atol"]
+
+        def test_draws_and_tolerances(check_batches):
+            aliasing, targets = check_batches(good, rule)
             assert aliasing.batches == 5
+            assert tolerances(targets) == (0.25, 0.5)
+            _, targets = check_batches(good, rule, rtol=0.0, atol=1.0)
+            assert tolerances(targets) == (0.0, 1.0)
         """
     )
-    project.runpytest("--pitfalls-draws", "5").assert_outcomes(passed=1)
+    result = project.runpytest(
+        "--pitfalls-draws", "5", "--pitfalls-rtol", "0.25", "--pitfalls-atol", "0.5"
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_bad_option_values_are_usage_errors_in_the_validators_words(project):
+    project.makepyfile("def test_nothing(): pass")
+    result = project.runpytest("--pitfalls-atol", "-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--pitfalls-atol=-1.0 must be at least 0*"])
 
 
 def test_the_seed_is_per_test_stable_applied_and_reported_on_failure(project):
@@ -187,10 +213,12 @@ def test_a_bad_marker_argument_is_misuse(project):
 def test_fixture_docstrings_show_in_pytest_fixtures(project):
     # pytest shows a plugin's fixtures, with their docstrings, under -v
     result = project.runpytest("--fixtures", "-v")
+    # pytest sorts fixtures by "file:line" as text, so their order follows line numbers
+    result.stdout.fnmatch_lines(
+        ["check_batches -- *plugin.py*", "*Run every data check that applies to a batch source*"]
+    )
     result.stdout.fnmatch_lines(
         [
-            "check_batches -- *plugin.py*",
-            "*Run every data check that applies to a batch source*",
             "pitfalls_seed -- *plugin.py*",
             "*A per-test seed, already applied to random, numpy and (if imported) Keras.",
         ]

@@ -7,7 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-from pitfalls import TargetMismatchError, assert_targets_match, check_targets_match
+from pitfalls import (
+    TargetMismatchError,
+    assert_source,
+    assert_targets_match,
+    check_source,
+    check_targets_match,
+)
+from pitfalls._targets import TOLERANCES
 from pitfalls.reproductions.generators import fresh_vectorized, mean_target, shared_input_buffer
 
 
@@ -34,7 +41,7 @@ def test_integer_overflow_fails_when_yielded():
         assert_targets_match(
             uint8_pixels_with_wrapping_mean, lambda x: x.astype(np.int64).sum(axis=1) // 2
         )
-    assert "integer" in str(excinfo.value) and "overflow" in str(excinfo.value)
+    assert "integer" in str(excinfo.value) and "overflowed" in str(excinfo.value)
 
 
 def test_integer_division_fails_when_yielded_and_names_the_elements():
@@ -98,10 +105,174 @@ def test_atol_allows_absolute_slack_near_zero():
     def source():
         while True:
             x = np.zeros((4, 2))
-            yield x, np.full(4, 1e-9)
+            yield x, np.full(4, 1e-6)
 
-    assert not check_targets_match(source, mean_of_pair).ok
-    assert check_targets_match(source, mean_of_pair, atol=1e-8).ok
+    assert not check_targets_match(source, mean_of_pair).ok  # float64's atol: 1e-7
+    assert check_targets_match(source, mean_of_pair, atol=1e-5).ok
+
+
+# Tolerances by dtype: rounding is no bug ---------------------------------------------------
+
+
+def sums_in_sequence():
+    """Correct float32 targets, summed left to right; numpy's x.sum sums pairwise."""
+    r = np.random.default_rng(0)
+    while True:
+        x = r.normal(size=(8, 64)).astype(np.float32)
+        yield x, np.cumsum(x, axis=1)[:, -1]
+
+
+def row_sums(x):
+    return x.sum(axis=1)
+
+
+@pytest.fixture(scope="module")
+def exact_sums():
+    """The correct float32 sums compared with no tolerance at all: rounding shows."""
+    return check_targets_match(sums_in_sequence, row_sums, draws=2, rtol=0, atol=0)
+
+
+def test_the_default_tolerance_fits_the_dtypes_compared(exact_sums):
+    """Bug: one rtol=1e-6, atol=0 for every dtype: correct float32 targets computed in
+    another order (torch's x.mean(dim=1) against numpy's) failed, and int targets got a
+    relative slack. Now float32 gets torch.testing.assert_close's 1.3e-6 and 1e-5."""
+    assert not exact_sums.ok  # the sums do differ, by rounding
+    report = check_targets_match(sums_in_sequence, row_sums, draws=2)
+    assert report.ok
+    assert (report.parameters["rtol"], report.parameters["atol"]) == TOLERANCES["float32"]
+
+
+@pytest.mark.parametrize(
+    ("targets", "inputs", "tolerances"),
+    [
+        (np.float16, np.float64, TOLERANCES["float16"]),
+        (np.float32, np.float64, TOLERANCES["float32"]),
+        (np.float64, np.float64, TOLERANCES["float64"]),
+        (np.float64, np.float16, TOLERANCES["float16"]),  # computed from half-precision data
+        (np.complex64, np.float64, TOLERANCES["float32"]),
+        (np.int64, np.float32, (0.0, 0.0)),  # integers compare exactly
+        (np.bool_, np.float32, (0.0, 0.0)),
+    ],
+)
+def test_the_least_precise_floating_dtype_involved_picks_the_tolerances(
+    targets, inputs, tolerances
+):
+    x = np.ones((2, 2), dtype=inputs)
+    y = np.ones(2, targets)
+    report = check_targets_match([(x, y)] * 2, lambda x: y.copy(), draws=2)
+    assert (report.parameters["rtol"], report.parameters["atol"]) == tolerances
+
+
+def test_leaves_of_different_dtypes_show_each_tolerance_and_given_ones_win():
+    x = np.ones((2, 2), np.float32)
+    batch = (x, {"box": np.ones(2, np.float32), "label": np.ones(2, np.int64)})
+    rule = lambda x: {"box": np.ones(2, np.float32), "label": np.ones(2, np.int64)}  # noqa: E731
+    report = check_targets_match([batch] * 2, rule, draws=2)
+    assert report.parameters["rtol"] == "1.3e-06 (float32), 0 (int64)"
+    given = check_targets_match([batch] * 2, rule, draws=2, rtol=0.5)
+    assert (
+        given.parameters["rtol"] == 0.5 and given.parameters["atol"] == "1e-05 (float32), 0 (int64)"
+    )
+
+
+def test_targets_that_differ_only_by_rounding_say_so_and_which_atol_admits_it(exact_sums):
+    """Bug: float32 rounding under a tight tolerance read "another rule ... np.expand_dims
+    for a Dense(1) head": the user hunted a bug that was not there."""
+    assert exact_sums.reason.startswith("Targets differ from target_fn(inputs) only by rounding")
+    (note,) = exact_sums.notes
+    assert note.startswith("Rounding: every difference is within 8 float32 ulps")
+    suggested = float(exact_sums.hint.split("atol=")[1].split()[0])
+    assert suggested <= 1e-5  # a few ulps of the sums, not a blanket tolerance
+    # the oracle: the atol the hint names does admit every difference
+    assert check_targets_match(sums_in_sequence, row_sums, draws=2, rtol=0, atol=suggested).ok
+
+
+def test_a_real_mismatch_is_not_called_rounding():
+    def off_by_a_little():
+        for x, y in sums_in_sequence():
+            yield x, y + np.float32(1e-3)
+
+    report = check_targets_match(off_by_a_little, row_sums, draws=2)
+    assert not report.ok and "rounding" not in report.reason
+    assert not any(n.startswith("Rounding") for n in report.notes)
+
+
+def test_torch_float32_means_pass_numpys_rule_by_default(torch):
+    """The trial's case: x.mean(dim=1) in torch against np.asarray(x).mean(axis=1)."""
+
+    def batches():
+        g = torch.Generator().manual_seed(0)
+        while True:
+            x = torch.randn(16, 16, generator=g)
+            yield x, x.mean(dim=1)
+
+    assert check_targets_match(batches, lambda x: np.asarray(x).mean(axis=1)).ok  # 16 draws
+
+
+def test_check_source_and_assert_source_take_the_tolerances():
+    """Bug: rtol and atol could not be passed through check_source or assert_source."""
+    batches = [(np.zeros((2, 2)), np.full(2, 1e-3))] * 2
+    reports = check_source(batches, mean_of_pair, draws=2, atol=1e-2, epochs=False)
+    assert [(r.check, r.ok) for r in reports] == [
+        ("generator_no_aliasing", True),
+        ("targets_match", True),
+    ]
+    with pytest.raises(TargetMismatchError):
+        assert_source(batches, mean_of_pair, draws=2, rtol=0.5, epochs=False)
+    with pytest.raises(ValueError, match=r"^atol=-1.0 must be at least 0$"):
+        check_source(batches, mean_of_pair, draws=2, atol=-1)
+    with pytest.raises(TypeError, match=r"^rtol must be a number, got str '0.1'$"):
+        assert_source(batches, mean_of_pair, draws=2, rtol="0.1")
+
+
+# Integers: the wrap-around or the floor explains every mismatch -----------------------------
+
+
+STORED_PIXELS = np.random.default_rng(0).integers(0, 256, (64, 2), dtype=np.uint8)
+
+
+def sampled_pixel_means(seed=0):
+    """Rows sampled at random from stored uint8 pixels (no augmentation); the mean of each
+    pair computed in uint8, which wraps."""
+    rng = np.random.default_rng(seed)
+    while True:
+        x = STORED_PIXELS[rng.integers(0, 64, 8)]
+        yield x, (x[:, 0] + x[:, 1]) // 2
+
+
+def widened_mean(x):
+    return np.asarray(x).astype(np.int64).sum(axis=1) // 2
+
+
+def test_a_wrap_around_that_explains_every_mismatch_leads_the_message():
+    """Bug: sampling rows with an RNG read as augmentation, so a uint8 overflow got "a
+    flipped image needs its flipped label" beside the right note."""
+    report = check_targets_match(sampled_pixel_means, widened_mean, draws=4)
+    assert "integer arithmetic" in report.reason and "overflowed" in report.reason
+    assert report.hint.startswith("compute the targets in a wide integer or floating dtype")
+    assert [n.split(":")[0] for n in report.notes] == ["Integers"]  # no augmentation story
+    assert "flipped" not in report.hint
+
+
+def test_narrow_inputs_that_wrap_before_a_wide_sum_get_their_own_note():
+    """uint8 + uint8 wraps, and only the sum that follows widens (to uint64): the targets'
+    dtype is wide, the inputs' is what wrapped."""
+
+    def channel_sums():
+        rng = np.random.default_rng(1)
+        while True:
+            x = STORED_PIXELS[rng.integers(0, 64, 8)].reshape(8, 1, 2)
+            yield x, (x[..., :1] + x[..., 1:]).reshape(8, -1).sum(axis=1)
+
+    report = check_targets_match(
+        channel_sums, lambda x: np.asarray(x).astype(np.int64).reshape(8, -1).sum(axis=1), draws=4
+    )
+    assert report.notes == (
+        "Integers: inputs is uint8 (0..255), and every mismatch of targets is off by about a"
+        " multiple of 32, what a sum that wraps around in uint8 leaves (e.g. 255 + 1 = 0)"
+        " before the result is widened: widen the inputs first, x.astype(np.int64).",
+    )
+    assert report.hint.startswith("compute the targets in a wide integer or floating dtype")
 
 
 @pytest.mark.parametrize(
@@ -128,6 +299,14 @@ def test_a_batch_without_targets_is_misuse():
         r" a 'y', 'label', 'labels', 'target' or 'targets' key, or unpack=",
     ):
         assert_targets_match(lambda: iter([np.zeros(2)] * 20), mean_of_pair)
+
+
+def test_target_fn_returning_none_is_misuse_that_names_the_missing_return():
+    """Bug: a target_fn without `return` read "target_fn gives ()", a finding about shapes."""
+    with pytest.raises(TypeError, match=r"^target_fn returned None for batch 0 \(when yielded\):"):
+        check_targets_match(lambda: fresh_vectorized(4, form="pair"), lambda x: None)
+    with pytest.raises(TypeError, match=r"^target_fn returned None at target_fn\(inputs\)\['y'\]"):
+        check_targets_match([({"x": np.ones(2)}, {"y": np.ones(2)})] * 2, lambda x: {"y": None})
 
 
 def test_target_fn_nested_unlike_the_targets_is_misuse():

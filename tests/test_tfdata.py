@@ -11,6 +11,8 @@ off, so every case below happens every time.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,134 @@ def test_cache_then_shuffle_reorders_every_epoch_and_passes_every_check(tf):
     )
     assert [r.check for r in reports][-1] == "order_shuffled"
     pitfalls.assert_epoch_complete(pipeline(tf, "cache_then_shuffle"), DATA)
+
+
+# Random ops in a pipeline: seeded when it is built ------------------------------------
+
+
+def flipped(tf, *, shuffle=False, parallel=False):
+    """A factory: a pipeline of DATA with a random flip of each row in a map (the sum of a
+    row, its target, does not change with the flip), shuffled before the map or not."""
+
+    def flip(x, y):
+        return tf.where(tf.random.uniform(()) < 0.5, tf.reverse(x, [0]), x), y
+
+    def build():
+        dataset = tf.data.Dataset.from_tensor_slices((DATA, DATA.sum(axis=1)))
+        if shuffle:
+            dataset = dataset.shuffle(32)
+        calls = tf.data.AUTOTUNE if parallel else None
+        return dataset.map(flip, num_parallel_calls=calls).batch(8)
+
+    return build
+
+
+def test_a_random_map_is_judged_without_a_reseed_hook(tf):
+    """Bug: the map's random op takes its seed when the pipeline is built, before pitfalls
+    reseeded anything: none, so TensorFlow drew fresh ones every epoch and a correct
+    pipeline failed epoch_repeatable. Built again under a seed, each epoch replays it."""
+    pitfalls.assert_epoch_repeatable(flipped(tf))
+    report = pitfalls.check_order_shuffled(flipped(tf))  # nothing shuffles it: caught
+    assert report.status == "failed"
+    assert report.reason == (
+        "Every epoch visits the samples in the same order: the pipeline has no shuffle()."
+    )
+    assert report.hint.startswith("shuffle after cache() and before batch()")
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["map", "parallel-map"])
+def test_a_shuffle_before_a_random_map_passes_both_epoch_checks(tf, parallel):
+    """Bug: shuffled anew each epoch, every sample met other random numbers in epoch 2, so
+    epoch_repeatable failed and order_shuffled could not judge. Rebuilt under the same seed,
+    the pipeline gives epoch 1 again; its targets, which the flip keeps, show the order.
+    A parallel map is read on one thread, where it draws in element order."""
+    report = pitfalls.check_epoch_repeatable(flipped(tf, shuffle=True, parallel=parallel))
+    assert report.ok, str(report)
+    assert "the pipeline built again under the same seed gave epoch 1's samples" in report.notes[0]
+    pitfalls.assert_order_shuffled(flipped(tf, shuffle=True, parallel=parallel))
+
+
+@contextlib.contextmanager
+def unseeded():
+    """TensorFlow without a global seed, as in a fresh process (the suite's seed fixture
+    sets one, through Keras, as the test body starts). TensorFlow has no public way to
+    unset it, hence ``_seed``."""
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    kept = ctx._seed, getattr(ctx, "_rng", None)
+    ctx._seed = None
+    if hasattr(ctx, "_rng"):
+        del ctx._rng  # never seeded: TensorFlow makes it at the first set_seed
+    try:
+        yield ctx
+    finally:
+        ctx._seed, ctx._rng = kept
+
+
+def test_a_random_pipeline_passed_built_asks_for_its_factory(tf):
+    """Its random ops took their seeds (none) when the user built it: out of reach, so the
+    verdict is "could not judge" with what to pass, never a failure of a correct pipeline.
+    (Built under tf.random.set_seed, every epoch replays its numbers: that passes.)"""
+    with unseeded():
+        report = pitfalls.check_epoch_repeatable(flipped(tf)())
+    assert report.status == "inconclusive"
+    assert report.inconclusive == (
+        "The tf.data pipeline draws in TensorFlow random ops (RandomUniform), and epoch 2"
+        " holds other samples than epoch 1: its ops took their seeds when it was built (none"
+        " at all without tf.random.set_seed: fresh ones at every iteration), which no"
+        " reseeding afterwards reaches. Pass a factory that builds the pipeline (lambda:"
+        " make_dataset()), so that pitfalls builds it under a fixed seed, or check with the"
+        " augmentation turned off."
+    )
+
+
+def test_checks_leave_tensorflows_global_seed_as_they_found_it(tf):
+    """Bug: a check left TensorFlow's global seed set (None -> 8): afterwards a random op in
+    a pipeline drew the same numbers every epoch (Hugging Face's to_tf_dataset(shuffle=True)
+    stopped reshuffling), and the same check gave another verdict the second time."""
+    with unseeded() as ctx:
+        pitfalls.check_order_shuffled(flipped(tf, shuffle=True))
+        pitfalls.check_epoch_repeatable(flipped(tf, shuffle=True))
+        assert ctx._seed is None
+        noisy = tf.data.Dataset.range(8).map(lambda i: tf.random.uniform(()))
+        assert list(noisy.as_numpy_iterator()) != list(noisy.as_numpy_iterator())
+        tf.random.set_seed(5)  # a seed the user set comes back as it was, the same state
+        seeded = ctx._seed, ctx._rng
+        pitfalls.check_epoch_repeatable(flipped(tf))
+        assert (ctx._seed, ctx._rng) == seeded
+
+
+def test_drop_remainder_is_named_as_the_cause_of_an_incomplete_epoch(tf):
+    dataset = tf.data.Dataset.from_tensor_slices(DATA).shuffle(32).batch(5, drop_remainder=True)
+    report = pitfalls.check_epoch_complete(dataset, DATA)
+    assert [(f.when, f.mismatched) for f in report.findings] == [("dropped", 32 % 5)]
+    assert report.reason == (
+        "An epoch did not deliver every sample: its last, partial batch was dropped (batch(...,"
+        " drop_remainder=True)), so the samples past the last whole batch are never trained on"
+        " in an epoch (other ones each epoch, when it shuffles)."
+    )
+    assert report.hint.startswith("keep the last, smaller batch: dataset.batch(batch_size)")
+
+
+def test_a_tf_random_generator_the_source_holds_is_reseeded(tf):
+    """Bug: a tf.random.Generator on the dataset (self.gen) was no RNG pitfalls knew: its
+    noise looked like state that changes per call, and a correct dataset failed."""
+
+    class Noisy:
+        def __init__(self):
+            self.gen = tf.random.Generator.from_seed(1)
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return DATA[16 * i : 16 * i + 16] + self.gen.normal((16, 2)).numpy()
+
+        def on_epoch_end(self):
+            pass
+
+    for check in (pitfalls.check_index_stable, pitfalls.check_epoch_repeatable):
+        report = check(Noisy())
+        assert report.ok, str(report)
+        assert "the source drew from self.gen" in report.notes[-1]

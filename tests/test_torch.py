@@ -78,6 +78,7 @@ def test_a_shuffled_map_style_loader_passes_every_check(torch, tensor_dataset):
 
 
 def test_without_shuffle_every_epoch_has_the_same_order(torch, tensor_dataset):
+    """The fix is named in DataLoader terms (it was a hand-written loader's __iter__)."""
     from torch.utils.data import DataLoader
 
     loader = DataLoader(tensor_dataset, batch_size=8)  # shuffle=False, the default
@@ -86,6 +87,144 @@ def test_without_shuffle_every_epoch_has_the_same_order(torch, tensor_dataset):
         pitfalls.OrderNotShuffledError, match="epoch 2 repeats epoch 1's order of all 64 samples"
     ):
         pitfalls.assert_order_shuffled(loader)
+    assert str(pitfalls.check_order_shuffled(loader)).splitlines() == [
+        "order_shuffled(steps_per_epoch=8) failed",
+        "Every epoch visits the samples in the same order: its SequentialSampler visits the"
+        " indices in stored order (shuffle=False, the default).",
+        "Findings:",
+        "  sample order, epoch 2: epoch 2 repeats epoch 1's order of all 64 samples",
+        "Randomness: the source drew from torch (global) (as epochs started); every read"
+        " compared was made after reseeding them alike, and they were put back afterwards.",
+        "Hint: pass shuffle=True to the DataLoader (with generator=torch.Generator()"
+        ".manual_seed(seed), made once, for a reproducible order), or give a custom sampler a"
+        " torch.Generator made once in __init__ and return iter(torch.randperm(n,"
+        " generator=self.generator).tolist()) from __iter__.",
+    ]
+
+
+def test_drop_last_is_named_as_the_cause_of_an_incomplete_epoch(torch, tensor_dataset):
+    """Bug: 64 samples in batches of 10, the last 4 dropped, were blamed on workers sharing
+    an iterator without a lock. Exactly the remainder missing, nothing twice: drop_last."""
+    from torch.utils.data import DataLoader
+
+    def loader(drop_last):
+        return DataLoader(
+            tensor_dataset,
+            batch_size=10,
+            shuffle=True,
+            drop_last=drop_last,
+            generator=seeded(torch),
+        )
+
+    report = pitfalls.check_epoch_complete(loader(True), DATA)
+    assert [(f.when, f.mismatched) for f in report.findings] == [("dropped", 64 % 10)]
+    text = str(report).splitlines()
+    assert text[0] == "epoch_complete(steps_per_epoch=6, samples=64) failed"
+    assert text[1] == (
+        "An epoch did not deliver every sample: its last, partial batch was dropped"
+        " (DataLoader(drop_last=True)), so the samples past the last whole batch are never"
+        " trained on in an epoch (other ones each epoch, when it shuffles)."
+    )
+    assert text[-1] == (
+        "Hint: keep the last, smaller batch: DataLoader(..., drop_last=False), the default; or"
+        " make the dataset's length a multiple of batch_size if every batch must be full."
+    )
+    pitfalls.assert_epoch_complete(loader(False), DATA)
+
+
+def test_epoch_complete_puts_back_every_rng_it_drew_from(torch, tensor_dataset):
+    """Bug: check_epoch_complete left torch's and numpy's global generators advanced (a
+    shuffling DataLoader draws its permutation from torch's), unlike every other check."""
+    import random
+
+    from torch.utils.data import DataLoader
+
+    def states():
+        return torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+
+    before = states()
+    loader = DataLoader(tensor_dataset, batch_size=8, shuffle=True)  # torch's global RNG
+    pitfalls.assert_epoch_complete(loader, DATA)
+    after = states()
+    assert torch.equal(before[0], after[0])
+    assert np.array_equal(before[1], after[1]) and before[2] == after[2]
+
+
+# Data written in place, behind a DataLoader ------------------------------------------
+
+
+def stored_tensor_datasets(torch):
+    """A map-style Dataset normalising in place (the bug) or on a copy, and one whose
+    samples drift with a counter of its reads."""
+    from torch.utils.data import Dataset
+
+    class Normalised(Dataset):
+        def __init__(self, x, in_place):
+            self.x, self.in_place = x, in_place
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            row = self.x[i]  # a view of the stored tensor
+            if self.in_place:
+                row -= 0.5  # writes self.x: every epoch shifts it once more
+            else:
+                row = row - 0.5  # a new tensor
+            return row, row.sum()
+
+    class Counting(Normalised):
+        reads = 0
+
+        def __getitem__(self, i):
+            self.reads += 1
+            return self.x[i] + self.reads, self.x[i].sum()
+
+    return Normalised, Counting
+
+
+def test_a_tensor_written_in_place_behind_a_dataloader_fails_naming_it(torch):
+    """Bug: the stored-data witness read numpy arrays only, and the DataLoader's per-epoch
+    seed draw passed for augmentation: the torch twin of x /= 255 was "inconclusive"."""
+    from torch.utils.data import DataLoader
+
+    normalised, _ = stored_tensor_datasets(torch)
+
+    def loader(in_place):
+        return lambda: DataLoader(normalised(torch.from_numpy(DATA.copy()), in_place), batch_size=8)
+
+    report = pitfalls.check_epoch_repeatable(loader(in_place=True))
+    assert report.status == "failed", str(report)
+    assert "Stored data written while reading: self.dataset.x (64 of 64 rows)." in report.notes
+    assert report.hint.startswith("transform a copy inside the Dataset's __getitem__")
+    pitfalls.assert_epoch_repeatable(loader(in_place=False))
+
+
+def test_index_stable_names_a_stored_tensor_written_in_place(torch):
+    """Bug: a Dataset writing its torch tensor in place was judged "state that changes per
+    call": the witness of written data read numpy arrays only."""
+    normalised, _ = stored_tensor_datasets(torch)
+    report = pitfalls.check_index_stable(normalised(torch.from_numpy(DATA.copy()), True), draws=2)
+    assert report.status == "failed"
+    assert report.notes[0] == "Stored data written while reading: self.x (1 of 64 rows)."
+    assert report.reason.startswith("Reading the same index twice gave different batches because")
+
+
+def test_a_dataset_that_counts_its_reads_fails_behind_a_dataloader(torch):
+    """Bug: a DataLoader draws from torch's generator as every epoch starts (its workers'
+    base seed; RandomSampler its permutation), taken as random augmentation, so a stateful
+    Dataset was "inconclusive", never failed. Draws as an epoch starts are its order."""
+    from torch.utils.data import DataLoader
+
+    _, counting = stored_tensor_datasets(torch)
+    for shuffle in (False, True):
+        report = pitfalls.check_epoch_repeatable(
+            lambda shuffle=shuffle: DataLoader(
+                counting(torch.from_numpy(DATA), False), batch_size=8, shuffle=shuffle
+            )
+        )
+        assert report.status == "failed", str(report)
+        assert "torch (global) (as epochs started)" in report.notes[-1]
 
 
 def test_a_collate_fn_returning_a_dict_is_read_by_its_keys(torch, tensor_dataset):
@@ -140,6 +279,15 @@ def test_an_iterable_dataset_is_read_whole_by_every_worker(torch):
     ) as excinfo:
         pitfalls.assert_epoch_complete(loaders.iterable_unsharded(DATA, num_workers=2), DATA)
     assert [f.when for f in excinfo.value.report.findings] == ["duplicated"]  # nothing else
+    # ...and named as what it is, with the fix in torch's terms (it was a missing Lock)
+    assert excinfo.value.report.reason == (
+        "An epoch delivered samples more than once: each of the DataLoader's 2 worker"
+        " processes iterates its own copy of the IterableDataset, so, unsharded, every worker"
+        " yields the whole stream."
+    )
+    assert excinfo.value.report.hint.startswith(
+        "shard the stream in __iter__ with torch.utils.data.get_worker_info()"
+    )
     pitfalls.assert_epoch_complete(loaders.iterable_sharded(DATA, num_workers=2), DATA)
     # the bug needs workers: in the main process the unsharded stream is right
     pitfalls.assert_epoch_complete(loaders.iterable_unsharded(DATA, num_workers=0), DATA)

@@ -1,0 +1,190 @@
+"""tf.data pipelines, as the epoch checks read them: what their graph draws, and how.
+
+A ``tf.data`` pipeline's random ops take their seeds when the pipeline is
+built (``map`` traces its function at once): built without a global seed,
+``tf.random.uniform`` inside a ``map`` gets seed 0, which TensorFlow replaces
+with fresh entropy at every iteration, so no reseeding afterwards reaches
+it. Built under ``tf.random.set_seed``, every iteration replays the same
+random stream, while ``shuffle(reshuffle_each_iteration=True)`` still draws
+a new order per iteration from a seed generator inside the dataset. And a
+parallel ``map`` hands its random numbers to whichever element its threads
+reach first; on a private thread pool of one thread it draws them in order.
+
+:func:`graph` reads what a pipeline holds from its serialized graph;
+:func:`one_thread` wraps it so that it iterates deterministically. Nothing
+here imports TensorFlow: it is reached through ``sys.modules``, once the
+user's pipeline exists.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+_RANDOM_OP = re.compile(
+    r"^(Random(?!.*Dataset)|Stateful(?!PartitionedCall)|TruncatedNormal"
+    r"|ParameterizedTruncatedNormal|Multinomial|RngReadAndSkip|RngSkip|NonDeterministicInts)"
+)
+"""Ops that draw from a random state: stateful random ops and tf.random.Generator's."""
+_SEEDED_OP = re.compile(r"^(Random|TruncatedNormal|ParameterizedTruncatedNormal|Multinomial)")
+"""The random ops that take (seed, seed2) attributes: both 0 means no seed at all."""
+_ORDER_DATASETS = ("RandomDataset", "DirectedInterleaveDataset", "SamplingDataset")
+"""Datasets besides shuffle() that may pick another order (``sample_from_datasets``)."""
+
+
+def is_dataset(obj: Any) -> bool:
+    """Is ``obj`` a ``tf.data.Dataset`` (TensorFlow already imported, never imported here)?"""
+    tf = sys.modules.get("tensorflow")
+    data = getattr(tf, "data", None)
+    cls = getattr(data, "Dataset", None)
+    return isinstance(cls, type) and isinstance(obj, cls)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Graph:
+    """What a pipeline's graph says about its order and its randomness."""
+
+    random_ops: tuple[str, ...] = ()
+    """Random ops in its functions (``RandomUniform`` in a ``map``), by op type."""
+    unseeded: bool = False
+    """Some random op or shuffle has no seed at all: fresh entropy at every iteration."""
+    shuffles: int = 0
+    """Shuffle datasets in the pipeline."""
+    reshuffles: bool = False
+    """A shuffle draws a new order at every iteration (``reshuffle_each_iteration=True``)."""
+    frozen: bool = False
+    """A shuffle repeats its first order (``reshuffle_each_iteration=False``)."""
+    cache_after_shuffle: bool = False
+    """A ``cache()`` stores the order of a shuffle before it, and replays it."""
+    drops_remainder: bool = False
+    """A ``batch(..., drop_remainder=True)``."""
+    python: bool = False
+    """Python code runs in it (``from_generator``, ``py_function``): it may reorder too."""
+    order_ops: tuple[str, ...] = ()
+    """Ops that may draw an order other than ``shuffle()``: in its functions
+    (``tf.random.shuffle``, an index shuffle in a ``scan``, as Hugging Face's
+    ``to_tf_dataset(shuffle=True)``) or datasets (``sample_from_datasets``)."""
+
+
+def _const(nodes: dict[str, Any], name: str) -> Any:
+    """The value of the Const node feeding an input named ``name``, or None."""
+    node = nodes.get(name.lstrip("^").split(":")[0])
+    if node is None or node.op != "Const":
+        return None
+    tensor = node.attr["value"].tensor
+    for field in ("int64_val", "bool_val", "int_val"):
+        values = list(getattr(tensor, field))
+        if values:
+            return values[0]
+    return None
+
+
+def graph(dataset: Any) -> Graph | None:
+    """Read ``dataset``'s graph (about 1 ms), or None when TensorFlow cannot serialize it."""
+    try:
+        from tensorflow.core.framework import graph_pb2
+        from tensorflow.python.data.ops.options import ExternalStatePolicy
+
+        serialized = dataset._as_serialized_graph(external_state_policy=ExternalStatePolicy.IGNORE)
+        graph_def = graph_pb2.GraphDef.FromString(serialized.numpy())
+    except Exception:
+        return None
+    nodes = {node.name: node for node in graph_def.node}
+    inner = [node for function in graph_def.library.function for node in function.node_def]
+    random_ops = sorted({node.op for node in inner if _RANDOM_OP.match(node.op)})
+    unseeded = any(
+        _SEEDED_OP.match(node.op)
+        and "seed" in node.attr
+        and node.attr["seed"].i == 0
+        and node.attr["seed2"].i == 0
+        for node in inner
+    )
+    shuffles = [node for node in graph_def.node if node.op.startswith("ShuffleDataset")]
+    reshuffles = frozen = False
+    for node in shuffles:
+        flag = node.attr.get("reshuffle_each_iteration")
+        again = True if flag is None else bool(flag.b)
+        reshuffles, frozen = reshuffles or again, frozen or not again
+        seeds = [_const(nodes, name) for name in node.input[2:4]]
+        unseeded = unseeded or seeds == [0, 0]
+    cache_after_shuffle = any(
+        node.op.startswith("CacheDataset") and _upstream(nodes, node, "ShuffleDataset")
+        for node in graph_def.node
+    )
+    drops = any(
+        node.op.startswith(("BatchDataset", "ParallelBatchDataset"))
+        and len(node.input) >= 3
+        and _const(nodes, node.input[-1]) is True
+        for node in graph_def.node
+    )
+    python = any(
+        node.op in ("PyFunc", "EagerPyFunc", "PyFuncStateless", "GeneratorDataset")
+        for node in [*graph_def.node, *inner]
+    )
+    order_ops = sorted(
+        {node.op for node in inner if "Shuffle" in node.op}
+        | {node.op for node in graph_def.node if node.op.startswith(_ORDER_DATASETS)}
+    )
+    return Graph(
+        order_ops=tuple(order_ops),
+        python=python,
+        random_ops=tuple(random_ops),
+        unseeded=unseeded,
+        shuffles=len(shuffles),
+        reshuffles=reshuffles,
+        frozen=frozen,
+        cache_after_shuffle=cache_after_shuffle,
+        drops_remainder=drops,
+    )
+
+
+def _upstream(nodes: dict[str, Any], node: Any, prefix: str) -> bool:
+    """Is there an op starting with ``prefix`` upstream of ``node`` (its input datasets)?"""
+    seen: set[str] = set()
+    stack = [node.input[0]] if node.input else []
+    while stack:
+        name = stack.pop().lstrip("^").split(":")[0]
+        if name in seen or name not in nodes:
+            continue
+        seen.add(name)
+        upstream = nodes[name]
+        if upstream.op.startswith(prefix):
+            return True
+        if upstream.op.endswith("Dataset") or "Dataset" in upstream.op:
+            stack.extend(upstream.input[:1])
+    return False
+
+
+def one_thread(dataset: Any) -> Any:
+    """``dataset`` on a private thread pool of one thread: a parallel ``map`` then draws
+    its random numbers in element order, as a sequential one does (same results)."""
+    try:
+        import tensorflow as tf
+
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = 1
+        return dataset.with_options(options)
+    except Exception:  # an older TensorFlow or a dataset refusing options: as it is
+        return dataset
+
+
+_KEPT: list[Any] = []
+"""tf.data pipelines made by Hugging Face's ``to_tf_dataset`` that the checks built: kept."""
+
+
+def keep_if_from_hf(dataset: Any) -> None:
+    """Keep ``dataset`` alive if Hugging Face's ``Dataset.to_tf_dataset`` made it.
+
+    ``datasets`` registers a callback on each such pipeline that, once the
+    pipeline is garbage, deletes the data of the Hugging Face dataset it was made
+    from when that is the user's own (already in numpy format): a check that
+    builds the pipeline and lets it go would destroy the user's dataset. Each
+    kept pipeline holds only references to that dataset's data.
+    """
+    hf = sys.modules.get("datasets")
+    refs = getattr(getattr(hf, "Dataset", None), "_TF_DATASET_REFS", None)
+    made = any(ref() is dataset for ref in list(refs or ()))
+    if made and not any(kept is dataset for kept in _KEPT):
+        _KEPT.append(dataset)
