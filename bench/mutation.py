@@ -810,6 +810,11 @@ def main() -> None:
         print("tests: " + " ".join(Path(t).name for t in tests_present(work)))
         mutants: list[Mutant] = []
         if not args.no_mutmut:
+            if not MUTMUT.exists():
+                sys.exit(
+                    f"mutmut is not installed beside {sys.executable}: install the bench "
+                    "extra (.venv/bin/pip install -e '.[bench]'), or pass --no-mutmut"
+                )
             run_mutmut(work, args.children)
             mutants = read_results(work)
         handmade = [] if args.no_handmade else run_handmade(work)

@@ -31,16 +31,21 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "float32": (1.3e-6, 1e-5),
     "float64": (1e-7, 1e-7),
 }
-"""The default ``(rtol, atol)`` by the least precise floating dtype of a comparison (the
-yielded targets, target_fn's and the inputs'), as ``torch.testing.assert_close`` picks
-them; complex dtypes count as their parts' float. Integers, bools and anything else that
-is not floating compare exactly: ``(0, 0)``."""
+"""The default ``(rtol, atol)`` by the less precise floating dtype of the two compared (the
+yielded targets and target_fn's), as ``torch.testing.assert_close`` picks them; complex
+dtypes count as their parts' float. Integers, bools and anything else that is not floating
+compare exactly: ``(0, 0)``. The inputs' dtype does not loosen the comparison: targets
+computed from float16 inputs in float64 are exact in float64. ``atol`` is scaled down with
+targets smaller than 1 (by the larger magnitude of the two leaves): a fixed 1e-5 would call
+any two targets of 1e-6 close."""
 
 _COARSEST_FIRST = tuple(TOLERANCES)
 _EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10, "float32": 2.0**-23, "float64": 2.0**-52}
 ROUNDING_ULPS = 8
 """Differences within this many float32 ulps (or ulps of a coarser dtype compared) of the
-values' scale are rounding: two computations of one rule in another order or library."""
+values' scale are rounding: two computations of one rule in another order or library.
+Targets finer than their inputs are allowed one ulp of the inputs' dtype (at the targets'
+scale): what rounding each input to it moves a sum or a mean by, at most."""
 
 _NARROW_INT = re.compile(r"(?<![a-z])(u?)int(8|16)(?![0-9])")
 
@@ -168,22 +173,6 @@ class _Inputs:
         bits, path, name = min(found)
         return path, name, bits
 
-    @cached_property
-    def scale(self) -> float:
-        """The largest finite magnitude among the floating inputs (0 without any)."""
-        top = 0.0
-        for path, leaf in self.leaves:
-            if precision(_dtype(leaf)) is None:
-                continue
-            try:
-                a = np.abs(as_array(leaf, path))
-            except Exception:  # a leaf numpy cannot read: the targets check says nothing of it
-                continue
-            a = a[np.isfinite(a)]
-            if a.size:
-                top = max(top, float(a.max()))
-        return top
-
 
 def _range(unsigned: bool, bits: int) -> tuple[int, int]:
     return (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
@@ -196,6 +185,9 @@ class _Mismatch:
     batch: int
     rounding: str | None
     """The precision whose ulps bound every difference (rounding), or None."""
+    of_inputs: bool = False
+    """That precision is the inputs' (coarser than the targets'): targets computed from the
+    inputs before they were rounded to it."""
     integers: bool
     """Every difference is what a wrap-around or a floor division leaves."""
     gap: float
@@ -253,21 +245,21 @@ class _Comparer:
         return want
 
     def tolerance(
-        self, a: np.ndarray, actual: Any, d: np.ndarray, desired: Any, facts: _Inputs
+        self, a: np.ndarray, actual: Any, d: np.ndarray, desired: Any
     ) -> tuple[float, float, str | None]:
         """(rtol, atol, precision) for one pair of leaves: the user's, else by the dtypes."""
-        name = _coarsest(
-            [
-                precision(_dtype(actual, a.dtype)),
-                precision(_dtype(desired, d.dtype)),
-            ]
-        )
-        if name is not None:
-            name = _coarsest([name, facts.precision])
+        name = _coarsest([precision(_dtype(actual, a.dtype)), precision(_dtype(desired, d.dtype))])
         default = TOLERANCES[name] if name is not None else (0.0, 0.0)
         rtol = default[0] if self.rtol is None else self.rtol
-        atol = default[1] if self.atol is None else self.atol
-        self.used.setdefault(name or str(a.dtype), (rtol, atol))
+        atol = self.atol
+        if atol is None:
+            atol = default[1]
+            if atol and a.dtype.kind in "biufc" and d.dtype.kind in "biufc":
+                atol *= min(1.0, max(_magnitude(a), _magnitude(d)))
+        key = name or str(a.dtype)
+        before = self.used.get(key)
+        if before is None or atol > before[1]:
+            self.used[key] = (rtol, atol)  # the loosest applied, as the report shows it
         return rtol, atol, name
 
     def compare(self, index: int, batch: Any, when: str) -> list[Finding]:
@@ -288,7 +280,7 @@ class _Comparer:
             a = as_array(actual, path)
             d = as_array(desired, wpath)
             self.kinds.add((a.dtype.kind, d.dtype.kind))
-            rtol, atol, name = self.tolerance(a, actual, d, desired, facts)
+            rtol, atol, name = self.tolerance(a, actual, d, desired)
             kept.append((d, rtol, atol))
             if a.shape != d.shape:
                 findings.append(
@@ -352,15 +344,26 @@ class _Comparer:
             return None  # NaN against a number, or infinities: neither rounding nor integers
         size = np.abs(gaps)
         gap = float(size.max())
-        scale = max(_magnitude(a), _magnitude(d), facts.scale)
-        rounding = None
+        scale = max(_magnitude(a), _magnitude(d))
+        rounding, of_inputs = None, False
         if name is not None:
-            ulp = _coarsest([name, "float32"])
-            assert ulp is not None
-            if gap <= ROUNDING_ULPS * _EPS[ulp] * scale:
-                rounding = ulp
+            # the targets' own precision (float32 at least), else the inputs' coarser one:
+            # targets computed from the inputs before these were rounded to float16
+            own = _coarsest([name, "float32"])
+            coarse = _coarsest([own, facts.precision])
+            if own is not None and gap <= ROUNDING_ULPS * _EPS[own] * scale:
+                rounding = own
+            elif coarse != own and coarse is not None and gap <= _EPS[coarse] * scale:
+                rounding, of_inputs = coarse, True
         integers = gaps.dtype.kind == "f" and self._integers(path, a, d, gaps, facts)
-        return _Mismatch(batch=index, rounding=rounding, integers=integers, gap=gap, scale=scale)
+        return _Mismatch(
+            batch=index,
+            rounding=rounding,
+            of_inputs=of_inputs,
+            integers=integers,
+            gap=gap,
+            scale=scale,
+        )
 
     def _integers(
         self, path: str, a: np.ndarray, d: np.ndarray, gaps: np.ndarray, facts: _Inputs
@@ -704,11 +707,12 @@ def check_targets_match(
 
     Values compare as ``numpy.isclose(targets, expected, rtol, atol)`` with NaN
     equal to NaN; shapes must be equal. ``rtol`` and ``atol`` left None are
-    picked per leaf for the least precise floating dtype among the targets,
-    target_fn's and the inputs (:data:`TOLERANCES`, as
-    ``torch.testing.assert_close``): bfloat16 ``1.6e-2, 1e-5``, float16
-    ``1e-3, 1e-5``, float32 ``1.3e-6, 1e-5``, float64 ``1e-7, 1e-7``;
-    integers and bools exactly. The report's parameters show the ones applied.
+    picked per leaf for the less precise floating dtype of the targets and
+    target_fn's (:data:`TOLERANCES`, as ``torch.testing.assert_close``):
+    bfloat16 ``1.6e-2, 1e-5``, float16 ``1e-3, 1e-5``, float32 ``1.3e-6,
+    1e-5``, float64 ``1e-7, 1e-7``; integers and bools exactly; ``atol``
+    shrinks in proportion for leaves whose largest magnitude is below 1. The
+    report's parameters show the loosest applied.
     When every difference is within a few float32 ulps, the report says the
     targets differ only by rounding and which ``atol`` admits it.
     """
@@ -844,11 +848,17 @@ def _weigh(
         gap = max(m.gap for m in mismatched)
         ulp = _coarsest([m.rounding for m in mismatched]) or "float32"
         scale = max(m.scale for m in mismatched)
+        inputs = (
+            f" The inputs are {ulp}, the targets are not: the source computed its targets"
+            f" before rounding the inputs to {ulp}; compute them from the inputs as yielded to"
+            " match exactly."
+            if any(m.of_inputs for m in mismatched)
+            else ""
+        )
         notes.add(
-            f"Rounding: every difference is within {ROUNDING_ULPS} {ulp} ulps of the largest"
-            f" magnitude involved ({scale:.3g}, inputs included; the largest difference"
-            f" {gap:.2g}): the targets differ"
-            " from target_fn's only by rounding."
+            f"Rounding: every difference is within {ROUNDING_ULPS} {ulp} ulps of the targets'"
+            f" largest magnitude ({scale:.3g}; the largest difference {gap:.2g}): the targets"
+            f" differ from target_fn's only by rounding.{inputs}"
         )
         return {**found, "cause": "rounding", "gap": gap, "ulp": ulp}, notes
     if exact and all(m.integers for m in mismatched):

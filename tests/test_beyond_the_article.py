@@ -356,27 +356,13 @@ def test_epoch_complete_reports_strangers_and_names_rows():
     ]
 
 
-def watching(recording_model_class):
-    """The recording model, its step recording what fit hands it and training on nothing:
-    what the step receives is all these tests look at (an eager step that trains takes
-    ~40 ms here)."""
-
-    class Watching(recording_model_class):
-        def train_step(self, data):
-            x, y = data
-            self.seen.append((np.array(x), np.array(y)))
-            return {"loss": 0.0}
-
-    return Watching
-
-
 def test_keras_pydataset_workers_deliver_every_index_once(recording_model_class):
     # Keras' ordered enqueuer hands each index to one worker: the fixed design.
     from pitfalls.reproductions import generators as gen
 
     dataset = gen.pydataset_fresh(8, seed=0, batches=12, workers=3)
     table = np.concatenate([dataset[i][0] for i in range(12)])
-    model = watching(recording_model_class)()
+    model = recording_model_class()
     model.compile(loss="mse", optimizer="sgd", run_eagerly=True)
     model.fit(dataset, epochs=1, verbose=0)
     pitfalls.assert_epoch_complete([x for x, _ in model.seen], table)

@@ -208,8 +208,8 @@ def test_targets_message_for_rounding():
             "  batch 1, targets, when yielded: 1 / 1 elements (100.0%) differ",
             "      index  target_fn            yielded",
             "      [0]    0.30000000447034836  0.3",
-            "Rounding: every difference is within 8 float32 ulps of the largest magnitude"
-            " involved (0.3, inputs included; the largest difference 7.5e-09): the targets"
+            "Rounding: every difference is within 8 float32 ulps of the targets' largest magnitude"
+            " (0.3; the largest difference 7.5e-09): the targets"
             " differ from target_fn's only by rounding.",
             "Hint: raise the tolerance to admit that rounding: atol=1e-07 covers every"
             " difference seen, or leave rtol and atol unset for the defaults of float32.",

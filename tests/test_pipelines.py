@@ -207,20 +207,6 @@ def test_a_factory_is_checked_as_the_pydataset_it_returns(keras):
     assert pitfalls.check_epoch_repeatable(factory).batches == 24  # 3 epochs of 8, not 100000
 
 
-def watching(recording_model_class):
-    """The recording model, its step recording what fit hands it and training on nothing:
-    what the step receives is all these tests look at (an eager step that trains takes
-    ~40 ms here)."""
-
-    class Watching(recording_model_class):
-        def train_step(self, data):
-            x, y = data
-            self.seen.append((np.array(x), np.array(y)))
-            return {"loss": 0.0}
-
-    return Watching
-
-
 def test_keras_fit_reorders_whole_batches_of_an_unshuffled_pydataset(recording_model_class):
     # Pinned, because the order_shuffled hint says so: Keras' fit (shuffle=True by default)
     # shuffles a PyDataset's batch order, never the samples inside a batch.
@@ -234,7 +220,7 @@ def test_keras_fit_reorders_whole_batches_of_an_unshuffled_pydataset(recording_m
             x = np.arange(8.0).reshape(4, 2) + 10 * i
             return x, x.sum(axis=1)
 
-    model = watching(recording_model_class)()
+    model = recording_model_class()
     model.compile(loss="mse", optimizer="sgd", run_eagerly=True)
     model.fit(Unshuffled(), epochs=2, verbose=0)
     firsts = [x[0, 0] for x, _ in model.seen]

@@ -148,7 +148,7 @@ def test_the_default_tolerance_fits_the_dtypes_compared(exact_sums):
         (np.float16, np.float64, TOLERANCES["float16"]),
         (np.float32, np.float64, TOLERANCES["float32"]),
         (np.float64, np.float64, TOLERANCES["float64"]),
-        (np.float64, np.float16, TOLERANCES["float16"]),  # computed from half-precision data
+        (np.float64, np.float16, TOLERANCES["float64"]),  # float64 targets: exact in float64
         (np.complex64, np.float64, TOLERANCES["float32"]),
         (np.int64, np.float32, (0.0, 0.0)),  # integers compare exactly
         (np.bool_, np.float32, (0.0, 0.0)),
@@ -195,6 +195,59 @@ def test_a_real_mismatch_is_not_called_rounding():
     report = check_targets_match(off_by_a_little, row_sums, draws=2)
     assert not report.ok and "rounding" not in report.reason
     assert not any(n.startswith("Rounding") for n in report.notes)
+
+
+def test_tiny_targets_are_not_all_close_to_each_other():
+    """Bug: float32's atol=1e-5, applied as is, called any two targets below 1e-5 close:
+    targets twice what the rule says passed. atol now shrinks with targets below 1."""
+
+    def doubled():
+        rng = np.random.default_rng(0)
+        while True:
+            x = rng.uniform(0, 1, (8, 3)).astype(np.float32)
+            yield x, (2e-6 * x.sum(axis=1)).astype(np.float32)
+
+    report = check_targets_match(doubled, lambda x: 1e-6 * x.sum(axis=1), draws=2)
+    assert not report.ok and report.parameters["atol"] < 1e-10
+    assert not any(n.startswith("Rounding") for n in report.notes)
+
+
+def test_half_precision_inputs_do_not_loosen_float64_targets():
+    """Bug: float16 inputs gave float64 targets float16's rtol=1e-3, so a rule off by 0.05%
+    passed. Targets computed from the inputs as yielded are exact in float64; an error
+    below one float16 ulp could be either, so the check fails and says so."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 2, (8, 3)).astype(np.float16)
+    exact = x.astype(np.float64).sum(axis=1)
+    rule = lambda x: x.astype(np.float64).sum(axis=1)  # noqa: E731
+    assert check_targets_match([(x, exact)] * 2, rule, draws=2).ok
+    off = check_targets_match([(x, 1.003 * exact)] * 2, rule, draws=2)  # 0.3%: 3 ulps
+    assert not off.ok and off.parameters["rtol"] == TOLERANCES["float64"][0]
+    assert not any(n.startswith("Rounding") for n in off.notes)
+
+    # Targets computed before the inputs were rounded to float16 differ by that rounding,
+    # and the note says so rather than hiding it.
+    unrounded = rng.uniform(1, 2, (8, 3))
+    early = check_targets_match(
+        [(unrounded.astype(np.float16), unrounded.sum(axis=1))] * 2, rule, draws=2
+    )
+    assert not early.ok and early.reason.startswith(
+        "Targets differ from target_fn(inputs) only by rounding"
+    )
+    (note,) = early.notes
+    assert "8 float16 ulps" in note and "before rounding the inputs to float16" in note
+
+
+def test_a_large_input_column_the_targets_ignore_does_not_excuse_an_error_as_rounding():
+    """Bug: the rounding bound was scaled by the largest input anywhere, so a timestamp
+    column (1.7e9) made targets off by 0.5 read as float32 rounding, and the hint's atol
+    made the bug pass."""
+    x = np.array([[1.7e9, 1.0, 3.0], [1.7e9, 2.0, 4.0]], np.float32)
+    report = check_targets_match(
+        [(x, x[:, 1:].mean(axis=1) + 0.5)] * 2, lambda x: x[:, 1:].mean(axis=1), draws=2
+    )
+    assert not report.ok and "rounding" not in report.reason
+    assert "atol=" not in report.hint
 
 
 def test_torch_float32_means_pass_numpys_rule_by_default(torch):
