@@ -31,7 +31,14 @@ from pitfalls import _tfdata as tfdata
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._blame import blame_epochs
-from pitfalls._randomness import Change, Randomness, changed_rows, held_by, stored_arrays
+from pitfalls._randomness import (
+    Change,
+    Randomness,
+    changed_rows,
+    held_by,
+    keeps_global_rngs,
+    stored_arrays,
+)
 from pitfalls._report import (
     MAX_SHOWN,
     EpochChangedError,
@@ -630,6 +637,7 @@ def _changed_reads(first: Epoch, again: Epoch) -> Finding:
     )
 
 
+@keeps_global_rngs
 def check_epoch_repeatable(
     source: Any,
     *,
@@ -973,6 +981,7 @@ def _informative(targets: list[bytes]) -> bool:
     return log_chance < math.log(1e-6)
 
 
+@keeps_global_rngs
 def check_order_shuffled(
     source: Any,
     *,
@@ -1237,6 +1246,7 @@ def _shown(layout: Layout) -> str:
     return " and ".join(parts) if parts else "empty"
 
 
+@keeps_global_rngs
 def check_epoch_complete(
     source: Any,
     dataset: Any,

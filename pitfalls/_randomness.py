@@ -40,11 +40,14 @@ import random
 import sys
 import types
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 _MAX_DEPTH = 4
 _MAX_OBJECTS = 2000
@@ -617,8 +620,8 @@ def _keras_state() -> dict[str, Any]:
 
     TensorFlow's eager context holds its global seed and, once one was set, the
     ``random.Random`` that derives each new op's seed from it (no attribute
-    before): both are kept, the object itself, so putting it back restores the
-    sequence of op seeds exactly. TensorFlow not imported yet is recorded as
+    before): both are kept, the object itself and its state, so putting them
+    back restores the sequence of op seeds exactly. TensorFlow not imported yet is recorded as
     no seed, so a seed set after it was imported is taken back too.
     """
     state: dict[str, Any] = {}
@@ -629,13 +632,14 @@ def _keras_state() -> dict[str, Any]:
             state["keras"] = {key: global_state.get_global_attribute(key) for key in _KERAS_SEEDS}
         except Exception:
             pass
-    state["tf"] = (None, _UNSET)
+    state["tf"] = (None, _UNSET, None)
     if "tensorflow" in sys.modules:
         try:
             from tensorflow.python.eager import context
 
             ctx = context.context()
-            state["tf"] = (ctx._seed, getattr(ctx, "_rng", _UNSET))
+            rng = getattr(ctx, "_rng", _UNSET)
+            state["tf"] = (ctx._seed, rng, None if rng is _UNSET else rng.getstate())
         except Exception:
             state.pop("tf")
     return state
@@ -656,17 +660,48 @@ def _restore_keras(state: dict[str, Any]) -> None:
             from tensorflow.python.eager import context
 
             ctx = context.context()
-            seed, rng = state["tf"]
+            seed, rng, sequence = state["tf"]
             ctx._seed = seed
             if rng is _UNSET:
                 if hasattr(ctx, "_rng"):
                     del ctx._rng
             else:
+                rng.setstate(sequence)  # the op seeds drawn since are drawn again
                 ctx._rng = rng
             if ctx._context_handle is not None:  # as set_seed does: kernels keep seeds
                 pywrap_tfe.TFE_ContextClearCaches(ctx._context_handle)
         except Exception:
             pass
+
+
+@contextlib.contextmanager
+def global_rngs_kept() -> Iterator[None]:
+    """Python's, numpy's and torch's global RNGs, TensorFlow's global Generator and the
+    Keras and TensorFlow global seeds as they are now, put back on exit: whatever a check
+    drew or seeded (a factory building its pipeline, the reads, a blame pass, a training)."""
+    saved = []
+    for obj, kind in _globals().values():
+        with contextlib.suppress(Exception):  # a state that cannot be read is left
+            saved.append((obj, kind, _get(obj, kind)))
+    seeds = _keras_state()
+    try:
+        yield
+    finally:
+        for obj, kind, state in saved:
+            with contextlib.suppress(Exception):
+                _set(obj, kind, state)
+        _restore_keras(seeds)
+
+
+def keeps_global_rngs(check: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A checker that leaves every global RNG as it found it (:func:`global_rngs_kept`)."""
+
+    @functools.wraps(check)
+    def kept(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with global_rngs_kept():
+            return check(*args, **kwargs)
+
+    return kept
 
 
 # Stored data: written in place or not? ----------------------------------------------

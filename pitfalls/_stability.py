@@ -10,7 +10,14 @@ import numpy as np
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._blame import blame_index
-from pitfalls._randomness import Change, Randomness, changed_rows, held_by, stored_arrays
+from pitfalls._randomness import (
+    Change,
+    Randomness,
+    changed_rows,
+    held_by,
+    keeps_global_rngs,
+    stored_arrays,
+)
 from pitfalls._report import MAX_SHOWN, Finding, IndexUnstableError, Report
 from pitfalls._sources import add_note, batch_count, call_within, resolve
 from pitfalls._tree import Snapshot, diff_snapshot, flatten, snapshot
@@ -72,6 +79,7 @@ def _same(a: Snapshot, b: Snapshot, part: str = "") -> bool:
     )
 
 
+@keeps_global_rngs
 def check_index_stable(
     source: Any,
     *,

@@ -25,6 +25,7 @@ import itertools
 import json
 import math
 import multiprocessing
+import random
 import sys
 from typing import Any
 
@@ -664,3 +665,31 @@ def test_memmapped_batches_are_read_not_written(tmp_path):
     read_only = np.load(path, mmap_mode="r")
     assert pitfalls.check_index_stable(Indexable([read_only[:4], read_only[4:]])).ok
     assert path.read_bytes() == before
+
+
+class DrawingAndWriting:
+    """Batches that draw from the global RNGs as the dataset is built and as it is read,
+    written into one buffer: every check reads it, the failing ones blame it too."""
+
+    def __init__(self) -> None:
+        np.random.rand(3)  # e.g. a random split made when the dataset is built
+        random.random()
+        self.buffer = np.zeros((4, 2))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> Any:
+        self.buffer[:] = np.random.rand(4, 2) + random.random()
+        return self.buffer, self.buffer.mean(axis=1)
+
+
+@pytest.mark.parametrize("check", sorted(SOURCE_CHECKS))
+def test_no_checker_moves_the_global_rngs(check):
+    """Bug: the factory was called, and the blame pass read the source, outside the span
+    whose RNGs were put back: numpy's and Python's global RNGs came back moved."""
+    extra = {"targets_match": lambda x: x.mean(axis=1), "epoch_complete": np.zeros((8, 2))}
+    before = random.getstate(), np.random.get_state()
+    run_source_check(check, DrawingAndWriting, {}, extra.get(check))
+    assert random.getstate() == before[0], "random's state moved"
+    np.testing.assert_equal(np.random.get_state(), before[1], "np.random's state moved")

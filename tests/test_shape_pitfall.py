@@ -16,6 +16,7 @@ trains for its default 2000 steps where the verdict is about that budget.
 
 from __future__ import annotations
 
+import random
 import re
 
 import numpy as np
@@ -250,9 +251,13 @@ def test_the_mean_model_fits_with_a_wide_margin_and_yours_is_not_trained(models)
     x, y = shapes.mean_data(256, seed=1)
     model = models["mean_model"]
     before = [w.copy() for w in model.get_weights()]
+    rngs = random.getstate(), np.random.get_state()
     report = pitfalls.check_fits(
         model, x, y[:, None], max_loss=1e-3, loss=shapes.mse_loss_subclass_buggy()
     )
+    # it seeds the training (keras.utils.set_random_seed), then puts your RNGs back
+    assert random.getstate() == rngs[0]
+    np.testing.assert_equal(np.random.get_state(), rngs[1])
     measured = dict(report.measured)
     assert report.ok and report.parameters["steps"] == 2000  # the default budget
     assert measured["initial_loss"] > 1.0  # fresh weights, far from the mean...

@@ -192,9 +192,14 @@ def test_checks_leave_tensorflows_global_seed_as_they_found_it(tf):
         noisy = tf.data.Dataset.range(8).map(lambda i: tf.random.uniform(()))
         assert list(noisy.as_numpy_iterator()) != list(noisy.as_numpy_iterator())
         tf.random.set_seed(5)  # a seed the user set comes back as it was, the same state
-        seeded = ctx._seed, ctx._rng
+        seeded = ctx._seed, ctx._rng, ctx._rng.getstate()
         pitfalls.check_epoch_repeatable(flipped(tf))
-        assert (ctx._seed, ctx._rng) == seeded
+        def eager():  # each eager random op takes its op seed from TensorFlow's sequence
+            while True:
+                yield tf.random.uniform((2,)).numpy(), np.zeros(2)
+
+        pitfalls.check_generator_no_aliasing(eager, draws=2)
+        assert (ctx._seed, ctx._rng, ctx._rng.getstate()) == seeded
 
 
 def test_drop_remainder_is_named_as_the_cause_of_an_incomplete_epoch(tf):

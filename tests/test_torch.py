@@ -193,8 +193,11 @@ def test_a_tensor_written_in_place_behind_a_dataloader_fails_naming_it(torch):
     def loader(in_place):
         return lambda: DataLoader(normalised(torch.from_numpy(DATA.copy()), in_place), batch_size=8)
 
+    before = torch.get_rng_state()
     report = pitfalls.check_epoch_repeatable(loader(in_place=True))
     assert report.status == "failed", str(report)
+    # every read, the blame pass's too, put back (a DataLoader draws its seed from torch's)
+    assert torch.equal(torch.get_rng_state(), before)
     assert "Stored data written while reading: self.dataset.x (64 of 64 rows)." in report.notes
     assert report.hint.startswith("transform a copy inside the Dataset's __getitem__")
     pitfalls.assert_epoch_repeatable(loader(in_place=False))
