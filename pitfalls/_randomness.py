@@ -638,7 +638,7 @@ def _keras_state() -> dict[str, Any]:
             from tensorflow.python.eager import context
 
             ctx = context.context()
-            rng = getattr(ctx, "_rng", _UNSET)
+            rng: Any = getattr(ctx, "_rng", _UNSET)
             state["tf"] = (ctx._seed, rng, None if rng is _UNSET else rng.getstate())
         except Exception:
             state.pop("tf")
