@@ -528,7 +528,7 @@ def _random_per_read(rnd: Randomness, what: str) -> str:
         f"The source is random per read (it drew from {drew}), and {what} even with every"
         " generator pitfalls can reach reseeded alike before each read, so the"
         " difference may be randomness pitfalls cannot reach (a generator in a closure,"
-        " in another module, or TensorFlow's ops) as well as a bug. Pass reseed=, a"
+        " in another module, or TensorFlow ops in a tf.function) as well as a bug. Pass reseed=, a"
         " function that reseeds your generators from its seed argument (for"
         " self.rng: lambda seed: ...), or check with the augmentation turned off."
     )
@@ -565,7 +565,7 @@ def _repeatable_text(style: str, where: str, library: str | None = None) -> tupl
             " changed, and it drew from no random generator pitfalls can reach. Either it"
             " changes its samples by state (a counter, data held elsewhere), or it augments"
             " with a random generator pitfalls cannot reach (in a closure, another module,"
-            " TensorFlow's ops).",
+            " TensorFlow ops in a tf.function).",
             "if the source augments at random, pass reseed=, a function that reseeds its"
             " generator from the seed it is given; otherwise make each batch depend on its"
             " index and the stored data alone.",

@@ -522,6 +522,9 @@ class Randomness:
         if (keras is not None or tf is not None) and self._keras_state is None:
             self._keras_state = _keras_state()
         _seed_frameworks(keras, tf, seed)
+        ops = _tf_op_seeds(tf)
+        if ops is not None:  # made anew by set_seed: watched from here, put back with the seed
+            self.rngs[TF_OPS] = (ops, "random.Random")
         drawn = self.seen.keys() | self.at_start.keys()
         seeded = {
             name: _seed(obj, kind, seed if still is None or name in drawn else still)
@@ -590,6 +593,24 @@ class Randomness:
             f"Randomness: the source drew from {shown}; every read compared was made"
             " after reseeding them alike, and they were put back afterwards."
         )
+
+
+TF_OPS = "TensorFlow's random ops (eager)"
+"""The name, in reports, of the sequence of op seeds TensorFlow's eager random ops take
+once a global seed is set (``tf.random.uniform``, ``tf.image.random_crop`` called in a
+``__getitem__``): it moves with each such op."""
+
+
+def _tf_op_seeds(tf: Any) -> Any:
+    """The ``random.Random`` TensorFlow derives eager ops' seeds from, once seeded, or None."""
+    if tf is None:
+        return None
+    try:
+        from tensorflow.python.eager import context
+
+        return getattr(context.context(), "_rng", None)
+    except Exception:  # another layout: such ops stay unseen
+        return None
 
 
 _KERAS_SEEDS = ("global_random_seed", "global_seed_generator")

@@ -157,9 +157,9 @@ def check_index_stable(
             " generator pitfalls can reach was reseeded alike before each read; nothing else"
             " explains it (no read returned another index's batch, no array the source holds"
             " changed), so it may be randomness pitfalls cannot reach (a generator in a closure"
-            " or another module, TensorFlow's ops) or state that changes per call. Pass"
-            " reseed=, a function that reseeds your generators from its seed argument, or"
-            " seed the augmentation with the index (and the epoch)."
+            " or another module, TensorFlow ops in a tf.function) or state that changes per"
+            " call. Pass reseed=, a function that reseeds your generators from its seed"
+            " argument, or seed the augmentation with the index (and the epoch)."
         )
         findings = []
     reason, hint = _text(evidence)

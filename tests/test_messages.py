@@ -603,7 +603,7 @@ def test_inconclusive_message():
             " same indices again gave other samples even with every generator pitfalls can"
             " reach reseeded alike before each read, so the difference may be randomness"
             " pitfalls cannot reach (a generator in a closure, in another module, or"
-            " TensorFlow's ops) as well as a bug. Pass reseed=, a function that reseeds your"
+            " TensorFlow ops in a tf.function) as well as a bug. Pass reseed=, a function that reseeds your"
             " generators from its seed argument (for self.rng: lambda seed: ...), or check"
             " with the augmentation turned off. No array holding the samples was found on"
             " the source.",

@@ -194,6 +194,7 @@ def test_checks_leave_tensorflows_global_seed_as_they_found_it(tf):
         tf.random.set_seed(5)  # a seed the user set comes back as it was, the same state
         seeded = ctx._seed, ctx._rng, ctx._rng.getstate()
         pitfalls.check_epoch_repeatable(flipped(tf))
+
         def eager():  # each eager random op takes its op seed from TensorFlow's sequence
             while True:
                 yield tf.random.uniform((2,)).numpy(), np.zeros(2)
@@ -235,3 +236,36 @@ def test_a_tf_random_generator_the_source_holds_is_reseeded(tf):
         report = check(Noisy())
         assert report.ok, str(report)
         assert "the source drew from self.gen" in report.notes[-1]
+
+
+def test_eager_tensorflow_augmentation_in_a_pydataset_is_seen_and_reseeded(tf, keras):
+    """Bug: tf.image.random_crop called in __getitem__ drew from nothing pitfalls watched, so
+    a correct, shuffled PyDataset failed epoch_repeatable ("nothing pitfalls can see explains
+    it"). The op seeds TensorFlow's eager ops take are now watched and reseeded; the same
+    dataset normalising its stored images in place still fails."""
+    images = np.random.default_rng(8).uniform(0, 1, (32, 6, 6, 1)).astype(np.float32)
+
+    class Cropped(keras.utils.PyDataset):
+        def __init__(self, in_place=False):
+            super().__init__()
+            self.images, self.in_place = images.copy(), in_place
+            self.order, self.rng = np.arange(32), np.random.default_rng(0)
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            rows = self.images[self.order[i * 8 : (i + 1) * 8]]
+            if self.in_place:
+                self.images[self.order[i * 8 : (i + 1) * 8]] = rows * 0.5  # the bug
+            x = tf.image.random_crop(rows, (8, 4, 4, 1)).numpy()
+            return x, x.mean(axis=(1, 2, 3))
+
+        def on_epoch_end(self):
+            self.rng.shuffle(self.order)
+
+    report = pitfalls.check_epoch_repeatable(Cropped)
+    assert report.ok, str(report)
+    assert "TensorFlow's random ops (eager)" in report.notes[-1]
+    assert pitfalls.check_index_stable(Cropped).ok
+    assert pitfalls.check_epoch_repeatable(lambda: Cropped(in_place=True)).status == "failed"
