@@ -225,7 +225,8 @@ def _endless(batches: int, samples: int, nbytes: int, length: int | None) -> str
     )
     return (
         f"source has no end after {batches} batches ({samples} samples, {size} of inputs)"
-        " in one epoch: if it is endless, pass steps_per_epoch=, the batches of one epoch"
+        " in one epoch: pass steps_per_epoch=, the batches of one epoch, if it is endless"
+        " (or if its epochs are longer still)"
     )
 
 
@@ -1201,9 +1202,11 @@ def _first_epoch(
     unpack: Any,
     rnd: Randomness,
     layout: Layout,
+    max_samples: int,
 ) -> tuple[list[bytes], list[int]]:
     """The samples of the first epoch, read as Keras would (indices 0..n-1, or one
-    iteration), and the size of each batch; ``rnd`` watches each read."""
+    iteration), and the size of each batch; ``rnd`` watches each read. ``max_samples``
+    (the dataset's) raises the limits past which an epoch counts as endless."""
     indexable = source.kind == "indexable"
     length = source.length if indexable else None
     count = steps_per_epoch if steps_per_epoch is not None else length
@@ -1215,7 +1218,7 @@ def _first_epoch(
     while count is None or len(sizes) < count:
         b = len(sizes)
         if count is None:
-            endless = _endless(b, len(samples), nbytes, source.length)
+            endless = _endless(b, len(samples), nbytes, source.length or max_samples)
             if endless:
                 raise ValueError(endless)
         try:
@@ -1280,7 +1283,9 @@ def check_epoch_complete(
     resolved = resolve(source)
     graph = tfdata.graph(resolved.obj) if tfdata.is_dataset(resolved.obj) else None
     with Randomness(_roots(resolved)) as rnd:
-        seen_list, sizes = _first_epoch(resolved, steps_per_epoch, timeout, unpack, rnd, layout)
+        seen_list, sizes = _first_epoch(
+            resolved, steps_per_epoch, timeout, unpack, rnd, layout, len(reference)
+        )
     batches = len(sizes)
     wanted = Counter(reference)
     seen = Counter(seen_list)
@@ -1292,13 +1297,29 @@ def check_epoch_complete(
     total = sum(wanted.values())
     inconclusive = ""
     tf_random = graph is not None and bool(graph.random_ops)
+    workers = _worker_processes(resolved.obj)
+    not_rows = f"{strangers} of the {len(seen_list)} samples it delivered are not rows of dataset"
     if strangers and (rnd.random or tf_random):
         drew = ", ".join(rnd.seen) if rnd.random else "TensorFlow's " + ", ".join(graph.random_ops)  # type: ignore[union-attr]
         inconclusive = (
-            f"The source is random per read (it drew from {drew}):"
-            f" {strangers} of the {len(seen_list)} samples it delivered are not rows of"
-            " dataset, as augmented samples never are, so which rows were delivered cannot"
-            " be told. Check with the augmentation turned off."
+            f"The source is random per read (it drew from {drew}): {not_rows}, as augmented"
+            " samples never are, so which rows were delivered cannot be told. Check with"
+            " the augmentation turned off."
+        )
+    elif strangers and workers:
+        inconclusive = (
+            f"The DataLoader reads in {workers} worker processes, whose random draws"
+            f" pitfalls cannot watch: {not_rows}, as samples augmented there never are, so"
+            " which rows were delivered cannot be told. Check with num_workers=0 (the same"
+            " samples, read in this process) or with the augmentation turned off."
+        )
+    elif strangers and strangers == len(seen_list):
+        inconclusive = (
+            f"No sample the epoch delivered is a row of dataset ({not_rows}): the source"
+            " transforms its samples (normalises, resizes, augments) or dataset is not what"
+            " it delivers, so which rows were delivered cannot be told. Pass as dataset the"
+            " samples as the source delivers them, transformed alike, and check with random"
+            " augmentation turned off."
         )
     else:
         findings = _complete_findings(seen, wanted, twice, missing, strangers, total, seen_list)
@@ -1318,6 +1339,14 @@ def check_epoch_complete(
     )
 
 
+def _worker_processes(obj: Any) -> int:
+    """A torch DataLoader's worker processes (0 for one that reads in this process)."""
+    if framework(obj) != "torch":
+        return 0
+    workers = getattr(obj, "num_workers", 0)
+    return workers if isinstance(workers, int) and workers > 0 else 0
+
+
 def _loader_workers(obj: Any) -> int:
     """A torch DataLoader's worker processes reading an IterableDataset (else 0)."""
     if framework(obj) != "torch" or not hasattr(obj, "num_workers"):
@@ -1332,12 +1361,15 @@ def _complete_cause(
     source: Source, sizes: list[int], lost: int, total: int, twice: bool, strangers: int
 ) -> str:
     """``"remainder"``: exactly the samples past the last whole batch are missing;
-    ``"workers"``: a DataLoader's workers each read an IterableDataset whole; else ""."""
+    ``"workers"``: a DataLoader's workers each read an IterableDataset whole;
+    ``"strangers"``: samples that are not rows of dataset, none twice; else ""."""
     if twice and _loader_workers(source.obj):
         return "workers"
     size = sizes[0] if sizes and len(set(sizes)) == 1 else 0
     if not twice and not strangers and size > 1 and lost > 0 and lost == total % size:
         return "remainder"
+    if strangers and not twice:
+        return "strangers"
     return ""
 
 
@@ -1396,6 +1428,16 @@ def _complete_text(cause: str, source: Source, graph: tfdata.Graph | None) -> tu
             f" ({how}), so the samples past the last whole batch are never trained on in"
             " an epoch (other ones each epoch, when it shuffles).",
             hint,
+        )
+    if cause == "strangers":
+        return (
+            "An epoch delivered samples that are not rows of dataset, none of them twice:"
+            " the source changes some of the samples it delivers (a transform applied to"
+            " some, stored data written in place as it is read, samples mixed) or dataset"
+            " is not what it delivers.",
+            "pass as dataset the samples as the source delivers them, transformed alike;"
+            " check_epoch_repeatable and check_index_stable tell whether the source writes"
+            " its stored data in place.",
         )
     return (
         "An epoch did not deliver every sample exactly once: a source shared by"

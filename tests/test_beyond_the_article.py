@@ -173,8 +173,9 @@ def few_batches_are_endless(monkeypatch):
 
 
 ENDLESS = (
-    "source has no end after 40 batches (320 samples, 5 kB of inputs) in one epoch: if it is"
-    " endless, pass steps_per_epoch=, the batches of one epoch"
+    "source has no end after 40 batches (320 samples, 5 kB of inputs) in one epoch: pass"
+    " steps_per_epoch=, the batches of one epoch, if it is endless (or if its epochs are"
+    " longer still)"
 )
 
 
@@ -197,6 +198,26 @@ def test_a_finite_source_without_a_length_is_still_one_epoch(few_batches_are_end
     data = np.arange(60.0).reshape(30, 2)  # 30 batches of 1: under the limit, then it ends
     pitfalls.assert_epoch_repeatable(lambda: iter([data[i : i + 1] for i in range(30)]))
     pitfalls.assert_epoch_complete(lambda: iter([data[i : i + 1] for i in range(30)]), data)
+
+
+def test_an_epoch_as_long_as_its_dataset_is_never_called_endless(few_batches_are_endless):
+    """Bug: a generator of 6,000 batches of one row, checked against its 6,000-row dataset,
+    was refused as endless after 5,000 batches; the dataset's length raises the limits."""
+    data = np.arange(120.0).reshape(60, 2)  # 60 batches of 1: past the lowered limit of 40
+    pitfalls.assert_epoch_complete(lambda: iter([data[i : i + 1] for i in range(60)]), data)
+
+
+def test_samples_that_are_not_rows_of_dataset_are_named_so_or_cannot_be_judged():
+    """Bug: a source that normalises its samples (or a dataset passed raw) read "a source
+    shared by several workers without a lock": none is a row now says it cannot judge,
+    and some strangers are named as what they are."""
+    data = np.arange(16.0).reshape(8, 2)
+    normalised = pitfalls.check_epoch_complete([data[:4] / 10, data[4:] / 10], data)
+    assert normalised.status == "inconclusive"
+    assert normalised.inconclusive.startswith("No sample the epoch delivered is a row of dataset")
+    some = pitfalls.check_epoch_complete([data[:4], data[4:] / 10], data)
+    assert some.status == "failed"
+    assert some.reason.startswith("An epoch delivered samples that are not rows of dataset")
 
 
 def test_a_sample_is_kept_as_a_16_byte_digest_not_a_copy():

@@ -296,6 +296,19 @@ def test_an_iterable_dataset_is_read_whole_by_every_worker(torch):
     pitfalls.assert_epoch_complete(loaders.iterable_unsharded(DATA, num_workers=0), DATA)
 
 
+def test_samples_augmented_in_worker_processes_cannot_be_judged_complete(torch):
+    """Bug: noise added in two worker processes, where pitfalls sees no draw, read as 64
+    samples dropped and 64 strangers "from a source shared without a lock"."""
+    elsewhere, here = (  # draws in two other processes, then in this one: neither judged
+        pitfalls.check_epoch_complete(loaders.rng_seeded_per_worker(DATA, num_workers=n), DATA)
+        for n in (2, 0)
+    )
+    assert elsewhere.inconclusive.startswith(
+        "The DataLoader reads in 2 worker processes, whose random draws pitfalls cannot watch"
+    )
+    assert here.inconclusive.startswith("The source is random per read (it drew from")
+
+
 def test_the_iterable_loaders_pass_the_batch_checks_and_say_they_have_no_length(torch):
     loader = loaders.iterable_sharded(DATA, num_workers=0)
     with pytest.raises(TypeError):
