@@ -307,6 +307,7 @@ def assert_generator_no_aliasing(
     ...
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_generator_no_aliasing(source, draws=draws, timeout=timeout)
     if not report.ok:
         raise AliasingError(report, msg)

@@ -48,7 +48,7 @@ from pitfalls._report import (
     Report,
 )
 from pitfalls._sources import Source, add_note, article, call_within, resolve
-from pitfalls._tree import _MAX_DEPTH, Parts, as_array, flatten_at, split_batch
+from pitfalls._tree import _MAX_DEPTH, LeafError, Parts, as_array, flatten_at, split_batch
 
 _EPOCH_SEED = 1_000_003
 """Reseeds the RNGs before an epoch starts (``on_epoch_end``, ``iter()``); epoch e adds e."""
@@ -168,6 +168,8 @@ def _dataset_rows(dataset: Any) -> tuple[list[bytes], Layout]:
     the nesting of the inputs, whose leaves need a sample axis) is read as the
     array numpy makes of it, its rows the samples.
     """
+    if dataset is None or isinstance(dataset, (str, bytes)):
+        raise TypeError(f"{_DATASET}; got {validate.got(dataset)}")
     if isinstance(dataset, (list, tuple)) and _numbers_only(dataset):
         try:
             dataset = np.asarray(dataset)
@@ -175,7 +177,10 @@ def _dataset_rows(dataset: Any) -> tuple[list[bytes], Layout]:
             raise ValueError(
                 f"{_DATASET}; this nested list is ragged, not one array ({exc})"
             ) from None
-    arrays = _arrays(list(flatten_at(dataset, "dataset").leaves), -1, "dataset")
+    try:
+        arrays = _arrays(list(flatten_at(dataset, "dataset").leaves), -1, "dataset")
+    except LeafError as exc:  # an object that is no array: in the words of dataset
+        raise TypeError(f"{_DATASET}; {exc}".replace("a batch leaf", "a leaf")) from None
     assert arrays is not None
     return _digests(arrays, len(arrays[0])), _layout(arrays)
 
@@ -1164,6 +1169,7 @@ def assert_epoch_repeatable(
     An inconclusive report (randomness pitfalls could not control) raises too.
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_epoch_repeatable(
         source, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack, reseed=reseed
     )
@@ -1185,6 +1191,7 @@ def assert_order_shuffled(
     An inconclusive report (randomness pitfalls could not control) raises too.
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_order_shuffled(
         source, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack, reseed=reseed
     )
@@ -1506,6 +1513,7 @@ def assert_epoch_complete(
 ) -> None:
     """Fail unless an epoch delivers every sample exactly once (:func:`check_epoch_complete`)."""
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_epoch_complete(
         source, dataset, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack
     )

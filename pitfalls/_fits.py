@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
@@ -47,6 +48,17 @@ def _fresh_model(model: Any, keras: Any) -> Any:
                 f" ({type(exc).__name__}: {exc}); pass a zero-argument function that builds it"
             ) from exc
     if callable(model):
+        try:
+            inspect.signature(model).bind()
+        except TypeError:
+            raise TypeError(
+                "model must be a keras.Model or a zero-argument callable building one, but"
+                f" {getattr(model, '__name__', type(model).__qualname__)}"
+                f"{inspect.signature(model)} needs arguments (a model's forward function is"
+                " not a model: wrap it, e.g. in a keras.layers.Lambda inside a keras.Model)"
+            ) from None
+        except ValueError:  # no signature to read (a builtin): calling it tells
+            pass
         built = model()
         if not isinstance(built, keras.Model):
             raise TypeError(
@@ -223,6 +235,7 @@ def assert_fits(
     (TensorFlow, JAX or torch). Raises :class:`UnderfitError`; ``msg`` is appended.
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_fits(
         model,
         x,

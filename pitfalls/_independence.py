@@ -228,6 +228,7 @@ def assert_batch_independent(
     ...
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_batch_independent(
         fn,
         *args,

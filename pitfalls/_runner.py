@@ -195,6 +195,7 @@ def assert_source(
     message ends with one line per other check that did not pass.
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     reports = check_source(
         source,
         target_fn,

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from pitfalls import _validate as validate
 from pitfalls._report import BroadcastError, Finding, PredictionShapeError, Report, safe_repr
 from pitfalls._sources import add_note
 
@@ -143,6 +144,7 @@ def assert_no_broadcast(y_true: Any, y_pred: Any, *, msg: str | None = None) -> 
     ...
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_no_broadcast(y_true, y_pred)
     if not report.ok:
         raise BroadcastError(report, msg)
@@ -301,6 +303,7 @@ def assert_prediction_shape(
     ``msg`` is appended to the message.
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_prediction_shape(model, x, expected=expected)
     if not report.ok:
         raise PredictionShapeError(report, msg)

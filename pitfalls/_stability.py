@@ -234,6 +234,7 @@ def assert_index_stable(
     An inconclusive report (randomness pitfalls could not control) raises too.
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_index_stable(source, draws=draws, timeout=timeout, reseed=reseed)
     if not report.ok:
         raise IndexUnstableError(report, msg)

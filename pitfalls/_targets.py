@@ -925,6 +925,7 @@ def assert_targets_match(
     differing values and the fix. ``msg`` is appended.
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_targets_match(
         source, target_fn, draws=draws, rtol=rtol, atol=atol, timeout=timeout, unpack=unpack
     )

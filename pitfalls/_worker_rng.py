@@ -738,6 +738,7 @@ def assert_worker_randomness(
     An inconclusive report (``fn``'s values never vary) raises too.
     """
     __tracebackhide__ = True
+    msg = validate.message("msg", msg)
     report = check_worker_randomness(
         fn,
         workers=workers,

@@ -21,6 +21,7 @@ draws few examples, so the whole file runs in about two seconds.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import math
@@ -693,3 +694,17 @@ def test_no_checker_moves_the_global_rngs(check):
     run_source_check(check, DrawingAndWriting, {}, extra.get(check))
     assert random.getstate() == before[0], "random's state moved"
     np.testing.assert_equal(np.random.get_state(), before[1], "np.random's state moved")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in pitfalls.__all__ if n.startswith("assert_")))
+def test_a_msg_that_is_not_a_str_is_misuse_said_before_any_check(name):
+    """Bug: msg=5 was accepted while the check passed, then broke the failure message it
+    was meant to extend (a TypeError from str.join in place of the real error)."""
+    check = getattr(pitfalls, name)
+    required = {
+        p.name: None
+        for p in inspect.signature(check).parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    with pytest.raises(TypeError, match=r"^msg must be a str or None, got int 5$"):
+        check(**required, msg=5)

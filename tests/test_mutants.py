@@ -988,6 +988,23 @@ def test_a_dataset_without_samples_on_axis_0_is_misuse_that_says_why(dataset, wh
 
 
 @pytest.mark.parametrize(
+    "dataset, why",
+    [
+        (None, "got NoneType None"),
+        ("images.npy", "got str 'images.npy'"),
+        (object(), "dataset: a leaf of type object is not an array"),
+    ],
+    ids=["None", "str", "object"],
+)
+def test_a_dataset_that_is_no_data_at_all_is_a_type_error_naming_it(dataset, why):
+    """Bug: None and a path read "dataset is a scalar" (a ValueError); an object read "a
+    batch leaf", words about batches for the argument named dataset."""
+    with pytest.raises(TypeError, match=r"^dataset must hold the samples on axis 0") as raised:
+        check_epoch_complete(_one_sample, dataset)
+    assert why in str(raised.value)
+
+
+@pytest.mark.parametrize(
     "buffer",
     [np.zeros(()), np.array(["a", "b"], dtype=object)],
     ids=["0-d", "object"],

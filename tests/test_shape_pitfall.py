@@ -289,6 +289,7 @@ def test_the_fixed_lambda_fits_trivially(keras):
         ({"max_loss": 1e-3, "y": np.zeros(2)}, ValueError, "same number of rows"),
         ({"max_loss": 1e-3, "model": 3}, TypeError, "model must be a keras.Model"),
         ({"max_loss": 1e-3, "model": lambda: 3}, TypeError, "returned int, not a keras.Model"),
+        ({"max_loss": 1e-3, "model": lambda x: x}, TypeError, r"<lambda>\(x\) needs arguments"),
     ],
 )
 def test_fits_misuse(keras, kwargs, error, match):
