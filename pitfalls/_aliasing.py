@@ -7,7 +7,7 @@ from typing import Any
 
 from pitfalls import _validate as validate
 from pitfalls._blame import blame_aliasing
-from pitfalls._randomness import keeps_global_rngs
+from pitfalls._boundary import checker
 from pitfalls._report import AliasingError, Finding, Report
 from pitfalls._sources import Source, draw, resolve
 from pitfalls._tree import as_array, buffer_of, diff_snapshot, flatten, snapshot
@@ -171,7 +171,7 @@ def later_fix(style: str, library: str = "numpy", torch_loader: bool = False) ->
     )
 
 
-@keeps_global_rngs
+@checker
 def check_generator_no_aliasing(
     source: Any, *, draws: int = DEFAULT_DRAWS, timeout: float | None = None
 ) -> Report:

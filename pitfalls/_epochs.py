@@ -31,12 +31,12 @@ from pitfalls import _tfdata as tfdata
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._blame import blame_epochs
+from pitfalls._boundary import checker
 from pitfalls._randomness import (
     Change,
     Randomness,
     changed_rows,
     held_by,
-    keeps_global_rngs,
     stored_arrays,
 )
 from pitfalls._report import (
@@ -543,14 +543,18 @@ def _random_per_read(rnd: Randomness, what: str) -> str:
 # epoch_repeatable -------------------------------------------------------------------
 
 
-def _repeatable_text(style: str, where: str, library: str | None = None) -> tuple[str, str]:
+def _repeatable_text(
+    style: str, where: str, library: str | None = None, persistent: int = 0
+) -> tuple[str, str]:
     """(reason, hint) for an epoch that changed: by the kind of source and the evidence.
 
     ``where`` is ``"read"`` (reading the same batches again changed them),
     ``"on_epoch_end"`` (it rewrote stored arrays), ``"epoch"`` (epoch 2
     holds other samples), or ``"unexplained read"`` / ``"unexplained epoch"``
-    (neither randomness nor a stored array explains it). ``library`` is the
-    loader's (:func:`framework`): a torch Dataset's fix is in ``__getitem__``.
+    (neither randomness nor a stored array explains it), or ``"persistent workers"``
+    (a write the blame found, in a dataset a DataLoader's ``persistent`` worker
+    processes keep). ``library`` is the loader's (:func:`framework`): a torch
+    Dataset's fix is in ``__getitem__``.
     """
     if where == "on_epoch_end":
         return (
@@ -584,6 +588,14 @@ def _repeatable_text(style: str, where: str, library: str | None = None) -> tupl
         " epochs, typically preprocessing written into the stored dataset through a view"
         f" ({example}), so every epoch trains on data transformed once more."
     )
+    if where == "persistent workers":
+        reason = (
+            "The second epoch holds other samples than the first: reading writes the data the"
+            f" source holds ({example}; the line is under Written at, found by reading a copy"
+            f" with num_workers=0), and the DataLoader's {persistent} persistent worker"
+            " processes keep their copies of the dataset across epochs, so every epoch trains"
+            " on data transformed once more."
+        )
     if where == "read":
         reason = (
             "Reading the same batches again gave other samples: reading writes the data the"
@@ -643,7 +655,7 @@ def _changed_reads(first: Epoch, again: Epoch) -> Finding:
     )
 
 
-@keeps_global_rngs
+@checker
 def check_epoch_repeatable(
     source: Any,
     *,
@@ -686,7 +698,27 @@ def check_epoch_repeatable(
         reader = _Reader(resolved, steps_per_epoch, timeout, unpack, rnd)
         verdict = (_repeatable_indexable if reader.indexable else _repeatable_stream)(reader)
     findings, where, notes, inconclusive, batches, summary = verdict
-    reason, hint = _repeatable_text(style, where, reader.library)
+    blame = (
+        blame_epochs(resolved, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack)
+        if findings
+        else None
+    )
+    persistent = _worker_processes(resolved.obj) if _persistent(resolved.obj) else 0
+    if findings and where.startswith("unexplained") and persistent:
+        if blame is not None and blame.found:
+            where = "persistent workers"  # the write, found by reading in this process
+        else:
+            findings, blame = (), None
+            inconclusive = (
+                "The second epoch holds other samples than the first, but the DataLoader's"
+                f" {persistent} persistent worker processes keep their own copies of the"
+                " dataset across epochs, out of pitfalls' reach: a random generator there"
+                " goes on from where it was (pitfalls cannot reseed it), and a write there"
+                " cannot be seen; reading a copy with num_workers=0 found no write. Check"
+                " with persistent_workers=False, whose workers start every epoch from the"
+                " dataset as it is in this process, under the loader's seed."
+            )
+    reason, hint = _repeatable_text(style, where, reader.library, persistent)
     note = rnd.note()
     return Report(
         check="epoch_repeatable",
@@ -699,11 +731,7 @@ def check_epoch_repeatable(
         notes=tuple(notes) + ((note,) if note else ()),
         summary=summary,
         source=resolved.description,
-        blame=(
-            blame_epochs(resolved, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack)
-            if findings
-            else None
-        ),
+        blame=blame,
     )
 
 
@@ -987,7 +1015,7 @@ def _informative(targets: list[bytes]) -> bool:
     return log_chance < math.log(1e-6)
 
 
-@keeps_global_rngs
+@checker
 def check_order_shuffled(
     source: Any,
     *,
@@ -1256,7 +1284,7 @@ def _shown(layout: Layout) -> str:
     return " and ".join(parts) if parts else "empty"
 
 
-@keeps_global_rngs
+@checker
 def check_epoch_complete(
     source: Any,
     dataset: Any,
@@ -1344,6 +1372,12 @@ def check_epoch_complete(
         summary=f"all {total} samples delivered exactly once",
         source=resolved.description,
     )
+
+
+def _persistent(obj: Any) -> bool:
+    """A torch DataLoader that keeps its worker processes (and their copies of the
+    dataset) from one epoch to the next."""
+    return framework(obj) == "torch" and getattr(obj, "persistent_workers", False) is True
 
 
 def _worker_processes(obj: Any) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _validate as validate
-from pitfalls._randomness import keeps_global_rngs
+from pitfalls._boundary import checker
 from pitfalls._report import Finding, Report, UnderfitError
 
 DEFAULT_STEPS = 2000
@@ -110,7 +110,7 @@ def _loss(model: Any, x: np.ndarray, y: np.ndarray, rows: int) -> float:
     return float(model.evaluate(x, y, batch_size=rows, verbose=0))
 
 
-@keeps_global_rngs
+@checker
 def check_fits(
     model: Any,
     x: Any,

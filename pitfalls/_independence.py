@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _validate as validate
-from pitfalls._randomness import keeps_global_rngs
+from pitfalls._boundary import checker
 from pitfalls._report import MAX_SHOWN, BatchDependenceError, Finding, Location, Report
 from pitfalls._sources import add_note
 from pitfalls._tree import LeafError, as_array
@@ -107,7 +107,7 @@ def _batch_arrays(args: tuple[Any, ...]) -> list[np.ndarray]:
     return arrays
 
 
-@keeps_global_rngs
+@checker
 def check_batch_independent(
     fn: Callable[..., Any],
     *args: Any,

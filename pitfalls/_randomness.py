@@ -42,12 +42,9 @@ import types
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import numpy as np
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 _MAX_DEPTH = 4
 _MAX_OBJECTS = 2000
@@ -712,17 +709,6 @@ def global_rngs_kept() -> Iterator[None]:
             with contextlib.suppress(Exception):
                 _set(obj, kind, state)
         _restore_keras(seeds)
-
-
-def keeps_global_rngs(check: Callable[_P, _R]) -> Callable[_P, _R]:
-    """A checker that leaves every global RNG as it found it (:func:`global_rngs_kept`)."""
-
-    @functools.wraps(check)
-    def kept(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with global_rngs_kept():
-            return check(*args, **kwargs)
-
-    return kept
 
 
 # Stored data: written in place or not? ----------------------------------------------

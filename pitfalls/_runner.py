@@ -12,8 +12,9 @@ from typing import Any
 
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
+from pitfalls._boundary import checker
 from pitfalls._epochs import check_epoch_repeatable, check_order_shuffled
-from pitfalls._randomness import Randomness, keeps_global_rngs
+from pitfalls._randomness import Randomness
 from pitfalls._report import Report, raise_for
 from pitfalls._sources import Source, resolve
 from pitfalls._stability import check_index_stable
@@ -34,7 +35,7 @@ def _read_once(check: str, source: Source, parameters: dict[str, Any]) -> Report
     )
 
 
-@keeps_global_rngs
+@checker
 def check_source(
     source: Any,
     target_fn: Callable[[Any], Any] | None = None,

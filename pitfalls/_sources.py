@@ -15,6 +15,7 @@ A source is one of:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -216,6 +217,35 @@ def _is_array(obj: Any) -> bool:
     ) and not isinstance(obj, (list, tuple))
 
 
+_MADE: list[list[Any]] = []
+"""What factories made during each check under way (innermost last), see :func:`made_closed`."""
+
+
+@contextlib.contextmanager
+def made_closed() -> Iterator[None]:
+    """On exit, stop the worker processes of the torch DataLoaders the check's factories
+    made with ``persistent_workers=True``: left to the garbage collector, a loader held in
+    a reference cycle is collected at some later time, maybe in a forked child process,
+    where torch's shutdown fails noisily ("can only test a child process")."""
+    _MADE.append([])
+    try:
+        yield
+    finally:
+        for made in _MADE.pop():
+            iterator = getattr(made, "_iterator", None) if _is_torch_loader(made) else None
+            if iterator is not None and getattr(made, "persistent_workers", False):
+                with contextlib.suppress(Exception):  # torch's private API: best effort
+                    iterator._shutdown_workers()
+                    made._iterator = None
+
+
+def _is_torch_loader(obj: Any) -> bool:
+    return any(
+        cls.__name__ == "DataLoader" and (cls.__module__ or "").startswith("torch.utils.data")
+        for cls in type(obj).__mro__
+    )
+
+
 def resolve(source: Any, name: str = "source") -> Source:
     """Resolve ``source`` once: call a factory or class, and classify what it gives.
 
@@ -257,6 +287,8 @@ def resolve(source: Any, name: str = "source") -> Source:
     from pitfalls import _tfdata
 
     _tfdata.keep_if_from_hf(made)  # letting it go would delete the user's HF dataset
+    if _MADE:
+        _MADE[-1].append(made)
     call = f"calling {_call_text(source)} returned "
     why = _not_a_source(made, name, call)
     if why:

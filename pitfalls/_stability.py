@@ -10,12 +10,12 @@ import numpy as np
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._blame import blame_index
+from pitfalls._boundary import checker
 from pitfalls._randomness import (
     Change,
     Randomness,
     changed_rows,
     held_by,
-    keeps_global_rngs,
     stored_arrays,
 )
 from pitfalls._report import MAX_SHOWN, Finding, IndexUnstableError, Report
@@ -79,7 +79,7 @@ def _same(a: Snapshot, b: Snapshot, part: str = "") -> bool:
     )
 
 
-@keeps_global_rngs
+@checker
 def check_index_stable(
     source: Any,
     *,

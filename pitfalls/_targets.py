@@ -20,7 +20,8 @@ from pitfalls._aliasing import (
     source_style,
 )
 from pitfalls._blame import blame_targets
-from pitfalls._randomness import Randomness, held_by, keeps_global_rngs
+from pitfalls._boundary import checker
+from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import Finding, Report, TargetMismatchError
 from pitfalls._sources import add_note, draw, resolve
 from pitfalls._tree import as_array, diff_arrays, flatten_at, split_batch
@@ -681,7 +682,7 @@ def _text(e: _Evidence) -> tuple[str, str]:
     return _REASON_AT_YIELD, hint
 
 
-@keeps_global_rngs
+@checker
 def check_targets_match(
     source: Any,
     target_fn: Callable[[Any], Any],

@@ -328,6 +328,38 @@ def test_persistent_workers_never_see_the_epoch_set_on_the_dataset(torch):
     pitfalls.assert_order_shuffled(loaders.epoch_on_dataset(DATA, num_workers=0))
 
 
+def test_persistent_workers_keep_their_copies_of_the_dataset_out_of_reach(torch):
+    """Bug: with persistent_workers=True, a Dataset's own generator, reseeded per worker
+    (the fix pitfalls recommends), goes on from epoch to epoch in the workers where it
+    cannot be reseeded: a correct loader failed "nothing pitfalls can see explains it".
+    An in-place write there is found by the blame's read in this process; the workers the
+    check's factories started are stopped when it returns."""
+    from torch.utils.data import DataLoader
+
+    normalised, _ = stored_tensor_datasets(torch)
+    running = len(multiprocessing.active_children())
+
+    def in_place():
+        dataset = normalised(torch.from_numpy(DATA.copy()), in_place=True)
+        return DataLoader(dataset, batch_size=8, num_workers=2, persistent_workers=True)
+
+    written = pitfalls.check_epoch_repeatable(in_place)
+    assert written.status == "failed" and written.blame.found
+    assert "the DataLoader's 2 persistent worker processes keep their copies" in written.reason
+    assert written.hint.startswith("transform a copy inside the Dataset's __getitem__")
+
+    made = []  # kept alive here, as a reference cycle would keep them until collected
+
+    def augmenting():
+        made.append(loaders.rng_seeded_per_worker(DATA, persistent_workers=True))
+        return made[-1]
+
+    augmented = pitfalls.check_epoch_repeatable(augmenting)
+    assert augmented.status == "inconclusive"
+    assert "Check with persistent_workers=False" in augmented.inconclusive
+    assert made and len(multiprocessing.active_children()) == running  # workers stopped
+
+
 def noise_by_worker(loader):
     """One epoch's augmentation noise, grouped by worker (batch i comes from worker i % 2)."""
     noise = [np.asarray(x) - DATA[4 * i : 4 * i + 4] for i, (x, _) in enumerate(loader)]

@@ -256,11 +256,17 @@ def rng_copied_into_workers(
 
 
 def rng_seeded_per_worker(
-    data: np.ndarray, *, batch_size: int = 4, num_workers: int = 2, seed: int = 0
+    data: np.ndarray,
+    *,
+    batch_size: int = 4,
+    num_workers: int = 2,
+    seed: int = 0,
+    persistent_workers: bool = False,
 ) -> Any:
     """FIXED: ``worker_init_fn=reseed_dataset_rng`` gives each worker its own stream.
 
-    Symptom: none; workers augment differently, and differently every epoch.
+    Symptom: none; workers augment differently, and differently every epoch
+    (``persistent_workers=True``: each worker's stream goes on across epochs).
     """
     return _loader(
         NoisyRows(data, seed),
@@ -268,6 +274,7 @@ def rng_seeded_per_worker(
         batch_size=batch_size,
         num_workers=num_workers,
         worker_init_fn=reseed_dataset_rng,
+        persistent_workers=persistent_workers,
     )
 
 
