@@ -338,6 +338,8 @@ class _Reader:
                 self.rnd.add_root("stream", self.stream)
         self.iterables: list[str] = []
         """Names of RNGs found in an epoch's own iterator (made anew each epoch)."""
+        self._stream_rngs: dict[str, int] = {}
+        """The objects of a stream's local RNGs at the last epoch's start, by name."""
         if self.library == "torch":
             self.rnd.orders.update(id(g) for g in _order_generators(source.obj))
 
@@ -470,6 +472,8 @@ class _Reader:
                 before = set(self.rnd.rngs)
                 self.rnd.rescan()  # a generator's locals exist once it runs
                 self.iterables += [n for n in self.rnd.rngs if n not in before and "()'s " in n]
+            elif b == 0 and self.stream is not None:  # one generator, epoch after epoch
+                self._remade_in_stream()
             parts = split_batch(batch, index, self.unpack)
             arrays = _input_arrays(parts, index)
             n = len(arrays[0])
@@ -494,6 +498,17 @@ class _Reader:
         if b == 1 and iterator is not None:  # its first batch is all of it: drawn per read
             self.rnd.per_read()
         return epoch
+
+    def _remade_in_stream(self) -> None:
+        """Note the generator's local RNGs that are other objects than at the last epoch's
+        start: made anew inside its epoch loop (``rng = default_rng(0)`` under ``while
+        True:``)."""
+        self.rnd.rescan()
+        ids = {n: id(obj) for n, (obj, _) in self.rnd.rngs.items() if "()'s " in n}
+        for name, made in ids.items():
+            if self._stream_rngs.get(name, made) != made and name not in self.iterables:
+                self.iterables.append(name)
+        self._stream_rngs = ids
 
     def held(self) -> Any:
         """What the source holds now: the object, this epoch's copy, iterators, the factory."""
@@ -943,12 +958,21 @@ def _order_text(
             " iter(torch.randperm(n, generator=self.generator).tolist()) from __iter__.",
         )
     if same_seed:
+        hint = (
+            "make the random generator once, outside the epoch's loop (before while True:,"
+            " or passed in to the generator function), and draw a new permutation from it"
+            " every epoch; or seed it with the epoch: np.random.default_rng([seed, epoch])."
+        )
+        if style in ("dataset", "loader"):
+            hint = (
+                "make the generator once, in __init__ (self.rng = np.random.default_rng(seed)),"
+                " and draw a new permutation from it in every __iter__."
+            )
         return (
             "Every epoch visits the samples in the same order: the source makes its random"
             f" generator ({same_seed[0]}) anew for every epoch, from the same seed, so every"
             " epoch draws the same permutation (and the same augmentation).",
-            "make the generator once, in __init__ (self.rng = np.random.default_rng(seed)),"
-            " and draw a new permutation from it in every __iter__.",
+            hint,
         )
     if style == "dataset":
         return (

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pitfalls import check_generator_no_aliasing, check_targets_match
+from pitfalls import check_generator_no_aliasing, check_order_shuffled, check_targets_match
 
 GENERATOR_HINT = (
     "allocate a new array for every batch (move np.zeros(...) inside the loop) or"
@@ -514,7 +514,7 @@ class ShuffledApart:
         self.rng.shuffle(self.y)
 
 
-def test_rows_drawn_from_the_stored_samples_are_sampling_not_augmentation():
+def test_datadrawn_from_the_stored_samples_are_sampling_not_augmentation():
     """Bug: any RNG draw read as augmentation: "a flipped image needs its flipped label"
     for x and y shuffled apart, where no input was changed at all."""
     report = check_targets_match(ShuffledApart, row_sums, draws=6)
@@ -543,3 +543,43 @@ def test_uint8_labels_computed_before_a_flip_keep_the_augmentation_hint():
     )
     assert report.hint.startswith("compute each label from the augmented inputs you return")
     assert any("wraps around" in n for n in report.notes)
+
+
+# An order that never changes: a generator remade from one seed every epoch ------------
+
+REMADE_HINT = (
+    "make the random generator once, outside the epoch's loop (before while True:, or"
+    " passed in to the generator function), and draw a new permutation from it every"
+    " epoch; or seed it with the epoch: np.random.default_rng([seed, epoch])."
+)
+
+
+def remade_every_epoch(endless: bool) -> Any:
+    """A generator function shuffling with a generator made from the same seed for every
+    epoch: one endless stream (inside while True), or one epoch per call. (Its rows are
+    made here: an array at the top level of this module would count as stored data for
+    every source defined in it.)"""
+    data = np.arange(64.0).reshape(32, 2)
+    while True:
+        rng = np.random.default_rng(0)  # the bug: the same permutation every epoch
+        order = rng.permutation(len(data))
+        for i in range(0, len(data), 8):
+            rows = data[order[i : i + 8]]
+            yield rows, rows.mean(axis=1)
+        if not endless:
+            return
+
+
+@pytest.mark.parametrize("endless", [True, False], ids=["while-true", "an-epoch-per-call"])
+def test_a_generator_remade_from_one_seed_every_epoch_is_named_and_moved_out(endless):
+    """Bug: inside while True, the remade generator went unseen: "nothing shuffles them",
+    and the hint said to permute in the generator, which it did."""
+    report = check_order_shuffled(
+        lambda: remade_every_epoch(endless), steps_per_epoch=4 if endless else None
+    )
+    assert report.reason.endswith(
+        "the source makes its random generator (remade_every_epoch()'s rng) anew for every"
+        " epoch, from the same seed, so every epoch draws the same permutation (and the same"
+        " augmentation)."
+    )
+    assert report.hint == REMADE_HINT
