@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,7 +25,7 @@ from pitfalls._boundary import checker
 from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import Finding, Report, TargetMismatchError
 from pitfalls._sources import add_note, draw, resolve
-from pitfalls._tree import as_array, diff_arrays, flatten_at, split_batch
+from pitfalls._tree import as_array, buffer_of, diff_arrays, flatten_at, split_batch
 
 TOLERANCES: dict[str, tuple[float, float]] = {
     "bfloat16": (1.6e-2, 1e-5),
@@ -613,6 +614,9 @@ class _Evidence:
     """generator_no_aliasing failed on the same source (check_source knows)."""
     rewritten: int = 0
     """Batches wrong when yielded whose inputs changed again after later draws."""
+    shared: int = 0
+    """Batches drawn whose inputs share one buffer with another's (nothing changed while
+    the check drew: a list filled from one buffer before)."""
     gap: float = 0.0
     ulp: str = "float32"
     given: bool = False
@@ -639,6 +643,16 @@ def _text(e: _Evidence) -> tuple[str, str]:
             f" arithmetic ({wide}, or {floating} for a mean) and divide with /, not //."
         )
     if e.cause == "overwritten":
+        if e.shared:
+            copy = "x.clone()" if e.library == "torch" else "x.copy()"
+            return (
+                "Targets differ from target_fn(inputs) on batches as they were yielded, and"
+                f" the inputs of {e.shared} batches share one buffer: each batch was kept"
+                " without a copy of a buffer that was then filled again for the next, so"
+                " every one holds the inputs written last, beside its own targets.",
+                f"{fix}; keep a copy of each batch you store (batches.append(({copy}, y)))."
+                " Then check the targets again: a mismatch left then is in the rule itself.",
+            )
         if e.aliased:
             seen = "generator_no_aliasing failed on the same source"
             hint = (
@@ -889,11 +903,35 @@ def _weigh(
             f"Randomness: the source drew from {drew} while making these batches: targets"
             " computed before a random augmentation mismatch exactly the samples it changed."
         )
+    shared = 0 if aliased or rewritten else _shared_inputs(held, comparer.unpack)
+    if shared:
+        notes.add(
+            f"Memory: the inputs of {shared} of the {len(held)} batches drawn share memory"
+            " with another batch's (one buffer, filled again for each): every such batch"
+            " holds the inputs written last, beside its own targets."
+        )
+        return {**found, "cause": "overwritten", "shared": shared}, notes
     if aliased or rewritten:
         return {**found, "cause": "overwritten", "aliased": aliased}, notes
     if sampled is not None:
         return {**found, "cause": "sampling"}, notes
     return {**found, "cause": "augmentation" if stored else "plain"}, notes
+
+
+def _shared_inputs(held: list[Any], unpack: Any) -> int:
+    """How many of the batches drawn have inputs that start at the same address as another
+    batch's: one buffer handed out again and again (a list filled from it)."""
+    try:
+        arrays = []  # all held while addresses are read: a freed copy's could be reused
+        for i, batch in enumerate(held):
+            inputs, _, path, _ = _split(batch, i, unpack)
+            arrays.append([as_array(leaf, p) for p, leaf in flatten_at(inputs, path).leaves])
+        where = Counter(
+            buffer_of(a)[1] for leaves in arrays for a in leaves[:1] if a.size and a.ndim
+        )
+    except Exception:  # inputs numpy cannot read: no evidence either way
+        return 0
+    return sum(k for k in where.values() if k > 1)
 
 
 def _read_ahead_note(pairs: list[tuple[int, int]], wrong: int) -> str:

@@ -386,3 +386,19 @@ def test_msg_is_appended():
     with pytest.raises(TargetMismatchError) as excinfo:
         assert_targets_match(integer_division_target, mean_of_pair, msg="pipeline v2")
     assert str(excinfo.value).splitlines()[-1] == "pipeline v2"
+
+
+def test_a_list_filled_from_one_buffer_is_named_as_one_buffer():
+    """Bug: a list built by refilling one array (batches.append((buf, y))) had targets
+    that mismatched "by another rule": nothing changed while the check drew, so memory
+    went unmentioned. Every entry holds the last inputs written."""
+    buffer, batches = np.zeros((4, 2)), []
+    for k in range(4):
+        buffer[:] = k
+        batches.append((buffer, buffer.mean(axis=1)))  # the bug: buffer, not buffer.copy()
+    report = check_targets_match(batches, mean_of_pair, draws=4)
+    assert [f.batch for f in report.findings] == [0, 1, 2]  # the last one is consistent
+    assert "the inputs of 4 batches share one buffer" in report.reason
+    assert "batches.append((x.copy(), y))" in report.hint
+    fixed = [(np.full((4, 2), float(k)), np.full(4, float(k))) for k in range(4)]
+    assert check_targets_match(fixed, mean_of_pair, draws=4).ok
