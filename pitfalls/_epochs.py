@@ -373,11 +373,6 @@ class _Reader:
             return self.rebuilt and self.stream is None
         return self.indexable or (self.stream is None and self.source.rereadable)
 
-    @property
-    def tf_random(self) -> bool:
-        """Does the pipeline draw in TensorFlow ops, unseen by :class:`Randomness`?"""
-        return self.graph is not None and bool(self.graph.random_ops)
-
     def epoch(self, seed: int, *, transition: bool = True, still: int | None = None) -> Epoch:
         """Read one epoch; start it under ``seed`` (``transition=False``: same indices again;
         ``still``: the seed of generators not drawn from yet, see :meth:`Randomness.control`)."""

@@ -28,8 +28,6 @@ _RANDOM_OP = re.compile(
     r"|ParameterizedTruncatedNormal|Multinomial|RngReadAndSkip|RngSkip|NonDeterministicInts)"
 )
 """Ops that draw from a random state: stateful random ops and tf.random.Generator's."""
-_SEEDED_OP = re.compile(r"^(Random|TruncatedNormal|ParameterizedTruncatedNormal|Multinomial)")
-"""The random ops that take (seed, seed2) attributes: both 0 means no seed at all."""
 _ORDER_DATASETS = ("RandomDataset", "DirectedInterleaveDataset", "SamplingDataset")
 """Datasets besides shuffle() that may pick another order (``sample_from_datasets``)."""
 
@@ -48,8 +46,6 @@ class Graph:
 
     random_ops: tuple[str, ...] = ()
     """Random ops in its functions (``RandomUniform`` in a ``map``), by op type."""
-    unseeded: bool = False
-    """Some random op or shuffle has no seed at all: fresh entropy at every iteration."""
     shuffles: int = 0
     """Shuffle datasets in the pipeline."""
     reshuffles: bool = False
@@ -94,21 +90,12 @@ def graph(dataset: Any) -> Graph | None:
     nodes = {node.name: node for node in graph_def.node}
     inner = [node for function in graph_def.library.function for node in function.node_def]
     random_ops = sorted({node.op for node in inner if _RANDOM_OP.match(node.op)})
-    unseeded = any(
-        _SEEDED_OP.match(node.op)
-        and "seed" in node.attr
-        and node.attr["seed"].i == 0
-        and node.attr["seed2"].i == 0
-        for node in inner
-    )
     shuffles = [node for node in graph_def.node if node.op.startswith("ShuffleDataset")]
     reshuffles = frozen = False
     for node in shuffles:
         flag = node.attr.get("reshuffle_each_iteration")
         again = True if flag is None else bool(flag.b)
         reshuffles, frozen = reshuffles or again, frozen or not again
-        seeds = [_const(nodes, name) for name in node.input[2:4]]
-        unseeded = unseeded or seeds == [0, 0]
     cache_after_shuffle = any(
         node.op.startswith("CacheDataset") and _upstream(nodes, node, "ShuffleDataset")
         for node in graph_def.node
@@ -131,7 +118,6 @@ def graph(dataset: Any) -> Graph | None:
         order_ops=tuple(order_ops),
         python=python,
         random_ops=tuple(random_ops),
-        unseeded=unseeded,
         shuffles=len(shuffles),
         reshuffles=reshuffles,
         frozen=frozen,
