@@ -1214,7 +1214,7 @@ class _InProcess:
     def __call__(self) -> Source:
         src = self.fresh()
         self.tf_data = self.tf_data or _is_tf_data(src.obj)
-        dup, workers = _single_process(src.obj)
+        dup, workers = single_process(src.obj)
         if dup is None:
             return src
         self.workers = workers
@@ -1248,7 +1248,7 @@ def _is_tf_data(obj: Any) -> bool:
     return cls.__module__.startswith("tensorflow") and hasattr(cls, "element_spec")
 
 
-def _single_process(obj: Any) -> tuple[Any, int]:
+def single_process(obj: Any) -> tuple[Any, int]:
     """(a copy of ``obj`` with ``num_workers=0``, its worker count) for a torch DataLoader
     with worker processes; (None, 0) for anything else. torch is never imported here."""
     data = sys.modules.get("torch.utils.data")

@@ -30,7 +30,7 @@ import numpy as np
 from pitfalls import _tfdata as tfdata
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
-from pitfalls._blame import blame_epochs
+from pitfalls._blame import blame_epochs, single_process
 from pitfalls._boundary import checker
 from pitfalls._randomness import (
     Change,
@@ -215,10 +215,14 @@ def _next_batch(get: Callable[[], Any], index: int, timeout: float | None) -> An
         raise
 
 
-def _endless(batches: int, samples: int, nbytes: int, length: int | None) -> str:
-    """Why an epoch read this far has no end in sight, or ""; a length raises the limits."""
+def _endless(
+    batches: int, samples: int, nbytes: int, length: int | None, data_bytes: int = 0
+) -> str:
+    """Why an epoch read this far has no end in sight, or ""; a length (of batches, or of
+    the dataset's samples) raises the limits, and so does the dataset's size in bytes."""
     scale = 1 if length is None else max(1, -(-2 * length // _ENDLESS[0]))
     limits = [limit * scale for limit in _ENDLESS]
+    limits[2] = max(limits[2], 2 * data_bytes)
     if batches < limits[0] and samples < limits[1] and nbytes < limits[2]:
         return ""
     size = (
@@ -1257,10 +1261,12 @@ def _first_epoch(
     rnd: Randomness,
     layout: Layout,
     max_samples: int,
+    max_bytes: int = 0,
 ) -> tuple[list[bytes], list[int]]:
     """The samples of the first epoch, read as Keras would (indices 0..n-1, or one
     iteration), and the size of each batch; ``rnd`` watches each read. ``max_samples``
-    (the dataset's) raises the limits past which an epoch counts as endless."""
+    and ``max_bytes`` (the dataset's) raise the limits past which an epoch counts as
+    endless."""
     indexable = source.kind == "indexable"
     length = source.length if indexable else None
     count = steps_per_epoch if steps_per_epoch is not None else length
@@ -1272,7 +1278,7 @@ def _first_epoch(
     while count is None or len(sizes) < count:
         b = len(sizes)
         if count is None:
-            endless = _endless(b, len(samples), nbytes, source.length or max_samples)
+            endless = _endless(b, len(samples), nbytes, source.length or max_samples, max_bytes)
             if endless:
                 raise ValueError(endless)
         try:
@@ -1337,8 +1343,16 @@ def check_epoch_complete(
     resolved = resolve(source)
     graph = tfdata.graph(resolved.obj) if tfdata.is_dataset(resolved.obj) else None
     with Randomness(_roots(resolved)) as rnd:
+        sample_bytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in layout)
         seen_list, sizes = _first_epoch(
-            resolved, steps_per_epoch, timeout, unpack, rnd, layout, len(reference)
+            resolved,
+            steps_per_epoch,
+            timeout,
+            unpack,
+            rnd,
+            layout,
+            len(reference),
+            len(reference) * sample_bytes,
         )
     batches = len(sizes)
     wanted = Counter(reference)
@@ -1352,6 +1366,11 @@ def check_epoch_complete(
     inconclusive = ""
     tf_random = graph is not None and bool(graph.random_ops)
     workers = _worker_processes(resolved.obj)
+    here = (  # draws made in the workers are out of sight: read a copy in this process
+        _drawn_in_process(resolved, steps_per_epoch, timeout, unpack, layout)
+        if strangers and workers and not (rnd.random or tf_random)
+        else ""
+    )
     not_rows = f"{strangers} of the {len(seen_list)} samples it delivered are not rows of dataset"
     if strangers and (rnd.random or tf_random):
         drew = ", ".join(rnd.seen) if rnd.random else "TensorFlow's " + ", ".join(graph.random_ops)  # type: ignore[union-attr]
@@ -1360,12 +1379,16 @@ def check_epoch_complete(
             " samples never are, so which rows were delivered cannot be told. Check with"
             " the augmentation turned off."
         )
-    elif strangers and workers:
+    elif (
+        strangers
+        and workers
+        and (here := _drawn_in_process(resolved, steps_per_epoch, timeout, unpack, layout))
+    ):
         inconclusive = (
             f"The DataLoader reads in {workers} worker processes, whose random draws"
-            f" pitfalls cannot watch: {not_rows}, as samples augmented there never are, so"
-            " which rows were delivered cannot be told. Check with num_workers=0 (the same"
-            " samples, read in this process) or with the augmentation turned off."
+            f" pitfalls cannot watch; read in this process (num_workers=0), it drew from"
+            f" {here}: {not_rows}, as augmented samples never are, so which rows were"
+            " delivered cannot be told. Check with the augmentation turned off."
         )
     elif strangers and strangers == len(seen_list):
         inconclusive = (
@@ -1391,6 +1414,20 @@ def check_epoch_complete(
         summary=f"all {total} samples delivered exactly once",
         source=resolved.description,
     )
+
+
+def _drawn_in_process(
+    source: Source, steps_per_epoch: int | None, timeout: float | None, unpack: Any, layout: Layout
+) -> str:
+    """What a copy of a DataLoader with worker processes, read for one epoch in this
+    process (``num_workers=0``), draws random numbers from, by name; "" when nothing."""
+    copy, _ = single_process(source.obj)
+    if copy is None:
+        return ""
+    here = Source(copy, source.kind, None, source.name)
+    with Randomness(_roots(here)) as rnd:
+        _first_epoch(here, steps_per_epoch, timeout, unpack, rnd, layout, 0)
+    return ", ".join(rnd.seen) if rnd.random else ""
 
 
 def _persistent(obj: Any) -> bool:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from pitfalls import _validate as validate
+from pitfalls._boundary import checker
 from pitfalls._report import BroadcastError, Finding, PredictionShapeError, Report, safe_repr
 from pitfalls._sources import add_note
 
@@ -227,6 +228,7 @@ def _as_expected(expected: Any) -> list[Shape]:
     return [tuple(None if d is None else int(d) for d in expected)]
 
 
+@checker
 def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Report:
     """Does ``model`` predict the shape it declares, with the batch size filled in?
 

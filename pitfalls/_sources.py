@@ -217,23 +217,27 @@ def _is_array(obj: Any) -> bool:
     ) and not isinstance(obj, (list, tuple))
 
 
-_MADE: list[list[Any]] = []
-"""What factories made during each check under way (innermost last), see :func:`made_closed`."""
+_MADE: list[list[tuple[Any, Any]]] = []
+"""What factories returned during each check under way (innermost last), each with the
+worker pool (a DataLoader's ``_iterator``) it had then; see :func:`made_closed`."""
 
 
 @contextlib.contextmanager
 def made_closed() -> Iterator[None]:
-    """On exit, stop the worker processes of the torch DataLoaders the check's factories
-    made with ``persistent_workers=True``: left to the garbage collector, a loader held in
-    a reference cycle is collected at some later time, maybe in a forked child process,
-    where torch's shutdown fails noisily ("can only test a child process")."""
+    """On exit, stop the persistent worker processes that the check started in the torch
+    DataLoaders its factories returned (``persistent_workers=True``; a pool the loader had
+    already, a factory handing back the user's loader, is left running): left to the
+    garbage collector, a loader held in a reference cycle is collected at some later
+    time, maybe in a forked child process, where torch's shutdown fails noisily ("can
+    only test a child process")."""
     _MADE.append([])
     try:
         yield
     finally:
-        for made in _MADE.pop():
-            iterator = getattr(made, "_iterator", None) if _is_torch_loader(made) else None
-            if iterator is not None and getattr(made, "persistent_workers", False):
+        for made, before in _MADE.pop():
+            iterator: Any = getattr(made, "_iterator", None) if _is_torch_loader(made) else None
+            started = iterator is not None and iterator is not before
+            if started and getattr(made, "persistent_workers", False):
                 with contextlib.suppress(Exception):  # torch's private API: best effort
                     iterator._shutdown_workers()
                     made._iterator = None
@@ -287,8 +291,8 @@ def resolve(source: Any, name: str = "source") -> Source:
     from pitfalls import _tfdata
 
     _tfdata.keep_if_from_hf(made)  # letting it go would delete the user's HF dataset
-    if _MADE:
-        _MADE[-1].append(made)
+    if _MADE:  # with the pool it came with: a loader the factory only hands back keeps its
+        _MADE[-1].append((made, getattr(made, "_iterator", None)))
     call = f"calling {_call_text(source)} returned "
     why = _not_a_source(made, name, call)
     if why:

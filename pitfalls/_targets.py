@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -175,6 +174,22 @@ class _Inputs:
         bits, path, name = min(found)
         return path, name, bits
 
+    @cached_property
+    def scale(self) -> float:
+        """The largest finite magnitude among the floating inputs (0 without any)."""
+        top = 0.0
+        for path, leaf in self.leaves:
+            if precision(_dtype(leaf)) is None:
+                continue
+            try:
+                a = np.abs(as_array(leaf, path))
+            except Exception:  # a leaf numpy cannot read: nothing to tell of it
+                continue
+            a = a[np.isfinite(a)]
+            if a.size:
+                top = max(top, float(a.max()))
+        return top
+
 
 def _range(unsigned: bool, bits: int) -> tuple[int, int]:
     return (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
@@ -190,6 +205,10 @@ class _Mismatch:
     of_inputs: bool = False
     """That precision is the inputs' (coarser than the targets'): targets computed from the
     inputs before they were rounded to it."""
+    input_ulp: tuple[str, float] | None = None
+    """Not rounding at the targets' scale, but within one ulp of the largest input in the
+    inputs' precision, (that precision, that input): perhaps targets computed before the
+    inputs were rounded (or a wrong rule: which inputs the rule reads is unknown)."""
     integers: bool
     """Every difference is what a wrap-around or a floor division leaves."""
     gap: float
@@ -358,10 +377,15 @@ class _Comparer:
             elif coarse != own and coarse is not None and gap <= _EPS[coarse] * scale:
                 rounding, of_inputs = coarse, True
         integers = gaps.dtype.kind == "f" and self._integers(path, a, d, gaps, facts)
+        input_ulp = None
+        near = rounding is None and facts.precision is not None
+        if near and facts.precision and gap <= _EPS[facts.precision] * facts.scale:
+            input_ulp = (facts.precision, facts.scale)
         return _Mismatch(
             batch=index,
             rounding=rounding,
             of_inputs=of_inputs,
+            input_ulp=input_ulp,
             integers=integers,
             gap=gap,
             scale=scale,
@@ -879,6 +903,16 @@ def _weigh(
         return {**found, "cause": "rounding", "gap": gap, "ulp": ulp}, notes
     if exact and all(m.integers for m in mismatched):
         return {**found, "cause": "integers"}, notes
+    near = [m.input_ulp for m in mismatched if m.input_ulp is not None]
+    if exact and len(near) == len(mismatched):
+        coarse = _coarsest([name for name, _ in near])
+        notes.add(
+            f"Perhaps rounding: every difference (at most {max(m.gap for m in mismatched):.2g})"
+            f" is within one {coarse} ulp of the largest input ({max(s for _, s in near):.3g}):"
+            f" targets computed before the inputs were rounded to {coarse} differ so (compute"
+            " them from the inputs as yielded); if the rule ignores inputs that large, the"
+            " rule is wrong."
+        )
     if rewritten and not aliased:
         notes.add(
             f"Memory: the inputs of {len(rewritten)} of the {len(wrong)} batches that"
@@ -919,19 +953,27 @@ def _weigh(
 
 
 def _shared_inputs(held: list[Any], unpack: Any) -> int:
-    """How many of the batches drawn have inputs that start at the same address as another
-    batch's: one buffer handed out again and again (a list filled from it)."""
+    """How many of the batches drawn have inputs at the same address as another batch's
+    whose targets differ: one buffer filled again after its targets were taken (a list
+    filled from it). The same batch read twice (a view of stored data, an index read
+    again next epoch) has the same targets, and does not count."""
     try:
-        arrays = []  # all held while addresses are read: a freed copy's could be reused
+        kept = []  # all held while addresses are read: a freed copy's could be reused
+        by_address: dict[int, list[bytes]] = {}
         for i, batch in enumerate(held):
-            inputs, _, path, _ = _split(batch, i, unpack)
-            arrays.append([as_array(leaf, p) for p, leaf in flatten_at(inputs, path).leaves])
-        where = Counter(
-            buffer_of(a)[1] for leaves in arrays for a in leaves[:1] if a.size and a.ndim
-        )
+            inputs, targets, path, targets_path = _split(batch, i, unpack)
+            leaves = flatten_at(inputs, path).leaves
+            if not leaves or targets is None:
+                continue
+            first = as_array(leaves[0][1], leaves[0][0])
+            wanted = [as_array(leaf, p) for p, leaf in flatten_at(targets, targets_path).leaves]
+            kept.append((first, wanted))
+            if first.size and first.ndim:
+                key = b"".join(np.ascontiguousarray(t).tobytes() for t in wanted)
+                by_address.setdefault(buffer_of(first)[1], []).append(key)
     except Exception:  # inputs numpy cannot read: no evidence either way
         return 0
-    return sum(k for k in where.values() if k > 1)
+    return sum(len(keys) for keys in by_address.values() if len(set(keys)) > 1)
 
 
 def _read_ahead_note(pairs: list[tuple[int, int]], wrong: int) -> str:

@@ -207,6 +207,16 @@ def test_an_epoch_as_long_as_its_dataset_is_never_called_endless(few_batches_are
     pitfalls.assert_epoch_complete(lambda: iter([data[i : i + 1] for i in range(60)]), data)
 
 
+def test_an_epoch_of_big_samples_as_big_as_its_dataset_is_never_called_endless(monkeypatch):
+    """Bug: 2,000 images of 160x160x3 (614 MB) against the same array stopped at 512 MB of
+    inputs, "no end"; the dataset's size in bytes raises that limit too."""
+    from pitfalls import _epochs
+
+    monkeypatch.setattr(_epochs, "_ENDLESS", (5000, 10**6, 500))  # 500 bytes, for speed
+    data = np.arange(120.0).reshape(60, 2)  # 960 bytes, read in 60 batches of 1
+    pitfalls.assert_epoch_complete(lambda: iter([data[i : i + 1] for i in range(60)]), data)
+
+
 def test_samples_that_are_not_rows_of_dataset_are_named_so_or_cannot_be_judged():
     """Bug: a source that normalises its samples (or a dataset passed raw) read "a source
     shared by several workers without a lock": none is a row now says it cannot judge,

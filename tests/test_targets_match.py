@@ -402,3 +402,32 @@ def test_a_list_filled_from_one_buffer_is_named_as_one_buffer():
     assert "batches.append((x.copy(), y))" in report.hint
     fixed = [(np.full((4, 2), float(k)), np.full(4, float(k))) for k in range(4)]
     assert check_targets_match(fixed, mean_of_pair, draws=4).ok
+
+
+def test_the_same_views_read_again_are_not_one_buffer():
+    """Bug: a list of four views of one array, read four times over (draws=16), had each
+    batch "share one buffer" with itself: the wrong rule went unnamed. A buffer counts as
+    shared only by batches whose targets differ."""
+    x = np.arange(64.0).reshape(32, 2)
+    views = [(x[i * 8 : (i + 1) * 8], x[i * 8 : (i + 1) * 8].mean(axis=1)) for i in range(4)]
+    report = check_targets_match(views, lambda x: x.sum(axis=1), draws=16)
+    assert not report.ok and "share one buffer" not in report.reason
+    assert not any(n.startswith("Memory") for n in report.notes)
+
+
+def test_a_difference_within_one_ulp_of_a_large_input_is_said_to_be_perhaps_rounding():
+    """Durations t1 - t0 computed from float64 timestamps, yielded as float32 (1.7e6): the
+    rule holds but the inputs were rounded after the targets were taken. The check still
+    fails (a rule ignoring such an input would be wrong), and the note says what to try."""
+    rng = np.random.default_rng(0)
+    t0 = 1.7e6 + rng.uniform(0, 100, 8)
+    times = np.stack([t0, t0 + rng.uniform(0, 5, 8)], axis=1)
+    report = check_targets_match(
+        [(times.astype(np.float32), times[:, 1] - times[:, 0])] * 2,
+        lambda x: x[:, 1].astype(np.float64) - x[:, 0],
+        draws=2,
+    )
+    assert not report.ok
+    (note,) = report.notes
+    assert note.startswith("Perhaps rounding: every difference (at most")
+    assert "within one float32 ulp of the largest input (1.7e+06)" in note

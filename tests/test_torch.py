@@ -307,6 +307,28 @@ def test_samples_augmented_in_worker_processes_cannot_be_judged_complete(torch):
         "The DataLoader reads in 2 worker processes, whose random draws pitfalls cannot watch"
     )
     assert here.inconclusive.startswith("The source is random per read (it drew from")
+    assert "read in this process (num_workers=0), it drew from self.dataset.rng" in (
+        elsewhere.inconclusive
+    )
+
+    # A collate_fn that pads with zero rows draws nothing: judged, workers or not.
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.dataloader import default_collate
+
+    def padded(rows):
+        x, y = default_collate(rows)
+        return torch.cat([x, torch.zeros(8 - len(x), 2)]), y
+
+    for n in (2, 0):
+        loader = DataLoader(
+            TensorDataset(torch.from_numpy(DATA[:60]), torch.zeros(60)),
+            batch_size=8,
+            num_workers=n,
+            collate_fn=padded,
+        )
+        report = pitfalls.check_epoch_complete(loader, DATA[:60])
+        assert report.status == "failed", str(report)
+        assert report.reason.startswith("An epoch delivered samples that are not rows of dataset")
 
 
 def test_the_iterable_loaders_pass_the_batch_checks_and_say_they_have_no_length(torch):
@@ -358,6 +380,14 @@ def test_persistent_workers_keep_their_copies_of_the_dataset_out_of_reach(torch)
     assert augmented.status == "inconclusive"
     assert "Check with persistent_workers=False" in augmented.inconclusive
     assert made and len(multiprocessing.active_children()) == running  # workers stopped
+
+    # A factory that hands back your own loader leaves its running pool alone.
+    yours = loaders.rng_seeded_per_worker(DATA, persistent_workers=True)
+    list(yours)  # its workers start, and persist
+    pool = yours._iterator
+    pitfalls.check_epoch_repeatable(lambda: yours)
+    assert yours._iterator is pool and len(multiprocessing.active_children()) == running + 2
+    pool._shutdown_workers()  # yours to stop: here, so that no later test sees them
 
 
 def noise_by_worker(loader):
