@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import pytest
 
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
+from pitfalls._randomness import global_rngs_kept
 from pitfalls._report import Report
 from pitfalls._runner import assert_source
 
@@ -121,12 +122,14 @@ def apply_seed(seed: int) -> None:
 
 
 @pytest.fixture
-def pitfalls_seed(request: pytest.FixtureRequest) -> int:
+def pitfalls_seed(request: pytest.FixtureRequest) -> Iterator[int]:
     """A per-test seed, already applied to random, numpy and (if imported) Keras.
 
     Derived from the node id, so it is stable across runs and differs between
     tests; ``--pitfalls-seed`` shifts all of them, ``@pytest.mark.pitfalls_seed(N)``
-    fixes one. A failing test's report shows it. Example::
+    fixes one. A failing test's report shows it. After the test, the global RNGs
+    and seeds it set (TensorFlow's included) are put back as they were, so that
+    no later test runs under them. Example::
 
         def test_training(pitfalls_seed):
             rng = np.random.default_rng(pitfalls_seed)
@@ -143,8 +146,9 @@ def pitfalls_seed(request: pytest.FixtureRequest) -> int:
     else:
         seed = seed_for(request.node.nodeid, base_seed(request.config)[0])
     request.node.stash[_SEED_KEY] = seed
-    apply_seed(seed)
-    return seed
+    with global_rngs_kept():
+        apply_seed(seed)
+        yield seed
 
 
 @pytest.hookimpl(wrapper=True)

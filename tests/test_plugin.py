@@ -195,6 +195,27 @@ def test_the_seed_is_per_test_stable_applied_and_reported_on_failure(project):
     result.stdout.fnmatch_lines(["*- pitfalls -*", f"pitfalls_seed was {seed}"])
 
 
+def test_the_seed_does_not_outlive_its_test(project):
+    """Bug: the fixture seeded random and numpy (and Keras, TensorFlow) and left them so:
+    a later test without it ran under another test's seed, depending on the order."""
+    project.makepyfile(
+        """
+        import random
+        import numpy as np
+
+        BEFORE = random.getstate(), np.random.get_state()[1].copy()
+
+        def test_seeded(pitfalls_seed):
+            assert pitfalls_seed
+
+        def test_later_sees_what_was_there():
+            assert random.getstate() == BEFORE[0]
+            np.testing.assert_array_equal(np.random.get_state()[1], BEFORE[1])
+        """
+    )
+    project.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
 def test_a_bad_marker_argument_is_misuse(project):
     project.makepyfile(
         """
