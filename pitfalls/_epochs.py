@@ -1366,13 +1366,23 @@ def check_epoch_complete(
     inconclusive = ""
     tf_random = graph is not None and bool(graph.random_ops)
     workers = _worker_processes(resolved.obj)
-    here = (  # draws made in the workers are out of sight: read a copy in this process
-        _drawn_in_process(resolved, steps_per_epoch, timeout, unpack, layout)
-        if strangers and workers and not (rnd.random or tf_random)
-        else ""
-    )
+    here = ""  # draws made in the workers are out of sight: read a copy in this process
     not_rows = f"{strangers} of the {len(seen_list)} samples it delivered are not rows of dataset"
-    if strangers and (rnd.random or tf_random):
+    size = sizes[0] if sizes and len(set(sizes)) == 1 else 0
+    short = total - len(seen_list)  # counted: no sample needs to be recognised
+    remainder = bool(strangers) and size > 1 and 0 < short == total % size
+    if remainder:  # augmented or not, the last partial batch is missing: that is the verdict
+        findings = [
+            Finding(
+                path="samples",
+                when="dropped",
+                mismatched=short,
+                total=total,
+                problem=f"{short} / {total} samples never delivered (counted: {len(seen_list)}"
+                f" delivered, in {len(sizes)} batches of {size})",
+            )
+        ]
+    elif strangers and (rnd.random or tf_random):
         drew = ", ".join(rnd.seen) if rnd.random else "TensorFlow's " + ", ".join(graph.random_ops)  # type: ignore[union-attr]
         inconclusive = (
             f"The source is random per read (it drew from {drew}): {not_rows}, as augmented"
@@ -1401,7 +1411,11 @@ def check_epoch_complete(
     else:
         findings = _complete_findings(seen, wanted, twice, missing, strangers, total, seen_list)
     lost = sum(wanted[fp] - seen[fp] for fp in wanted if seen[fp] < wanted[fp])
-    cause = _complete_cause(resolved, sizes, lost, total, bool(twice), strangers)
+    cause = (
+        "remainder"
+        if remainder
+        else _complete_cause(resolved, sizes, lost, total, bool(twice), strangers)
+    )
     reason, hint = _complete_text(cause, resolved, graph)
     return Report(
         check="epoch_complete",
