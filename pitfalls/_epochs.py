@@ -344,6 +344,9 @@ class _Reader:
         """Names of RNGs found in an epoch's own iterator (made anew each epoch)."""
         self._stream_rngs: dict[str, int] = {}
         """The objects of a stream's local RNGs at the last epoch's start, by name."""
+        self.late = False
+        """The last epoch of a stream found RNGs as it read (a generator's locals exist
+        once it runs): they were not reseeded as it started, so it is no reference."""
         if self.library == "torch":
             self.rnd.orders.update(id(g) for g in _order_generators(source.obj))
 
@@ -375,7 +378,9 @@ class _Reader:
         """Can the same epoch be started again from the same seed?"""
         if self.tf:
             return self.rebuilt and self.stream is None
-        return self.indexable or (self.stream is None and self.source.rereadable)
+        if self.stream is not None:  # its next epoch, under the same seeds as the last
+            return not self.late
+        return self.indexable or self.source.rereadable
 
     def epoch(self, seed: int, *, transition: bool = True, still: int | None = None) -> Epoch:
         """Read one epoch; start it under ``seed`` (``transition=False``: same indices again;
@@ -393,7 +398,10 @@ class _Reader:
         if self.stream is not None:
             if not self.tf:  # its threads read ahead: reseeded as it started, only
                 self.rnd.control(seed, still=still)
-            return self._read(self._next_in_stream, first_seeded=False, iterator=None)
+            known = set(self.rnd.rngs)
+            epoch = self._read(self._next_in_stream, first_seeded=False, iterator=None)
+            self.late = bool(set(self.rnd.rngs) - known)
+            return epoch
         self.rnd.control(seed, still=still)
         once = self.source.kind in ("generator", "iterator")
         src = self.source.fresh() if once and self.epochs > 1 else self.source
@@ -813,7 +821,21 @@ def _compare_epochs(reader: _Reader, first: Epoch, stored: dict[str, Any]) -> _V
             return verdict
     if reader.rnd.random:  # epoch 2's reads drew, where epoch 1's did not
         return (), "epoch", [], _unexplained(reader.rnd, what, stored), batches, ""
+    keys = list(reader.held().keys)
+    if keys:
+        return (), "epoch", [], _jax_unexplained(keys, what), batches, ""
     return missing, "unexplained epoch" if stored else "epoch", [], "", batches, ""
+
+
+def _jax_unexplained(keys: list[str], what: str) -> str:
+    return (
+        f"The source holds a JAX PRNG key ({', '.join(keys[:MAX_SHOWN])}), and {what}: a key"
+        " cannot be reseeded from outside, so each epoch draws on from where the last left"
+        " it (new orders and augmentations, as meant) and two epochs cannot be compared"
+        " sample by sample; no array the source holds changed. Check with the augmentation"
+        " turned off, or keep the key on an object (self.key) and pass reseed=lambda seed:"
+        " setattr(source, 'key', jax.random.key(seed))."
+    )
 
 
 def _tf_epochs(reader: _Reader, first: Epoch, what: str) -> _Verdict | None:
@@ -882,6 +904,8 @@ def _unexplained(rnd: Randomness, what: str, stored: dict[str, Any]) -> str:
 
 def _repeatable_stream(reader: _Reader) -> _Verdict:
     first = reader.epoch(_EPOCH_SEED)
+    if reader.late:  # a generator's own RNG, found as epoch 1 ran: reseeded from now on
+        first = reader.epoch(_EPOCH_SEED)
     stored = stored_arrays(reader.held(), 2 * max(len(b) for b in first.batches))
     return _compare_epochs(reader, first, stored)
 
@@ -895,6 +919,7 @@ def _order_text(
     library: str | None = None,
     graph: tfdata.Graph | None = None,
     sampler_of: Any = None,
+    keys: list[str] | None = None,
 ) -> tuple[str, str]:
     """(reason, hint) for an order that never changes, by the kind of source and the evidence.
 
@@ -902,7 +927,7 @@ def _order_text(
     (or the generator function) for each epoch: reseeded from one seed, they
     repeat the order. ``library`` (:func:`framework`) puts the fix in the terms
     of the user's loader; a tf.data ``graph`` says which op froze the order; a
-    DataLoader (``sampler_of``) by its sampler.
+    DataLoader (``sampler_of``) by its sampler; ``keys``, the JAX PRNG keys it holds.
     """
     if library == "tf.data":
         if graph is not None and graph.cache_after_shuffle:
@@ -955,6 +980,15 @@ def _order_text(
             ".manual_seed(seed), made once, for a reproducible order), or give a custom"
             " sampler a torch.Generator made once in __init__ and return"
             " iter(torch.randperm(n, generator=self.generator).tolist()) from __iter__.",
+        )
+    if keys and not same_seed:
+        return (
+            "Every epoch visits the samples in the same order: the source permutes with a"
+            f" JAX PRNG key ({keys[0]}) that is the same as every epoch starts (split but"
+            " never carried forward, or made again from one seed), and the same key gives"
+            " the same permutation.",
+            "carry the key forward every epoch: key, sub = jax.random.split(key), then"
+            " jax.random.permutation(sub, n); never draw twice from one key.",
         )
     if same_seed:
         hint = (
@@ -1075,11 +1109,18 @@ def check_order_shuffled(
     with Randomness(_roots(resolved), reseed) as rnd:
         reader = _Reader(resolved, steps_per_epoch, timeout, unpack, rnd, build=False)
         first = reader.epoch(_EPOCH_SEED + 1)
+        if reader.late:  # a generator's own RNG, found as epoch 1 ran: reseeded from now on
+            first = reader.epoch(_EPOCH_SEED + 1)
         second = reader.epoch(_EPOCH_SEED + 2, still=_EPOCH_SEED + 1)
         findings, inconclusive, notes = _order_verdict(reader, first, second)
     n, batches = len(first.samples), len(first.batches)
     reason, hint = _order_text(
-        style, reader.iterables if findings else [], reader.library, reader.graph, resolved.obj
+        style,
+        reader.iterables if findings else [],
+        reader.library,
+        reader.graph,
+        resolved.obj,
+        list(reader.held().keys) if findings else [],
     )
     note = rnd.note()
     return Report(
@@ -1195,6 +1236,9 @@ def _order_verdict(
             " same pipeline without its random map).",
             [],
         )
+    keys = list(reader.held().keys)
+    if keys:
+        return (), _jax_unexplained(keys, what).replace("sample by sample", "in order"), []
     return (
         (),
         f"The samples cannot be matched across epochs: {what}, and nothing pitfalls can see"

@@ -41,7 +41,7 @@ import sys
 import types
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -250,9 +250,23 @@ class Held:
 
     rngs: dict[str, Any]
     arrays: dict[str, Any]
+    keys: dict[str, Any] = field(default_factory=dict)
+    """JAX PRNG keys: immutable, so they cannot be reseeded from outside; a source that
+    draws from one is random in a way pitfalls can name but not control."""
 
 
 _TENSOR_MODULES = ("torch", "jax")
+
+
+def _jax_key(name: str, obj: Any) -> bool:
+    """A JAX PRNG key: a typed key array (``jax.random.key``), or a legacy
+    ``PRNGKey``, a uint32 array of shape (2,) held under a name with "key" in it."""
+    if not (type(obj).__module__ or "").startswith(("jax", "jaxlib")):
+        return False
+    dtype = str(getattr(obj, "dtype", ""))
+    if dtype.startswith("key<"):
+        return True
+    return dtype == "uint32" and tuple(getattr(obj, "shape", ())) == (2,) and "key" in name.lower()
 
 
 def _tensor(obj: Any) -> bool:
@@ -371,6 +385,9 @@ def held_by(roots: Iterable[tuple[str, Any]]) -> Held:
         if isinstance(obj, np.ndarray):
             if obj.ndim >= 1 and obj.size and obj.dtype != object:
                 found.arrays.setdefault(name, obj)
+            continue
+        if _jax_key(name, obj):
+            found.keys.setdefault(name, obj)
             continue
         if _tensor(obj):  # a torch tensor written in place is as much a witness
             if len(obj.shape) >= 1 and obj.shape[0] and _nbytes(obj):

@@ -190,8 +190,9 @@ def test_an_endless_source_without_steps_per_epoch_is_misuse_said_early(few_batc
         with pytest.raises(ValueError) as raised:
             call()
         assert str(raised.value) == ENDLESS
-    # with the length of an epoch, the same source is read, two epochs of 4 batches
-    assert pitfalls.check_epoch_repeatable(endless, steps_per_epoch=4).batches == 8
+    # with the length of an epoch, the same source is read: two epochs of 4 batches, after
+    # one more that found the generator's own rng (a local variable, once it runs)
+    assert pitfalls.check_epoch_repeatable(endless, steps_per_epoch=4).batches == 12
 
 
 def test_a_finite_source_without_a_length_is_still_one_epoch(few_batches_are_endless):
@@ -215,6 +216,26 @@ def test_an_epoch_of_big_samples_as_big_as_its_dataset_is_never_called_endless(m
     monkeypatch.setattr(_epochs, "_ENDLESS", (5000, 10**6, 500))  # 500 bytes, for speed
     data = np.arange(120.0).reshape(60, 2)  # 960 bytes, read in 60 batches of 1
     pitfalls.assert_epoch_complete(lambda: iter([data[i : i + 1] for i in range(60)]), data)
+
+
+def noisy_stream(data, seed=0):
+    """An endless generator that shuffles and adds noise from its own generator, made
+    once, before its epoch loop: correct."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(len(data))
+        for start in range(0, len(data), 8):
+            x = data[order[start : start + 8]] + rng.normal(scale=0.01, size=(8, data.shape[1]))
+            yield x, x.mean(axis=1)
+
+
+def test_an_endless_generator_augmenting_with_its_own_generator_passes_both_epoch_checks():
+    """Bug: its generator, a local variable, exists only once the generator runs, so the
+    first epoch was read unseeded and both checks were inconclusive on a correct source.
+    An epoch that found a generator as it ran is read once more, reseeded from its start."""
+    data = images(n=48).reshape(48, -1)[:, :4]
+    pitfalls.assert_epoch_repeatable(lambda: noisy_stream(data), steps_per_epoch=6)
+    pitfalls.assert_order_shuffled(lambda: noisy_stream(data), steps_per_epoch=6)
 
 
 def test_samples_that_are_not_rows_of_dataset_are_named_so_or_cannot_be_judged():

@@ -51,6 +51,39 @@ def test_a_jax_iterator_passes_every_check(jax):
     pitfalls.assert_epoch_complete(lambda: jax_batches(DATA), DATA, steps_per_epoch=8)
 
 
+def key_batches(data, *, carry=True, seed=0):
+    """An iterator in JAX's own style: PRNG keys split for each epoch's permutation and
+    each batch's noise. ``carry=False`` is the bug: the key is split but never carried
+    forward, so every epoch permutes with the same key."""
+    import jax
+
+    key = jax.random.PRNGKey(seed)
+    while True:
+        if carry:
+            key, perm_key, noise_key = jax.random.split(key, 3)
+        else:
+            perm_key, noise_key = jax.random.split(key)
+        order = jax.random.permutation(perm_key, len(data))
+        for start in range(0, len(data), 8):
+            noise_key, sub = jax.random.split(noise_key)
+            x = data[order[start : start + 8]] + 0.1 * jax.random.normal(sub, (8, data.shape[1]))
+            yield x, x.mean(axis=1)
+
+
+def test_jax_keys_are_randomness_pitfalls_names_but_cannot_reseed(jax):
+    """Bug: a correct iterator splitting its keys failed epoch_repeatable, "nothing pitfalls
+    can see explains it", with a reseed= hint no key can follow. A key held by the source is
+    now named: the epochs cannot be compared, and a key never carried forward is the cause
+    of an order that never changes."""
+    data = jax.numpy.asarray(DATA)
+    report = pitfalls.check_epoch_repeatable(lambda: key_batches(data), steps_per_epoch=8)
+    assert report.status == "inconclusive"
+    assert report.inconclusive.startswith("The source holds a JAX PRNG key (key_batches()'s key")
+    stuck = pitfalls.check_order_shuffled(lambda: key_batches(data, carry=False), steps_per_epoch=8)
+    assert stuck.status == "failed" and "JAX PRNG key (key_batches()'s key)" in stuck.reason
+    assert stuck.hint.startswith("carry the key forward every epoch: key, sub = jax.random.split")
+
+
 def test_a_jax_iterator_seeded_anew_every_epoch_is_not_shuffled(jax):
     def same_order_every_epoch():
         while True:

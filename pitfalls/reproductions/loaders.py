@@ -235,7 +235,12 @@ def reseed_dataset_rng(worker_id: int) -> None:
 
 
 def rng_copied_into_workers(
-    data: np.ndarray, *, batch_size: int = 4, num_workers: int = 2, seed: int = 0
+    data: np.ndarray,
+    *,
+    batch_size: int = 4,
+    num_workers: int = 2,
+    seed: int = 0,
+    persistent_workers: bool = False,
 ) -> Any:
     """BUGGY: the augmentation draws from ``np.random.default_rng(seed)`` made in ``__init__``.
 
@@ -252,6 +257,7 @@ def rng_copied_into_workers(
         seed,
         batch_size=batch_size,
         num_workers=num_workers,
+        persistent_workers=persistent_workers,
     )
 
 
