@@ -417,10 +417,46 @@ HARMLESS = (
     ),
     Harmless(
         "pitfalls/_targets.py",
-        "check_targets_match",
+        "_weigh",
         r'"iub"',
         r'"XXiubXX"',
         "the longer string still holds the same kinds",
+    ),
+    Harmless(
+        "pitfalls/_tree.py",
+        "_close_mask",
+        r"^eq = np.asarray\(actual == desired\)",
+        "",
+        _FAST_PATH,
+    ),
+    Harmless(
+        "pitfalls/_targets.py",
+        "_magnitude",
+        r'"fc"',
+        r'(\(a.dtype.kind in "fc"\) or True|"XXfcXX"|astype\(None\)|else 1\.0)',
+        "integers have no NaN nor infinity to leave out, astype(None) is float64, and an"
+        " empty leaf compares no element whatever its atol",
+    ),
+    Harmless(
+        "pitfalls/_targets.py",
+        "_magnitude",
+        r"if m.size else 0.0",
+        r"else 1\.0",
+        "an empty leaf compares no element whatever its atol",
+    ),
+    Harmless(
+        "pitfalls/_targets.py",
+        "_coarsest",
+        r"key=_COARSEST_FIRST.index",
+        "",
+        "the precisions' names sort alphabetically in the same order, coarsest first",
+    ),
+    Harmless(
+        "pitfalls/_targets.py",
+        "__init__",
+        r"^self\.(shapes = False|leaves = \(\))",
+        r"None",
+        "None is as false, and as empty to iterate, where these are read",
     ),
 )
 
@@ -430,12 +466,55 @@ HINTS = (
     ("pitfalls/_aliasing.py", "_hint", ""),
     ("pitfalls/_aliasing.py", "_memory_notes", r'(^|\()"(buffer|views|ring)",'),
     ("pitfalls/_aliasing.py", "check_generator_no_aliasing", r"^(hint=|blame=)"),
+    ("pitfalls/_aliasing.py", "check_generator_no_aliasing", r"array_library\(|is_torch_loader\("),
+    ("pitfalls/_aliasing.py", "array_library", ""),  # the library a hint is worded for
+    ("pitfalls/_aliasing.py", "later_fix", ""),
+    ("pitfalls/_aliasing.py", "is_torch_loader", ""),
     ("pitfalls/_targets.py", "_text", ""),
     ("pitfalls/_targets.py", "_holds_samples", ""),
+    # The cause of a mismatch, from the evidence (rounding, integers, read-ahead, memory
+    # rewritten or shared, sampling, augmentation): the reason, the hint and the notes.
+    ("pitfalls/_targets.py", "_weigh", ""),
+    ("pitfalls/_targets.py", "_explain", ""),
+    ("pitfalls/_targets.py", "_measure", ""),
+    ("pitfalls/_targets.py", "_integers", ""),
+    ("pitfalls/_targets.py", "_integer_notes", ""),
+    ("pitfalls/_targets.py", "_read_ahead_note", ""),
+    ("pitfalls/_targets.py", "_suggest", ""),
+    ("pitfalls/_targets.py", "_sampled_from", ""),
+    ("pitfalls/_targets.py", "_rows_found", ""),
+    ("pitfalls/_targets.py", "_column", ""),
+    ("pitfalls/_targets.py", "_rows", ""),
+    ("pitfalls/_targets.py", "_stored", ""),
+    ("pitfalls/_targets.py", "_range", ""),
+    ("pitfalls/_targets.py", "_varies", ""),
+    ("pitfalls/_targets.py", "_shared_inputs", ""),
+    ("pitfalls/_targets.py", "narrow", ""),
+    ("pitfalls/_targets.py", "scale", ""),
+    ("pitfalls/_targets.py", "changed", ""),  # inputs rewritten since: the cause
+    ("pitfalls/_targets.py", "read_ahead", ""),
+    ("pitfalls/_targets.py", "_same", ""),
+    ("pitfalls/_targets.py", "loosest", ""),  # the blame diagnosis' tolerance
+    ("pitfalls/_targets.py", "parameter", ""),  # the tolerance shown, not the one applied
     (
         "pitfalls/_targets.py",
-        "check_targets_match",
-        r"Randomness\(|^if i == 0:|add_root|^labels = |^augments = |^reason, hint = |^if augments|^drew = |^(rtol|atol|timeout|unpack)=\w+,$",
+        "compare",
+        r"_integer_notes\(|self\._explain\(|^self\.shapes = |^self\.expected\[index\] = "
+        r"|^want = self\._leaves\(index",  # the batch a misuse error names
+    ),
+    ("pitfalls/_targets.py", "__init__", r"^self\.library = "),
+    # How a source is named in a message (a factory's call, a class, a partial)
+    ("pitfalls/_sources.py", "_unwrapped_name", ""),
+    ("pitfalls/_sources.py", "_callable_name", ""),
+    ("pitfalls/_sources.py", "_call_text", ""),
+    ("pitfalls/_sources.py", "_binds_arguments", ""),
+    ("pitfalls/_sources.py", "_object_name", ""),
+    ("pitfalls/_sources.py", "_stopped", ""),  # which words a consumed source's error has
+    (
+        "pitfalls/_targets.py",
+        "targets_report",
+        r"Randomness\(|^if i == 0:|add_root|^watch\.|^comparer\.library = |^torch_loader=|^given="
+        r'|^"(rtol|atol)": comparer\.parameter|comparer\.loosest|^(timeout|unpack)=\w+,$',
     ),
 )
 """Code that picks the words of a hint or a note, or feeds the blame diagnosis (added
@@ -443,6 +522,25 @@ beside this bench, with its own tests): a survivor here changes what a report *s
 about a failure, never whether it fails. Listed apart, and not counted."""
 
 OUT_OF_REACH = (
+    (
+        "pitfalls/_targets.py",
+        "tolerance",
+        r"_dtype\((actual|desired), ",
+        "a leaf's own dtype differs from numpy's reading of it only for torch's bfloat16:"
+        " tests/test_torch.py pins it",
+    ),
+    (
+        "pitfalls/_targets.py",
+        "compare",
+        r"self\.tolerance\(a, actual, d, desired\)",
+        "the leaves themselves matter only for torch's bfloat16: tests/test_torch.py pins it",
+    ),
+    (
+        "pitfalls/_sources.py",
+        "resolve",
+        r"keep_if_from_hf",
+        "keeps a Hugging Face to_tf_dataset pipeline alive: tests/test_huggingface.py pins it",
+    ),
     (
         "pitfalls/_tree.py",
         "_torch_as_array",

@@ -38,7 +38,8 @@ dtypes count as their parts' float. Integers, bools and anything else that is no
 compare exactly: ``(0, 0)``. The inputs' dtype does not loosen the comparison: targets
 computed from float16 inputs in float64 are exact in float64. ``atol`` is scaled down with
 targets smaller than 1 (by the larger magnitude of the two leaves): a fixed 1e-5 would call
-any two targets of 1e-6 close."""
+any two targets of 1e-6 close; but not below :data:`ROUNDING_ULPS` ulps of the inputs'
+largest magnitude, what rounding leaves of a cancellation."""
 
 _COARSEST_FIRST = tuple(TOLERANCES)
 _EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10, "float32": 2.0**-23, "float64": 2.0**-52}
@@ -277,11 +278,22 @@ class _Comparer:
             atol = default[1]
             if atol and a.dtype.kind in "biufc" and d.dtype.kind in "biufc":
                 atol *= min(1.0, max(_magnitude(a), _magnitude(d)))
-        key = name or str(a.dtype)
+        self._record(name or str(a.dtype), rtol, atol)
+        return rtol, atol, name
+
+    def _record(self, key: str, rtol: float, atol: float) -> None:
         before = self.used.get(key)
         if before is None or atol > before[1]:
             self.used[key] = (rtol, atol)  # the loosest applied, as the report shows it
-        return rtol, atol, name
+
+    def floor(self, atol: float, name: str | None, facts: _Inputs) -> float | None:
+        """A larger default atol for targets smaller than their inputs, or None: what
+        rounding leaves of a cancellation (x - x.mean() gives 1e-17 where 0 is meant) is
+        a few ulps of the inputs, not of the targets; never above the table's atol."""
+        if self.atol is not None or name is None or atol >= TOLERANCES[name][1]:
+            return None
+        floor = min(TOLERANCES[name][1], ROUNDING_ULPS * _EPS[name] * facts.scale)
+        return floor if floor > atol else None
 
     def compare(self, index: int, batch: Any, when: str) -> list[Finding]:
         inputs, targets, inputs_path, targets_path = _split(batch, index, self.unpack)
@@ -317,6 +329,12 @@ class _Comparer:
                 self.shapes = self.shapes or when == "when yielded"
                 continue
             diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
+            wider = None if diff is None else self.floor(atol, name, facts)
+            if wider is not None:  # the inputs' scale, read only when it could matter
+                atol = wider
+                kept[-1] = (d, rtol, atol)
+                self._record(name or str(a.dtype), rtol, atol)
+                diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
             if diff is None:
                 continue
             findings.append(diff.finding(index, when))
@@ -751,7 +769,8 @@ def check_targets_match(
     target_fn's (:data:`TOLERANCES`, as ``torch.testing.assert_close``):
     bfloat16 ``1.6e-2, 1e-5``, float16 ``1e-3, 1e-5``, float32 ``1.3e-6,
     1e-5``, float64 ``1e-7, 1e-7``; integers and bools exactly; ``atol``
-    shrinks in proportion for leaves whose largest magnitude is below 1. The
+    shrinks in proportion for leaves whose largest magnitude is below 1 (not below a few
+    ulps of the largest input). The
     report's parameters show the loosest applied.
     When every difference is within a few float32 ulps, the report says the
     targets differ only by rounding and which ``atol`` admits it.

@@ -28,6 +28,7 @@ from pitfalls import (
     check_source,
     check_targets_match,
 )
+from pitfalls._targets import precision
 from pitfalls._tree import diff_arrays, flatten, flatten_at
 
 # Sources used below -------------------------------------------------------------------
@@ -1109,3 +1110,65 @@ def test_taking_the_gaussian_numpy_cached_is_a_draw_from_its_global_rng():
         watch.mark()
         np.random.normal()  # the one it kept
         assert watch.drew() == ("np.random (global)",)
+
+
+# The tolerance of a targets comparison: which dtype sets it -------------------------
+
+
+@pytest.mark.parametrize(
+    ("dtype", "expected"),
+    [
+        (np.dtype(np.float16), "float16"),
+        (np.dtype(np.float32), "float32"),
+        (np.dtype(np.float64), "float64"),
+        (np.dtype(np.longdouble), "float64"),
+        (np.dtype(np.complex64), "float32"),
+        (np.dtype(np.complex128), "float64"),
+        (np.dtype(np.int64), None),
+        (np.dtype(bool), None),
+        (np.dtype("V4"), None),  # raw bytes, no float in the name
+        # torch's, TensorFlow's and JAX's dtypes, by their names
+        ("torch.float16", "float16"),
+        ("torch.half", "float16"),
+        ("torch.bfloat16", "bfloat16"),
+        ("<dtype: 'bfloat16'>", "bfloat16"),
+        ("torch.float32", "float32"),
+        ("torch.complex64", "float32"),
+        ("torch.float64", "float64"),
+        ("torch.double", "float64"),
+        ("torch.complex128", "float64"),
+        ("torch.int64", None),
+        (None, None),
+    ],
+)
+def test_each_floating_dtype_has_its_precision_and_nothing_else_does(dtype, expected):
+    """Bug (mutation): any name read as float32, or bfloat16 as float16, would pick another
+    row of the tolerance table, and half-precision targets would fail on their rounding."""
+    assert precision(dtype) == expected
+
+
+def test_ml_dtypes_bfloat16_is_bfloat16():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    assert precision(np.dtype(ml_dtypes.bfloat16)) == "bfloat16"
+
+
+@pytest.mark.parametrize("side", ["yielded", "target_fn"])
+def test_a_python_float_on_either_side_sets_float64s_tolerance(side):
+    """The floating side picks the tolerance, an array or a Python float: 1e-17 against an
+    integer 0, from inputs of 1, is float64 rounding (a cancellation), not a mismatch;
+    compared exactly, as integers are, it would fail."""
+    tiny, zero = 1e-17, np.int64(0)
+    targets, rule = (tiny, zero) if side == "yielded" else (zero, tiny)
+    batch = (np.ones((1, 2)), targets)
+    assert check_targets_match([batch] * 2, lambda x: rule, draws=2).ok
+
+
+def test_zero_size_targets_compare_and_a_nan_does_not_loosen_tiny_ones():
+    """Bug (mutation): an empty leaf's magnitude raised, and a NaN among tiny targets made
+    their atol float32's full 1e-5 (NaN is equal to NaN; it has no magnitude)."""
+    empty = (np.zeros((0, 2)), np.zeros(0))
+    assert check_targets_match([empty] * 2, lambda x: x.mean(axis=1), draws=2).ok
+    x = np.ones((3, 2), np.float32)
+    yielded = np.array([2e-6, 2e-6, np.nan], np.float32)  # twice the rule, and a NaN
+    rule = lambda x: np.array([1e-6, 1e-6, np.nan], np.float32)  # noqa: E731
+    assert not check_targets_match([(x, yielded)] * 2, rule, draws=2).ok

@@ -478,6 +478,20 @@ def test_bfloat16_batches_are_read(torch):
     pitfalls.assert_generator_no_aliasing(batches, draws=4)
 
 
+def test_bfloat16_targets_get_bfloat16s_tolerance(torch):
+    """numpy reads a bfloat16 tensor as float32: the tolerance must come from the tensor's
+    own dtype, or bfloat16 rounding (about 1 part in 256) fails as a mismatch."""
+
+    def batches():
+        g = torch.Generator().manual_seed(0)
+        while True:
+            x = torch.randn(4, 8, generator=g)
+            yield x, x.mean(dim=1).to(torch.bfloat16)
+
+    report = pitfalls.check_targets_match(batches, row_means, draws=4)
+    assert report.ok and report.parameters["rtol"] == 1.6e-2
+
+
 def test_tensors_that_require_grad_are_read(torch):
     def batches():
         g = torch.Generator().manual_seed(0)
