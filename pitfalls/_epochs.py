@@ -1224,6 +1224,17 @@ def _order_verdict(
             [_change_note(changes, "while reading")],
         )
     what = "epoch 2 holds other samples than epoch 1"
+    if _persistent(reader.source.obj):
+        workers = _worker_processes(reader.source.obj)
+        return (
+            (),
+            f"The samples cannot be matched across epochs: {what}, and the DataLoader's"
+            f" {workers} persistent worker processes keep their own copies of the dataset"
+            " across epochs, out of pitfalls' reach: a random generator there goes on from"
+            " where it was (pitfalls cannot reseed it). Check with persistent_workers=False,"
+            " whose workers start every epoch from the dataset as it is in this process.",
+            [],
+        )
     if reader.rnd.random:
         return (), _random_per_read(reader.rnd, what) + " Their order cannot be compared.", []
     if graph is not None and graph.random_ops:

@@ -390,6 +390,23 @@ def test_persistent_workers_keep_their_copies_of_the_dataset_out_of_reach(torch)
     augmented = pitfalls.check_epoch_repeatable(augmenting)
     assert augmented.status == "inconclusive"
     assert "Check with persistent_workers=False" in augmented.inconclusive
+
+    class Unlabelled(loaders.NoisyRows):  # every sample noised, no target to tell them by
+        def __getitem__(self, i):
+            return super().__getitem__(i)[0], np.float32(0)
+
+    def shuffled():
+        return DataLoader(
+            Unlabelled(DATA),
+            batch_size=8,
+            shuffle=True,
+            num_workers=2,
+            persistent_workers=True,
+            worker_init_fn=loaders.reseed_dataset_rng,
+        )
+
+    order = pitfalls.check_order_shuffled(shuffled)
+    assert order.status == "inconclusive" and "2 persistent worker processes" in order.inconclusive
     assert made and len(multiprocessing.active_children()) == running  # workers stopped
 
     # A factory that hands back your own loader leaves its running pool alone.
