@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls import _tfdata
 from pitfalls import _validate as validate
 from pitfalls._aliasing import (
     DEFAULT_DRAWS,
@@ -827,7 +828,9 @@ def targets_report(
         else:
             findings += comparer.compare(i, batch, "after later draws")
 
-    found, notes = _weigh(comparer, watch, held, wrong_at_yield, rewritten, aliasing)
+    graph = _tfdata.graph(resolved.obj) if _tfdata.is_dataset(resolved.obj) else None
+    tf_ops = graph.random_ops if graph is not None else ()
+    found, notes = _weigh(comparer, watch, held, wrong_at_yield, rewritten, aliasing, tf_ops)
     evidence = _Evidence(
         **found,
         style=source_style(resolved),
@@ -875,8 +878,12 @@ def _weigh(
     wrong: list[int],
     rewritten: list[int],
     aliasing: Report | None,
+    tf_ops: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], set[str]]:
     """The cause that explains the mismatches best, and the notes that back it.
+
+    ``tf_ops``: the random ops of a tf.data pipeline's graph (a random flip in its map),
+    which draw where no RNG pitfalls watches moves: augmentation, by the graph's word.
 
     In this order: rewritten inputs that held another batch's data
     (read-ahead); differences all within rounding; all what integer arithmetic
@@ -968,6 +975,13 @@ def _weigh(
         return {**found, "cause": "overwritten", "aliased": aliased}, notes
     if sampled is not None:
         return {**found, "cause": "sampling"}, notes
+    if not stored and tf_ops and not (aliased or rewritten):
+        notes.add(
+            f"Randomness: the tf.data pipeline draws in TensorFlow random ops"
+            f" ({', '.join(tf_ops)}) as it reads: targets computed before such an"
+            " augmentation (before the map that flips or crops) mismatch what it changed."
+        )
+        return {**found, "cause": "augmentation"}, notes
     return {**found, "cause": "augmentation" if stored else "plain"}, notes
 
 

@@ -269,3 +269,24 @@ def test_eager_tensorflow_augmentation_in_a_pydataset_is_seen_and_reseeded(tf, k
     assert "TensorFlow's random ops (eager)" in report.notes[-1]
     assert pitfalls.check_index_stable(Cropped).ok
     assert pitfalls.check_epoch_repeatable(lambda: Cropped(in_place=True)).status == "failed"
+
+
+def test_targets_taken_before_a_random_map_are_named_as_taken_before_the_augmentation(tf):
+    """Bug: a pipeline labelling each row by its first column, then flipping rows in a
+    map, got the hint for a wrong formula: the random op drew where no RNG pitfalls
+    watches moves. The graph's random ops now name the augmentation."""
+
+    def flip(x, y):
+        return tf.where(tf.random.uniform(()) < 0.5, tf.reverse(x, [0]), x), y
+
+    def build():
+        pairs = tf.data.Dataset.from_tensor_slices((DATA, DATA[:, 0]))  # the bug: label first
+        return pairs.map(flip).batch(8)
+
+    report = pitfalls.check_targets_match(build, lambda x: np.asarray(x)[:, 0], draws=4)
+    assert not report.ok
+    assert report.hint.startswith("compute the targets from the augmented inputs you yield")
+    assert any(
+        n.startswith("Randomness: the tf.data pipeline draws in TensorFlow random ops")
+        for n in report.notes
+    )
