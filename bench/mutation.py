@@ -446,6 +446,42 @@ HARMLESS = (
     ),
     Harmless(
         "pitfalls/_targets.py",
+        "precision",
+        r"itemsize <= 8",
+        r"itemsize <= 9",
+        "complex dtypes are 8 or 16 bytes wide (or 32): none in between",
+    ),
+    Harmless(
+        "pitfalls/_targets.py",
+        "_dtype",
+        r'getattr\(leaf, "dtype", default\)',
+        r'getattr\(leaf, "dtype", \)',
+        "getattr without a default raises AttributeError, which the except returns default for",
+    ),
+    Harmless(
+        "pitfalls/_targets.py",
+        "tolerance",
+        r'"biufc"',
+        r'"XXbiufcXX"',
+        "the longer string still holds every numeric kind, and no dtype's kind is 'X'",
+    ),
+    Harmless(
+        "pitfalls/_targets.py",
+        "floor",
+        r"(atol >= TOLERANCES|floor > atol)",
+        "",
+        "only asked after a mismatch: an atol no larger than the one applied fails as well,"
+        " and one equal to the table's leaves no floor above it",
+    ),
+    Harmless(
+        "pitfalls/_targets.py",
+        "compare",
+        r"^wider = None if diff is None else",
+        r"and False",
+        "a floor asked for a leaf that matched only widens an atol it already passed",
+    ),
+    Harmless(
+        "pitfalls/_targets.py",
         "_coarsest",
         r"key=_COARSEST_FIRST.index",
         "",
@@ -496,6 +532,8 @@ HINTS = (
     ("pitfalls/_targets.py", "_same", ""),
     ("pitfalls/_targets.py", "loosest", ""),  # the blame diagnosis' tolerance
     ("pitfalls/_targets.py", "parameter", ""),  # the tolerance shown, not the one applied
+    ("pitfalls/_targets.py", "_record", ""),  # which tolerance the report shows
+    ("pitfalls/_targets.py", "compare", r"^self\._record\("),
     (
         "pitfalls/_targets.py",
         "compare",
@@ -522,6 +560,18 @@ beside this bench, with its own tests): a survivor here changes what a report *s
 about a failure, never whether it fails. Listed apart, and not counted."""
 
 OUT_OF_REACH = (
+    (
+        "pitfalls/_sources.py",
+        "_is_torch_loader",
+        "",
+        "tells a torch DataLoader: tests/test_torch.py pins the persistent workers it stops",
+    ),
+    (
+        "pitfalls/_sources.py",
+        "resolve",
+        r"_MADE\[-1\]\.append",
+        "the worker pool a torch DataLoader came with: tests/test_torch.py pins it",
+    ),
     (
         "pitfalls/_targets.py",
         "tolerance",

@@ -1172,3 +1172,11 @@ def test_zero_size_targets_compare_and_a_nan_does_not_loosen_tiny_ones():
     yielded = np.array([2e-6, 2e-6, np.nan], np.float32)  # twice the rule, and a NaN
     rule = lambda x: np.array([1e-6, 1e-6, np.nan], np.float32)  # noqa: E731
     assert not check_targets_match([(x, yielded)] * 2, rule, draws=2).ok
+
+
+@pytest.mark.parametrize("check", ["assert_generator_no_aliasing", "assert_targets_match"])
+def test_a_msg_that_is_not_a_str_names_msg(check):
+    """Bug (mutation): the misuse error could name another argument than msg."""
+    args = ([], lambda x: x) if check == "assert_targets_match" else ([],)
+    with pytest.raises(TypeError, match=r"^msg must be a str or None, got int 5$"):
+        getattr(pitfalls, check)(*args, msg=5)

@@ -209,6 +209,7 @@ def test_tiny_targets_are_not_all_close_to_each_other():
 
     report = check_targets_match(doubled, lambda x: 1e-6 * x.sum(axis=1), draws=2)
     assert not report.ok and report.parameters["atol"] < 1e-5 / 2  # a few ulps of the inputs
+    assert [(f.batch, f.path) for f in report.findings] == [(0, "targets"), (1, "targets")]
     assert not any(n.startswith("Rounding") for n in report.notes)
 
 
