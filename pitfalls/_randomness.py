@@ -696,6 +696,9 @@ def _restore_keras(state: dict[str, Any]) -> None:
 
             ctx = context.context()
             seed, rng, sequence = state["tf"]
+            now: Any = getattr(ctx, "_rng", _UNSET)
+            if ctx._seed == seed and now is rng and (rng is _UNSET or now.getstate() == sequence):
+                return  # as it was: clearing TensorFlow's kernel caches would cost, for nothing
             ctx._seed = seed
             if rng is _UNSET:
                 if hasattr(ctx, "_rng"):
