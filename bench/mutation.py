@@ -562,14 +562,14 @@ about a failure, never whether it fails. Listed apart, and not counted."""
 OUT_OF_REACH = (
     (
         "pitfalls/_sources.py",
-        "_is_torch_loader",
+        "is_torch_loader",
         "",
         "tells a torch DataLoader: tests/test_torch.py pins the persistent workers it stops",
     ),
     (
         "pitfalls/_sources.py",
         "resolve",
-        r"_MADE\[-1\]\.append",
+        r"_MADE\[-1\]\.append|^if _MADE and is_torch_loader",
         "the worker pool a torch DataLoader came with: tests/test_torch.py pins it",
     ),
     (

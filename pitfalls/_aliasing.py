@@ -10,6 +10,7 @@ from pitfalls._blame import blame_aliasing
 from pitfalls._boundary import checker
 from pitfalls._report import AliasingError, Finding, Report
 from pitfalls._sources import Source, draw, resolve
+from pitfalls._sources import is_torch_loader as is_torch_loader_object
 from pitfalls._tree import as_array, buffer_of, diff_snapshot, flatten, snapshot
 
 DEFAULT_DRAWS = 16
@@ -62,10 +63,7 @@ def array_library(batch: Any) -> str:
 
 def is_torch_loader(source: Source) -> bool:
     """Is the source a ``torch.utils.data.DataLoader`` (or a subclass)?"""
-    return any(
-        cls.__name__ == "DataLoader" and cls.__module__.startswith("torch.utils.data")
-        for cls in type(source.obj).__mro__
-    )
+    return is_torch_loader_object(source.obj)
 
 
 _TORCH_LOADER_HINT = (

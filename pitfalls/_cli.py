@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="A",
         help="absolute tolerance of the targets check (default: by dtype, 1e-05 for float32,"
-        " 1e-07 for float64, exact for integers)",
+        " 1e-07 for float64, exact for integers; smaller for targets below 1)",
     )
     c.add_argument(
         "--timeout",

@@ -827,12 +827,12 @@ def _compare_epochs(reader: _Reader, first: Epoch, stored: dict[str, Any]) -> _V
     return missing, "unexplained epoch" if stored else "epoch", [], "", batches, ""
 
 
-def _jax_unexplained(keys: list[str], what: str) -> str:
+def _jax_unexplained(keys: list[str], what: str, compared: str = "sample by sample") -> str:
     return (
         f"The source holds a JAX PRNG key ({', '.join(keys[:MAX_SHOWN])}), and {what}: a key"
         " cannot be reseeded from outside, so each epoch draws on from where the last left"
         " it (new orders and augmentations, as meant) and two epochs cannot be compared"
-        " sample by sample; no array the source holds changed. Check with the augmentation"
+        f" {compared}; no array the source holds changed. Check with the augmentation"
         " turned off, or keep the key on an object (self.key) and pass reseed=lambda seed:"
         " setattr(source, 'key', jax.random.key(seed))."
     )
@@ -1249,7 +1249,7 @@ def _order_verdict(
         )
     keys = list(reader.held().keys)
     if keys:
-        return (), _jax_unexplained(keys, what).replace("sample by sample", "in order"), []
+        return (), _jax_unexplained(keys, what, compared="in order"), []
     return (
         (),
         f"The samples cannot be matched across epochs: {what}, and nothing pitfalls can see"
@@ -1421,12 +1421,10 @@ def check_epoch_complete(
     inconclusive = ""
     tf_random = graph is not None and bool(graph.random_ops)
     workers = _worker_processes(resolved.obj)
-    here = ""  # draws made in the workers are out of sight: read a copy in this process
     not_rows = f"{strangers} of the {len(seen_list)} samples it delivered are not rows of dataset"
-    size = sizes[0] if sizes and len(set(sizes)) == 1 else 0
-    short = total - len(seen_list)  # counted: no sample needs to be recognised
-    remainder = bool(strangers) and size > 1 and 0 < short == total % size
-    if remainder:  # augmented or not, the last partial batch is missing: that is the verdict
+    cause = _complete_cause(resolved, sizes, len(seen_list), total, bool(twice), strangers)
+    if cause == "remainder" and strangers:  # augmented: the missing last batch is counted
+        short = total - len(seen_list)
         findings = [
             Finding(
                 path="samples",
@@ -1434,7 +1432,7 @@ def check_epoch_complete(
                 mismatched=short,
                 total=total,
                 problem=f"{short} / {total} samples never delivered (counted: {len(seen_list)}"
-                f" delivered, in {len(sizes)} batches of {size})",
+                f" delivered, in {len(sizes)} batches of {sizes[0]})",
             )
         ]
     elif strangers and (rnd.random or tf_random):
@@ -1444,7 +1442,7 @@ def check_epoch_complete(
             " samples never are, so which rows were delivered cannot be told. Check with"
             " the augmentation turned off."
         )
-    elif (
+    elif (  # draws made in the workers are out of sight: read a copy in this process
         strangers
         and workers
         and (here := _drawn_in_process(resolved, steps_per_epoch, timeout, unpack, layout))
@@ -1465,12 +1463,6 @@ def check_epoch_complete(
         )
     else:
         findings = _complete_findings(seen, wanted, twice, missing, strangers, total, seen_list)
-    lost = sum(wanted[fp] - seen[fp] for fp in wanted if seen[fp] < wanted[fp])
-    cause = (
-        "remainder"
-        if remainder
-        else _complete_cause(resolved, sizes, lost, total, bool(twice), strangers)
-    )
     reason, hint = _complete_text(cause, resolved, graph)
     return Report(
         check="epoch_complete",
@@ -1524,15 +1516,17 @@ def _loader_workers(obj: Any) -> int:
 
 
 def _complete_cause(
-    source: Source, sizes: list[int], lost: int, total: int, twice: bool, strangers: int
+    source: Source, sizes: list[int], delivered: int, total: int, twice: bool, strangers: int
 ) -> str:
-    """``"remainder"``: exactly the samples past the last whole batch are missing;
+    """``"remainder"``: exactly the samples past the last whole batch are missing, by count
+    (augmented samples need not be recognised; without strangers, none may come twice);
     ``"workers"``: a DataLoader's workers each read an IterableDataset whole;
     ``"strangers"``: samples that are not rows of dataset, none twice; else ""."""
     if twice and _loader_workers(source.obj):
         return "workers"
     size = sizes[0] if sizes and len(set(sizes)) == 1 else 0
-    if not twice and not strangers and size > 1 and lost > 0 and lost == total % size:
+    short = total - delivered
+    if size > 1 and 0 < short == total % size and (strangers or not twice):
         return "remainder"
     if strangers and not twice:
         return "strangers"

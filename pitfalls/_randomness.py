@@ -487,13 +487,8 @@ class Randomness:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if not self.restore:
-            return
-        for obj, kind, state in self._original.values():
-            with contextlib.suppress(Exception):  # one that cannot be put back is left
-                _set(obj, kind, state)
-        if self._keras_state is not None:
-            _restore_keras(self._keras_state)
+        if self.restore:
+            _put_back(self._original.values(), self._keras_state)
 
     def _remember(self, name: str, obj: Any, kind: str) -> None:
         if id(obj) in self._original:
@@ -725,9 +720,15 @@ def global_rngs_kept() -> Iterator[None]:
     try:
         yield
     finally:
-        for obj, kind, state in saved:
-            with contextlib.suppress(Exception):
-                _set(obj, kind, state)
+        _put_back(saved, seeds)
+
+
+def _put_back(saved: Iterable[tuple[Any, str, Any]], seeds: dict[str, Any] | None) -> None:
+    """Each RNG's state as remembered, then Keras' and TensorFlow's seeds (if recorded)."""
+    for obj, kind, state in saved:
+        with contextlib.suppress(Exception):  # one that cannot be put back is left
+            _set(obj, kind, state)
+    if seeds is not None:
         _restore_keras(seeds)
 
 

@@ -218,8 +218,9 @@ def _is_array(obj: Any) -> bool:
 
 
 _MADE: list[list[tuple[Any, Any]]] = []
-"""What factories returned during each check under way (innermost last), each with the
-worker pool (a DataLoader's ``_iterator``) it had then; see :func:`made_closed`."""
+"""The persistent torch DataLoaders factories returned during each check under way
+(innermost last), each with the worker pool (its ``_iterator``) it had then; see
+:func:`made_closed`."""
 
 
 @contextlib.contextmanager
@@ -235,15 +236,15 @@ def made_closed() -> Iterator[None]:
         yield
     finally:
         for made, before in _MADE.pop():
-            iterator: Any = getattr(made, "_iterator", None) if _is_torch_loader(made) else None
-            started = iterator is not None and iterator is not before
-            if started and getattr(made, "persistent_workers", False):
+            iterator: Any = getattr(made, "_iterator", None)
+            if iterator is not None and iterator is not before:  # started by the check
                 with contextlib.suppress(Exception):  # torch's private API: best effort
                     iterator._shutdown_workers()
                     made._iterator = None
 
 
-def _is_torch_loader(obj: Any) -> bool:
+def is_torch_loader(obj: Any) -> bool:
+    """Is ``obj`` a ``torch.utils.data.DataLoader`` (or a subclass)? torch is not imported."""
     return any(
         cls.__name__ == "DataLoader" and (cls.__module__ or "").startswith("torch.utils.data")
         for cls in type(obj).__mro__
@@ -291,8 +292,8 @@ def resolve(source: Any, name: str = "source") -> Source:
     from pitfalls import _tfdata
 
     _tfdata.keep_if_from_hf(made)  # letting it go would delete the user's HF dataset
-    if _MADE:  # with the pool it came with: a loader the factory only hands back keeps its
-        _MADE[-1].append((made, getattr(made, "_iterator", None)))
+    if _MADE and is_torch_loader(made) and getattr(made, "persistent_workers", False):
+        _MADE[-1].append((made, getattr(made, "_iterator", None)))  # with the pool it had
     call = f"calling {_call_text(source)} returned "
     why = _not_a_source(made, name, call)
     if why:

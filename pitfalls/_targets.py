@@ -397,9 +397,9 @@ class _Comparer:
                 rounding, of_inputs = coarse, True
         integers = gaps.dtype.kind == "f" and self._integers(path, a, d, gaps, facts)
         input_ulp = None
-        near = rounding is None and facts.precision is not None
-        if near and facts.precision and gap <= _EPS[facts.precision] * facts.scale:
-            input_ulp = (facts.precision, facts.scale)
+        coarse = facts.precision
+        if rounding is None and coarse is not None and gap <= _EPS[coarse] * facts.scale:
+            input_ulp = (coarse, facts.scale)
         return _Mismatch(
             batch=index,
             rounding=rounding,
