@@ -27,6 +27,7 @@ from pitfalls._report import BroadcastError
 from pitfalls._report import EpochChangedError
 from pitfalls._report import EpochIncompleteError
 from pitfalls._report import Finding
+from pitfalls._report import InconclusiveError
 from pitfalls._report import IndexUnstableError
 from pitfalls._report import Location
 from pitfalls._report import OrderNotShuffledError
@@ -58,6 +59,7 @@ __all__ = [
     "EpochChangedError",
     "EpochIncompleteError",
     "Finding",
+    "InconclusiveError",
     "IndexUnstableError",
     "Location",
     "OrderNotShuffledError",

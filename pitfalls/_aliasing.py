@@ -8,7 +8,7 @@ from typing import Any
 from pitfalls import _validate as validate
 from pitfalls._blame import blame_aliasing
 from pitfalls._boundary import checker
-from pitfalls._report import AliasingError, Finding, Report
+from pitfalls._report import Finding, Report, raise_for
 from pitfalls._sources import Source, draw, resolve
 from pitfalls._sources import is_torch_loader as is_torch_loader_object
 from pitfalls._tree import as_array, buffer_of, diff_snapshot, flatten, snapshot
@@ -307,5 +307,4 @@ def assert_generator_no_aliasing(
     __tracebackhide__ = True
     msg = validate.message("msg", msg)
     report = check_generator_no_aliasing(source, draws=draws, timeout=timeout)
-    if not report.ok:
-        raise AliasingError(report, msg)
+    raise_for(report, msg)

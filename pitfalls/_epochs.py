@@ -37,15 +37,15 @@ from pitfalls._randomness import (
     Randomness,
     changed_rows,
     held_by,
+    source_state,
+    state_changed,
     stored_arrays,
 )
 from pitfalls._report import (
     MAX_SHOWN,
-    EpochChangedError,
-    EpochIncompleteError,
     Finding,
-    OrderNotShuffledError,
     Report,
+    raise_for,
 )
 from pitfalls._sources import Source, add_note, article, call_within, resolve
 from pitfalls._tree import _MAX_DEPTH, LeafError, Parts, as_array, flatten_at, split_batch
@@ -309,6 +309,11 @@ class _Reader:
         self.seeds: list[int] = []
         """The seed each epoch was started under, in order (for :meth:`again`)."""
         self.still: int | None = None
+        self.reads = "seeded"
+        """How reads are made: ``"seeded"`` (each after reseeding with its position),
+        ``"natural"`` (watched, nothing reseeded: as training reads), ``"kept"`` (reseeded
+        with the position, then every generator put back where the read found it, so
+        that what an epoch's start draws goes on as in training)."""
         self.indexable = source.kind == "indexable"
         self.tf = tfdata.is_dataset(source.obj)
         self.rebuilt = False
@@ -340,6 +345,8 @@ class _Reader:
                 self.rnd.control(_EPOCH_SEED)
                 self.stream = self._start(source)
                 self.rnd.add_root("stream", self.stream)
+        self.state_changed: list[str] = []
+        """Attributes of the source's own objects that its reads changed (a counter)."""
         self.iterables: list[str] = []
         """Names of RNGs found in an epoch's own iterator (made anew each epoch)."""
         self._stream_rngs: dict[str, int] = {}
@@ -382,27 +389,36 @@ class _Reader:
             return not self.late
         return self.indexable or self.source.rereadable
 
-    def epoch(self, seed: int, *, transition: bool = True, still: int | None = None) -> Epoch:
+    def epoch(
+        self, seed: int | None, *, transition: bool = True, still: int | None = None
+    ) -> Epoch:
         """Read one epoch; start it under ``seed`` (``transition=False``: same indices again;
-        ``still``: the seed of generators not drawn from yet, see :meth:`Randomness.control`)."""
+        ``still``: the seed of generators not drawn from yet, see :meth:`Randomness.control`;
+        None: nothing reseeded as it starts, as training goes from one epoch to the next)."""
         self.epochs += 1
-        self.seeds.append(seed)
+        self.seeds.append(seed if seed is not None else -1)
         self.still = still
         if self.indexable:
             if transition:
-                self.rnd.control(seed, still=still)
+                if seed is not None:
+                    self.rnd.control(seed, still=still)
                 end = getattr(self.source.obj, "on_epoch_end", None)
                 if callable(end):
                     end()
             return self._read(lambda i: self.source.obj[i], first_seeded=True)
         if self.stream is not None:
-            if not self.tf:  # its threads read ahead: reseeded as it started, only
-                self.rnd.control(seed, still=still)
+            if not self.tf and seed is not None:  # its threads read ahead: reseeded as it
+                self.rnd.control(seed, still=still)  # started, only
+            elif seed is None:
+                self.rnd.mark()
             known = set(self.rnd.rngs)
             epoch = self._read(self._next_in_stream, first_seeded=False, iterator=None)
             self.late = bool(set(self.rnd.rngs) - known)
             return epoch
-        self.rnd.control(seed, still=still)
+        if seed is not None:
+            self.rnd.control(seed, still=still)
+        else:
+            self.rnd.mark()  # what iter() draws (a DataLoader's seeds) counts as the start
         once = self.source.kind in ("generator", "iterator")
         src = self.source.fresh() if once and self.epochs > 1 else self.source
         if self.epochs > 1 and not self.source.rereadable:
@@ -455,15 +471,21 @@ class _Reader:
         epoch = Epoch()
         b = samples = 0
         restarted = False
+        state = source_state(self.current)
         length = self.source.length
-        per_read = not self.tf  # a pipeline's threads read ahead of next(): no reseeding
+        # a pipeline's threads read ahead of next(): no reseeding
+        per_read = not self.tf and self.reads != "natural"
         while self.count is None or b < self.count:
             if self.count is None:
                 endless = _endless(b, samples, epoch.nbytes, length)
                 if endless:
                     raise ValueError(endless)
+            kept = None
             if per_read and (b > 0 or first_seeded):
+                kept = self.rnd.states() if self.reads == "kept" else None
                 self.rnd.control(b)
+            elif self.reads != "seeded" and (b > 0 or first_seeded):
+                self.rnd.mark()  # the first batch of an iterator: watched since iter()
             index = self.read
             try:
                 batch = _next_batch(functools.partial(get, b), index, self.timeout)
@@ -475,6 +497,8 @@ class _Reader:
                 break
             at_start = iterator is not None and b == 0
             self.rnd.drew(at_start=at_start)
+            if kept is not None:
+                self.rnd.put_back(kept)
             if b == 0 and iterator is not None:
                 before = set(self.rnd.rngs)
                 self.rnd.rescan()  # a generator's locals exist once it runs
@@ -502,6 +526,8 @@ class _Reader:
             )
         if b == 0:
             raise ValueError("source yielded no batches")
+        changed = state_changed(state, source_state(self.current))
+        self.state_changed += [name for name in changed if name not in self.state_changed]
         if b == 1 and iterator is not None:  # its first batch is all of it: drawn per read
             self.rnd.per_read()
         return epoch
@@ -572,8 +598,7 @@ def _repeatable_text(
 
     ``where`` is ``"read"`` (reading the same batches again changed them),
     ``"on_epoch_end"`` (it rewrote stored arrays), ``"epoch"`` (epoch 2
-    holds other samples), or ``"unexplained read"`` / ``"unexplained epoch"``
-    (neither randomness nor a stored array explains it), or ``"persistent workers"``
+    holds other samples), or ``"persistent workers"``
     (a write the blame found, in a dataset a DataLoader's ``persistent`` worker
     processes keep). ``library`` is the loader's (:func:`framework`): a torch
     Dataset's fix is in ``__getitem__``.
@@ -586,21 +611,13 @@ def _repeatable_text(
             "(self.indices)); never transform the stored samples there, nor resample them"
             " with replacement.",
         )
-    if where.startswith("unexplained"):
-        what = (
-            "Reading the same indices again gave other samples"
-            if where.endswith("read")
-            else "The second epoch holds other samples than the first"
-        )
+    if where == "state":
         return (
-            f"{what}, and nothing pitfalls can see explains it: no array the source holds"
-            " changed, and it drew from no random generator pitfalls can reach. Either it"
-            " changes its samples by state (a counter, data held elsewhere), or it augments"
-            " with a random generator pitfalls cannot reach (in a closure, another module,"
-            " TensorFlow ops in a tf.function).",
-            "if the source augments at random, pass reseed=, a function that reseeds its"
-            " generator from the seed it is given; otherwise make each batch depend on its"
-            " index and the stored data alone.",
+            "The second epoch holds other samples than the first: reading changes the"
+            " source's own state (see the note), a counter or a position its batches drift"
+            " with, so every epoch trains on other data.",
+            "make each batch depend on its index (or the epoch's order) and the stored data"
+            " alone: keep counters and positions out of the read.",
         )
     example = "x /= 255 on a slice"
     if library == "torch":
@@ -720,15 +737,22 @@ def check_epoch_repeatable(
         reader = _Reader(resolved, steps_per_epoch, timeout, unpack, rnd)
         verdict = (_repeatable_indexable if reader.indexable else _repeatable_stream)(reader)
     findings, where, notes, inconclusive, batches, summary = verdict
+    persistent = _worker_processes(resolved.obj) if _persistent(resolved.obj) else 0
+    unexplained = where.startswith("unexplained")
+    if unexplained and reader.state_changed and not persistent:
+        shown = ", ".join(reader.state_changed[:MAX_SHOWN])
+        where, inconclusive = "state", ""  # the evidence: what the reads changed
+        notes = [*notes, f"Reading changed the source's own state: {shown}."]
+    elif inconclusive and not (unexplained and persistent):
+        findings = ()  # what differs without evidence is no finding
     blame = (
         blame_epochs(resolved, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack)
         if findings
         else None
     )
-    persistent = _worker_processes(resolved.obj) if _persistent(resolved.obj) else 0
-    if findings and where.startswith("unexplained") and persistent:
+    if findings and unexplained and persistent:
         if blame is not None and blame.found:
-            where = "persistent workers"  # the write, found by reading in this process
+            where, inconclusive = "persistent workers", ""  # the write, found in this process
         else:
             findings, blame = (), None
             inconclusive = (
@@ -769,23 +793,27 @@ def _repeatable_indexable(reader: _Reader) -> _Verdict:
         return _compare_epochs(reader, first, stored)
     again = reader.epoch(_EPOCH_SEED, transition=False)
     if again.batches != first.batches:
-        changes = changed_rows(stored, reader.held())
+        changes = changed_rows(stored)
         if changes:
             note = _change_note(changes, "while reading")
             return (_changed_reads(first, again),), "read", [note], "", batches, ""
-        if not rnd.random:
-            return (_changed_reads(first, again),), "unexplained read", [], "", batches, ""
         what = "reading the same indices again gave other samples"
-        return (), "read", [], _unexplained(rnd, what, stored), batches, ""
+        where = "read" if rnd.random else "unexplained read"
+        findings = (_changed_reads(first, again),)
+        return findings, where, [], _unexplained(rnd, what, stored), batches, ""
     second = reader.epoch(_EPOCH_SEED)  # after on_epoch_end()
     if Counter(second.samples) == Counter(again.samples):
         return (), "epoch", [], "", batches, f"epoch 2 holds the same {n} samples as epoch 1"
     missing = (_missing(again.samples, second.samples, "samples of epoch 1", "in epoch 2"),)
-    changes = changed_rows(stored, reader.held())
+    changes = changed_rows(stored)
+    remainder = _remainder_verdict(again, second, changes)
+    if remainder is not None:
+        return remainder
     if changes:
         return missing, "on_epoch_end", [_change_note(changes, "by on_epoch_end")], "", batches, ""
-    if not rnd.random:  # reads are reproducible and draw nothing: the samples changed
-        return missing, "unexplained epoch" if stored else "epoch", [], "", batches, ""
+    if not rnd.random:  # reads are reproducible and draw nothing, yet nothing explains it
+        what = "epoch 2 holds other samples than epoch 1"
+        return missing, "unexplained epoch", [], _unexplained(rnd, what, stored), batches, ""
     if stored:
         names = ", ".join(list(stored)[:MAX_SHOWN])
         return (
@@ -804,6 +832,35 @@ def _repeatable_indexable(reader: _Reader) -> _Verdict:
     return (), "epoch", [], _unexplained(rnd, what, stored), batches, ""
 
 
+def _remainder(first: Epoch, second: Epoch) -> str:
+    """A note when two epochs of full batches differ only by fewer samples than a batch
+    (each left out another remainder: ``len = floor(n / batch_size)``, ``drop_last``
+    under shuffling, the convention), else ""."""
+    a, b = Counter(first.samples), Counter(second.samples)
+    sizes = {len(batch) for batch in first.batches + second.batches}
+    if len(sizes) != 1 or a.total() != b.total():
+        return ""
+    (size,) = sizes
+    left_out = (a - b).total()
+    if not 0 < left_out < size:
+        return ""
+    return (
+        f"Epochs 1 and 2 each left out a different remainder of {left_out} samples: every"
+        f" batch holds {size}, and the samples that did not fill a last batch differ from"
+        " epoch to epoch as the order changes (the drop_last convention); the rest are the"
+        " same samples."
+    )
+
+
+def _remainder_verdict(first: Epoch, second: Epoch, changes: tuple[Change, ...]) -> _Verdict | None:
+    note = "" if changes else _remainder(first, second)
+    if not note:
+        return None
+    n = len(second.samples)
+    summary = f"epoch 2 holds epoch 1's samples but for a dropped remainder ({n} samples read)"
+    return (), "epoch", [note], "", len(first.batches), summary
+
+
 def _compare_epochs(reader: _Reader, first: Epoch, stored: dict[str, Any]) -> _Verdict:
     """Epoch 2 against epoch 1 as multisets: valid when no read draws random numbers."""
     n, batches = len(first.samples), len(first.batches)
@@ -811,7 +868,10 @@ def _compare_epochs(reader: _Reader, first: Epoch, stored: dict[str, Any]) -> _V
     if Counter(first.samples) == Counter(second.samples):
         return (), "epoch", [], "", batches, f"epoch 2 holds the same {n} samples as epoch 1"
     missing = (_missing(first.samples, second.samples, "samples of epoch 1", "in epoch 2"),)
-    changes = changed_rows(stored, reader.held())
+    changes = changed_rows(stored)
+    remainder = _remainder_verdict(first, second, changes)
+    if remainder is not None:
+        return remainder
     if changes:
         return missing, "epoch", [_change_note(changes, "while reading")], "", batches, ""
     what = "epoch 2 holds other samples than epoch 1"
@@ -824,7 +884,7 @@ def _compare_epochs(reader: _Reader, first: Epoch, stored: dict[str, Any]) -> _V
     keys = list(reader.held().keys)
     if keys:
         return (), "epoch", [], _jax_unexplained(keys, what), batches, ""
-    return missing, "unexplained epoch" if stored else "epoch", [], "", batches, ""
+    return missing, "unexplained epoch", [], _unexplained(reader.rnd, what, stored), batches, ""
 
 
 def _jax_unexplained(keys: list[str], what: str, compared: str = "sample by sample") -> str:
@@ -894,8 +954,19 @@ def _tf_unreached(reader: _Reader, what: str) -> str:
 
 
 def _unexplained(rnd: Randomness, what: str, stored: dict[str, Any]) -> str:
-    """Why a difference from a random source is not judged, and what to do."""
-    text = _random_per_read(rnd, what)
+    """Why a difference is not judged (no evidence: nothing changed that pitfalls can see),
+    and what to do."""
+    if not rnd.random:
+        text = (
+            f"The source drew from no generator pitfalls watches, and {what}, but nothing"
+            " pitfalls can see explains it, so it is no evidence of a bug: a generator made"
+            " during the read (np.random.default_rng() without a seed, random.Random(), a"
+            " seed taken from the epoch) does this as well as state that changes per call"
+            " (a counter, data held elsewhere). Pass reseed=, a function that reseeds your"
+            " generators from its seed argument, or check with the augmentation turned off."
+        )
+    else:
+        text = _random_per_read(rnd, what)
     if stored:
         names = ", ".join(list(stored)[:MAX_SHOWN])
         return text + f" The arrays the source holds ({names}) did not change."
@@ -1108,11 +1179,44 @@ def check_order_shuffled(
     style = source_style(resolved)
     with Randomness(_roots(resolved), reseed) as rnd:
         reader = _Reader(resolved, steps_per_epoch, timeout, unpack, rnd, build=False)
-        first = reader.epoch(_EPOCH_SEED + 1)
-        if reader.late:  # a generator's own RNG, found as epoch 1 ran: reseeded from now on
-            first = reader.epoch(_EPOCH_SEED + 1)
-        second = reader.epoch(_EPOCH_SEED + 2, still=_EPOCH_SEED + 1)
-        findings, inconclusive, notes = _order_verdict(reader, first, second)
+        reader.reads = "natural"  # as training reads: nothing reseeded, only watched
+        first = reader.epoch(None)
+        stored = stored_arrays(reader.held(), 2 * max(len(b) for b in first.batches))
+        second = reader.epoch(None)
+        verdict = _order_rule(reader, first, second)
+        if verdict is None and (rnd.random or reseed is not None) and not reader.tf:
+            # augmented per read: two more epochs, each read reseeded with its position and
+            # its generators put back after it, so that only what drew as the epoch
+            # started (on_epoch_end, iter(), the first batch) can make a new order
+            reader.reads = "kept"
+            first = reader.epoch(None)
+            start = rnd.states()
+            second = reader.epoch(None)
+            verdict = _order_rule(reader, first, second)
+            if verdict is None and (reader.stream is not None or reader.source.rereadable):
+                # epoch 2 once more: an indexable source's indices without on_epoch_end,
+                # any other from the generators' state at its start. The same batches
+                # again: the reads are reproducible, so what made epoch 2 differ from
+                # epoch 1 came as it started (its new order), unless stored data changed.
+                if not reader.indexable:
+                    rnd.put_back(start)
+                again = reader.epoch(None, transition=False)
+                if again.batches == second.batches and not changed_rows(stored):
+                    verdict = (
+                        (),
+                        [
+                            "Epochs 1 and 2 hold differently augmented samples; epoch 2 read"
+                            " again, each read reseeded alike, gave the same batches, so what"
+                            " made it differ from epoch 1 came as the epoch started: its order."
+                        ],
+                    )
+        if verdict is None:
+            changes = changed_rows(stored)
+            inconclusive, notes = _order_unjudged(reader, changes)
+            findings: tuple[Finding, ...] = ()
+        else:
+            (findings, notes), inconclusive = verdict, ""
+        natural = reader.reads == "natural"
     n, batches = len(first.samples), len(first.batches)
     reason, hint = _order_text(
         style,
@@ -1122,7 +1226,19 @@ def check_order_shuffled(
         resolved.obj,
         list(reader.held().keys) if findings else [],
     )
-    note = rnd.note()
+    if findings and findings[0].path == _MEMBERSHIP:
+        reason = (
+            "Every epoch puts the same samples in each batch: the source reorders the samples"
+            " inside each batch (sklearn.utils.shuffle(x_batch, y_batch), a permutation of"
+            " one batch's rows), never across the epoch, so batch k trains on the same"
+            " samples every epoch."
+        )
+        hint = (
+            "draw one permutation of all the samples every epoch and cut the batches from it:"
+            " order = rng.permutation(n), then batch i is order[i * batch_size:(i + 1) *"
+            " batch_size], with rng made once, outside the epoch's loop."
+        )
+    note = rnd.note(natural=natural)
     return Report(
         check="order_shuffled",
         parameters=_params(steps_per_epoch, batches, reseed),
@@ -1137,97 +1253,105 @@ def check_order_shuffled(
     )
 
 
-def _order_verdict(
+def _membership(batches: list[list[bytes]]) -> list[Counter[bytes]]:
+    return [Counter(batch) for batch in batches]
+
+
+def _membership_informative(batches: list[list[bytes]]) -> bool:
+    """Would a random reordering of the epoch keep every batch's samples, with chance below
+    1e-6? (Two batches of two keep theirs one time in three: no evidence.)"""
+    counts = Counter(s for batch in batches for s in batch).values()
+    n = sum(counts)
+    log_same = sum(math.lgamma(len(b) + 1) for b in batches) - math.lgamma(n + 1)
+    log_same += sum(math.lgamma(c + 1) for c in counts)  # repeated samples: fewer orders
+    return len(batches) > 1 and log_same < math.log(1e-6)
+
+
+_MEMBERSHIP = "batch membership"
+"""The path of a finding that every batch holds the same samples in both epochs."""
+
+
+def _same_batches(n: int, batches: int, what: str) -> tuple[Finding, ...]:
+    problem = (
+        f"each of the {batches} batches of epoch 2 holds the same {what} as in epoch 1;"
+        " only the order inside each batch changed"
+    )
+    return (Finding(path=_MEMBERSHIP, when="epoch 2", mismatched=n, total=n, problem=problem),)
+
+
+def _order_rule(
     reader: _Reader, first: Epoch, second: Epoch
-) -> tuple[tuple[Finding, ...], str, list[str]]:
-    n = len(first.samples)
+) -> tuple[tuple[Finding, ...], list[str]] | None:
+    """The verdict two consecutive epochs give: findings (the same order, or the same
+    samples in every batch), no findings (another order), or None when what they hold
+    cannot be matched (augmented per read, left out)."""
+    n, k = len(first.samples), len(first.batches)
     if first.samples == second.samples:
-        return _same_order(n, f"epoch 2 repeats epoch 1's order of all {n} samples"), "", []
+        return _same_order(n, f"epoch 2 repeats epoch 1's order of all {n} samples"), []
     if Counter(first.samples) == Counter(second.samples):
-        return (), "", []
-    if not reader.indexable and len(first.batches) > 1 and first.batches[1:] == second.batches[1:]:
+        same = _membership(first.batches) == _membership(second.batches)
+        if same and _membership_informative(first.batches):
+            return _same_batches(n, k, "samples"), []
+        return (), []
+    if not reader.indexable and k > 1 and first.batches[1:] == second.batches[1:]:
         return (
             _same_order(
                 n,
                 f"epoch 2 repeats epoch 1's order of all {n} samples; only the first batch,"
-                " read right after the epoch's own reseed, was augmented differently",
+                " read as the epoch started, was augmented differently",
             ),
-            "",
             [],
         )
     both = _in_both(first.samples, second.samples)
     if both is not None:
         kept1, kept2 = both
         if kept1 != kept2:
-            return (
-                (),
-                "",
-                [
-                    f"Epochs 1 and 2 differ in {n - len(kept1)} samples (augmented, or left out),"
-                    f" and the {len(kept1)} samples both hold come in another order."
-                ],
-            )
+            return (), [
+                f"Epochs 1 and 2 differ in {n - len(kept1)} samples (augmented, or left out),"
+                f" and the {len(kept1)} samples both hold come in another order."
+            ]
         if _informative(kept1):
             problem = (
                 f"epoch 2 repeats epoch 1's order of the {len(kept1)} samples both epochs hold"
                 f" (of {n})"
             )
-            return _same_order(n, problem), "", []
-    a, b = first.sample_targets, second.sample_targets
-    if a is not None and a == b and _informative(a):
+            return _same_order(n, problem), []
+    a, b = first.targets, second.targets
+    if a is None or b is None:
+        return None
+    ta, tb = [t for batch in a for t in batch], [t for batch in b for t in batch]
+    if ta == tb and _informative(ta):
         return (
             _same_order(
                 n,
                 f"epoch 2 repeats epoch 1's sequence of all {n} targets (the inputs differ:"
                 " random per read)",
             ),
-            "",
             [],
         )
-    if a is not None and b is not None and a != b and _identifying(a) and Counter(a) == Counter(b):
-        return (
-            (),
-            "",
-            [
-                "Epochs 1 and 2 hold differently augmented samples, but the same targets in"
-                " another order: the samples were reordered."
-            ],
-        )
-    graph = reader.graph
-    if graph is not None and not (graph.shuffles or graph.python or graph.order_ops):
-        return _same_order(n, "the pipeline has no op that could reorder its samples"), "", []
-    changes: tuple[Change, ...] = ()
-    if reader.replayable:
-        stored = stored_arrays(reader.held(), 2 * max(len(b) for b in first.batches))
-        replay = reader.again()
-        if replay.batches == second.batches:
-            how = (
-                "the pipeline built again under the same seed gave the same epoch 2"
-                if reader.tf
-                else "epoch 2 read again under the same seeds was the same"
-            )
-            return (
-                (),
-                "",
-                [
-                    f"Epochs 1 and 2 hold differently augmented samples; {how}, so the order"
-                    " follows the shuffle."
-                ],
-            )
-        changes = changed_rows(stored, reader.held())
+    if ta != tb and _identifying(ta) and Counter(ta) == Counter(tb):
+        if _membership(a) == _membership(b) and _membership_informative(a):
+            return _same_batches(n, k, "targets (the inputs differ: random per read)"), []
+        return (), [
+            "Epochs 1 and 2 hold differently augmented samples, but the same targets in"
+            " another order: the samples were reordered."
+        ]
+    return None
+
+
+def _order_unjudged(reader: _Reader, changes: tuple[Change, ...]) -> tuple[str, list[str]]:
+    """Why two epochs whose samples cannot be matched leave the order unjudged."""
+    what = "epoch 2 holds other samples than epoch 1"
     if changes:
         return (
-            (),
             "Epoch 2 holds other samples than epoch 1 because reading writes the data the"
             " source holds (see the note), so their order cannot be compared: fix that first"
             " (check_epoch_repeatable reports it).",
             [_change_note(changes, "while reading")],
         )
-    what = "epoch 2 holds other samples than epoch 1"
     if _persistent(reader.source.obj):
         workers = _worker_processes(reader.source.obj)
         return (
-            (),
             f"The samples cannot be matched across epochs: {what}, and the DataLoader's"
             f" {workers} persistent worker processes keep their own copies of the dataset"
             " across epochs, out of pitfalls' reach: a random generator there goes on from"
@@ -1236,11 +1360,11 @@ def _order_verdict(
             [],
         )
     if reader.rnd.random:
-        return (), _random_per_read(reader.rnd, what) + " Their order cannot be compared.", []
+        return _random_per_read(reader.rnd, what) + " Their order cannot be compared.", []
+    graph = reader.graph
     if graph is not None and graph.random_ops:
         ops = ", ".join(graph.random_ops)
         return (
-            (),
             f"The tf.data pipeline draws in TensorFlow random ops ({ops}) as it reads, so"
             f" {what} and, with targets that change with them or tell no samples apart,"
             " their order cannot be compared. Check with the augmentation turned off (the"
@@ -1249,14 +1373,13 @@ def _order_verdict(
         )
     keys = list(reader.held().keys)
     if keys:
-        return (), _jax_unexplained(keys, what, compared="in order"), []
+        return _jax_unexplained(keys, what, compared="in order"), []
     return (
-        (),
         f"The samples cannot be matched across epochs: {what}, and nothing pitfalls can see"
         " explains it (no random generator it can reach was drawn from, no array the source"
         " holds changed). If the source augments with a generator pitfalls cannot reach,"
-        " pass reseed=, a function that reseeds it from the seed it is given; otherwise see"
-        " check_epoch_repeatable.",
+        " pass reseed=, a function that reseeds it from the seed it is given, or check with"
+        " the augmentation turned off; otherwise see check_epoch_repeatable.",
         [],
     )
 
@@ -1279,8 +1402,7 @@ def assert_epoch_repeatable(
     report = check_epoch_repeatable(
         source, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack, reseed=reseed
     )
-    if not report.ok:
-        raise EpochChangedError(report, msg)
+    raise_for(report, msg)
 
 
 def assert_order_shuffled(
@@ -1301,8 +1423,7 @@ def assert_order_shuffled(
     report = check_order_shuffled(
         source, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack, reseed=reseed
     )
-    if not report.ok:
-        raise OrderNotShuffledError(report, msg)
+    raise_for(report, msg)
 
 
 # epoch_complete ----------------------------------------------------------------------
@@ -1399,16 +1520,24 @@ def check_epoch_complete(
     graph = tfdata.graph(resolved.obj) if tfdata.is_dataset(resolved.obj) else None
     with Randomness(_roots(resolved)) as rnd:
         sample_bytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in layout)
+        limits = (len(reference), len(reference) * sample_bytes)
         seen_list, sizes = _first_epoch(
-            resolved,
-            steps_per_epoch,
-            timeout,
-            unpack,
-            rnd,
-            layout,
-            len(reference),
-            len(reference) * sample_bytes,
+            resolved, steps_per_epoch, timeout, unpack, rnd, layout, *limits
         )
+        cause = _complete_cause(resolved, sizes, len(seen_list), len(reference), False, 0)
+        rotated = ""
+        if cause == "remainder" and set(seen_list) <= set(reference):
+            rotated = _next_remainder(
+                resolved,
+                seen_list,
+                reference,
+                steps_per_epoch,
+                timeout,
+                unpack,
+                rnd,
+                layout,
+                limits,
+            )
     batches = len(sizes)
     wanted = Counter(reference)
     seen = Counter(seen_list)
@@ -1461,7 +1590,7 @@ def check_epoch_complete(
             " samples as the source delivers them, transformed alike, and check with random"
             " augmentation turned off."
         )
-    else:
+    elif not (rotated and not twice):
         findings = _complete_findings(seen, wanted, twice, missing, strangers, total, seen_list)
     reason, hint = _complete_text(cause, resolved, graph)
     return Report(
@@ -1472,8 +1601,45 @@ def check_epoch_complete(
         inconclusive=inconclusive,
         reason=reason,
         hint=hint,
-        summary=f"all {total} samples delivered exactly once",
+        notes=(rotated,) if rotated and not findings and not inconclusive else (),
+        summary=f"all {total} samples delivered exactly once"
+        if not rotated
+        else f"{total} samples, each delivered at most once, a different remainder left out"
+        " each epoch",
         source=resolved.description,
+    )
+
+
+def _next_remainder(
+    source: Source,
+    first: list[bytes],
+    reference: list[bytes],
+    steps_per_epoch: int | None,
+    timeout: float | None,
+    unpack: Any,
+    rnd: Randomness,
+    layout: Layout,
+    limits: tuple[int, int],
+) -> str:
+    """A note when the next epoch, read as training reads it, leaves out other samples than
+    the first (``drop_last`` under shuffling: every sample is trained on across epochs),
+    else "" (the same ones are never delivered, or no next epoch can be had)."""
+    if source.kind == "indexable":
+        end = getattr(source.obj, "on_epoch_end", None)
+        if callable(end):
+            end()
+    elif source.kind in ("generator", "iterator"):
+        if source.made_by is None:
+            return ""
+        source = source.fresh()
+    second, _ = _first_epoch(source, steps_per_epoch, timeout, unpack, rnd, layout, *limits)
+    left_out = set(reference) - set(first)
+    if set(reference) - set(second) == left_out:
+        return ""
+    return (
+        f"Each epoch left out its last, partial batch ({len(left_out)} samples), other samples"
+        " in epoch 2 than in epoch 1: the drop_last convention under shuffling, every sample"
+        " is trained on across epochs."
     )
 
 
@@ -1670,5 +1836,4 @@ def assert_epoch_complete(
     report = check_epoch_complete(
         source, dataset, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack
     )
-    if not report.ok:
-        raise EpochIncompleteError(report, msg)
+    raise_for(report, msg)

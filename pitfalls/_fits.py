@@ -10,7 +10,7 @@ import numpy as np
 
 from pitfalls import _validate as validate
 from pitfalls._boundary import checker
-from pitfalls._report import Finding, Report, UnderfitError
+from pitfalls._report import Finding, Report, raise_for
 
 DEFAULT_STEPS = 2000
 DEFAULT_LEARNING_RATE = 1.0
@@ -247,5 +247,4 @@ def assert_fits(
         loss=loss,
         seed=seed,
     )
-    if not report.ok:
-        raise UnderfitError(report, msg)
+    raise_for(report, msg)

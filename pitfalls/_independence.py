@@ -19,7 +19,7 @@ import numpy as np
 
 from pitfalls import _validate as validate
 from pitfalls._boundary import checker
-from pitfalls._report import MAX_SHOWN, BatchDependenceError, Finding, Location, Report
+from pitfalls._report import MAX_SHOWN, Finding, Location, Report, raise_for
 from pitfalls._sources import add_note
 from pitfalls._tree import LeafError, as_array
 
@@ -238,5 +238,4 @@ def assert_batch_independent(
         rtol=rtol,
         atol=atol,
     )
-    if not report.ok:
-        raise BatchDependenceError(report, msg)
+    raise_for(report, msg)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import hashlib
 import inspect
 import random
 import sys
@@ -549,6 +550,20 @@ class Randomness:
             for name, (obj, kind) in self.rngs.items()
         }
 
+    def states(self) -> list[tuple[Any, str, Any]]:
+        """Every watched RNG with its state now, for :meth:`put_back`."""
+        out = []
+        for obj, kind in self.rngs.values():
+            with contextlib.suppress(Exception):  # a state that cannot be read is left
+                out.append((obj, kind, _get(obj, kind)))
+        return out
+
+    @staticmethod
+    def put_back(states: list[tuple[Any, str, Any]]) -> None:
+        """The states :meth:`states` took, set again: a read reseeded for comparison leaves
+        the generators where training would find them (its draws undone, not replaced)."""
+        _put_back(states, None)
+
     def mark(self) -> None:
         """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch)."""
         self._after_seed = {name: _get(obj, kind) for name, (obj, kind) in self.rngs.items()}
@@ -586,8 +601,9 @@ class Randomness:
         """
         return bool(self.seen) or self.hook is not None
 
-    def note(self) -> str:
-        """One line for a report: which RNGs the reads drew from, and how they were held."""
+    def note(self, *, natural: bool = False) -> str:
+        """One line for a report: which RNGs the reads drew from, and how they were held
+        (``natural``: epochs read as training reads them, nothing reseeded between them)."""
         drawn = self.seen + self.at_start
         if not drawn and self.hook is None:
             return ""
@@ -598,6 +614,12 @@ class Randomness:
         if self.hook is not None:
             names.append(f"your reseed={getattr(self.hook, '__name__', 'hook')}")
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        if natural:
+            return (
+                f"Randomness: the source drew from {shown}; the epochs were read as training"
+                " reads them, nothing reseeded between them, and every generator was put"
+                " back afterwards."
+            )
         return (
             f"Randomness: the source drew from {shown}; every read compared was made"
             " after reseeding them alike, and they were put back afterwards."
@@ -735,11 +757,18 @@ def _put_back(saved: Iterable[tuple[Any, str, Any]], seeds: dict[str, Any] | Non
 # Stored data: written in place or not? ----------------------------------------------
 
 
-def row_digests(array: np.ndarray) -> Counter[int]:
-    """A multiset of the rows (axis 0) of ``array``, by hash: a reordering keeps it."""
-    a = np.ascontiguousarray(array)
-    rows = a.reshape(len(a), -1) if a.ndim > 1 else a.reshape(len(a), 1)
-    return Counter(hash(rows[i].tobytes()) for i in range(len(rows)))
+def row_digests(array: np.ndarray) -> Counter[bytes]:
+    """A multiset of the rows (axis 0) of ``array``, by a 16-byte digest of each row's bytes:
+    a reordering keeps it. Read a row at a time: no copy of the whole array is made."""
+    out: Counter[bytes] = Counter()
+    for row in array.reshape(len(array), -1) if array.flags.c_contiguous else array:
+        data = np.ascontiguousarray(row)
+        try:
+            view = data.reshape(-1).view(np.uint8)
+        except (TypeError, ValueError):  # a dtype numpy will not view as bytes
+            view = np.frombuffer(data.tobytes(), dtype=np.uint8)
+        out[hashlib.blake2b(view.data, digest_size=16).digest()] += 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -751,23 +780,28 @@ class Change:
     rows: int
 
 
-def stored_arrays(held: Held, min_rows: int) -> dict[str, Counter[int]]:
-    """Row multisets of the arrays held with at least ``min_rows`` rows: the data, not buffers."""
+Stored = dict[str, tuple[Any, Counter[bytes]]]
+"""Arrays a source holds, by name: the object itself (found again by identity, never by its
+name: a name rebound to a new array is no write) and the multiset of its rows."""
+
+
+def stored_arrays(held: Held, min_rows: int) -> Stored:
+    """The arrays held with at least ``min_rows`` rows (the data, not a batch's buffer), of
+    any size, with their rows' digests."""
     out = {}
     for name, array in held.arrays.items():
-        if len(array) >= min_rows and _nbytes(array) <= 2**28:
+        if len(array) >= min_rows:
             rows = as_numpy(array)
             if rows is not None:
-                out[name] = row_digests(rows)
+                out[name] = (array, row_digests(rows))
     return out
 
 
-def changed_rows(before: dict[str, Counter[int]], held: Held) -> tuple[Change, ...]:
-    """Arrays, by name, whose rows are not the same multiset as ``before``."""
+def changed_rows(before: Stored) -> tuple[Change, ...]:
+    """The arrays of ``before`` (the same objects) whose rows are no longer that multiset."""
     changes = []
-    for name, digests in before.items():
-        array = held.arrays.get(name)
-        rows = None if array is None else as_numpy(array)
+    for name, (array, digests) in before.items():
+        rows = as_numpy(array)
         if rows is None:
             continue
         now = row_digests(rows)
@@ -775,3 +809,87 @@ def changed_rows(before: dict[str, Counter[int]], held: Held) -> tuple[Change, .
             lost = sum((digests - now).values())
             changes.append(Change(name, lost, sum(digests.values())))
     return tuple(changes)
+
+
+# Fresh entropy: generators made without a seed during a read -------------------------
+
+_ENTROPY = (
+    "fresh entropy drawn during the read (os.urandom: a generator made without a seed,"
+    " np.random.default_rng() or random.Random())"
+)
+
+
+def fresh_entropy(read: Callable[[], Any]) -> str:
+    """Run ``read`` under a profile hook and say what drew fresh entropy ("" for nothing).
+
+    A generator made without a seed (``np.random.default_rng()``, ``RandomState()``,
+    ``random.Random()``) is a new object no reseeding reaches and no state of a watched
+    generator moves for: it is seen as it draws from the operating system, through
+    ``os.urandom`` or ``random.Random.seed(None)``.
+    """
+    found: list[str] = []
+
+    def hook(frame: types.FrameType, event: str, arg: Any) -> None:
+        if found:
+            return
+        if (event == "c_call" and getattr(arg, "__name__", "") == "urandom") or (
+            event == "call"
+            and frame.f_code.co_name == "seed"
+            and frame.f_globals.get("__name__") == "random"
+            and frame.f_locals.get("a", 0) is None
+        ):
+            found.append(_ENTROPY)
+
+    old = sys.getprofile()
+    sys.setprofile(hook)
+    try:
+        read()
+    finally:
+        sys.setprofile(old)
+    return found[0] if found else ""
+
+
+# The source's own state: what a read changed on it ------------------------------------
+
+
+def _token(value: Any) -> Any:
+    """What of an attribute a read could change that is neither data nor an RNG: a scalar's
+    value, a container's length, which object is bound (None: not watched)."""
+    if isinstance(value, _ATOMS):
+        return ("value", value)
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return ("len", len(value))
+    if isinstance(value, (np.ndarray, *_SKIP)) or _kind(value) or _tensor(value):
+        return None  # data is judged by its rows, randomness by its draws
+    if callable(value):
+        return None
+    return ("object", id(value))
+
+
+def _attributes(obj: Any) -> list[tuple[str, Any]]:
+    try:
+        return list(vars(obj).items())[: _MAX_ITEMS * 4]
+    except TypeError:
+        return []
+
+
+def source_state(root: Any) -> dict[str, Any]:
+    """The state of the user's own objects a source is made of: the source itself and the
+    objects its attributes hold (a DataLoader's ``dataset``), each a user-defined class's
+    instance, their attributes by :func:`_token`. Two snapshots around a read tell what
+    the read changed (``self.calls``): a source whose batches drift with its state."""
+    out: dict[str, Any] = {}
+    objects = [("self", root)] + [(f"self.{k}", v) for k, v in _attributes(root)]
+    for name, obj in objects:
+        if _user_module(obj) is None or isinstance(obj, (*_ATOMS, *_SKIP)):
+            continue
+        for key, value in _attributes(obj):
+            token = _token(value)
+            if token is not None:
+                out[f"{name}.{key}"] = token
+    return out
+
+
+def state_changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Attributes whose token differs between two :func:`source_state` snapshots."""
+    return [name for name in after if name in before and before[name] != after[name]]

@@ -288,6 +288,13 @@ class PitfallError(AssertionError):
         super().__init__(format_report(report, msg))
 
 
+class InconclusiveError(PitfallError):
+    """A check could not judge: something hid the comparison (randomness it cannot
+    reseed, code that ran where it cannot look). The message says what, and which option
+    (``reseed=``, the augmentation turned off) lets it judge. Not a pitfall's error: no
+    pitfall was shown."""
+
+
 class AliasingError(PitfallError):
     """A batch already handed out changed as the source advanced."""
 
@@ -338,6 +345,7 @@ for _public in (
     Finding,
     Report,
     PitfallError,
+    InconclusiveError,
     AliasingError,
     TargetMismatchError,
     IndexUnstableError,
@@ -370,7 +378,10 @@ ERRORS: dict[str, type[PitfallError]] = {
 
 
 def raise_for(report: Report, msg: str | None = None) -> None:
-    """Raise the check's error unless the report passed (failed or could not judge)."""
+    """The check's error for a failed report, :class:`InconclusiveError` for one that could
+    not judge; nothing for a pass. Every ``assert_*`` ends here."""
     __tracebackhide__ = True
-    if not report.ok:
+    if report.status == "failed":
         raise ERRORS[report.check](report, msg)
+    if report.status == "inconclusive":
+        raise InconclusiveError(report, msg)

@@ -191,9 +191,10 @@ def assert_source(
 ) -> tuple[Report, ...]:
     """Run :func:`check_source`; raise the first failing check's error, else return the reports.
 
-    The error is the failing check's own (``AliasingError``,
-    ``TargetMismatchError``, ...), for a failed or an inconclusive report; its
-    message ends with one line per other check that did not pass.
+    The error is the first failed check's own (``AliasingError``,
+    ``TargetMismatchError``, ...), else :class:`~pitfalls.InconclusiveError` for a
+    check that could not judge; its message ends with one line per other check that
+    did not pass.
     """
     __tracebackhide__ = True
     msg = validate.message("msg", msg)
@@ -210,7 +211,7 @@ def assert_source(
         rtol=rtol,
         atol=atol,
     )
-    bad = [r for r in reports if not r.ok]
+    bad = sorted((r for r in reports if not r.ok), key=lambda r: r.status != "failed")
     if bad:
         others = [f"Also {r.status}: {r.check}" for r in bad[1:]]
         raise_for(bad[0], "\n".join([*others, *([msg] if msg else [])]) or None)

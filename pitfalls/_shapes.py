@@ -16,7 +16,13 @@ import numpy as np
 
 from pitfalls import _validate as validate
 from pitfalls._boundary import checker
-from pitfalls._report import BroadcastError, Finding, PredictionShapeError, Report, safe_repr
+from pitfalls._report import (
+    BroadcastError,
+    Finding,
+    Report,
+    raise_for,
+    safe_repr,
+)
 from pitfalls._sources import add_note
 
 Shape = tuple[int | None, ...]
@@ -147,8 +153,7 @@ def assert_no_broadcast(y_true: Any, y_pred: Any, *, msg: str | None = None) -> 
     __tracebackhide__ = True
     msg = validate.message("msg", msg)
     report = check_no_broadcast(y_true, y_pred)
-    if not report.ok:
-        raise BroadcastError(report, msg)
+    raise_for(report, msg)
 
 
 def strict_loss(fn: F) -> F:
@@ -307,5 +312,4 @@ def assert_prediction_shape(
     __tracebackhide__ = True
     msg = validate.message("msg", msg)
     report = check_prediction_shape(model, x, expected=expected)
-    if not report.ok:
-        raise PredictionShapeError(report, msg)
+    raise_for(report, msg)

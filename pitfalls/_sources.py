@@ -168,6 +168,10 @@ def _iterations(obj: Any) -> Iterator[Any]:
 def _kind(obj: Any) -> str | None:
     if inspect.isgenerator(obj):
         return "generator"
+    if hasattr(obj, "on_epoch_end") and is_indexable(obj):
+        # the Keras Sequence protocol first: Keras reads such an object by index, epoch
+        # by epoch, even where it is an iterator too (ImageDataGenerator.flow's Iterator)
+        return "indexable"
     if isinstance(obj, Iterator):
         return "iterator"
     if is_indexable(obj):

@@ -15,10 +15,13 @@ from pitfalls._randomness import (
     Change,
     Randomness,
     changed_rows,
+    fresh_entropy,
     held_by,
+    source_state,
+    state_changed,
     stored_arrays,
 )
-from pitfalls._report import MAX_SHOWN, Finding, IndexUnstableError, Report
+from pitfalls._report import MAX_SHOWN, Finding, Report, raise_for
 from pitfalls._sources import add_note, batch_count, call_within, resolve
 from pitfalls._tree import Snapshot, diff_snapshot, flatten, snapshot
 
@@ -123,6 +126,7 @@ def check_index_stable(
         raise ValueError("source has no batches to read (its length is 0)")
     roots = [("self", obj)] + ([("factory", resolved.made_by)] if resolved.made_by else [])
     with Randomness(roots, reseed) as rnd:
+        state = source_state(obj)  # what the reads change of it, if anything
         first = {}
         for i in range(count):
             rnd.control(i)
@@ -147,7 +151,7 @@ def check_index_stable(
                 unstable.append(i)
         evidence, notes = "", list[str]()
         if unstable:
-            evidence, notes = _explain(obj, first, seconds, unstable, rnd, timeout)
+            evidence, notes = _explain(obj, first, seconds, unstable, rnd, timeout, state)
     findings.sort(key=lambda f: (f.batch, f.path))
     inconclusive = ""
     if evidence == "random":
@@ -160,6 +164,24 @@ def check_index_stable(
             " or another module, TensorFlow ops in a tf.function) or state that changes per"
             " call. Pass reseed=, a function that reseeds your generators from its seed"
             " argument, or seed the augmentation with the index (and the epoch)."
+        )
+        findings = []
+    elif evidence == "unexplained" or evidence.startswith("fresh entropy"):
+        drew = (
+            f"reading index {unstable[0]} again drew {evidence}: a generator made inside"
+            " the read from the operating system's entropy, which no reseeding reaches"
+            if evidence != "unexplained"
+            else "nothing pitfalls can see explains it: no read returned another index's"
+            " batch, no array the source holds changed, no generator pitfalls watches was"
+            " drawn from and no attribute of the source changed (a generator it cannot"
+            " reach, in a closure or another module, would do this)"
+        )
+        inconclusive = (
+            f"{len(unstable)} of {count} indices read twice gave other batches the second"
+            f" time, and {drew}; so the difference is no evidence of a bug. Seed the"
+            " augmentation from the index (and the epoch): np.random.default_rng((epoch,"
+            " index)); pass reseed=, a function that reseeds your generators from its"
+            " seed argument; or check with the augmentation turned off."
         )
         findings = []
     reason, hint = _text(evidence)
@@ -188,8 +210,11 @@ def _explain(
     unstable: list[int],
     rnd: Randomness,
     timeout: float | None,
+    state: dict[str, Any],
 ) -> tuple[str, list[str]]:
-    """Why reads differ: ``"another index"``, ``"stored data"``, ``"state"`` or ``"random"``."""
+    """Why reads differ: ``"another index"``, ``"stored data"``, ``"state"`` (an attribute
+    of the source the reads changed, from ``state``, taken before them), ``"random"`` (a
+    watched generator drew), fresh entropy drawn, or ``"unexplained"``."""
     served = []
     for i in sorted(unstable):
         j = next((j for j in first if j != i and _same(first[j], seconds[i])), None)
@@ -201,14 +226,21 @@ def _explain(
         shown = ", ".join(f"index {i} gave index {j}'s batch" for i, j in served[:MAX_SHOWN])
         return "another index", [f"Served by another index: on the second read, {shown}."]
     before = stored_arrays(held_by([("self", obj)]), 2 * max(map(_rows, first.values())))
-    if before:
-        rnd.control(unstable[0])
-        _read(obj, unstable[0], "read to watch the stored data", timeout)
-        rnd.drew()
-        changes = changed_rows(before, held_by([("self", obj)]))
-        if changes:
-            return "stored data", [_note(changes)]
-    return ("random" if rnd.random else "state"), []
+    rnd.control(unstable[0])  # one more read, watched: stored data, fresh entropy
+    entropy = fresh_entropy(lambda: _read(obj, unstable[0], "read to watch the source", timeout))
+    rnd.drew()
+    changes = changed_rows(before)
+    if changes:
+        return "stored data", [_note(changes)]
+    if rnd.random:
+        return "random", []
+    if entropy:
+        return entropy, []
+    changed = state_changed(state, source_state(obj))
+    if changed:
+        shown = ", ".join(changed[:MAX_SHOWN])
+        return "state", [f"Reading changed the source's own state: {shown}."]
+    return "unexplained", []
 
 
 def _rows(snap: Snapshot) -> int:
@@ -236,5 +268,4 @@ def assert_index_stable(
     __tracebackhide__ = True
     msg = validate.message("msg", msg)
     report = check_index_stable(source, draws=draws, timeout=timeout, reseed=reseed)
-    if not report.ok:
-        raise IndexUnstableError(report, msg)
+    raise_for(report, msg)

@@ -23,7 +23,7 @@ from pitfalls._aliasing import (
 from pitfalls._blame import blame_targets
 from pitfalls._boundary import checker
 from pitfalls._randomness import Randomness, held_by
-from pitfalls._report import Finding, Report, TargetMismatchError
+from pitfalls._report import Finding, Report, raise_for
 from pitfalls._sources import add_note, draw, resolve
 from pitfalls._tree import as_array, buffer_of, diff_arrays, flatten_at, split_batch
 
@@ -1043,5 +1043,4 @@ def assert_targets_match(
     report = check_targets_match(
         source, target_fn, draws=draws, rtol=rtol, atol=atol, timeout=timeout, unpack=unpack
     )
-    if not report.ok:
-        raise TargetMismatchError(report, msg)
+    raise_for(report, msg)

@@ -43,7 +43,7 @@ import numpy as np
 
 from pitfalls import _validate as validate
 from pitfalls._randomness import _get, _globals, _kind, _set, held_by
-from pitfalls._report import Finding, Location, Report, SharedRngError, safe_repr
+from pitfalls._report import Finding, Location, Report, raise_for, safe_repr
 from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
 
@@ -748,5 +748,4 @@ def assert_worker_randomness(
         timeout=timeout,
         dataset=dataset,
     )
-    if not report.ok:
-        raise SharedRngError(report, msg)
+    raise_for(report, msg)

@@ -183,4 +183,5 @@ def test_jax_arrays_a_source_holds_are_read_as_its_stored_data(jax):
 
     held = held_by([("self", Holds())])
     assert "self.images" in held.arrays  # (and the module's DATA, the class's module)
-    assert sum(stored_arrays(held, 2)["self.images"].values()) == len(DATA)
+    array, rows = stored_arrays(held, 2)["self.images"]
+    assert array is held.arrays["self.images"] and rows.total() == len(DATA)

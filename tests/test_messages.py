@@ -486,6 +486,7 @@ def test_index_stability_message():
             "      [1]    2.0         3.0",
             *written_at(CountsCalls.__getitem__, "self.calls += 1"),
             "  (index 0, source.calls; seen by tracing the source line by line)",
+            "Reading changed the source's own state: self.calls.",
             "Hint: derive each batch from its index alone: slice by index, and seed any random"
             " augmentation with the index (and the epoch), or pass reseed=, a function that"
             " reseeds your generator from the seed it is given.",
@@ -573,8 +574,9 @@ def test_order_shuffled_message_for_a_loader_reseeded_every_epoch():
             " epoch draws the same permutation (and the same augmentation).",
             "Findings:",
             "  sample order, epoch 2: epoch 2 repeats epoch 1's order of all 16 samples",
-            "Randomness: the source drew from __iter__()'s rng; every read compared was made"
-            " after reseeding them alike, and they were put back afterwards.",
+            "Randomness: the source drew from __iter__()'s rng; the epochs were read as"
+            " training reads them, nothing reseeded between them, and every generator was put"
+            " back afterwards.",
             "Hint: make the generator once, in __init__ (self.rng ="
             " np.random.default_rng(seed)), and draw a new permutation from it in every"
             " __iter__.",

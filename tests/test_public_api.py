@@ -59,7 +59,7 @@ def test_every_assert_hides_its_frame_from_pytest_tracebacks():
 
 def test_errors_are_assertion_errors_with_public_names():
     errors = [getattr(pitfalls, n) for n in pitfalls.__all__ if n.endswith("Error")]
-    assert len(errors) == 12  # PitfallError and one per check
+    assert len(errors) == 13  # PitfallError, InconclusiveError and one per check
     for error in errors:
         assert issubclass(error, pitfalls.PitfallError)
         assert issubclass(error, AssertionError)
@@ -67,13 +67,13 @@ def test_errors_are_assertion_errors_with_public_names():
 
 
 def test_every_check_raises_its_own_error_named_after_the_failure():
-    from pitfalls._report import ERRORS, PitfallError
+    from pitfalls._report import ERRORS, InconclusiveError, PitfallError
 
     checks = {n.removeprefix("check_") for n in pitfalls.__all__ if n.startswith("check_")}
     assert set(ERRORS) == checks - {"source"}  # check_source runs the others
     assert len(set(ERRORS.values())) == len(ERRORS)  # one error class per check
     public = {getattr(pitfalls, n) for n in pitfalls.__all__ if n.endswith("Error")}
-    assert set(ERRORS.values()) == public - {PitfallError}
+    assert set(ERRORS.values()) == public - {PitfallError, InconclusiveError}
 
 
 def test_the_package_is_typed():

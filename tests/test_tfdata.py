@@ -204,7 +204,10 @@ def test_checks_leave_tensorflows_global_seed_as_they_found_it(tf):
 
 
 def test_drop_remainder_is_named_as_the_cause_of_an_incomplete_epoch(tf):
-    dataset = tf.data.Dataset.from_tensor_slices(DATA).shuffle(32).batch(5, drop_remainder=True)
+    slices = tf.data.Dataset.from_tensor_slices(DATA)
+    shuffled = slices.shuffle(32).batch(5, drop_remainder=True)  # other samples left out
+    assert pitfalls.check_epoch_complete(shuffled, DATA).status == "passed"  # each epoch
+    dataset = slices.batch(5, drop_remainder=True)  # the same 2, never trained on
     report = pitfalls.check_epoch_complete(dataset, DATA)
     assert [(f.when, f.mismatched) for f in report.findings] == [("dropped", 32 % 5)]
     assert report.reason == (

@@ -93,8 +93,9 @@ def test_without_shuffle_every_epoch_has_the_same_order(torch, tensor_dataset):
         " indices in stored order (shuffle=False, the default).",
         "Findings:",
         "  sample order, epoch 2: epoch 2 repeats epoch 1's order of all 64 samples",
-        "Randomness: the source drew from torch (global) (as epochs started); every read"
-        " compared was made after reseeding them alike, and they were put back afterwards.",
+        "Randomness: the source drew from torch (global) (as epochs started); the epochs were"
+        " read as training reads them, nothing reseeded between them, and every generator was"
+        " put back afterwards.",
         "Hint: pass shuffle=True to the DataLoader (with generator=torch.Generator()"
         ".manual_seed(seed), made once, for a reproducible order), or give a custom sampler a"
         " torch.Generator made once in __init__ and return iter(torch.randperm(n,"
@@ -107,15 +108,20 @@ def test_drop_last_is_named_as_the_cause_of_an_incomplete_epoch(torch, tensor_da
     an iterator without a lock. Exactly the remainder missing, nothing twice: drop_last."""
     from torch.utils.data import DataLoader
 
-    def loader(drop_last):
+    def loader(drop_last, shuffle=False):
         return DataLoader(
             tensor_dataset,
             batch_size=10,
-            shuffle=True,
+            shuffle=shuffle,
             drop_last=drop_last,
             generator=seeded(torch),
         )
 
+    # Shuffled, each epoch leaves out other samples: every one is trained on across epochs.
+    shuffled = pitfalls.check_epoch_complete(loader(True, shuffle=True), DATA)
+    assert shuffled.status == "passed", str(shuffled)
+    assert "drop_last convention" in shuffled.notes[0]
+    # In stored order, the same 4 samples are left out of every epoch: never trained on.
     report = pitfalls.check_epoch_complete(loader(True), DATA)
     assert [(f.when, f.mismatched) for f in report.findings] == [("dropped", 64 % 10)]
     text = str(report).splitlines()
