@@ -21,15 +21,14 @@ def read_ahead(source: Any, depth: int) -> Iterator[Any]:
     what you see is what training would see. Ends when the source ends; an
     exception the source raises comes through with a note naming the batch.
 
-    Examples:
-        >>> import numpy as np
-        >>> def shared():
-        ...     x = np.zeros(1)
-        ...     for i in range(3):
-        ...         x[0] = i
-        ...         yield x, float(i)
-        >>> [(float(x[0]), y) for x, y in read_ahead(shared(), depth=1)]
-        [(1.0, 0.0), (2.0, 1.0), (2.0, 2.0)]
+    >>> import numpy as np
+    >>> def shared():
+    ...     x = np.zeros(1)
+    ...     for i in range(3):
+    ...         x[0] = i
+    ...         yield x, float(i)
+    >>> [(float(x[0]), y) for x, y in read_ahead(shared(), depth=1)]
+    [(1.0, 0.0), (2.0, 1.0), (2.0, 2.0)]
     """
     if not validate.is_int(depth):
         raise TypeError(f"depth must be an int, got {validate.got(depth)}")
