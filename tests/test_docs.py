@@ -213,9 +213,32 @@ def test_the_rules_of_this_file_catch_what_they_should():
         assert_shown(["four"], "one\ntwo", "absent")
 
 
-@pytest.mark.parametrize("block", PYTHON, ids=lambda block: block.id)
+def on_every_backend(block: Block) -> object:
+    """A block that imports keras also runs in CI's runs per Keras backend (-m keras_backend)."""
+    marks = [pytest.mark.keras_backend] if "keras" in block.frameworks else []
+    return pytest.param(block, marks=marks, id=block.id)
+
+
+@pytest.mark.parametrize("block", [on_every_backend(block) for block in PYTHON])
 def test_python_block_runs(block, request):
     run(block, request)
+
+
+def test_python_blocks_are_formatted_as_the_code_is():
+    # ruff format, with the project's settings: a copied example reads like our code, and
+    # the line numbers a failure message shows stay where the page says
+    unformatted = []
+    for block in [b for b in BLOCKS if b.lang == "python"]:
+        done = subprocess.run(
+            [sys.executable, "-m", "ruff", "format", "--diff", "--stdin-filename", "block.py"],
+            input=block.code,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            unformatted.append(f"{block.id}:\n{done.stdout}{done.stderr}")
+    assert not unformatted, "\n".join(unformatted)
 
 
 @pytest.mark.parametrize("block", SHOWN, ids=lambda block: block.id)
