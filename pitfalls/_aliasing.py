@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from pitfalls import _validate as validate
-from pitfalls._blame import blame_aliasing
 from pitfalls._boundary import checker
 from pitfalls._report import Finding, Report, raise_for
 from pitfalls._sources import Source, draw, resolve
 from pitfalls._sources import is_torch_loader as is_torch_loader_object
-from pitfalls._tree import as_array, buffer_of, diff_snapshot, flatten, snapshot
+from pitfalls._tree import (
+    Flat,
+    as_array,
+    broken_seal,
+    buffer_of,
+    diff_snapshot,
+    flatten,
+    seal,
+    snapshot,
+)
 
 DEFAULT_DRAWS = 16
 """Batches drawn by default: a buffer reused by any of the next 15 batches is caught,
@@ -175,11 +184,17 @@ def check_generator_no_aliasing(
 ) -> Report:
     """Draw ``draws`` batches, keeping all of them, and report any that changed.
 
-    Each batch is copied when it is drawn (its nesting too: a list cleared and
-    refilled counts as a change). After the last draw every batch is compared
-    with its copy; NaN equals NaN. Memory shared harmlessly passes: views of an
-    array nobody writes, one constant array yielded every time, inputs and
-    targets that are views of the same fresh batch.
+    Each batch is sealed when it is drawn: its nesting (a list cleared and
+    refilled counts as a change) and a 16-byte digest of every 64 KiB of its
+    bytes (small arrays are copied), so the check holds a 4096th of what it
+    drew beyond the batches themselves. After the last draw every batch is
+    compared with its seal. When one changed and the source can be read again
+    (a factory, an iterable, an indexable source), it is read once more with
+    every batch copied, for the elements that changed, their old and new values
+    (NaN equals NaN); otherwise the blocks that changed are counted. Memory
+    shared harmlessly passes: views of an array nobody writes, one constant
+    array yielded every time, inputs and targets that are views of the same
+    fresh batch.
 
     ``draws`` sets how far ahead a reuse is seen: a buffer reused by any of the
     next ``draws - 1`` batches is caught, so the default 16 exposes rings of up
@@ -190,27 +205,19 @@ def check_generator_no_aliasing(
     With ``timeout`` (seconds), a source that takes longer to yield a batch
     raises ``TimeoutError`` naming the batch, instead of hanging the test.
     """
+    from pitfalls import _blame  # imported when first needed
+
     draws = validate.draws(draws)
     timeout = validate.timeout("timeout", timeout)
     resolved = resolve(source)
-    batches = resolved.stream()
-    held = []
-    for i in range(draws):
-        batch = draw(batches, i, draws, timeout, resolved)
-        flat = flatten(batch)
-        held.append((batch, snapshot(flat), flat))
-
-    findings: list[Finding] = []
-    changed_paths: set[str] = set()
-    for i, (batch, snap, _) in enumerate(held):
-        diffs, structure = diff_snapshot(snap, flatten(batch))
-        if structure is not None:
-            path, how = structure
-            findings.append(Finding(batch=i, path=path, when="after later draws", problem=how))
-            changed_paths.add(path)
-        for d in diffs:
-            findings.append(d.finding(i, "after later draws"))
-            changed_paths.add(d.path)
+    held = _draw(resolved, draws, timeout, seal)
+    findings, changed_paths, digested = _changed(held, broken_seal)
+    if digested and resolved.rereadable:
+        # Only digests were kept: read the batches again, copied, for the elements.
+        again = _draw(resolved.fresh(), draws, timeout, snapshot)
+        exact, paths, _ = _changed(again, diff_snapshot)
+        if exact:
+            held, findings, changed_paths = again, exact, paths
 
     memory = _memory_notes([flat for _, _, flat in held], changed_paths)
     return Report(
@@ -229,8 +236,42 @@ def check_generator_no_aliasing(
         columns=("yielded", "now"),
         summary=f"none of {draws} batches changed after later draws",
         source=resolved.description,
-        blame=blame_aliasing(resolved, draws=draws, timeout=timeout) if findings else None,
+        blame=_blame.blame_aliasing(resolved, draws=draws, timeout=timeout) if findings else None,
     )
+
+
+def _draw(
+    resolved: Source, draws: int, timeout: float | None, keep: Callable[[Flat], Any]
+) -> list[tuple[Any, Any, Flat]]:
+    """``draws`` batches, each held with what ``keep`` makes of it as it is drawn."""
+    batches = resolved.stream()
+    held = []
+    for i in range(draws):
+        batch = draw(batches, i, draws, timeout, resolved)
+        flat = flatten(batch)
+        held.append((batch, keep(flat), flat))
+    return held
+
+
+def _changed(
+    held: list[tuple[Any, Any, Flat]], compare: Callable[[Any, Flat], Any]
+) -> tuple[list[Finding], set[str], bool]:
+    """The findings of every held batch against what was kept of it, their paths, and
+    whether any was told by digests alone (no values to show)."""
+    findings: list[Finding] = []
+    changed_paths: set[str] = set()
+    digested = False
+    for i, (batch, kept, _) in enumerate(held):
+        diffs, structure = compare(kept, flatten(batch))
+        if structure is not None:
+            path, how = structure
+            findings.append(Finding(batch=i, path=path, when="after later draws", problem=how))
+            changed_paths.add(path)
+        for d in diffs:
+            findings.append(d.finding(i, "after later draws"))
+            changed_paths.add(d.path)
+            digested = digested or not d.exact
+    return findings, changed_paths, digested
 
 
 def _memory_notes(flats: list[Any], paths: set[str]) -> tuple[tuple[str, str], ...]:

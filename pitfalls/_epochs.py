@@ -17,7 +17,6 @@ passes for it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import math
 from collections import Counter
@@ -27,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls import _fingerprint as fingerprint
 from pitfalls import _tfdata as tfdata
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
-from pitfalls._blame import blame_epochs, single_process
 from pitfalls._boundary import checker
 from pitfalls._randomness import (
     Change,
@@ -84,28 +83,6 @@ Layout = tuple[tuple[tuple[int, ...], str], ...]
 """Per array of a sample (in leaf order): its shape without the sample axis, its dtype."""
 
 
-def _digests(arrays: list[np.ndarray], n: int) -> list[bytes]:
-    """One 16-byte digest per sample: of the bytes of its row in every array, in order."""
-    rows = []
-    for a in arrays:
-        flat = np.ascontiguousarray(a).reshape(n, -1)
-        try:
-            flat = flat.view(np.uint8)  # any dtype's bytes (datetime, structured) as bytes
-        except (TypeError, ValueError):
-            flat = np.frombuffer(flat.tobytes(), dtype=np.uint8).reshape(n, -1)
-        rows.append(flat)
-    if len(rows) == 1:
-        (only,) = rows
-        return [hashlib.blake2b(only[i], digest_size=16).digest() for i in range(n)]
-    out = []
-    for i in range(n):
-        h = hashlib.blake2b(digest_size=16)
-        for r in rows:
-            h.update(r[i])
-        out.append(h.digest())
-    return out
-
-
 def _layout(arrays: list[np.ndarray]) -> Layout:
     return tuple((tuple(a.shape[1:]), a.dtype.str) for a in arrays)
 
@@ -141,7 +118,7 @@ def _input_arrays(parts: Parts, b: int) -> list[np.ndarray]:
 def _samples(parts: Parts, b: int) -> list[bytes]:
     """One fingerprint per sample: a digest of the bytes of its row in every input array."""
     arrays = _input_arrays(parts, b)
-    return _digests(arrays, len(arrays[0]))
+    return fingerprint.samples(arrays, len(arrays[0]))
 
 
 _DATASET = (
@@ -182,7 +159,7 @@ def _dataset_rows(dataset: Any) -> tuple[list[bytes], Layout]:
     except LeafError as exc:  # an object that is no array: in the words of dataset
         raise TypeError(f"{_DATASET}; {exc}".replace("a batch leaf", "a leaf")) from None
     assert arrays is not None
-    return _digests(arrays, len(arrays[0])), _layout(arrays)
+    return fingerprint.samples(arrays, len(arrays[0])), _layout(arrays)
 
 
 def _target_rows(parts: Parts, b: int, n: int) -> list[bytes] | None:
@@ -194,7 +171,7 @@ def _target_rows(parts: Parts, b: int, n: int) -> list[bytes] | None:
         return None
     if arrays is None or len(arrays[0]) != n:
         return None
-    return _digests(arrays, n)
+    return fingerprint.samples(arrays, n)
 
 
 def _next_batch(get: Callable[[], Any], index: int, timeout: float | None) -> Any:
@@ -508,7 +485,7 @@ class _Reader:
             parts = split_batch(batch, index, self.unpack)
             arrays = _input_arrays(parts, index)
             n = len(arrays[0])
-            epoch.batches.append(_digests(arrays, n))
+            epoch.batches.append(fingerprint.samples(arrays, n))
             epoch.nbytes += sum(a.nbytes for a in arrays)
             samples += n
             rows = _target_rows(parts, index, n)
@@ -729,6 +706,8 @@ def check_epoch_repeatable(
     apart, randomness pitfalls cannot reach from data it cannot see change,
     gives an inconclusive report, never a pass.
     """
+    from pitfalls import _blame  # imported when first needed
+
     resolved, steps_per_epoch, timeout, unpack, reseed = _setup(
         source, steps_per_epoch, timeout, unpack, reseed
     )
@@ -746,7 +725,9 @@ def check_epoch_repeatable(
     elif inconclusive and not (unexplained and persistent):
         findings = ()  # what differs without evidence is no finding
     blame = (
-        blame_epochs(resolved, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack)
+        _blame.blame_epochs(
+            resolved, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack
+        )
         if findings
         else None
     )
@@ -1470,7 +1451,7 @@ def _first_epoch(
                 " the source delivers them, in the same shape and dtype, since they are"
                 " compared byte for byte"
             )
-        samples += _digests(arrays, len(arrays[0]))
+        samples += fingerprint.samples(arrays, len(arrays[0]))
         sizes.append(len(arrays[0]))
         nbytes += sum(a.nbytes for a in arrays)
         rnd.mark()
@@ -1648,7 +1629,9 @@ def _drawn_in_process(
 ) -> str:
     """What a copy of a DataLoader with worker processes, read for one epoch in this
     process (``num_workers=0``), draws random numbers from, by name; "" when nothing."""
-    copy, _ = single_process(source.obj)
+    from pitfalls import _blame  # imported when first needed
+
+    copy, _ = _blame.single_process(source.obj)
     if copy is None:
         return ""
     here = Source(copy, source.kind, None, source.name)

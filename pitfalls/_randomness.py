@@ -33,9 +33,7 @@ source holds (numpy arrays, torch tensors, JAX arrays), randomness never does.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
-import hashlib
 import inspect
 import random
 import sys
@@ -46,6 +44,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from pitfalls import _fingerprint as fingerprint
 
 _MAX_DEPTH = 4
 _MAX_OBJECTS = 2000
@@ -169,62 +169,8 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _mt19937_bytes(obj: Any) -> bytes | None:
-    """An exact ``RandomState``'s MT19937 state (key and position) as bytes, read from
-    memory through numpy's ctypes interface, or None where that is unavailable.
-
-    ``get_state()`` copies the 624-word key element by element (~50 us); this reads it in
-    ~1 us. It leaves out the cached Gaussian (``has_gauss``, ``gauss``), which only
-    :func:`_moved` may ignore.
-    """
-    if type(obj) is not np.random.RandomState or not _mt19937_readable():
-        return None
-    bits = getattr(obj, "_bit_generator", None)
-    if type(bits) is not np.random.MT19937:
-        return None
-    return ctypes.string_at(bits.ctypes.state_address, _MT19937_BYTES)
-
-
-_MT19937_BYTES = 624 * 4 + 4  # numpy's mt19937_state: uint32_t key[624]; int pos
-_MT19937_READABLE: list[bool] = []
-
-
-def _mt19937_readable() -> bool:
-    """Does memory hold what ``get_state`` says (numpy's layout, checked once)?"""
-    if not _MT19937_READABLE:
-        try:
-            probe = np.random.RandomState(12345)
-            ok = True
-            for _ in range(2):  # freshly seeded, then after a draw
-                bits = probe._bit_generator
-                raw = ctypes.string_at(bits.ctypes.state_address, _MT19937_BYTES)
-                ok = ok and raw == _state_bytes(probe.get_state(legacy=False))
-                probe.random_sample(700)
-        except Exception:
-            ok = False
-        _MT19937_READABLE.append(ok)
-    return _MT19937_READABLE[0]
-
-
-def _state_bytes(state: dict[str, Any]) -> bytes:
-    """The MT19937 part of a ``RandomState.get_state(legacy=False)`` as it lies in memory."""
-    mt = state["state"]
-    key = np.ascontiguousarray(mt["key"], dtype=np.uint32).tobytes()
-    return key + int(mt["pos"]).to_bytes(4, sys.byteorder, signed=True)
-
-
 def _moved(obj: Any, kind: str, then: Any) -> bool:
-    """Has ``obj``'s state changed since it was ``then`` (a state :func:`_get` read)?
-
-    An exact ``RandomState`` whose ``then`` has no cached Gaussian (as seeding leaves
-    it) is judged by its MT19937 state alone: caching a Gaussian draws from MT19937,
-    so with none cached, the Gaussian fields cannot change while MT19937 stays put.
-    """
-    unseen_gauss = isinstance(then, dict) and then.get("has_gauss") == 0
-    if kind == "numpy RandomState" and unseen_gauss and then.get("gauss") == 0.0:
-        now = _mt19937_bytes(obj)
-        if now is not None:
-            return now != _state_bytes(then)
+    """Has ``obj``'s state changed since it was ``then`` (a state :func:`_get` read)?"""
     return not _same(then, _get(obj, kind))
 
 
@@ -757,20 +703,6 @@ def _put_back(saved: Iterable[tuple[Any, str, Any]], seeds: dict[str, Any] | Non
 # Stored data: written in place or not? ----------------------------------------------
 
 
-def row_digests(array: np.ndarray) -> Counter[bytes]:
-    """A multiset of the rows (axis 0) of ``array``, by a 16-byte digest of each row's bytes:
-    a reordering keeps it. Read a row at a time: no copy of the whole array is made."""
-    out: Counter[bytes] = Counter()
-    for row in array.reshape(len(array), -1) if array.flags.c_contiguous else array:
-        data = np.ascontiguousarray(row)
-        try:
-            view = data.reshape(-1).view(np.uint8)
-        except (TypeError, ValueError):  # a dtype numpy will not view as bytes
-            view = np.frombuffer(data.tobytes(), dtype=np.uint8)
-        out[hashlib.blake2b(view.data, digest_size=16).digest()] += 1
-    return out
-
-
 @dataclass(frozen=True)
 class Change:
     """A stored array whose rows changed: its name, rows no longer there, rows in all."""
@@ -793,7 +725,7 @@ def stored_arrays(held: Held, min_rows: int) -> Stored:
         if len(array) >= min_rows:
             rows = as_numpy(array)
             if rows is not None:
-                out[name] = (array, row_digests(rows))
+                out[name] = (array, fingerprint.row_multiset(rows))
     return out
 
 
@@ -804,7 +736,7 @@ def changed_rows(before: Stored) -> tuple[Change, ...]:
         rows = as_numpy(array)
         if rows is None:
             continue
-        now = row_digests(rows)
+        now = fingerprint.row_multiset(rows)
         if now != digests:
             lost = sum((digests - now).values())
             changes.append(Change(name, lost, sum(digests.values())))

@@ -9,17 +9,129 @@ locations, and a hint that names the fix.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # _blame imports _tree, which imports this module
-    from pitfalls._blame import Blame
-
 MAX_SHOWN = 3
 """The one cap on listings in a message: findings, locations, sample indices."""
+
+
+# Blame: where a source broke the invariant ----------------------------------------
+
+HOWS = ("frozen", "traced")
+"""How a line was found: ``"frozen"``, its write raised on a batch made read-only (and a
+traced pass saw the batch change right after it); ``"traced"``, a line-by-line trace saw
+the batch change after it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Frame:
+    """One line of the source's code: where it is and what it says."""
+
+    file: str
+    """The file, as Python knows it (``co_filename``; absolute for imported modules)."""
+    line: int
+    function: str
+    """The function's qualified name, e.g. ``Batches.__getitem__``."""
+    code: str
+    """The line's source text, stripped; empty when the file cannot be read."""
+
+    def describe(self) -> str:
+        """``path/to/file.py:LINE in function: the source text``."""
+        code = self.code or "[source not available]"
+        return f"{_shown_path(self.file)}:{self.line} in {self.function}: {code}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "function": self.function, "code": self.code}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Blame:
+    """Where the source broke the invariant, or why that cannot be told.
+
+    ``frames`` holds the writing line first, then the user frames above it
+    (its callers inside the source, e.g. ``on_epoch_end``); it is empty when
+    no line can be named, and then ``reason`` says why.
+    """
+
+    frames: tuple[Frame, ...] = ()
+    how: str = ""
+    """``"frozen"`` or ``"traced"`` (see :data:`HOWS`); empty when no line was found."""
+    batch: int | None = None
+    """The batch that changed (for index stability: the index being read)."""
+    path: str = ""
+    """What changed in it, e.g. ``inputs[0]``; for index stability, the state that advanced."""
+    unit: str = "batch"
+    """What ``batch`` counts: ``"batch"`` drawn, or ``"index"`` read."""
+    reason: str = ""
+    """Why no line can be named; empty when one was."""
+    note: str = ""
+    """How the diagnosis read the source when not as the check did, e.g. a DataLoader's
+    copy with ``num_workers=0``; empty otherwise."""
+
+    @property
+    def found(self) -> bool:
+        return bool(self.frames)
+
+    @property
+    def frame(self) -> Frame | None:
+        """The writing line, or None."""
+        return self.frames[0] if self.frames else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able data with fixed keys: the writing line's file, line, function and
+        code at the top level (None when not found), every frame under ``frames``."""
+        top = self.frame
+        return {
+            "found": self.found,
+            "how": self.how,
+            "batch": self.batch,
+            "path": self.path,
+            "unit": self.unit,
+            "file": top.file if top else None,
+            "line": top.line if top else None,
+            "function": top.function if top else None,
+            "code": top.code if top else None,
+            "frames": [f.to_dict() for f in self.frames],
+            "reason": self.reason,
+            "note": self.note,
+        }
+
+    def lines(self) -> list[str]:
+        """The blame as message lines, to go under a report's findings."""
+        note = [f"  ({self.note})"] if self.note else []
+        if not self.frames:
+            return [f"Written at: cannot tell: {self.reason}", *note]
+        first, *above = self.frames
+        out = [f"Written at: {first.describe()}"]
+        out += [f"  called from {f.describe()}" for f in above]
+        what = ", ".join(
+            part
+            for part in (f"{self.unit} {self.batch}" if self.batch is not None else "", self.path)
+            if part
+        )
+        found_by = {
+            "frozen": "the write raised once that memory was made read-only",
+            "traced": "seen by tracing the source line by line",
+        }.get(self.how, self.how)
+        out.append(f"  ({what}; {found_by})" if what else f"  ({found_by})")
+        return out + note
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def _shown_path(file: str) -> str:
+    """A path relative to the working directory when it is under it, as pytest shows them."""
+    try:
+        rel = os.path.relpath(file)
+    except ValueError:  # another drive on Windows
+        return file
+    return file if rel.startswith(os.pardir) else rel
 
 
 def safe_repr(value: Any) -> str:

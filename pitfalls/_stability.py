@@ -9,7 +9,6 @@ import numpy as np
 
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
-from pitfalls._blame import blame_index
 from pitfalls._boundary import checker
 from pitfalls._randomness import (
     Change,
@@ -109,6 +108,8 @@ def check_index_stable(
     from no random generator fails as stateful; a random source with neither
     witness is inconclusive (randomness pitfalls cannot reach looks like state).
     """
+    from pitfalls import _blame  # imported when first needed
+
     resolved = resolve(source)
     if resolved.kind != "indexable":
         raise TypeError(
@@ -199,7 +200,7 @@ def check_index_stable(
         columns=("first read", "second read"),
         summary=f"indices 0..{count - 1} read twice, the same both times",
         source=resolved.description,
-        blame=blame_index(resolved, draws=count, timeout=timeout) if findings else None,
+        blame=_blame.blame_index(resolved, draws=count, timeout=timeout) if findings else None,
     )
 
 

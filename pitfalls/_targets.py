@@ -20,7 +20,6 @@ from pitfalls._aliasing import (
     later_fix,
     source_style,
 )
-from pitfalls._blame import blame_targets
 from pitfalls._boundary import checker
 from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import Finding, Report, raise_for
@@ -795,6 +794,8 @@ def targets_report(
     """:func:`check_targets_match`, told the aliasing report of the same source (by
     :func:`pitfalls.check_source`): a failed one is evidence that inputs wrong when
     yielded may have been overwritten before they were compared."""
+    from pitfalls import _blame  # imported when first needed
+
     target_fn = validate.function("target_fn", target_fn)
     draws = validate.draws(draws)
     rtol = validate.optional_tolerance("rtol", rtol)
@@ -856,7 +857,7 @@ def targets_report(
         summary=f"all {draws} batches matched when yielded and after later draws",
         source=resolved.description,
         blame=(
-            blame_targets(
+            _blame.blame_targets(
                 resolved,
                 target_fn,
                 draws=draws,

@@ -230,6 +230,101 @@ def snapshot(flat: Flat) -> Snapshot:
     return Snapshot(flat.structure, arrays)
 
 
+BLOCK_BYTES = 1 << 16
+"""A sealed leaf's bytes are digested in blocks of 64 KiB: 16 bytes kept per block."""
+_COPIED_BYTES = 1 << 12
+"""Leaves up to 4 KiB are copied whole when sealed: their digest would not be smaller."""
+
+
+@dataclass(frozen=True)
+class SealedLeaf:
+    """A leaf as drawn, kept as block digests (or a copy, when it is small)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    blocks: tuple[bytes, ...] = ()
+    copy: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Seal:
+    """A batch as drawn, held at a fraction of its size: its structure and, per leaf, the
+    digests of blocks of its bytes (:func:`seal`); :func:`broken_seal` says what changed."""
+
+    structure: tuple[tuple[str, str, tuple[Any, ...]], ...]
+    leaves: tuple[tuple[str, SealedLeaf], ...]
+
+
+def _blocks(a: np.ndarray) -> tuple[bytes, ...]:
+    from pitfalls._fingerprint import digest
+
+    data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    return tuple(digest(data[i : i + BLOCK_BYTES]) for i in range(0, data.size, BLOCK_BYTES))
+
+
+def _seal_leaf(a: np.ndarray) -> SealedLeaf:
+    if a.nbytes <= _COPIED_BYTES or a.dtype.hasobject:
+        return SealedLeaf(a.shape, a.dtype, copy=np.array(a, copy=True))
+    return SealedLeaf(a.shape, a.dtype, blocks=_blocks(a))
+
+
+def seal(flat: Flat) -> Seal:
+    """Seal a batch as it is drawn: memory of about 1/4096 of its bytes."""
+    return Seal(
+        flat.structure,
+        tuple((path, _seal_leaf(as_array(leaf, path))) for path, leaf in flat.leaves),
+    )
+
+
+def broken_seal(sealed: Seal, flat: Flat) -> tuple[list[Diff], tuple[str, str] | None]:
+    """Compare a batch as it is now with its seal, as :func:`diff_snapshot` does with a
+    copy: a copied leaf element by element; a digested leaf by its blocks, a Diff whose
+    ``mismatched`` counts the elements in the blocks that changed."""
+    if sealed.structure != flat.structure:
+        return diff_snapshot(Snapshot(sealed.structure, ()), flat)
+    diffs = []
+    for (path, then), (_, leaf) in zip(sealed.leaves, flat.leaves):
+        now = as_array(leaf, path)
+        if then.copy is not None:
+            d = diff_arrays(path, then.copy, now)
+        elif now.shape != then.shape or now.dtype != then.dtype:
+            what = "shape" if now.shape != then.shape else "dtype"
+            was, became = (then.shape, now.shape) if what == "shape" else (then.dtype, now.dtype)
+            d = Diff(
+                path,
+                int(np.prod(then.shape)),
+                int(np.prod(then.shape)),
+                (),
+                f"{what} {was} became {became}",
+            )
+        else:
+            d = _block_diff(path, then, _blocks(now))
+        if d is not None:
+            diffs.append(d)
+    return diffs, None
+
+
+def _block_diff(path: str, then: SealedLeaf, blocks: tuple[bytes, ...]) -> Diff | None:
+    changed = [i for i, (a, b) in enumerate(zip(then.blocks, blocks)) if a != b]
+    if not changed:
+        return None
+    size = int(np.prod(then.shape))
+    per_block = max(1, BLOCK_BYTES // then.dtype.itemsize)
+    elements = sum(min(per_block, size - i * per_block) for i in changed)
+    first = changed[0] * per_block
+    index = tuple(int(i) for i in np.unravel_index(first, then.shape))
+    return Diff(
+        path,
+        elements,
+        size,
+        (),
+        f"{len(changed)} of {len(blocks)} blocks of its bytes ({BLOCK_BYTES // 1024} KiB each,"
+        f" {elements} / {size} elements) changed, the first at index {list(index)}; only"
+        " digests were kept, so the elements' values are not shown",
+        exact=False,
+    )
+
+
 @dataclass(frozen=True)
 class Diff:
     """How one leaf differs: element counts and the first differing places."""
@@ -240,6 +335,8 @@ class Diff:
     first: tuple[Location, ...]
     """The first few differing elements: (index, then or desired, now or actual)."""
     problem: str = ""  # set when shapes or dtypes differ and elements cannot be paired
+    exact: bool = True
+    """False when only digests of blocks were compared: counts, but no values."""
 
     def finding(self, batch: int | None, when: str) -> Finding:
         """This difference as a report's finding about ``batch``."""

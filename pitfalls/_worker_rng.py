@@ -28,7 +28,6 @@ report is then inconclusive, not failed.
 from __future__ import annotations
 
 import functools
-import hashlib
 import pickle
 import queue
 import random
@@ -41,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls import _fingerprint as fingerprint
 from pitfalls import _validate as validate
 from pitfalls._randomness import _get, _globals, _kind, _set, held_by
 from pitfalls._report import Finding, Location, Report, raise_for, safe_repr
@@ -98,7 +98,7 @@ class _Probe:
                 state = pickle.dumps(_plain(_get(obj, kind)))
             except Exception:  # a state that cannot be read: not watched
                 continue
-            out[name] = hashlib.blake2b(state, digest_size=16).digest()
+            out[name] = fingerprint.digest(state)
         return out
 
     def call(self) -> tuple[Values, dict[str, bytes], dict[str, bytes]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -253,12 +254,15 @@ def test_samples_that_are_not_rows_of_dataset_are_named_so_or_cannot_be_judged()
 
 def test_a_sample_is_kept_as_a_16_byte_digest_not_a_copy():
     """Memory per sample read is fixed: the epoch checks compare digests of the bytes."""
-    from pitfalls._epochs import _digests
+    from pitfalls._fingerprint import row_multiset, samples
 
     rows = np.random.default_rng(0).random((3, 3, 32, 32))  # 24 kB a sample
-    digests = _digests([rows], 3)
+    digests = samples([rows], 3)
     assert [len(d) for d in digests] == [16, 16, 16] and len(set(digests)) == 3
-    assert _digests([rows.copy()], 3) == digests  # the same bytes, the same digest
+    assert samples([rows.copy()], 3) == digests  # the same bytes, the same digest
+    # the one fingerprint: a stored array's rows are digested as a sample's are
+    assert row_multiset(rows) == Counter(digests)
+    assert row_multiset(rows[:, :, ::2]) == Counter(samples([rows[:, :, ::2]], 3))  # strided
 
 
 def test_memory_running_out_is_not_blamed_on_the_source():

@@ -17,6 +17,7 @@ import pytest
 import pitfalls
 from pitfalls import (
     check_epoch_complete,
+    check_generator_no_aliasing,
     check_epoch_repeatable,
     check_index_stable,
     check_order_shuffled,
@@ -281,3 +282,49 @@ def test_timeseries_generator_is_read_by_index(tf_keras):
     report = check_order_shuffled(series)
     assert report.source.startswith("indexable")
     assert report.status != "failed", str(report)
+
+
+def _refilled(shape, draws, reuse):
+    """A generator object (read once: no factory to read again) of big batches."""
+    buf = np.zeros(shape, dtype="float32")
+    for i in range(draws):
+        if not reuse:
+            buf = np.zeros(shape, dtype="float32")
+        buf[: shape[0] // 2] = i  # the first half of the rows rewritten per batch
+        yield buf, np.zeros(shape[0], dtype="float32")
+
+
+def test_a_batch_is_sealed_by_digests_not_copied():
+    # The aliasing check keeps 16 bytes of digest per 64 KiB of a drawn batch, not a copy:
+    # its memory beyond the batches it holds is a small fraction of what it drew.
+    import tracemalloc
+
+    shape, draws = (32, 64, 64, 3), 8  # 1.5 MiB a batch
+    drawn = draws * (np.prod(shape) * 4 + shape[0] * 4)
+    check_generator_no_aliasing(iter(list(_refilled(shape, 2, reuse=False))), draws=2)  # warm
+    tracemalloc.start()
+    batches = list(_refilled(shape, draws, reuse=False))  # held by the test as by the check
+    before, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    report = check_generator_no_aliasing(iter(batches), draws=draws)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert report.status == "passed"
+    assert (peak - before) / drawn < 0.1
+
+
+def test_a_changed_batch_read_once_is_told_by_its_blocks():
+    # A generator object cannot be read again for the elements: the blocks that changed
+    # are counted, where they start is said, and the verdict rests on the bytes changed.
+    shape = (32, 64, 64, 3)  # 48 KiB a row: rows 0..15 are 12 blocks of 64 KiB, of 24
+    report = check_generator_no_aliasing(_refilled(shape, 4, reuse=True), draws=4)
+    assert report.status == "failed"
+    first = report.findings[0]
+    assert (first.batch, first.path) == (0, "inputs")
+    assert first.mismatched == 16 * 64 * 64 * 3 and first.total == 32 * 64 * 64 * 3
+    assert first.problem.startswith("12 of 24 blocks of its bytes (64 KiB each")
+    assert "the first at index [0, 0, 0, 0]" in first.problem
+    # read through its factory, the same bug is shown element by element
+    exact = check_generator_no_aliasing(lambda: _refilled(shape, 4, reuse=True), draws=4)
+    assert exact.findings[0].locations[0].expected == 0.0
+    assert exact.findings[0].locations[0].actual == 3.0
