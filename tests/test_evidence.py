@@ -17,8 +17,8 @@ import pytest
 import pitfalls
 from pitfalls import (
     check_epoch_complete,
-    check_generator_no_aliasing,
     check_epoch_repeatable,
+    check_generator_no_aliasing,
     check_index_stable,
     check_order_shuffled,
 )
