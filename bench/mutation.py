@@ -65,8 +65,10 @@ MODULES = (
     "pitfalls/_aliasing.py",
     "pitfalls/_targets.py",
     "pitfalls/_sources.py",
+    "pitfalls/_fingerprint.py",
 )
-"""What is mutated: the modules that compare, flatten and read sources."""
+"""What is mutated: the modules that compare, flatten, fingerprint and read sources (the
+framework layer, reached only by the frameworks' tests, is left out with them)."""
 
 TESTS = (
     "tests/test_no_aliasing.py",
@@ -507,7 +509,6 @@ HINTS = (
     ("pitfalls/_aliasing.py", "later_fix", ""),
     ("pitfalls/_aliasing.py", "is_torch_loader", ""),
     ("pitfalls/_targets.py", "_text", ""),
-    ("pitfalls/_targets.py", "_holds_samples", ""),
     # The cause of a mismatch, from the evidence (rounding, integers, read-ahead, memory
     # rewritten or shared, sampling, augmentation): the reason, the hint and the notes.
     ("pitfalls/_targets.py", "_weigh", ""),
@@ -562,14 +563,8 @@ about a failure, never whether it fails. Listed apart, and not counted."""
 OUT_OF_REACH = (
     (
         "pitfalls/_sources.py",
-        "is_torch_loader",
-        "",
-        "tells a torch DataLoader: tests/test_torch.py pins the persistent workers it stops",
-    ),
-    (
-        "pitfalls/_sources.py",
         "resolve",
-        r"_MADE\[-1\]\.append|^if _MADE and is_torch_loader",
+        r"_MADE\[-1\]\.append|^if _MADE and frameworks\.torch\.persistent",
         "the worker pool a torch DataLoader came with: tests/test_torch.py pins it",
     ),
     (
@@ -593,14 +588,8 @@ OUT_OF_REACH = (
     ),
     (
         "pitfalls/_tree.py",
-        "_torch_as_array",
-        "",
-        "reads torch tensors: tests/test_torch.py pins it, left out here with torch",
-    ),
-    (
-        "pitfalls/_tree.py",
         "as_array",
-        r"_torch_as_array",
+        r"torch\.as_array|^from pitfalls\._frameworks import torch",
         "the torch fallback: tests/test_torch.py pins it, left out here with torch",
     ),
 )

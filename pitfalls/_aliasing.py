@@ -6,11 +6,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import checker
 from pitfalls._report import Finding, Report, raise_for
 from pitfalls._sources import Source, draw, resolve
-from pitfalls._sources import is_torch_loader as is_torch_loader_object
 from pitfalls._tree import (
     Flat,
     as_array,
@@ -55,24 +55,18 @@ def source_style(source: Source) -> str:
 
 def array_library(batch: Any) -> str:
     """Which library made the batch's arrays: ``"torch"``, ``"jax"``, ``"tensorflow"``
-    or ``"numpy"`` (anything else), by the type of its first leaf from one of them."""
+    or ``"numpy"`` (anything else), by its first leaf from one of them."""
     try:
         leaves = flatten(batch).leaves
     except Exception:  # a cycle or a nesting too deep: the check itself will say so
         return "numpy"
-    for _, leaf in leaves:
-        module = type(leaf).__module__ or ""
-        top = module.partition(".")[0]
-        if top in ("torch", "tensorflow"):
-            return top
-        if top in ("jax", "jaxlib"):
-            return "jax"
-    return "numpy"
+    found = (frameworks.array_library(leaf) for _, leaf in leaves)
+    return next((library for library in found if library != "numpy"), "numpy")
 
 
 def is_torch_loader(source: Source) -> bool:
     """Is the source a ``torch.utils.data.DataLoader`` (or a subclass)?"""
-    return is_torch_loader_object(source.obj)
+    return frameworks.torch.is_loader(source.obj)
 
 
 _TORCH_LOADER_HINT = (

@@ -45,7 +45,6 @@ passing check costs what it cost before.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import inspect
@@ -67,6 +66,7 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._randomness import held_by
 from pitfalls._report import MAX_SHOWN, Blame, Frame
@@ -1101,8 +1101,8 @@ class _InProcess:
 
     def __call__(self) -> Source:
         src = self.fresh()
-        self.tf_data = self.tf_data or _is_tf_data(src.obj)
-        dup, workers = single_process(src.obj)
+        self.tf_data = self.tf_data or frameworks.tfdata.is_dataset(src.obj)
+        dup, workers = frameworks.torch.single_process(src.obj)
         if dup is None:
             return src
         self.workers = workers
@@ -1129,30 +1129,6 @@ class _InProcess:
                 " cannot be traced"
             ),
         )
-
-
-def _is_tf_data(obj: Any) -> bool:
-    cls = type(obj)
-    return cls.__module__.startswith("tensorflow") and hasattr(cls, "element_spec")
-
-
-def single_process(obj: Any) -> tuple[Any, int]:
-    """(a copy of ``obj`` with ``num_workers=0``, its worker count) for a torch DataLoader
-    with worker processes; (None, 0) for anything else. torch is never imported here."""
-    data = sys.modules.get("torch.utils.data")
-    loader = getattr(data, "DataLoader", None)
-    if not isinstance(loader, type) or not isinstance(obj, loader):
-        return None, 0
-    workers = getattr(obj, "num_workers", 0)
-    if not isinstance(workers, int) or workers <= 0:
-        return None, 0
-    try:
-        dup: Any = copy.copy(obj)
-        dup.num_workers = 0
-        dup._iterator = None  # a persistent worker pool stays with the original
-    except Exception:  # a subclass that refuses: diagnose the loader as it is
-        return None, 0
-    return dup, workers
 
 
 def _is_object_source(obj: Any) -> bool:
@@ -1422,16 +1398,8 @@ def _attributes(obj: Any) -> list[tuple[str, Any]]:
 def _tensor_memory(value: Any) -> np.ndarray | None:
     """A numpy view of a CPU torch tensor's memory (writes to either show in both), or
     None for anything else, a tensor on a device included (a copy would show nothing)."""
-    cls = type(value)
-    if cls.__name__ not in ("Tensor", "Parameter") or not cls.__module__.startswith("torch"):
-        return None
-    try:
-        if value.device.type != "cpu":
-            return None
-        array = np.asarray(value.detach())
-    except Exception:  # a dtype numpy lacks (bfloat16), a sparse or meta tensor
-        return None
-    return array if array.ndim else None
+    array = frameworks.torch.bits(value)
+    return array if array is not None and array.ndim else None
 
 
 def _datasets(

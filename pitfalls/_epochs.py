@@ -17,7 +17,6 @@ passes for it.
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _fingerprint as fingerprint
-from pitfalls import _tfdata as tfdata
+from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import checker
+from pitfalls._frameworks import tfdata
 from pitfalls._randomness import (
     Change,
     Randomness,
@@ -216,36 +216,6 @@ def _endless(
     )
 
 
-def framework(obj: Any) -> str | None:
-    """The library whose loader ``obj`` is (or whose iterator): ``"torch"`` (a DataLoader,
-    a Dataset), ``"tf.data"``, ``"hf"`` (Hugging Face datasets), ``"keras"`` (a
-    PyDataset), or None: told by the module of its type, nothing imported."""
-    if inspect.isgenerator(obj):
-        frame = obj.gi_frame
-        module = frame.f_globals.get("__name__", "") if frame is not None else ""
-        return "hf" if module.startswith("datasets.") else None
-    for cls in type(obj).__mro__:
-        module = cls.__module__ or ""
-        if module.startswith("torch.utils.data"):
-            return "torch"
-        if module.startswith("tensorflow.python.data"):
-            return "tf.data"
-        if module.startswith("datasets."):
-            return "hf"
-        if module.startswith("keras") and cls.__name__ in ("PyDataset", "Sequence"):
-            return "keras"
-    return None
-
-
-def _order_generators(loader: Any) -> list[Any]:
-    """A torch DataLoader's generators that draw only orders and worker seeds: its own
-    ``generator`` and its sampler's (``RandomSampler`` draws again as its epoch ends)."""
-    sampler = getattr(loader, "sampler", None)
-    batch_sampler = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
-    found = [getattr(obj, "generator", None) for obj in (loader, sampler, batch_sampler)]
-    return [g for g in found if g is not None]
-
-
 class _Reader:
     """Reads epochs of a source, each read under :class:`Randomness` control.
 
@@ -258,7 +228,7 @@ class _Reader:
     seed), later ones after reseeding with their position.
 
     A tf.data pipeline with a factory is built again under a fixed seed
-    (``build``), so that its random ops have seeds (see :mod:`pitfalls._tfdata`):
+    (``build``), so that its random ops have seeds (see :mod:`pitfalls._frameworks.tfdata`):
     every iteration then replays the same random numbers, as the comparison of
     two epochs' samples needs. The order check reads the pipeline as the user
     built it instead: seeded, a random op drawn once per epoch (Hugging Face's
@@ -303,7 +273,7 @@ class _Reader:
         self.graph = tfdata.graph(source.obj) if self.tf else None
         self.stream: Iterator[Any] | None = None
         self.current: Any = source.obj
-        self.library = framework(source.obj)
+        self.library = frameworks.library_of(source.obj)
         if self.indexable:
             length = source.length
             if steps_per_epoch is None and length is None:
@@ -332,7 +302,7 @@ class _Reader:
         """The last epoch of a stream found RNGs as it read (a generator's locals exist
         once it runs): they were not reseeded as it started, so it is no reference."""
         if self.library == "torch":
-            self.rnd.orders.update(id(g) for g in _order_generators(source.obj))
+            self.rnd.orders.update(id(g) for g in frameworks.torch.order_generators(source.obj))
 
     def _build(self, source: Source) -> Source:
         """``source`` made again by its factory under :data:`_BUILD_SEED`."""
@@ -354,7 +324,7 @@ class _Reader:
                     exc, f"pitfalls: raised by iter() of the source {type(source.obj).__qualname__}"
                 )
                 raise
-        self.library = self.library or framework(it)
+        self.library = self.library or frameworks.library_of(it)
         return it
 
     @property
@@ -716,7 +686,8 @@ def check_epoch_repeatable(
         reader = _Reader(resolved, steps_per_epoch, timeout, unpack, rnd)
         verdict = (_repeatable_indexable if reader.indexable else _repeatable_stream)(reader)
     findings, where, notes, inconclusive, batches, summary = verdict
-    persistent = _worker_processes(resolved.obj) if _persistent(resolved.obj) else 0
+    torch = frameworks.torch
+    persistent = torch.workers(resolved.obj) if torch.persistent(resolved.obj) else 0
     unexplained = where.startswith("unexplained")
     if unexplained and reader.state_changed and not persistent:
         shown = ", ".join(reader.state_changed[:MAX_SHOWN])
@@ -1330,8 +1301,8 @@ def _order_unjudged(reader: _Reader, changes: tuple[Change, ...]) -> tuple[str, 
             " (check_epoch_repeatable reports it).",
             [_change_note(changes, "while reading")],
         )
-    if _persistent(reader.source.obj):
-        workers = _worker_processes(reader.source.obj)
+    if frameworks.torch.persistent(reader.source.obj):
+        workers = frameworks.torch.workers(reader.source.obj)
         return (
             f"The samples cannot be matched across epochs: {what}, and the DataLoader's"
             f" {workers} persistent worker processes keep their own copies of the dataset"
@@ -1530,7 +1501,7 @@ def check_epoch_complete(
     total = sum(wanted.values())
     inconclusive = ""
     tf_random = graph is not None and bool(graph.random_ops)
-    workers = _worker_processes(resolved.obj)
+    workers = frameworks.torch.workers(resolved.obj)
     not_rows = f"{strangers} of the {len(seen_list)} samples it delivered are not rows of dataset"
     cause = _complete_cause(resolved, sizes, len(seen_list), total, bool(twice), strangers)
     if cause == "remainder" and strangers:  # augmented: the missing last batch is counted
@@ -1629,39 +1600,14 @@ def _drawn_in_process(
 ) -> str:
     """What a copy of a DataLoader with worker processes, read for one epoch in this
     process (``num_workers=0``), draws random numbers from, by name; "" when nothing."""
-    from pitfalls import _blame  # imported when first needed
 
-    copy, _ = _blame.single_process(source.obj)
+    copy, _ = frameworks.torch.single_process(source.obj)
     if copy is None:
         return ""
     here = Source(copy, source.kind, None, source.name)
     with Randomness(_roots(here)) as rnd:
         _first_epoch(here, steps_per_epoch, timeout, unpack, rnd, layout, 0)
     return ", ".join(rnd.seen) if rnd.random else ""
-
-
-def _persistent(obj: Any) -> bool:
-    """A torch DataLoader that keeps its worker processes (and their copies of the
-    dataset) from one epoch to the next."""
-    return framework(obj) == "torch" and getattr(obj, "persistent_workers", False) is True
-
-
-def _worker_processes(obj: Any) -> int:
-    """A torch DataLoader's worker processes (0 for one that reads in this process)."""
-    if framework(obj) != "torch":
-        return 0
-    workers = getattr(obj, "num_workers", 0)
-    return workers if isinstance(workers, int) and workers > 0 else 0
-
-
-def _loader_workers(obj: Any) -> int:
-    """A torch DataLoader's worker processes reading an IterableDataset (else 0)."""
-    if framework(obj) != "torch" or not hasattr(obj, "num_workers"):
-        return 0
-    dataset = getattr(obj, "dataset", None)
-    iterable = any(cls.__name__ == "IterableDataset" for cls in type(dataset).__mro__)
-    workers = obj.num_workers
-    return workers if iterable and isinstance(workers, int) and workers > 1 else 0
 
 
 def _complete_cause(
@@ -1671,7 +1617,7 @@ def _complete_cause(
     (augmented samples need not be recognised; without strangers, none may come twice);
     ``"workers"``: a DataLoader's workers each read an IterableDataset whole;
     ``"strangers"``: samples that are not rows of dataset, none twice; else ""."""
-    if twice and _loader_workers(source.obj):
+    if twice and frameworks.torch.iterable_workers(source.obj):
         return "workers"
     size = sizes[0] if sizes and len(set(sizes)) == 1 else 0
     short = total - delivered
@@ -1684,10 +1630,10 @@ def _complete_cause(
 
 def _complete_text(cause: str, source: Source, graph: tfdata.Graph | None) -> tuple[str, str]:
     """(reason, hint) for an incomplete epoch, in the terms of the source's library."""
-    library = framework(source.obj)
+    library = frameworks.library_of(source.obj)
     style = source_style(source)
     if cause == "workers":
-        workers = _loader_workers(source.obj)
+        workers = frameworks.torch.iterable_workers(source.obj)
         return (
             f"An epoch delivered samples more than once: each of the DataLoader's {workers}"
             " worker processes iterates its own copy of the IterableDataset, so, unsharded,"

@@ -11,12 +11,12 @@ mode), without the checker knowing any shape.
 from __future__ import annotations
 
 import inspect
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import checker
 from pitfalls._report import MAX_SHOWN, Finding, Location, Report, raise_for
@@ -29,15 +29,14 @@ DEFAULT_PERTURBED = 8
 def _as_given(array: np.ndarray, original: Any) -> Any:
     """``array`` as the kind of tensor the user passed: fn sees what its training loop
     gives it (a torch module needs torch tensors, on their device, in their dtype)."""
-    module = type(original).__module__.split(".")[0]
-    if isinstance(original, np.ndarray) or module not in ("torch", "tensorflow", "jax", "jaxlib"):
-        return array
-    if module == "torch":
-        torch = sys.modules["torch"]
-        return torch.as_tensor(array, dtype=original.dtype, device=original.device)
-    if module == "tensorflow":
-        return sys.modules["tensorflow"].convert_to_tensor(array, dtype=original.dtype)
-    return sys.modules["jax.numpy"].asarray(array, dtype=original.dtype)
+    library = frameworks.array_library(original)
+    if library == "torch":
+        return frameworks.torch.tensor_like(array, original)
+    if library == "tensorflow":
+        return frameworks.tensorflow.tensor_like(array, original)
+    if library == "jax":
+        return frameworks.jax.array_like(array, original)
+    return array
 
 
 def _call(fn: Any, args: list[Any], training: bool | None, when: str) -> np.ndarray:

@@ -23,7 +23,7 @@ random state:
 
 What it cannot see: a generator held elsewhere (a closure, another module)
 and the seeds TensorFlow ops took when their pipeline was built (see
-:mod:`pitfalls._tfdata`); pass ``reseed=`` (or, for tf.data, a factory) for
+:mod:`pitfalls._frameworks.tfdata`); pass ``reseed=`` (or, for tf.data, a factory) for
 those. It also cannot tell a random generator it cannot see from state that
 changes per read (a counter); :func:`stored_arrays` and :func:`changed_rows`
 give the checks another witness: data written in place changes arrays the
@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _fingerprint as fingerprint
+from pitfalls import _frameworks as frameworks
 
 _MAX_DEPTH = 4
 _MAX_OBJECTS = 2000
@@ -59,25 +60,6 @@ _SKIP = (
     types.CodeType,
     types.FrameType,
 )
-
-
-def _kind(obj: Any) -> str | None:
-    """What sort of RNG ``obj`` is, or None."""
-    if isinstance(obj, np.random.Generator):
-        return "numpy Generator"
-    if isinstance(obj, np.random.RandomState):
-        return "numpy RandomState"
-    if isinstance(obj, random.Random):
-        return "random.Random"
-    cls = type(obj)
-    module = cls.__module__ or ""
-    if cls.__name__ == "Generator" and module.startswith("torch"):
-        return "torch.Generator"
-    if cls.__name__ == "SeedGenerator" and module.startswith("keras") and hasattr(obj, "state"):
-        return "keras SeedGenerator"
-    if cls.__name__ == "Generator" and module.startswith("tensorflow") and hasattr(obj, "state"):
-        return "tf.random.Generator"
-    return None
 
 
 def _get(obj: Any, kind: str) -> Any:
@@ -202,57 +184,6 @@ class Held:
     draws from one is random in a way pitfalls can name but not control."""
 
 
-_TENSOR_MODULES = ("torch", "jax")
-
-
-def _jax_key(name: str, obj: Any) -> bool:
-    """A JAX PRNG key: a typed key array (``jax.random.key``), or a legacy
-    ``PRNGKey``, a uint32 array of shape (2,) held under a name with "key" in it."""
-    if not (type(obj).__module__ or "").startswith(("jax", "jaxlib")):
-        return False
-    dtype = str(getattr(obj, "dtype", ""))
-    if dtype.startswith("key<"):
-        return True
-    return dtype == "uint32" and tuple(getattr(obj, "shape", ())) == (2,) and "key" in name.lower()
-
-
-def _tensor(obj: Any) -> bool:
-    """A torch tensor or a JAX array: data a source may hold, with a sample axis."""
-    module = type(obj).__module__ or ""
-    if not module.startswith(_TENSOR_MODULES):
-        return False
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(obj, torch.Tensor):
-        return True
-    array = getattr(sys.modules.get("jax"), "Array", None)
-    return isinstance(array, type) and isinstance(obj, array)
-
-
-def as_numpy(array: Any) -> np.ndarray | None:
-    """The contents of a held array as numpy (a view where the library gives one).
-
-    A torch tensor is read through ``detach()`` on the CPU (bfloat16 as its 16-bit
-    pattern); a JAX array through ``np.asarray``. None when it cannot be read (a
-    sparse or meta tensor): such an array is no witness.
-    """
-    if isinstance(array, np.ndarray):
-        return array
-    try:
-        torch = sys.modules.get("torch")
-        if torch is not None and isinstance(array, torch.Tensor):
-            t = array.detach()
-            if t.device.type != "cpu":
-                t = t.cpu()
-            try:
-                return np.asarray(t.numpy())
-            except TypeError:  # a dtype numpy lacks (bfloat16): its bits, 2 bytes each
-                return np.asarray(t.view(torch.int16).numpy()) if t.element_size() == 2 else None
-        out = np.asarray(array)
-        return out if out.dtype != object else None
-    except Exception:
-        return None
-
-
 def _children(name: str, obj: Any) -> Iterable[tuple[str, Any]]:
     if isinstance(obj, dict):
         for key in list(obj)[:_MAX_ITEMS]:
@@ -316,7 +247,9 @@ def held_by(roots: Iterable[tuple[str, Any]]) -> Held:
         if module is not None:
             for key, value in list(vars(module).items()):
                 if not key.startswith("_") and (
-                    _kind(value) or isinstance(value, np.ndarray) or _tensor(value)
+                    frameworks.rng_kind(value)
+                    or isinstance(value, np.ndarray)
+                    or frameworks.is_tensor(value)
                 ):
                     queue.append((f"{module.__name__}.{key}", value, _MAX_DEPTH))
     visited = 0
@@ -326,17 +259,17 @@ def held_by(roots: Iterable[tuple[str, Any]]) -> Held:
             continue
         seen.add(id(obj))
         visited += 1
-        if _kind(obj):
+        if frameworks.rng_kind(obj):
             found.rngs.setdefault(name, obj)
             continue
         if isinstance(obj, np.ndarray):
             if obj.ndim >= 1 and obj.size and obj.dtype != object:
                 found.arrays.setdefault(name, obj)
             continue
-        if _jax_key(name, obj):
+        if frameworks.jax.is_key(obj):
             found.keys.setdefault(name, obj)
             continue
-        if _tensor(obj):  # a torch tensor written in place is as much a witness
+        if frameworks.is_tensor(obj):  # a torch tensor written in place is as much a witness
             if len(obj.shape) >= 1 and obj.shape[0] and _nbytes(obj):
                 found.arrays.setdefault(name, obj)
             continue
@@ -370,24 +303,18 @@ def _user_module(obj: Any) -> types.ModuleType | None:
 
 
 def _globals() -> dict[str, tuple[Any, str]]:
-    """The global RNGs, by name: Python's, numpy's, torch's (if imported)."""
+    """The global RNGs, by name: Python's, numpy's, torch's and TensorFlow's (if made)."""
     out: dict[str, tuple[Any, str]] = {
-        "random (global)": (random._inst, "random.Random"),
-        "np.random (global)": (np.random.mtrand._rand, "numpy RandomState"),
+        "random (global)": (frameworks.python_global(), "random.Random"),
+        "np.random (global)": (frameworks.numpy_global(), "numpy RandomState"),
     }
-    torch = sys.modules.get("torch")
-    if torch is not None and hasattr(torch, "default_generator"):
-        out["torch (global)"] = (torch.default_generator, "torch.Generator")
-    stateful = sys.modules.get("tensorflow.python.ops.stateful_random_ops")
-    generator = getattr(stateful, "global_generator", None)  # only once TF has made it
-    if generator is not None:
-        out["tf.random.get_global_generator()"] = (generator, "tf.random.Generator")
+    torch = frameworks.torch.global_generator()
+    if torch is not None:
+        out["torch (global)"] = (torch, "torch.Generator")
+    tf = frameworks.tensorflow.global_generator()
+    if tf is not None:
+        out["tf.random.get_global_generator()"] = (tf, "tf.random.Generator")
     return out
-
-
-def _keras() -> Any:
-    keras = sys.modules.get("keras")
-    return keras if keras is not None and hasattr(keras, "utils") else None
 
 
 class Randomness:
@@ -428,8 +355,8 @@ class Randomness:
     def __enter__(self) -> Randomness:
         for name, (obj, kind) in _globals().items():
             self._remember(name, obj, kind)
-        framework = _keras() is not None or "tensorflow" in sys.modules
-        self._keras_state = _keras_state() if framework else None
+        tf = frameworks.tensorflow
+        self._keras_state = tf.seeds() if tf.keras() or tf.tensorflow() else None
         self.rescan()
         return self
 
@@ -464,7 +391,7 @@ class Randomness:
         for name, (obj, kind) in _globals().items():
             self._remember(name, obj, kind)
         for name, obj in held_by(self.roots).rngs.items():
-            self._remember(name, obj, _kind(obj) or "")
+            self._remember(name, obj, frameworks.rng_kind(obj) or "")
 
     def control(self, seed: int, *, still: int | None = None) -> None:
         """Reseed every RNG with ``seed`` (Keras and the hook too), before a read.
@@ -474,11 +401,11 @@ class Randomness:
         may be a template it copies every epoch (Hugging Face's shuffle config):
         given a new seed, it would fake a new order.
         """
-        keras, tf = _keras(), sys.modules.get("tensorflow")
-        if (keras is not None or tf is not None) and self._keras_state is None:
-            self._keras_state = _keras_state()
-        _seed_frameworks(keras, tf, seed)
-        ops = _tf_op_seeds(tf)
+        tf = frameworks.tensorflow
+        if (tf.keras() or tf.tensorflow()) and self._keras_state is None:
+            self._keras_state = tf.seeds()
+        tf.seed(seed)
+        ops = tf.op_seeds()
         if ops is not None:  # made anew by set_seed: watched from here, put back with the seed
             self.rngs[TF_OPS] = (ops, "random.Random")
         drawn = self.seen.keys() | self.at_start.keys()
@@ -578,103 +505,6 @@ once a global seed is set (``tf.random.uniform``, ``tf.image.random_crop`` calle
 ``__getitem__``): it moves with each such op."""
 
 
-def _tf_op_seeds(tf: Any) -> Any:
-    """The ``random.Random`` TensorFlow derives eager ops' seeds from, once seeded, or None."""
-    if tf is None:
-        return None
-    try:
-        from tensorflow.python.eager import context
-
-        return getattr(context.context(), "_rng", None)
-    except Exception:  # another layout: such ops stay unseen
-        return None
-
-
-_KERAS_SEEDS = ("global_random_seed", "global_seed_generator")
-_UNSET = object()
-
-
-def _seed_frameworks(keras: Any, tf: Any, seed: int) -> None:
-    """What ``keras.utils.set_random_seed`` does beyond the RNGs :class:`Randomness` holds.
-
-    Keras' global seed (its global SeedGenerator is then remade from it) and
-    TensorFlow's global seed (``tf.random.set_seed``), each only where already
-    imported: Keras' own function would import TensorFlow to seed it.
-    """
-    if keras is not None:
-        try:
-            from keras.src.backend.common import global_state
-
-            global_state.set_global_attribute(_KERAS_SEEDS[0], seed)
-            global_state.set_global_attribute(_KERAS_SEEDS[1], None)
-        except Exception:  # another layout: Keras' own function
-            keras.utils.set_random_seed(seed)
-    if tf is not None and hasattr(tf, "random"):
-        tf.random.set_seed(seed)
-
-
-def _keras_state() -> dict[str, Any]:
-    """Keras' and TensorFlow's global seeds, to put back after :func:`_seed_frameworks`.
-
-    TensorFlow's eager context holds its global seed and, once one was set, the
-    ``random.Random`` that derives each new op's seed from it (no attribute
-    before): both are kept, the object itself and its state, so putting them
-    back restores the sequence of op seeds exactly. TensorFlow not imported yet is recorded as
-    no seed, so a seed set after it was imported is taken back too.
-    """
-    state: dict[str, Any] = {}
-    if "keras" in sys.modules:
-        try:
-            from keras.src.backend.common import global_state
-
-            state["keras"] = {key: global_state.get_global_attribute(key) for key in _KERAS_SEEDS}
-        except Exception:
-            pass
-    state["tf"] = (None, _UNSET, None)
-    if "tensorflow" in sys.modules:
-        try:
-            from tensorflow.python.eager import context
-
-            ctx = context.context()
-            rng: Any = getattr(ctx, "_rng", _UNSET)
-            state["tf"] = (ctx._seed, rng, None if rng is _UNSET else rng.getstate())
-        except Exception:
-            state.pop("tf")
-    return state
-
-
-def _restore_keras(state: dict[str, Any]) -> None:
-    if "keras" in sys.modules:
-        try:
-            from keras.src.backend.common import global_state
-
-            for key, value in state.get("keras", {key: None for key in _KERAS_SEEDS}).items():
-                global_state.set_global_attribute(key, value)
-        except Exception:
-            pass
-    if "tf" in state and "tensorflow" in sys.modules:
-        try:
-            from tensorflow.python import pywrap_tfe
-            from tensorflow.python.eager import context
-
-            ctx = context.context()
-            seed, rng, sequence = state["tf"]
-            now: Any = getattr(ctx, "_rng", _UNSET)
-            if ctx._seed == seed and now is rng and (rng is _UNSET or now.getstate() == sequence):
-                return  # as it was: clearing TensorFlow's kernel caches would cost, for nothing
-            ctx._seed = seed
-            if rng is _UNSET:
-                if hasattr(ctx, "_rng"):
-                    del ctx._rng
-            else:
-                rng.setstate(sequence)  # the op seeds drawn since are drawn again
-                ctx._rng = rng
-            if ctx._context_handle is not None:  # as set_seed does: kernels keep seeds
-                pywrap_tfe.TFE_ContextClearCaches(ctx._context_handle)
-        except Exception:
-            pass
-
-
 @contextlib.contextmanager
 def global_rngs_kept() -> Iterator[None]:
     """Python's, numpy's and torch's global RNGs, TensorFlow's global Generator and the
@@ -684,7 +514,7 @@ def global_rngs_kept() -> Iterator[None]:
     for obj, kind in _globals().values():
         with contextlib.suppress(Exception):  # a state that cannot be read is left
             saved.append((obj, kind, _get(obj, kind)))
-    seeds = _keras_state()
+    seeds = frameworks.tensorflow.seeds()
     try:
         yield
     finally:
@@ -697,7 +527,7 @@ def _put_back(saved: Iterable[tuple[Any, str, Any]], seeds: dict[str, Any] | Non
         with contextlib.suppress(Exception):  # one that cannot be put back is left
             _set(obj, kind, state)
     if seeds is not None:
-        _restore_keras(seeds)
+        frameworks.tensorflow.put_back(seeds)
 
 
 # Stored data: written in place or not? ----------------------------------------------
@@ -723,7 +553,7 @@ def stored_arrays(held: Held, min_rows: int) -> Stored:
     out = {}
     for name, array in held.arrays.items():
         if len(array) >= min_rows:
-            rows = as_numpy(array)
+            rows = frameworks.as_numpy(array)
             if rows is not None:
                 out[name] = (array, fingerprint.row_multiset(rows))
     return out
@@ -733,7 +563,7 @@ def changed_rows(before: Stored) -> tuple[Change, ...]:
     """The arrays of ``before`` (the same objects) whose rows are no longer that multiset."""
     changes = []
     for name, (array, digests) in before.items():
-        rows = as_numpy(array)
+        rows = frameworks.as_numpy(array)
         if rows is None:
             continue
         now = fingerprint.row_multiset(rows)
@@ -791,7 +621,11 @@ def _token(value: Any) -> Any:
         return ("value", value)
     if isinstance(value, (list, tuple, dict, set, frozenset)):
         return ("len", len(value))
-    if isinstance(value, (np.ndarray, *_SKIP)) or _kind(value) or _tensor(value):
+    if (
+        isinstance(value, (np.ndarray, *_SKIP))
+        or frameworks.rng_kind(value)
+        or frameworks.is_tensor(value)
+    ):
         return None  # data is judged by its rows, randomness by its draws
     if callable(value):
         return None

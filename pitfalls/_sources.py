@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls import _frameworks as frameworks
+
 _ACCEPTED = (
     "an iterator, an iterable, an indexable batch source with __getitem__ and"
     " __len__ (like keras.utils.PyDataset), or a zero-argument callable returning one"
@@ -240,19 +242,7 @@ def made_closed() -> Iterator[None]:
         yield
     finally:
         for made, before in _MADE.pop():
-            iterator: Any = getattr(made, "_iterator", None)
-            if iterator is not None and iterator is not before:  # started by the check
-                with contextlib.suppress(Exception):  # torch's private API: best effort
-                    iterator._shutdown_workers()
-                    made._iterator = None
-
-
-def is_torch_loader(obj: Any) -> bool:
-    """Is ``obj`` a ``torch.utils.data.DataLoader`` (or a subclass)? torch is not imported."""
-    return any(
-        cls.__name__ == "DataLoader" and (cls.__module__ or "").startswith("torch.utils.data")
-        for cls in type(obj).__mro__
-    )
+            frameworks.torch.stop_pool(made, before)
 
 
 def resolve(source: Any, name: str = "source") -> Source:
@@ -293,11 +283,9 @@ def resolve(source: Any, name: str = "source") -> Source:
     except Exception as exc:
         add_note(exc, f"pitfalls: raised by the source factory {_call_text(source)}")
         raise
-    from pitfalls import _tfdata
-
-    _tfdata.keep_if_from_hf(made)  # letting it go would delete the user's HF dataset
-    if _MADE and is_torch_loader(made) and getattr(made, "persistent_workers", False):
-        _MADE[-1].append((made, getattr(made, "_iterator", None)))  # with the pool it had
+    frameworks.tfdata.keep_if_from_hf(made)  # letting it go would delete the user's HF dataset
+    if _MADE and frameworks.torch.persistent(made):
+        _MADE[-1].append((made, frameworks.torch.pool(made)))  # with the pool it had
     call = f"calling {_call_text(source)} returned "
     why = _not_a_source(made, name, call)
     if why:

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from pitfalls import _tfdata
 from pitfalls import _validate as validate
 from pitfalls._aliasing import (
     DEFAULT_DRAWS,
@@ -21,6 +20,7 @@ from pitfalls._aliasing import (
     source_style,
 )
 from pitfalls._boundary import checker
+from pitfalls._frameworks import tfdata as _tfdata
 from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import Finding, Report, raise_for
 from pitfalls._sources import add_note, draw, resolve

@@ -54,7 +54,9 @@ def as_array(leaf: Any, path: str) -> np.ndarray:
         try:
             return np.asarray(leaf)
         except Exception as exc:  # a tensor on a device, a broken __array__
-            torch_array = _torch_as_array(leaf)
+            from pitfalls._frameworks import torch
+
+            torch_array = torch.as_array(leaf)
             if torch_array is not None:
                 return torch_array
             raise LeafError(
@@ -65,24 +67,6 @@ def as_array(leaf: Any, path: str) -> np.ndarray:
         f"{path}: a batch leaf of type {type(leaf).__qualname__} is not an array,"
         " a scalar, a list, a tuple or a dict"
     )
-
-
-def _torch_as_array(leaf: Any) -> np.ndarray | None:
-    """A torch tensor numpy refuses: one that requires grad (read through ``detach()``,
-    which shares its memory), on a device (a copy on the CPU), or of a dtype numpy
-    lacks such as bfloat16 (widened to float32, exactly). None for anything else."""
-    if not type(leaf).__module__.startswith("torch") or not hasattr(leaf, "detach"):
-        return None
-    try:
-        tensor = leaf.detach()
-        if tensor.device.type != "cpu":
-            tensor = tensor.cpu()
-        try:
-            return np.asarray(tensor)
-        except TypeError:  # bfloat16 and other dtypes numpy has no name for
-            return np.asarray(tensor.float())
-    except Exception:
-        return None
 
 
 def _child(path: str, key: Any) -> str:

@@ -41,8 +41,9 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _fingerprint as fingerprint
+from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
-from pitfalls._randomness import _get, _globals, _kind, _set, held_by
+from pitfalls._randomness import _get, _globals, _set, held_by
 from pitfalls._report import Finding, Location, Report, raise_for, safe_repr
 from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
@@ -84,7 +85,7 @@ class _Probe:
         except Exception:  # an attribute that breaks when read: the globals only
             held = {}
         for name, obj in held.items():
-            kind = _kind(obj)
+            kind = frameworks.rng_kind(obj)
             if kind is not None and all(obj is not seen for seen, _ in found.values()):
                 found[name] = (obj, kind)
         return found
@@ -359,12 +360,6 @@ def _referents(fn: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def _torch_dataset_type() -> Any:
-    data = sys.modules.get("torch.utils.data")
-    kind = getattr(data, "Dataset", None)
-    return kind if isinstance(kind, type) else None
-
-
 def _asks_worker_info(worker_init: Any) -> bool:
     """Does ``worker_init``'s code call ``get_worker_info()``, which DataLoader workers answer?"""
     while isinstance(worker_init, functools.partial):
@@ -381,11 +376,11 @@ def _map_style(value: Any) -> bool:
     return hasattr(cls, "__getitem__") and hasattr(cls, "__len__") and not isinstance(value, plain)
 
 
-def _served(referents: list[tuple[str, Any]], kind: Any, worker_init: Any) -> Any:
+def _served(referents: list[tuple[str, Any]], worker_init: Any) -> Any:
     """The dataset DataLoader workers would serve, from what ``fn`` refers to: the one torch
     Dataset, or (when ``worker_init`` asks for ``get_worker_info()``, written for DataLoader)
     the one object read by index; None for plain forked workers."""
-    found = [(n, v) for n, v in referents if kind is not None and isinstance(v, kind)]
+    found = [(n, v) for n, v in referents if frameworks.torch.is_dataset(v)]
     asks = _asks_worker_info(worker_init)
     if not found and asks:
         found = [(n, v) for n, v in referents if _map_style(v)]
@@ -511,8 +506,7 @@ def check_worker_randomness(
     fork raises ``TimeoutError`` naming it. Needs the ``fork`` start method
     (Linux, macOS).
     """
-    kind = _torch_dataset_type()
-    if kind is not None and isinstance(fn, kind):
+    if frameworks.torch.is_dataset(fn):
         if dataset is not None and dataset is not fn:
             raise ValueError("fn is a torch Dataset: leave dataset= out, or pass a function as fn")
         dataset, fn = fn, _first_sample(fn)
@@ -536,8 +530,8 @@ def check_worker_randomness(
     timeout = validate.timeout("timeout", timeout)
     referents = _referents(fn)
     if dataset is None:
-        dataset = _served(referents, kind, worker_init)
-    if dataset is not None and kind is None:
+        dataset = _served(referents, worker_init)
+    if dataset is not None and frameworks.torch.dataset_class() is None:
         try:
             import torch.utils.data  # noqa: F401  (asked for: DataLoader workers)
         except ImportError:

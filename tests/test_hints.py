@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from pitfalls import check_generator_no_aliasing, check_order_shuffled, check_targets_match
+from pitfalls.reproductions import zero_copy
 
 GENERATOR_HINT = (
     "allocate a new array for every batch (move np.zeros(...) inside the loop) or"
@@ -364,51 +365,30 @@ def test_integer_targets_against_a_float_target_fn_are_values_not_labels():
 # Words by the framework that made the batch ---------------------------------------------
 
 
-class StandIn:
-    """An array of another library, as pitfalls tells libraries apart: by the module of its
-    type. It shares the numpy buffer it wraps, as jax.device_put and TensorFlow do with an
-    aligned buffer on CPU; the real libraries are tried in test_jax.py and test_tfdata.py."""
+def refilled_as(wrap: Any) -> Any:
+    """One aligned numpy buffer, refilled, handed out wrapped by another library (which
+    shares an aligned buffer's memory on CPU: jax.device_put, tf.experimental.numpy)."""
 
-    def __init__(self, buf: np.ndarray) -> None:
-        self.buf = buf
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self.buf
-
-
-class JaxStandIn(StandIn):
-    pass
-
-
-class TfStandIn(StandIn):
-    pass
-
-
-JaxStandIn.__module__ = "jaxlib._jax"
-TfStandIn.__module__ = "tensorflow.python.framework.ops"
-
-
-def refilled_as(kind: type) -> Any:
     def batches() -> Any:
-        x = np.zeros((2, 2))
+        x = zero_copy.placed((2, 2), aligned=True)
         for i in range(4):
             x[:] = i
-            yield kind(x), np.full(2, 2.0 * i)  # targets fresh, inputs one buffer
+            yield wrap(x), np.full(2, 2.0 * i)  # targets fresh, inputs one buffer
 
     return batches
 
 
 @pytest.mark.parametrize(
-    "kind, hint",
+    "library, hint",
     [
         (
-            JaxStandIn,
+            "jax",
             "fill a new numpy array for every batch before handing it to JAX, or copy it with"
             " jnp.array(x): on CPU, jax.device_put and jnp.asarray can wrap a numpy buffer"
             " without copying, so refilling that buffer rewrites every JAX array made from it.",
         ),
         (
-            TfStandIn,
+            "tensorflow",
             "have the Python code behind the pipeline yield a new numpy array for every batch,"
             " or np.copy(x): TensorFlow can wrap a numpy array without copying"
             " (tf.data.Dataset.from_generator does, for a 64-byte aligned one), so refilling it"
@@ -417,13 +397,15 @@ def refilled_as(kind: type) -> Any:
     ],
     ids=["jax", "tensorflow"],
 )
-def test_jax_and_tensorflow_batches_are_told_where_their_memory_comes_from(kind, hint):
+def test_jax_and_tensorflow_batches_are_told_where_their_memory_comes_from(library, hint, request):
     """Bug: "np.copy(x)" and "allocate inside the loop" said of JAX arrays, which cannot be
     written; the numpy buffer they wrap is what is refilled."""
-    assert check_generator_no_aliasing(refilled_as(kind), draws=4).hint == hint
-    later = check_targets_match(refilled_as(kind), lambda x: np.asarray(x).sum(axis=1), draws=4)
+    module = request.getfixturevalue("jax" if library == "jax" else "tf")
+    wrap = module.device_put if library == "jax" else module.convert_to_tensor
+    assert check_generator_no_aliasing(refilled_as(wrap), draws=4).hint == hint
+    later = check_targets_match(refilled_as(wrap), lambda x: np.asarray(x).sum(axis=1), draws=4)
     assert later.hint.endswith("; assert_generator_no_aliasing names the buffer.")
-    assert ("jnp.array(x)" if kind is JaxStandIn else "from_generator") in later.hint
+    assert ("jnp.array(x)" if library == "jax" else "from_generator") in later.hint
 
 
 TORCH_LOADER_HINT = (

@@ -51,13 +51,14 @@ def test_a_jax_iterator_passes_every_check(jax):
     pitfalls.assert_epoch_complete(lambda: jax_batches(DATA), DATA, steps_per_epoch=8)
 
 
-def key_batches(data, *, carry=True, seed=0):
+def key_batches(data, *, carry=True, seed=0, legacy=False):
     """An iterator in JAX's own style: PRNG keys split for each epoch's permutation and
     each batch's noise. ``carry=False`` is the bug: the key is split but never carried
-    forward, so every epoch permutes with the same key."""
+    forward, so every epoch permutes with the same key. ``legacy``: a ``PRNGKey``, a plain
+    uint32 array that nothing but a name tells from data."""
     import jax
 
-    key = jax.random.PRNGKey(seed)
+    key = jax.random.PRNGKey(seed) if legacy else jax.random.key(seed)
     while True:
         if carry:
             key, perm_key, noise_key = jax.random.split(key, 3)
@@ -82,6 +83,11 @@ def test_jax_keys_are_randomness_pitfalls_names_but_cannot_reseed(jax):
     stuck = pitfalls.check_order_shuffled(lambda: key_batches(data, carry=False), steps_per_epoch=8)
     assert stuck.status == "failed" and "JAX PRNG key (key_batches()'s key)" in stuck.reason
     assert stuck.hint.startswith("carry the key forward every epoch: key, sub = jax.random.split")
+    # A legacy PRNGKey is data (no name rule): the epochs cannot be told apart, never failed
+    legacy = pitfalls.check_epoch_repeatable(
+        lambda: key_batches(data, legacy=True), steps_per_epoch=8
+    )
+    assert legacy.status == "inconclusive" and "pass reseed=" in legacy.inconclusive.lower()
 
 
 def test_a_jax_iterator_seeded_anew_every_epoch_is_not_shuffled(jax):

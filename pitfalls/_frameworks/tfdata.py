@@ -23,6 +23,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from pitfalls._frameworks.base import is_a, moved, private
+
 _RANDOM_OP = re.compile(
     r"^(Random(?!.*Dataset)|Stateful(?!PartitionedCall)|TruncatedNormal"
     r"|ParameterizedTruncatedNormal|Multinomial|RngReadAndSkip|RngSkip|NonDeterministicInts)"
@@ -32,12 +34,20 @@ _ORDER_DATASETS = ("RandomDataset", "DirectedInterleaveDataset", "SamplingDatase
 """Datasets besides shuffle() that may pick another order (``sample_from_datasets``)."""
 
 
+_GRAPH = private(
+    "tf.data.Dataset._as_serialized_graph",
+    "a pipeline's graph, read for its shuffles, random ops and dropped remainder",
+)
+_HF_REFS = private(
+    "datasets.Dataset._TF_DATASET_REFS",
+    "pipelines made by to_tf_dataset, kept alive so that their callback leaves the user's"
+    " Hugging Face dataset alone",
+)
+
+
 def is_dataset(obj: Any) -> bool:
     """Is ``obj`` a ``tf.data.Dataset`` (TensorFlow already imported, never imported here)?"""
-    tf = sys.modules.get("tensorflow")
-    data = getattr(tf, "data", None)
-    cls = getattr(data, "Dataset", None)
-    return isinstance(cls, type) and isinstance(obj, cls)
+    return is_a(obj, "tensorflow", "data.Dataset")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +95,10 @@ def graph(dataset: Any) -> Graph | None:
 
         serialized = dataset._as_serialized_graph(external_state_policy=ExternalStatePolicy.IGNORE)
         graph_def = graph_pb2.GraphDef.FromString(serialized.numpy())
-    except Exception:
+    except AttributeError as exc:  # the private API moved
+        moved(_GRAPH, exc)
+        return None
+    except Exception:  # a pipeline TensorFlow cannot serialize (a py_function's state)
         return None
     nodes = {node.name: node for node in graph_def.node}
     inner = [node for function in graph_def.library.function for node in function.node_def]
@@ -170,7 +183,12 @@ def keep_if_from_hf(dataset: Any) -> None:
     kept pipeline holds only references to that dataset's data.
     """
     hf = sys.modules.get("datasets")
-    refs = getattr(getattr(hf, "Dataset", None), "_TF_DATASET_REFS", None)
+    cls = getattr(hf, "Dataset", None)
+    if cls is None:
+        return
+    refs = getattr(cls, "_TF_DATASET_REFS", None)
+    if refs is None:
+        moved(_HF_REFS, AttributeError("_TF_DATASET_REFS"))
     made = any(ref() is dataset for ref in list(refs or ()))
     if made and not any(kept is dataset for kept in _KEPT):
         _KEPT.append(dataset)

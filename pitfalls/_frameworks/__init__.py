@@ -1,0 +1,105 @@
+"""What pitfalls knows of the frameworks, in one place (as Keras keeps its data adapters).
+
+The rest of the package asks this layer questions ("is this a DataLoader? which library
+made this array? what sort of generator is this?") and never names a framework's class
+itself. Nothing here imports a framework: an object of a framework's type exists only once
+the user has imported it, so each question looks the class up in ``sys.modules`` and tests
+with ``isinstance``. Each private API is used behind one small function in the module of
+its framework, registered in :data:`PRIVATE`, with a contract test
+(``tests/test_framework_contracts.py``) that fails when a release moves it; at run time a
+moved one is said once in a warning, never passed over silently.
+
+One module per framework: :mod:`.torch`, :mod:`.tensorflow` (TensorFlow and Keras),
+:mod:`.tfdata` (tf.data pipelines), :mod:`.jax`, :mod:`.hf` (Hugging Face ``datasets``).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+from pitfalls._frameworks import hf, jax, tensorflow, tfdata, torch
+from pitfalls._frameworks.base import PRIVATE, is_a, numpy_global, private, python_global
+
+__all__ = [
+    "PRIVATE",
+    "array_library",
+    "as_numpy",
+    "hf",
+    "is_tensor",
+    "jax",
+    "library_of",
+    "numpy_global",
+    "python_global",
+    "rng_kind",
+    "tensorflow",
+    "tfdata",
+    "torch",
+]
+
+_TORCH_ITERATOR = private(
+    "torch.utils.data.dataloader._BaseDataLoaderIter",
+    "an iterator of a DataLoader, passed as the source, told as torch's",
+)
+
+
+def library_of(obj: Any) -> str | None:
+    """The library whose loader ``obj`` is (or whose iterator): ``"torch"`` (a DataLoader,
+    a Dataset), ``"tf.data"``, ``"hf"`` (Hugging Face datasets), ``"keras"`` (a
+    PyDataset), or None."""
+    if torch.is_loader(obj) or torch.is_dataset(obj):
+        return "torch"
+    if is_a(obj, "torch.utils.data.dataloader", "_BaseDataLoaderIter"):
+        return "torch"
+    if tfdata.is_dataset(obj) or is_a(obj, "tensorflow", "data.Iterator"):
+        return "tf.data"
+    if hf.is_dataset(obj) or hf.is_iteration(obj):
+        return "hf"
+    if tensorflow.is_pydataset(obj):
+        return "keras"
+    return None
+
+
+def array_library(leaf: Any) -> str:
+    """Which library made an array: ``"torch"``, ``"jax"``, ``"tensorflow"`` or
+    ``"numpy"`` (anything else)."""
+    if torch.is_tensor(leaf):
+        return "torch"
+    if jax.is_array(leaf):
+        return "jax"
+    if tensorflow.is_tensor(leaf):
+        return "tensorflow"
+    return "numpy"
+
+
+def is_tensor(obj: Any) -> bool:
+    """A torch tensor or a JAX array (not a key): data a source may hold, with a sample axis."""
+    return torch.is_tensor(obj) or (jax.is_array(obj) and not jax.is_key(obj))
+
+
+def as_numpy(array: Any) -> np.ndarray | None:
+    """A held array's contents as numpy, a view where the library gives one (a torch
+    tensor bit for bit); None when it cannot be read: no witness then."""
+    if isinstance(array, np.ndarray):
+        return array
+    out = torch.bits(array) if torch.is_tensor(array) else jax.as_array(array)
+    return out if out is None or out.dtype != object else None
+
+
+def rng_kind(obj: Any) -> str | None:
+    """What sort of random generator ``obj`` is, or None."""
+    if isinstance(obj, np.random.Generator):
+        return "numpy Generator"
+    if isinstance(obj, np.random.RandomState):
+        return "numpy RandomState"
+    if isinstance(obj, random.Random):
+        return "random.Random"
+    if torch.is_generator(obj):
+        return "torch.Generator"
+    if tensorflow.is_seed_generator(obj):
+        return "keras SeedGenerator"
+    if tensorflow.is_generator(obj):
+        return "tf.random.Generator"
+    return None

@@ -1,0 +1,157 @@
+"""PyTorch: loaders, datasets, tensors and generators, never importing torch."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+from typing import Any
+
+import numpy as np
+
+from pitfalls._frameworks.base import class_of, is_a, moved, private
+
+_POOL = private(
+    "torch.utils.data.DataLoader._iterator",
+    "a persistent DataLoader's worker pool: stopped when a check started it, left out of a"
+    " copy read in this process",
+)
+
+
+def is_loader(obj: Any) -> bool:
+    """A ``torch.utils.data.DataLoader`` (or a subclass)."""
+    return is_a(obj, "torch.utils.data", "DataLoader")
+
+
+def is_dataset(obj: Any) -> bool:
+    """A ``torch.utils.data.Dataset`` (map-style or iterable)."""
+    return is_a(obj, "torch.utils.data", "Dataset")
+
+
+def is_iterable_dataset(obj: Any) -> bool:
+    return is_a(obj, "torch.utils.data", "IterableDataset")
+
+
+def dataset_class() -> type | None:
+    return class_of("torch.utils.data", "Dataset")
+
+
+def is_tensor(obj: Any) -> bool:
+    return is_a(obj, "torch", "Tensor")
+
+
+def is_generator(obj: Any) -> bool:
+    return is_a(obj, "torch", "Generator")
+
+
+def global_generator() -> Any:
+    """torch's default generator, or None when torch is not imported."""
+    torch = sys.modules.get("torch")
+    return getattr(torch, "default_generator", None)
+
+
+def workers(loader: Any) -> int:
+    """A DataLoader's worker processes (0 for one that reads in this process, or no loader)."""
+    if not is_loader(loader):
+        return 0
+    n = getattr(loader, "num_workers", 0)
+    return n if isinstance(n, int) and n > 0 else 0
+
+
+def persistent(loader: Any) -> bool:
+    """A DataLoader that keeps its worker processes (and their copies of the dataset) from
+    one epoch to the next."""
+    return is_loader(loader) and getattr(loader, "persistent_workers", False) is True
+
+
+def iterable_workers(loader: Any) -> int:
+    """Worker processes of a DataLoader that each read an ``IterableDataset`` (else 0)."""
+    n = workers(loader)
+    return n if n > 1 and is_iterable_dataset(getattr(loader, "dataset", None)) else 0
+
+
+def order_generators(loader: Any) -> list[Any]:
+    """A DataLoader's generators that draw only orders and worker seeds: its own
+    ``generator`` and its sampler's (``RandomSampler`` draws again as its epoch ends)."""
+    sampler = getattr(loader, "sampler", None)
+    batch_sampler = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
+    found = [getattr(obj, "generator", None) for obj in (loader, sampler, batch_sampler)]
+    return [g for g in found if g is not None]
+
+
+def pool(loader: Any) -> Any:
+    """The worker pool a persistent DataLoader holds now (None if none)."""
+    try:
+        return loader._iterator
+    except AttributeError as exc:
+        if is_loader(loader):
+            moved(_POOL, exc)
+        return None
+
+
+def stop_pool(loader: Any, before: Any) -> None:
+    """Stop the workers of the pool the loader holds, when the check started it (it is not
+    ``before``): left to the garbage collector, they may be shut down in a forked child."""
+    started = pool(loader)
+    if started is None or started is before:
+        return
+    try:
+        started._shutdown_workers()
+        loader._iterator = None
+    except Exception as exc:
+        moved(_POOL, exc)
+
+
+def single_process(loader: Any) -> tuple[Any, int]:
+    """(a copy of a DataLoader with worker processes, with ``num_workers=0``, its worker
+    count); (None, 0) for anything else."""
+    n = workers(loader)
+    if not n:
+        return None, 0
+    try:
+        dup: Any = copy.copy(loader)
+        dup.num_workers = 0
+        dup._iterator = None  # a persistent worker pool stays with the original
+    except Exception:  # a subclass that refuses: diagnose the loader as it is
+        return None, 0
+    return dup, n
+
+
+def as_array(tensor: Any) -> np.ndarray | None:
+    """A tensor's contents as numpy: a view of a CPU tensor (read through ``detach()``),
+    a copy of one on a device, float32 for a dtype numpy lacks (bfloat16, exactly widened);
+    None for anything else."""
+    if not is_tensor(tensor):
+        return None
+    try:
+        t = tensor.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        try:
+            return np.asarray(t.numpy())
+        except TypeError:  # bfloat16 and other dtypes numpy has no name for
+            return np.asarray(t.float().numpy())
+    except Exception:  # a sparse or meta tensor: no witness
+        return None
+
+
+def bits(tensor: Any) -> np.ndarray | None:
+    """A CPU tensor's memory as numpy, bit for bit (bfloat16 as its 16-bit pattern), a view
+    where torch gives one; None for anything else (on a device: a copy would show nothing)."""
+    if not is_tensor(tensor):
+        return None
+    with contextlib.suppress(Exception):
+        t = tensor.detach()
+        if t.device.type != "cpu":
+            return None
+        try:
+            return np.asarray(t.numpy())
+        except TypeError:  # a dtype numpy lacks: its bits, 2 bytes each
+            torch = sys.modules["torch"]
+            return np.asarray(t.view(torch.int16).numpy()) if t.element_size() == 2 else None
+    return None
+
+
+def tensor_like(array: np.ndarray, original: Any) -> Any:
+    """``array`` as a tensor of ``original``'s dtype and device."""
+    return sys.modules["torch"].as_tensor(array, dtype=original.dtype, device=original.device)
