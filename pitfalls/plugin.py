@@ -190,7 +190,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     seed = item.stash.get(_SEED_KEY, None)
     if seed is not None:
-        report.pitfalls_seed = seed  # type: ignore[attr-defined]  # sent along by xdist
+        report.pitfalls_seed = seed  # sent along to xdist's controller
         if report.failed:
             report.sections.append(("pitfalls", f"pitfalls_seed was {seed}"))
     return report
