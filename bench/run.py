@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py            # everything (about two minutes)
     .venv/bin/python bench/run.py --quick    # skip the test-suite and training parts
+    .venv/bin/python bench/run.py --demo     # the demo's wall time alone
 
 Machines here are noisy, so every figure is a ratio of two things measured in
 the same run, interleaved, each the median of several repeats. Targets (issue
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -321,6 +323,33 @@ def bench_fits() -> None:
     )
 
 
+def bench_demo() -> None:
+    """``pitfalls demo`` with its defaults, as a user runs it: a fresh interpreter,
+    TensorFlow's import included. Target: 30 s or less on 2 cores."""
+    section("pitfalls demo, defaults")
+    if importlib.util.find_spec("keras") is None:
+        print("skipped: Keras 3 is not installed (pip install 'pitfalls[tf]')")
+        return
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pitfalls", "demo"], cwd=ROOT, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode != 0:
+        print(f"failed with status {done.returncode}: {done.stderr.strip()[-300:]}")
+        return
+    met = "MET" if seconds <= 30 else f"MISSED by {seconds / 30:.2f}x"
+    load = os.getloadavg()[0]
+    print(
+        f"pitfalls demo: {seconds:.1f} s wall, {cpu:.1f} s CPU on {os.cpu_count()} cores"
+        f" (load average {load:.1f} meanwhile: other work slows the wall time), {met}"
+        " (target <= 30 s)"
+    )
+
+
 def python_loop() -> float:
     """A fixed pure-Python workload, so that seconds from two machines can be compared."""
 
@@ -338,6 +367,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="skip the suite and training parts")
     parser.add_argument("--suite", action="store_true", help="the test-suite part alone")
+    parser.add_argument("--demo", action="store_true", help="the demo's wall time alone")
     parser.add_argument("--draws", type=int, default=pitfalls.DEFAULT_DRAWS)
     args = parser.parse_args()
     print(
@@ -347,11 +377,15 @@ def main() -> None:
     if args.suite:
         bench_suite()
         return
+    if args.demo:
+        bench_demo()
+        return
     bench_import()
     bench_checkers(args.draws)
     if not args.quick:
         bench_suite()
         bench_fits()
+        bench_demo()
 
 
 if __name__ == "__main__":
