@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py            # everything (about two minutes)
     .venv/bin/python bench/run.py --quick    # skip the test-suite and training parts
     .venv/bin/python bench/run.py --demo     # the demo's wall time alone
+    .venv/bin/python bench/run.py --learn    # a learner's pytest and status alone
 
 Machines here are noisy, so every figure is a ratio of two things measured in
 the same run, interleaved, each the median of several repeats. Targets (issue
@@ -350,6 +351,33 @@ def bench_demo() -> None:
     )
 
 
+def bench_learn() -> None:
+    """A learner's first commands on a fresh exercises folder, exercise 1 (numpy) failing:
+    ``pytest ex -x`` (target <= 3 s) and ``pitfalls learn status ex``."""
+    section("pitfalls learn: a learner's feedback, exercise 1 failing")
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]  # this checkout's pitfalls
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pitfalls", "learn", "init", "ex"],
+            cwd=tmp,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+
+        def command(*args: str) -> Callable[[], object]:
+            return lambda: subprocess.run(
+                [sys.executable, "-m", *args], cwd=tmp, env=env, capture_output=True
+            )
+
+        t_pytest = median_seconds(command("pytest", "ex", "-x", "-q"), repeats=3)
+        t_status = median_seconds(command("pitfalls", "learn", "status", "ex"), repeats=3)
+    met = "MET" if t_pytest <= 3 else f"MISSED by {t_pytest / 3:.2f}x"
+    print(f"pytest ex -x                {t_pytest:5.2f} s   target <= 3 s: {met}")
+    print(f"pitfalls learn status ex    {t_status:5.2f} s   (untouched exercises are not run)")
+
+
 def python_loop() -> float:
     """A fixed pure-Python workload, so that seconds from two machines can be compared."""
 
@@ -368,6 +396,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the suite and training parts")
     parser.add_argument("--suite", action="store_true", help="the test-suite part alone")
     parser.add_argument("--demo", action="store_true", help="the demo's wall time alone")
+    parser.add_argument("--learn", action="store_true", help="the learner's commands alone")
     parser.add_argument("--draws", type=int, default=pitfalls.DEFAULT_DRAWS)
     args = parser.parse_args()
     print(
@@ -380,8 +409,12 @@ def main() -> None:
     if args.demo:
         bench_demo()
         return
+    if args.learn:
+        bench_learn()
+        return
     bench_import()
     bench_checkers(args.draws)
+    bench_learn()
     if not args.quick:
         bench_suite()
         bench_fits()
