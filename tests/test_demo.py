@@ -346,7 +346,7 @@ def test_the_command_shows_a_bar_per_phase_and_no_framework_log_lines():
     )
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
-    assert [line.split("  ")[0] for line in lines] == list(PHASES)  # a finished bar each
+    assert [line.split("━")[0].strip() for line in lines] == list(PHASES)  # a finished bar each
     assert done.stdout.startswith("Pitfall 1: a batch generator that re-yields one numpy buffer")
 
 

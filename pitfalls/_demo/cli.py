@@ -134,15 +134,20 @@ class _Bars:
             TextColumn,
             TimeElapsedColumn,
         )
+        from rich.table import Column
 
+        # Fixed widths but the last, whose text is cut to the room left: a long run's
+        # name is shortened, never the bar.
+        console = Console(file=stream)
         self.bars = Progress(
-            TextColumn("{task.description:<20}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[what]}"),
-            console=Console(file=stream),
+            TextColumn("{task.description}", table_column=Column(width=20, no_wrap=True)),
+            BarColumn(bar_width=16),
+            MofNCompleteColumn(table_column=Column(width=5)),
+            TimeElapsedColumn(table_column=Column(width=7)),
+            TextColumn("{task.fields[what]}", table_column=Column(no_wrap=True)),
+            console=console,
         )
+        self.room = max(console.width - (20 + 16 + 5 + 7 + 5), 10)
         self.tasks: dict[str, Any] = {}
 
     def __enter__(self) -> _Bars:
@@ -153,6 +158,8 @@ class _Bars:
         self.bars.stop()
 
     def __call__(self, phase: str, done: int, total: int, what: str) -> None:
+        if len(what) > self.room:
+            what = what[: self.room - 1] + "…"
         task = self.tasks.get(phase)
         if task is None:
             task = self.tasks[phase] = self.bars.add_task(phase, total=total, what=what)
