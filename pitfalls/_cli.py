@@ -36,6 +36,8 @@ def _import_file(path: str, said: str) -> Any:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     name = os.path.splitext(os.path.basename(path))[0]
+    if name in sys.modules:  # a file named like a module in use (json.py) must not replace it
+        name = f"{name}__from_{abs(hash(os.path.abspath(path)))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise Unusable(f"{said}cannot import {path!r}: not a Python file")
@@ -100,6 +102,8 @@ class _Option:
                 self.raised.append(exc)
                 raise
 
+        if not hasattr(fn, "__name__"):  # a callable object: reports name its class
+            call.__name__ = type(fn).__name__
         self.fn = call
 
 

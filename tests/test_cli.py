@@ -257,6 +257,11 @@ def test_check_accepts_a_file_path_as_pytest_users_type_it(project, capsys):
     assert "targets_match(target_fn=rule, draws=16" in out  # a sibling import worked too
     code, out, err = pitfalls_cli(capsys, "check", "mydata/pipeline.py:reused", *args)
     assert code == 1 and "Memory: inputs in all 16 batches share one buffer" in out
+    # A file named like a module in use is imported beside it, not in its place.
+    (project / "mydata" / "json.py").write_text(PIPELINE)
+    code, out, err = pitfalls_cli(capsys, "check", "mydata/json.py:good", "--json", *args[2:])
+    assert code == 0 and json.loads(out)["ok"] is True and json.dumps is not None
+    assert sys.modules["json"].__file__ != str(project / "mydata" / "json.py")
     code, _, err = pitfalls_cli(capsys, "check", "mydata/nowhere.py:good")
     assert code == 2 and err.startswith("pitfalls check: no file 'mydata/nowhere.py' (looked from ")
     sys.modules.pop("helpers", None)
