@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/run.py            # everything (about two minutes)
     .venv/bin/python bench/run.py --quick    # skip the test-suite and training parts
+    .venv/bin/python bench/run.py --demo     # the demo's wall time alone
+    .venv/bin/python bench/run.py --learn    # a learner's pytest and status alone
 
 Machines here are noisy, so every figure is a ratio of two things measured in
 the same run, interleaved, each the median of several repeats. Targets (issue
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -329,6 +332,60 @@ def bench_fits() -> None:
     )
 
 
+def bench_demo() -> None:
+    """``pitfalls demo`` with its defaults, as a user runs it: a fresh interpreter,
+    TensorFlow's import included. Target: 30 s or less on 2 cores."""
+    section("pitfalls demo, defaults")
+    if importlib.util.find_spec("keras") is None:
+        print("skipped: Keras 3 is not installed (pip install 'pitfalls[tf]')")
+        return
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pitfalls", "demo"], cwd=ROOT, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode != 0:
+        print(f"failed with status {done.returncode}: {done.stderr.strip()[-300:]}")
+        return
+    met = "MET" if seconds <= 30 else f"MISSED by {seconds / 30:.2f}x"
+    load = os.getloadavg()[0]
+    print(
+        f"pitfalls demo: {seconds:.1f} s wall, {cpu:.1f} s CPU on {os.cpu_count()} cores"
+        f" (load average {load:.1f} meanwhile: other work slows the wall time), {met}"
+        " (target <= 30 s)"
+    )
+
+
+def bench_learn() -> None:
+    """A learner's first commands on a fresh exercises folder, exercise 1 (numpy) failing:
+    ``pytest ex -x`` (target <= 3 s) and ``pitfalls learn status ex``."""
+    section("pitfalls learn: a learner's feedback, exercise 1 failing")
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]  # this checkout's pitfalls
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pitfalls", "learn", "init", "ex"],
+            cwd=tmp,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+
+        def command(*args: str) -> Callable[[], object]:
+            return lambda: subprocess.run(
+                [sys.executable, "-m", *args], cwd=tmp, env=env, capture_output=True
+            )
+
+        t_pytest = median_seconds(command("pytest", "ex", "-x", "-q"), repeats=3)
+        t_status = median_seconds(command("pitfalls", "learn", "status", "ex"), repeats=3)
+    met = "MET" if t_pytest <= 3 else f"MISSED by {t_pytest / 3:.2f}x"
+    print(f"pytest ex -x                {t_pytest:5.2f} s   target <= 3 s: {met}")
+    print(f"pitfalls learn status ex    {t_status:5.2f} s   (untouched exercises are not run)")
+
+
 def python_loop() -> float:
     """A fixed pure-Python workload, so that seconds from two machines can be compared."""
 
@@ -346,6 +403,8 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="skip the suite and training parts")
     parser.add_argument("--suite", action="store_true", help="the test-suite part alone")
+    parser.add_argument("--demo", action="store_true", help="the demo's wall time alone")
+    parser.add_argument("--learn", action="store_true", help="the learner's commands alone")
     parser.add_argument("--draws", type=int, default=pitfalls.DEFAULT_DRAWS)
     args = parser.parse_args()
     print(
@@ -355,11 +414,19 @@ def main() -> None:
     if args.suite:
         bench_suite()
         return
+    if args.demo:
+        bench_demo()
+        return
+    if args.learn:
+        bench_learn()
+        return
     bench_import()
     bench_checkers(args.draws)
+    bench_learn()
     if not args.quick:
         bench_suite()
         bench_fits()
+        bench_demo()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -25,23 +27,103 @@ class Unusable(Exception):
     """The target of ``pitfalls check`` cannot be used: exit status 2, one line."""
 
 
-def load(spec: str, what: str) -> Any:
-    """``module:attr`` (dots allowed in both) imported from the current directory."""
-    module_name, sep, attr_path = spec.partition(":")
-    if not sep or not module_name or not attr_path:
-        raise Unusable(f"{what} must be MODULE:ATTR, e.g. my_pipeline:train_batches; got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+def _import_file(path: str, said: str) -> Any:
+    """The module at ``path``, imported as a script's neighbours expect: its folder on
+    sys.path (as ``python path/to/file.py`` puts it), its name the file's stem."""
+    if not os.path.isfile(path):
+        raise Unusable(f"{said}no file {path!r} (looked from {os.getcwd()})")
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in sys.modules:  # a file named like a module in use (json.py) must not replace it
+        name = f"{name}__from_{abs(hash(os.path.abspath(path)))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise Unusable(f"{said}cannot import {path!r}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses, pickling and the module's own imports find it
     try:
-        obj: Any = importlib.import_module(module_name)
+        spec.loader.exec_module(module)
     except Exception as exc:
-        raise Unusable(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
+        sys.modules.pop(name, None)
+        raise Unusable(f"{said}cannot import {path!r}: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def load(spec: str, what: str) -> Any:
+    """``module:attr`` (dots allowed in both) imported from the current directory, or
+    ``path/to/file.py:attr``, as pytest users type paths.
+
+    ``what`` names the argument in every error but the target's own, e.g. ``--target-fn``.
+    """
+    module_name, sep, attr_path = spec.rpartition(":")  # a Windows path holds a colon too
+    said = "" if what == "target" else f"{what} {spec}: "
+    if not sep or not module_name or not attr_path:
+        raise Unusable(
+            f"{what} must be MODULE:ATTR or path/to/file.py:ATTR, e.g."
+            f" my_pipeline:train_batches; got {spec!r}"
+        )
+    if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+        obj: Any = _import_file(module_name, said)
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            obj = importlib.import_module(module_name)
+        except Exception as exc:
+            raise Unusable(
+                f"{said}cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
     for part in attr_path.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise Unusable(f"{module_name!r} has no attribute {attr_path!r}") from None
+            raise Unusable(f"{said}{module_name!r} has no attribute {attr_path!r}") from None
     return obj
+
+
+class _Option:
+    """A function given on the command line (``--target-fn``, ...), called through a
+    wrapper that remembers what it raised, so that an error names the right argument."""
+
+    def __init__(self, option: str, spec: str) -> None:
+        self.name = f"{option} {spec}"
+        fn = load(spec, option)
+        if not callable(fn):
+            raise Unusable(f"{self.name}: must be a function, got {type(fn).__name__} {fn!r}")
+        self.raised: list[BaseException] = []
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                self.raised.append(exc)
+                raise
+
+        if not hasattr(fn, "__name__"):  # a callable object: reports name its class
+            call.__name__ = type(fn).__name__
+        self.fn = call
+
+
+def _blamed(exc: BaseException, target: str, options: Sequence[_Option]) -> str:
+    """Who raised ``exc`` (or what it was raised about): an option's function, else the target."""
+    for option in options:
+        if any(exc is raised or exc.__context__ is raised for raised in option.raised):
+            return option.name
+    return target
+
+
+def _skipped_epochs(args: argparse.Namespace, reports: Sequence[Any]) -> str:
+    """A line saying that the epoch comparison did not run by default, and what to pass."""
+    if args.epochs is not None or any(r.check == "epoch_repeatable" for r in reports):
+        return ""
+    return (
+        "skipped: epoch_repeatable (two epochs compared): the source has no length, so"
+        " its epochs cannot be told apart. Pass --steps-per-epoch N to read it as epochs"
+        " of N batches, or --no-epochs to skip the comparison without this line."
+    )
 
 
 def check(args: argparse.Namespace, out: Any = None) -> int:
@@ -51,31 +133,38 @@ def check(args: argparse.Namespace, out: Any = None) -> int:
     """
     out = sys.stdout if out is None else out
     source = load(args.target, "target")
-    target_fn = load(args.target_fn, "--target-fn") if args.target_fn else None
-    unpack = load(args.unpack, "--unpack") if args.unpack else None
-    reseed = load(args.reseed, "--reseed") if args.reseed else None
+    given = {
+        name: _Option(option, spec)
+        for name, option, spec in (
+            ("target_fn", "--target-fn", args.target_fn),
+            ("unpack", "--unpack", args.unpack),
+            ("reseed", "--reseed", args.reseed),
+        )
+        if spec
+    }
+    functions = {name: given[name].fn if name in given else None for name in given}
     try:
         reports = check_source(
             source,
-            target_fn,
+            functions.get("target_fn"),
             draws=args.draws,
             timeout=args.timeout,
             epochs=args.epochs,
             shuffled=args.shuffled,
             steps_per_epoch=args.steps_per_epoch,
-            unpack=unpack,
-            reseed=reseed,
+            unpack=functions.get("unpack"),
+            reseed=functions.get("reseed"),
             rtol=args.rtol,
             atol=args.atol,
         )
     except (TypeError, ValueError, TimeoutError) as exc:
-        raise Unusable(f"{args.target}: {exc}") from exc
+        raise Unusable(f"{_blamed(exc, args.target, list(given.values()))}: {exc}") from exc
     except Exception as exc:
         notes = " ".join(getattr(exc, "__notes__", []))
-        raise Unusable(
-            f"{args.target} raised {type(exc).__name__}: {exc} {notes}".rstrip()
-        ) from exc
+        who = _blamed(exc, args.target, list(given.values()))
+        raise Unusable(f"{who} raised {type(exc).__name__}: {exc} {notes}".rstrip()) from exc
     ok = all(r.ok for r in reports)
+    skipped = _skipped_epochs(args, reports)
     if args.json:
         doc = {
             "schema": JSON_SCHEMA,
@@ -84,8 +173,13 @@ def check(args: argparse.Namespace, out: Any = None) -> int:
             "reports": [r.to_dict() for r in reports],
         }
         print(json.dumps(doc, indent=2), file=out)
+        if skipped:  # on stderr: the JSON keeps its shape
+            out.flush()  # a reader that went away stops us here, before a word on stderr
+            print(f"pitfalls check: {skipped}", file=sys.stderr)
     else:
         print("\n\n".join(str(r) for r in reports), file=out)
+        if skipped:
+            print(f"\n{skipped}", file=out)
     return 0 if ok else 1
 
 
@@ -130,15 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     c = commands.add_parser(
         "check",
         help="run the data checks on your batch source",
-        description="Import MODULE:ATTR (a generator function, factory, class, iterable or"
-        " PyDataset) and run every data check that applies, as pitfalls.check_source does:"
+        description="Import MODULE:ATTR or path/to/file.py:ATTR (a generator function,"
+        " factory, class, iterable or PyDataset) and run every data check that applies, as"
+        " pitfalls.check_source does:"
         " batches are not rewritten after they are handed out, targets follow --target-fn,"
         " an indexable source re-reads the same, and two epochs hold the same samples (where"
         " the source has a length) and, with --shuffled, come in another order."
         " Exit status: 0 clean, 1 findings (or a check that could not judge), 2 the target"
         " cannot be used.",
     )
-    c.add_argument("target", metavar="MODULE:ATTR", help="the batch source, e.g. pipeline:batches")
+    c.add_argument(
+        "target",
+        metavar="MODULE:ATTR",
+        help="the batch source, e.g. pipeline:batches or src/pipeline.py:batches",
+    )
     c.add_argument("--target-fn", metavar="MODULE:ATTR", help="the rule: targets = f(inputs)")
     c.add_argument(
         "--draws",

@@ -1,4 +1,4 @@
-"""The pytest plugin: options, markers, a header line and fixtures. Nothing else.
+"""The pytest plugin: options, markers, fixtures and a line about their seeds. Nothing else.
 
 Registered under ``[project.entry-points.pytest11]``, so installing pitfalls
 makes it available to every pytest run; it never imports TensorFlow.
@@ -81,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "pitfalls_seed(seed): give this test's pitfalls_seed fixture a fixed seed",
     )
+    config.pluginmanager.register(_SeedLine(config), "pitfalls-seed-line")
 
 
 def base_seed(config: pytest.Config) -> tuple[int, str]:
@@ -99,12 +100,34 @@ def base_seed(config: pytest.Config) -> tuple[int, str]:
     return 0, "the default"
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def seed_line(config: pytest.Config) -> str:
+    """The line saying where the per-test seeds came from, and how to reproduce them."""
     base, origin = base_seed(config)
     return (
         f"pitfalls: per-test seeds from node ids, base {base} ({origin});"
         f" reproduce with --pitfalls-seed={base}"
     )
+
+
+class _SeedLine:
+    """Says where the seeds came from at the end of a run, if a test used the fixture.
+
+    It hears the reports where they arrive: in the controller under pytest-xdist,
+    whose workers send a report's attributes along.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.used = False
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "pitfalls_seed", None) is not None:
+            self.used = True
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        # A project that has pitfalls installed without using the fixture sees no line.
+        if self.used:
+            terminalreporter.write_line(seed_line(self.config))
 
 
 def seed_for(nodeid: str, base: int = 0) -> int:
@@ -166,8 +189,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     seed = item.stash.get(_SEED_KEY, None)
-    if seed is not None and report.failed:
-        report.sections.append(("pitfalls", f"pitfalls_seed was {seed}"))
+    if seed is not None:
+        report.pitfalls_seed = seed  # sent along to xdist's controller
+        if report.failed:
+            report.sections.append(("pitfalls", f"pitfalls_seed was {seed}"))
     return report
 
 

@@ -57,6 +57,12 @@ def needs(n):
     return iter(range(n))
 
 NOT_A_SOURCE = 42
+
+def bad_rule(x):
+    return x.nope
+
+def two_arguments(x, y):
+    return x
 """
 )
 
@@ -213,7 +219,7 @@ def test_check_a_finding_exits_1_with_the_report(project, capsys, args, expected
         (["pipeline:missing"], "pitfalls check: 'pipeline' has no attribute 'missing'"),
         (
             ["pipeline"],
-            "pitfalls check: target must be MODULE:ATTR, e.g. my_pipeline:train_batches; got 'pipeline'",
+            "pitfalls check: target must be MODULE:ATTR or path/to/file.py:ATTR, e.g. my_pipeline:train_batches; got 'pipeline'",
         ),
         (
             ["pipeline:NOT_A_SOURCE"],
@@ -238,6 +244,81 @@ def test_check_an_unusable_target_exits_2_with_one_line(project, capsys, args, l
     assert code == 2
     assert err.splitlines() == [line]
     assert out == ""
+
+
+def test_check_accepts_a_file_path_as_pytest_users_type_it(project, capsys):
+    """Bug: `pitfalls check mydata/pipeline.py:make` said No module named 'mydata/pipeline'."""
+    (project / "mydata").mkdir()
+    (project / "mydata" / "helpers.py").write_text("def rule(x):\n    return x.mean(axis=1)\n")
+    (project / "mydata" / "pipeline.py").write_text(PIPELINE + "\nfrom helpers import rule\n")
+    args = ["--target-fn", "mydata/pipeline.py:rule", "--no-epochs"]
+    code, out, err = pitfalls_cli(capsys, "check", "mydata/pipeline.py:good", *args)
+    assert (code, err) == (0, "")
+    assert "targets_match(target_fn=rule, draws=16" in out  # a sibling import worked too
+    code, out, err = pitfalls_cli(capsys, "check", "mydata/pipeline.py:reused", *args)
+    assert code == 1 and "Memory: inputs in all 16 batches share one buffer" in out
+    # A file named like a module in use is imported beside it, not in its place.
+    (project / "mydata" / "json.py").write_text(PIPELINE)
+    code, out, err = pitfalls_cli(capsys, "check", "mydata/json.py:good", "--json", *args[2:])
+    assert code == 0 and json.loads(out)["ok"] is True and json.dumps is not None
+    assert sys.modules["json"].__file__ != str(project / "mydata" / "json.py")
+    code, _, err = pitfalls_cli(capsys, "check", "mydata/nowhere.py:good")
+    assert code == 2 and err.startswith("pitfalls check: no file 'mydata/nowhere.py' (looked from ")
+    sys.modules.pop("helpers", None)
+
+
+@pytest.mark.parametrize(
+    ("target_fn", "line"),
+    [
+        (
+            "pipeline:bad_rule",
+            "pitfalls check: --target-fn pipeline:bad_rule raised AttributeError: 'numpy.ndarray' object has no attribute 'nope'",
+        ),
+        (
+            "pipeline:two_arguments",
+            "pitfalls check: --target-fn pipeline:two_arguments: two_arguments() missing 1 required positional argument: 'y'",
+        ),
+        (
+            "pipeline:NOT_A_SOURCE",
+            "pitfalls check: --target-fn pipeline:NOT_A_SOURCE: must be a function, got int 42",
+        ),
+        (
+            "nowhere:rule",
+            "pitfalls check: --target-fn nowhere:rule: cannot import 'nowhere': ModuleNotFoundError: No module named 'nowhere'",
+        ),
+        (
+            "pipeline:nope",
+            "pitfalls check: --target-fn pipeline:nope: 'pipeline' has no attribute 'nope'",
+        ),
+    ],
+)
+def test_a_wrong_target_fn_is_named_not_the_source(project, capsys, target_fn, line):
+    """Bug: a --target-fn that raised was reported as 'pipeline:good raised ...'."""
+    code, out, err = pitfalls_cli(capsys, "check", "pipeline:good", "--target-fn", target_fn)
+    assert (code, out) == (2, "")
+    assert err.startswith(line)
+    assert "pipeline:good" not in err
+
+
+def test_an_endless_source_says_which_checks_it_skipped_and_what_to_pass(project, capsys):
+    """Bug: without --steps-per-epoch an endless generator skipped the epoch checks silently."""
+    code, out, _ = pitfalls_cli(capsys, "check", "pipeline:good")
+    assert code == 0
+    assert out.rstrip().endswith(
+        "skipped: epoch_repeatable (two epochs compared): the source has no length, so its"
+        " epochs cannot be told apart. Pass --steps-per-epoch N to read it as epochs of N"
+        " batches, or --no-epochs to skip the comparison without this line."
+    )
+    code, out, err = pitfalls_cli(capsys, "check", "pipeline:good", "--json")
+    assert code == 0 and json.loads(out)["ok"] is True  # the JSON keeps its shape
+    assert err.startswith("pitfalls check: skipped: epoch_repeatable")
+    for asked in (["--steps-per-epoch", "4"], ["--no-epochs"]):
+        code, out, err = pitfalls_cli(capsys, "check", "pipeline:good", *asked)
+        assert code == 0 and "skipped" not in out + err
+    assert (
+        "epoch_repeatable(steps_per_epoch=4) passed"
+        in pitfalls_cli(capsys, "check", "pipeline:good", "--steps-per-epoch", "4")[1]
+    )
 
 
 def test_check_json_is_machine_readable(project, capsys, validate_report):

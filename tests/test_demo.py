@@ -14,6 +14,7 @@ import dataclasses
 import importlib.util
 import io
 import itertools
+import os
 import subprocess
 import sys
 
@@ -41,6 +42,7 @@ from pitfalls._demo import (
     run_demo_command,
     training,
 )
+from pitfalls._demo.measure import PHASES
 from pitfalls._report import Finding, Report
 from pitfalls.reproductions import epochs as epoch_variants
 from pitfalls.reproductions import generators as gen
@@ -60,7 +62,7 @@ def numpy_part():
 def trained(keras):
     """The whole demo at the tiny size, and every progress call it made."""
     calls = []
-    result = run_demo(TINY, progress=lambda step, steps, what: calls.append((step, steps, what)))
+    result = run_demo(TINY, progress=lambda *call: calls.append(call))
     return result, calls
 
 
@@ -310,14 +312,69 @@ def test_beyond_fit_trains_a_generator_in_the_order_it_yields(trained):
     assert rows["reshuffled_every_epoch"].reordered
 
 
-def test_progress_numbers_every_step_once_up_to_the_total(trained):
+def test_progress_has_one_bar_per_phase_that_counts_up_to_its_total_once(trained):
+    """Bug: one counter for the whole demo, and the zero-copy step said [24/24] twice."""
     _, calls = trained
-    totals = {steps for _, steps, _ in calls}
-    assert len(totals) == 1
-    assert sorted({step for step, _, _ in calls}) == list(range(1, totals.pop() + 1))
-    assert [step for step, _, _ in calls] == sorted(step for step, _, _ in calls)
-    assert calls[3][2] == "Keras 3 fit(generator): shared_input_buffer"
-    assert calls[4][2] == "Keras 3 fit(generator): shared_input_buffer, epoch 1/2"
+    phases = list(dict.fromkeys(phase for phase, *_ in calls))
+    assert phases == list(PHASES)  # in order, each once
+    for phase in phases:
+        mine = [(done, total, what) for p, done, total, what in calls if p == phase]
+        assert len({total for _, total, _ in mine}) == 1
+        done = [d for d, _, _ in mine]
+        assert done == sorted(done) and done[-1] == mine[0][1]
+        assert [d for d, total, _ in mine if d == total] == [mine[0][1]]  # it ends once
+    runs = sum(len(c.runs) for c in trained[0].consumers if c.pitfall == 1)
+    pitfall_one = [c for c in calls if c[0] == "pitfall 1 trained"]
+    assert pitfall_one[0] == (
+        "pitfall 1 trained",
+        0,
+        runs * TINY.epochs,
+        "Keras 3 fit(generator): shared_input_buffer",
+    )
+    assert pitfall_one[2][1:] == (1, runs * TINY.epochs, pitfall_one[0][3] + ", epoch 2/2")
+
+
+def test_the_command_shows_a_bar_per_phase_and_no_framework_log_lines():
+    """Bug: 100 progress lines, TensorFlow's C++ start-up lines between them."""
+    tiny = ["--epochs", "2", "--steps", "3", "--batch-size", "8", "--batches", "12"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pitfalls", "demo", *tiny],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert [line.split("━")[0].strip() for line in lines] == list(PHASES)  # a finished bar each
+    assert done.stdout.startswith("Pitfall 1: a batch generator that re-yields one numpy buffer")
+
+
+def test_plot_without_matplotlib_is_refused_before_anything_is_measured(monkeypatch, tmp_path):
+    """Bug: --plot without matplotlib trained for 15 s, then skipped the plot."""
+    from pitfalls._demo import measure
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    monkeypatch.setattr(measure, "run_demo", lambda *a, **k: pytest.fail("it measured"))
+    out, err = io.StringIO(), io.StringIO()
+    args = build_parser().parse_args(["demo", "--plot", str(tmp_path / "demo.png")])
+    assert run_demo_command(args, out, err) == 2
+    assert (out.getvalue(), err.getvalue()) == (
+        "",
+        "pitfalls demo: --plot needs matplotlib, which is not installed:"
+        " pip install 'pitfalls[plot]'\n",
+    )
+    monkeypatch.undo()
+    monkeypatch.setattr(measure, "run_demo", lambda *a, **k: pytest.fail("it measured"))
+    nowhere = tmp_path / "no" / "demo.png"
+    args = build_parser().parse_args(["demo", "--plot", str(nowhere)])
+    assert run_demo_command(args, out, err) == 2
+    assert f"--plot {nowhere}: the folder {nowhere.parent} does not exist" in err.getvalue()
 
 
 def test_the_figure_has_a_panel_per_consumer_and_one_for_the_epoch_means(trained, tmp_path):

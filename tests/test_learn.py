@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib.util
 import io
 import json
 import os
@@ -23,10 +24,10 @@ import sys
 import pytest
 
 import pitfalls
-from pitfalls._learn import EXERCISES, main, run_learn
+from pitfalls._learn import EXERCISES, exercise_hint, main, run_learn
 from pitfalls._learn._catalog import NEEDS_KERAS, by_number
 from pitfalls._learn._inprocess import run_in_process
-from pitfalls._learn._workspace import STATE_FILE, bar
+from pitfalls._learn._workspace import STATE_FILE, TEST_TIMEOUT, bar
 
 FORKS = "forked_workers"
 IN_PROCESS = [e for e in EXERCISES if not e.needs_keras and e.slug != FORKS]
@@ -231,13 +232,189 @@ def test_init_status_hint_reset_as_a_learner_goes(tmp_path, capsys, without_kera
             expected = f"edited test: {edited.test_file} differs from the shipped copy"
         elif exercise is deleted:
             expected = f"edited test: {deleted.test_file} was deleted"
-        elif exercise.needs_keras:
-            expected = f"skipped: {NEEDS_KERAS}"  # the others fail, the Keras ones say how
-        else:
-            expected = f"failing: {exercise.error}"  # exercise 2 too: reset restored its test
+        else:  # exercise 2 too: reset restored its module and test; none of them is run
+            expected = f"not started: fails with {exercise.error} until fixed (not run)"
         assert f"  {exercise.folder:<24}  {expected}" in out
     assert f"was deleted; pitfalls learn reset {ex} {deleted.number} restores it" in out
     assert f"Next: {second.folder}." in out
+
+
+def test_status_runs_only_the_exercises_a_learner_changed(tmp_path, capsys, monkeypatch):
+    """Bug: `pitfalls learn status ex` took 6-8 s: it ran every exercise, TensorFlow's
+    import for the Keras ones included, before the learner had touched one."""
+    from pitfalls._learn import _workspace
+
+    ex = tmp_path / "ex"
+    assert learn(capsys, "init", ex)[0] == 0
+    ran = []
+    real = _workspace._run_pytest
+    monkeypatch.setattr(
+        _workspace,
+        "_run_pytest",
+        lambda d, exs: ran.append([e.number for e in exs]) or real(d, exs),
+    )
+    assert learn(capsys, "status", ex)[0] == 1
+    assert ran == []  # nothing changed: nothing to run
+    first, third = EXERCISES[0], EXERCISES[2]
+    (ex / first.folder / first.module_file).write_text(first.solution())
+    with open(ex / third.folder / third.module_file, "a") as module:
+        module.write("# still buggy\n")
+    code, out, _ = learn(capsys, "status", ex)
+    assert ran == [[1, 3]] and code == 1
+    assert f"  {first.folder:<24}  passed" in out
+    assert f"  {third.folder:<24}  failing: {third.error}" in out
+    # One exercise's status runs it even as shipped: it shows the failure's message.
+    code, out, _ = learn(capsys, "status", ex, 2)
+    assert ran[-1] == [2] and "generator_no_aliasing(draws=16) failed" in out
+
+
+def test_without_keras_an_untouched_keras_exercise_says_it_will_skip(tmp_path, capsys, monkeypatch):
+    from pitfalls._learn import _workspace
+
+    assert learn(capsys, "init", tmp_path)[0] == 0
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "keras" else real(name, *a)
+    )
+    monkeypatch.setattr(_workspace, "_run_pytest", lambda *a: pytest.fail("ran pytest"))
+    _, out, _ = learn(capsys, "status", tmp_path)
+    for exercise in KERAS:
+        assert f"  {exercise.folder:<24}  skipped: {NEEDS_KERAS}" in out
+
+
+def test_collecting_the_exercises_imports_no_framework(tmp_path, capsys):
+    """Bug: `pytest ex -x` took 6.5-7.3 s while exercise 1 failed: collecting the Keras
+    exercises' tests imported TensorFlow. Now a Keras exercise imports it in its test."""
+    ex = tmp_path / "ex"
+    assert learn(capsys, "init", ex)[0] == 0
+    code = (
+        "import sys, pytest\n"
+        f"code = pytest.main([{str(ex)!r}, '--collect-only', '-q', '-p', 'no:cacheprovider'])\n"
+        "heavy = ('tensorflow', 'keras', 'tf_keras', 'torch', 'jax')\n"
+        "print(code, sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.stdout.splitlines()[-1] == "0 []", done.stdout + done.stderr
+    assert f"{len(EXERCISES)} tests collected" in done.stdout
+
+
+def test_a_deadlocked_exercise_fails_at_its_timeout_instead_of_hanging(tmp_path, capsys):
+    """Bug: exercise 7 with the lock held across the yields deadlocked; pytest hung."""
+    assert importlib.util.find_spec("pytest_timeout"), "pytest-timeout, a dependency, is missing"
+    ex = tmp_path / "ex"
+    assert learn(capsys, "init", ex)[0] == 0
+    seventh = by_number(7)
+    module = ex / seventh.folder / seventh.module_file
+    locked = seventh.solution().replace(
+        """        with self.lock:
+            i = self.position
+            self.position += 1
+        yield
+""",
+        """        with self.lock:  # held across the yield: the other worker waits for ever
+            i = self.position
+            self.position += 1
+            yield
+""",
+    )
+    assert locked != seventh.solution()
+    module.write_text(locked)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ex / seventh.folder), "-q", "-p", "no:randomly"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Timeout (>5.0s) from pytest-timeout" in done.stdout
+    assert f"timeout = {TEST_TIMEOUT}" in (ex / "pytest.ini").read_text()  # every other test
+
+
+@pytest.mark.parametrize("number", [1, 2, 5])
+def test_show_messages_names_the_line_that_wrote_the_batch(number):
+    """Bug: show-messages blamed 'C code with no Python line' for exercises 1, 2 and 5,
+    where pytest names the line: the module was compiled under a name not on disk."""
+    exercise = by_number(number)
+    message = run_in_process(exercise).message
+    assert f"Written at: {exercise.folder}/{exercise.module_file}:" in message
+    assert "cannot tell" not in message
+
+
+def hint_line(message):
+    (line,) = [line for line in message.splitlines() if line.startswith("Hint: ")]
+    return line.removeprefix("Hint: ")
+
+
+def test_exercise_3s_failures_hint_at_the_floor_it_wants_not_at_slash():
+    """Bug: the checker's hint said to divide with /, and after that change, to
+    np.expand_dims a Dense head's targets; exercise 3 wants the mean rounded down."""
+    exercise = by_number(3)
+    slash = exercise.shipped_module().replace(
+        "y = (x[:, 0] + x[:, 1]) // 2", "y = x.astype(np.float64).sum(axis=1) / 2"
+    )
+    for source in (exercise.shipped_module(), slash):
+        outcome = run_in_process(exercise, source)
+        assert type(outcome.error) is pitfalls.TargetMismatchError
+        assert hint_line(outcome.message) == exercise.failure_hint
+    assert "keep the floor division //" in exercise.failure_hint
+
+
+def test_exercise_7s_hints_keep_the_yield_outside_the_lock():
+    exercise = by_number(7)
+    assert hint_line(run_in_process(exercise).message) == exercise.failure_hint
+    assert "before the first yield. Not the yields" in exercise.failure_hint
+    assert "before the first `yield`" in exercise.fix
+    assert "The `yield`s stay outside the lock" in exercise.fix
+
+
+def test_exercise_12s_hint_reshapes_where_the_targets_are_made(keras):
+    exercise = by_number(12)
+    outcome = run_in_process(exercise)
+    assert type(outcome.error) is pitfalls.BroadcastError
+    assert hint_line(outcome.message) == exercise.failure_hint
+    assert "A reshape inside mse comes too late" in exercise.failure_hint
+    assert outcome.message.endswith("\nraised by strict_loss around mse")  # kept
+
+
+def test_exercise_hint_passes_other_errors_and_a_pass_unchanged():
+    with exercise_hint(3):
+        pass
+    with pytest.raises(ZeroDivisionError), exercise_hint(3):
+        1 / 0  # noqa: B018
+    with pytest.raises(ValueError, match="exercise 1 has no failure hint of its own"):
+        exercise_hint(1)
+
+
+def test_reset_keeps_the_learners_module_as_a_backup(tmp_path, capsys):
+    """Bug: `pitfalls learn reset ex 3` overwrote solved work without a word."""
+    assert learn(capsys, "init", tmp_path)[0] == 0
+    third = by_number(3)
+    module = tmp_path / third.folder / third.module_file
+    module.write_text(third.solution())
+    code, out, _ = learn(capsys, "reset", tmp_path, 3)
+    assert code == 0 and module.read_text() == third.shipped_module()
+    assert out.rstrip().endswith(
+        f"Your version is kept in {tmp_path}/{third.folder}/{third.module_file}.bak."
+    )
+    assert (tmp_path / third.folder / f"{third.module_file}.bak").read_text() == third.solution()
+    code, out, _ = learn(capsys, "reset", tmp_path, 3)  # nothing of the learner's to keep
+    assert "Your version" not in out
+    module.write_text("# another try\n")
+    _, out, _ = learn(capsys, "reset", tmp_path, "03_uint8_overflow")
+    assert (tmp_path / third.folder / f"{third.module_file}.bak2").read_text() == "# another try\n"
+    assert (tmp_path / third.folder / f"{third.module_file}.bak").read_text() == third.solution()
+
+
+@pytest.mark.parametrize("name", ["01_shared_buffer", "shared_buffer", "{dir}/01_shared_buffer/"])
+def test_an_exercise_may_be_named_by_its_folder(tmp_path, capsys, name):
+    """Bug: `pitfalls learn hint ex 01_shared_buffer` refused the folder's name."""
+    assert learn(capsys, "init", tmp_path)[0] == 0
+    code, out, err = learn(capsys, "hint", tmp_path, name.replace("{dir}", str(tmp_path)))
+    assert (code, err) == (0, "")
+    assert out.startswith("Exercise 1, 01_shared_buffer: ")
 
 
 def test_status_of_one_exercise_shows_its_message_or_its_lesson(tmp_path, capsys, monkeypatch):
@@ -248,7 +425,7 @@ def test_status_of_one_exercise_shows_its_message_or_its_lesson(tmp_path, capsys
     failing = _workspace.Result(
         exercise=second, state="failing", detail="AliasingError", message="line 1\nline 2"
     )
-    monkeypatch.setattr(_workspace, "results", lambda directory, exercises: [failing])
+    monkeypatch.setattr(_workspace, "results", lambda directory, exercises, **_: [failing])
     code, out, _ = learn(capsys, "status", tmp_path, 2)
     assert code == 1
     assert out.startswith(f"Exercise 2 of {len(EXERCISES)}, {second.folder}: {second.title}\n")
@@ -256,7 +433,7 @@ def test_status_of_one_exercise_shows_its_message_or_its_lesson(tmp_path, capsys
     assert f"Fix {tmp_path}/{second.folder}/{second.module_file}; a hint:" in out
 
     passed = _workspace.Result(exercise=second, state="passed")
-    monkeypatch.setattr(_workspace, "results", lambda directory, exercises: [passed])
+    monkeypatch.setattr(_workspace, "results", lambda directory, exercises, **_: [passed])
     code, out, _ = learn(capsys, "status", tmp_path, 2)
     assert code == 0 and "What was wrong, and where it bites:" in out
     assert json.loads((tmp_path / STATE_FILE).read_text())["explained"] == [2]
@@ -292,6 +469,7 @@ def test_init_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
         (["reset", "{dir}", "0"], "N=0 must be at least 1"),
         (["status", "{dir}/nowhere"], "is not an exercises folder"),
         (["show-messages", str(len(EXERCISES) + 1)], f"N={len(EXERCISES) + 1} is not an exercise"),
+        (["hint", "{dir}", "99_nothing"], "N='99_nothing' is not an exercise: give its number"),
     ],
 )
 def test_misuse_exits_2_with_one_line(tmp_path, capsys, argv, message):

@@ -23,10 +23,12 @@ def project(pytester, monkeypatch):
     return pytester
 
 
-def test_the_plugin_is_registered_by_its_entry_point_and_prints_a_header(pytester, monkeypatch):
+def test_the_plugin_is_registered_by_its_entry_point_and_names_the_seeds_it_used(
+    pytester, monkeypatch
+):
     monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    pytester.makepyfile("def test_nothing(): pass")
-    result = pytester.runpytest("--pitfalls-seed", "7")
+    pytester.makepyfile("def test_seeded(pitfalls_seed): pass")
+    result = pytester.runpytest("--pitfalls-seed", "7", "-p", "no:randomly")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         ["pitfalls: per-test seeds from node ids, base 7 (--pitfalls-seed);*"]
@@ -34,7 +36,7 @@ def test_the_plugin_is_registered_by_its_entry_point_and_prints_a_header(pyteste
 
 
 def test_without_pytest_randomly_the_base_is_0(project):
-    project.makepyfile("def test_nothing(): pass")
+    project.makepyfile("def test_seeded(pitfalls_seed): pass")
     result = project.runpytest()
     result.stdout.fnmatch_lines(
         [
@@ -42,6 +44,32 @@ def test_without_pytest_randomly_the_base_is_0(project):
             " reproduce with --pitfalls-seed=0"
         ]
     )
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_run_where_no_test_uses_the_seed_fixture_prints_nothing_of_ours(
+    project, monkeypatch, workers
+):
+    """Bug: the seed line was a header of every run of a project with pitfalls installed."""
+    if workers:
+        pytest.importorskip("xdist")
+        monkeypatch.setenv("PYTEST_ADDOPTS", "-p pitfalls.plugin -p xdist.plugin")
+    project.makepyfile(
+        test_plain="def test_plain(): pass",
+        test_other="def test_other(tmp_path): pass",
+    )
+    result = project.runpytest_subprocess(*workers)
+    result.assert_outcomes(passed=2)
+    assert not [line for line in result.stdout.lines if "pitfalls" in line]
+
+    # One test that uses the fixture, here or in a worker, brings the line back, once.
+    project.makepyfile(test_seeded="def test_seeded(pitfalls_seed): pass")
+    result = project.runpytest_subprocess(*workers)
+    result.assert_outcomes(passed=3)
+    assert [line for line in result.stdout.lines if line.startswith("pitfalls: ")] == [
+        "pitfalls: per-test seeds from node ids, base 0 (the default);"
+        " reproduce with --pitfalls-seed=0"
+    ]
 
 
 RESEEDED = """
@@ -65,9 +93,9 @@ def test_under_pytest_randomly_the_seed_holds_in_the_body_and_randomly_sets_the_
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
+            "Using --randomly-seed=5",
             "pitfalls: per-test seeds from node ids, base 5 (pytest-randomly's --randomly-seed);"
             " reproduce with --pitfalls-seed=5",
-            "Using --randomly-seed=5",
         ]
     )
     # an explicit --pitfalls-seed wins, and the body still sees it

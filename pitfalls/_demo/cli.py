@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import fields
@@ -116,37 +118,89 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
     return DemoConfig(**values, train=not args.no_train)
 
 
-class _Progress:
-    """One line per step on ``stream``, rewritten in place on a terminal."""
+class _Bars:
+    """One progress bar per phase of the demo (rich's), on ``stream``.
+
+    On a terminal the bars move as the demo runs; elsewhere (a CI log, a file)
+    rich draws each bar once, finished, when the demo ends.
+    """
 
     def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.table import Column
 
-    def __call__(self, step: int, steps: int, what: str) -> None:
-        line = f"[{step}/{steps}] {what}"
-        self.stream.write("\r" + line.ljust(100)[:100] if self.tty else line + "\n")
-        self.stream.flush()
+        # Fixed widths but the last, whose text is cut to the room left: a long run's
+        # name is shortened, never the bar.
+        console = Console(file=stream)
+        self.bars = Progress(
+            TextColumn("{task.description}", table_column=Column(width=20, no_wrap=True)),
+            BarColumn(bar_width=16),
+            MofNCompleteColumn(table_column=Column(width=5)),
+            TimeElapsedColumn(table_column=Column(width=7)),
+            TextColumn("{task.fields[what]}", table_column=Column(no_wrap=True)),
+            console=console,
+        )
+        self.room = max(console.width - (20 + 16 + 5 + 7 + 5), 10)
+        self.tasks: dict[str, Any] = {}
 
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\r" + " " * 100 + "\r")
-            self.stream.flush()
+    def __enter__(self) -> _Bars:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+    def __call__(self, phase: str, done: int, total: int, what: str) -> None:
+        if len(what) > self.room:
+            what = what[: self.room - 1] + "…"
+        task = self.tasks.get(phase)
+        if task is None:
+            task = self.tasks[phase] = self.bars.add_task(phase, total=total, what=what)
+        if done >= total:  # a finished bar keeps its time, and says nothing more
+            self.bars.update(task, completed=total, what="")
+            self.bars.stop_task(task)
+        else:
+            self.bars.update(task, completed=done, what=what)
+
+
+def _plot_refused(path: str) -> str:
+    """Why ``--plot PATH`` cannot be written, found before anything is measured ("" if it can)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        return "--plot needs matplotlib, which is not installed: pip install 'pitfalls[plot]'"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"--plot {path}: the folder {folder} does not exist"
+    return ""
 
 
 def run_demo_command(args: argparse.Namespace, out: Any = None, err: Any = None) -> int:
-    """``pitfalls demo``: measure, print the text, write the PNG if asked; the exit status."""
+    """``pitfalls demo``: measure, print the text, write the PNG if asked; the exit status.
+
+    2, with one line on ``err``, when ``--plot`` cannot be written (matplotlib
+    missing, no such folder): refused before anything is measured.
+    """
     from pitfalls._demo.measure import run_demo
     from pitfalls._demo.render import render_text
 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     config = config_from_args(args)
-    progress = _Progress(err)  # the numpy part alone takes a second: no progress
-    try:
-        result = run_demo(config, progress if config.train else None)
-    finally:
-        progress.close()
+    refused = _plot_refused(args.plot) if args.plot and config.train else ""
+    if refused:
+        print(f"pitfalls demo: {refused}", file=err)
+        return 2
+    if config.train and importlib.util.find_spec("rich") is not None:
+        with _Bars(err) as bars:
+            result = run_demo(config, bars)
+    else:  # the numpy part alone takes a second: no progress
+        result = run_demo(config)
     out.write(render_text(result))
     if args.plot:
         if not result.consumers:
@@ -154,13 +208,6 @@ def run_demo_command(args: argparse.Namespace, out: Any = None, err: Any = None)
             return 0
         from pitfalls._demo.plot import render_figure
 
-        try:
-            render_figure(result, args.plot)
-        except ImportError:
-            print(
-                "skipped: --plot (matplotlib is not installed: pip install 'pitfalls[plot]')",
-                file=out,
-            )
-        else:
-            print(f"plot: {args.plot}", file=out)
+        render_figure(result, args.plot)
+        print(f"plot: {args.plot}", file=out)
     return 0

@@ -34,9 +34,20 @@ from pitfalls._readahead import read_ahead
 from pitfalls._runner import check_source
 from pitfalls.reproductions import generators as gen
 
-Progress = Callable[[int, int, str], None]
-"""Called as ``progress(step, steps, what)``: step counts from 1; a step may report
-several times (once per epoch) with the same number."""
+Progress = Callable[[str, int, int, str], None]
+"""Called as ``progress(phase, done, total, what)``: of ``phase``'s ``total`` units
+(a step, or an epoch of a training run), ``done`` are finished and ``what`` is under
+way; the last call of a phase has ``done == total``. The phases come in order, each
+once: :data:`PHASES` names them."""
+
+PHASES = (
+    "numpy part",
+    "importing Keras",
+    "pitfall 1 trained",
+    "pitfall 2",
+    "beyond the article",
+    "zero-copy",
+)
 
 Variant = Callable[..., Iterator[Any]]
 
@@ -60,20 +71,34 @@ BEYOND_ORDER = (("same_order_every_epoch", "buggy"), ("reshuffled_every_epoch", 
 
 
 class _Steps:
-    """Numbers the steps for ``progress``."""
+    """Counts the units of one phase at a time for ``progress``."""
 
-    def __init__(self, progress: Progress | None, total: int, epochs: int) -> None:
-        self.progress, self.total, self.epochs, self.done = progress, total, epochs, 0
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress, self.phase, self.total, self.done = progress, "", 0, 0
 
-    def start(self, what: str) -> Callable[[int], None]:
-        """Begin the next step; returns an ``on_epoch`` that reports its epochs."""
-        self.done += 1
-        self.say(what)
-        return lambda epoch: self.say(f"{what}, epoch {epoch}/{self.epochs}")
+    def begin(self, phase: str, total: int) -> None:
+        """Start ``phase``, of ``total`` units (the last phase is ended first)."""
+        self.end()
+        self.phase, self.total, self.done = phase, total, 0
 
-    def say(self, what: str) -> None:
+    def start(self, what: str, epochs: int = 1) -> Callable[[int], None]:
+        """Begin the next ``epochs`` units; returns an ``on_epoch`` that reports each."""
+        base = self.done
+        self.done += epochs
+        self.say(base, what)
+        if epochs == 1:
+            return lambda epoch: None
+        return lambda epoch: self.say(base + epoch - 1, f"{what}, epoch {epoch}/{epochs}")
+
+    def end(self) -> None:
+        """End the phase under way, if any: its units are all done."""
+        if self.phase:
+            self.say(self.total, "")
+            self.phase = ""
+
+    def say(self, done: int, what: str) -> None:
         if self.progress is not None:
-            self.progress(self.done, self.total, what)
+            self.progress(self.phase, done, self.total, what)
 
 
 # The numpy part ---------------------------------------------------------------------
@@ -176,10 +201,11 @@ def _pitfall_one(keras: Any, config: DemoConfig, steps: _Steps, tf_keras: bool) 
         plan.append(("tf_keras_fit", title, False, generators, "tf_keras"))
     built: dict[str, Callable[[Any, Any], training.Fit]] = {}  # each traced once, then reused
     consumers = []
+    steps.begin(PHASES[2], sum(len(p[3]) for p in plan) * config.epochs)
     for key, title, deterministic, sources, trainer in plan:
         runs = []
         for name, kind, source in sources:
-            on_epoch = steps.start(f"{title}: {name}")
+            on_epoch = steps.start(f"{title}: {name}", config.epochs)
             if trainer not in built:
                 built[trainer] = trainers[trainer]()
             fitted = built[trainer](source(), on_epoch)
@@ -196,7 +222,8 @@ def _pitfall_two(keras: Any, config: DemoConfig, steps: _Steps) -> tuple[Pitfall
 
     keras.utils.set_random_seed(config.seed)
     x, y = shapes.mean_data(config.batch_size * 16, seed=config.seed)
-    steps.start("pitfall 2: shapes, losses, batch independence")
+    steps.begin(PHASES[3], 3)
+    steps.start("shapes, losses, batch independence")
     buggy, fixed = shapes.lambda_mean_buggy(), shapes.lambda_mean_fixed()
     point = np.array([[46.0, 46.0]], dtype=np.float32)
     loss_call_fn = shapes.mse_loss_subclass_buggy().call
@@ -222,7 +249,7 @@ def _pitfall_two(keras: Any, config: DemoConfig, steps: _Steps) -> tuple[Pitfall
         (shapes.gradient_tape_buggy, "buggy"),
         (shapes.gradient_tape_fixed, "fixed"),
     ):
-        steps.start(f"pitfall 2: GradientTape loop, {kind}")
+        steps.start(f"GradientTape loop, {kind}")
         model, losses = training.fit_tape_shapes(
             train, x, y, epochs=config.epochs, steps=tape_steps, seed=config.seed
         )
@@ -263,31 +290,21 @@ def _beyond(
 ) -> tuple[tuple[EpochMeansRow, ...], tuple[EpochOrderRow, ...]]:
     from pitfalls._demo import training
 
+    steps.begin(PHASES[4], len(BEYOND_MEANS) + len(BEYOND_ORDER))
     probe = training.EpochProbe(keras, config.seed)  # traced once, used four times
     means = []
     for variant, kind in BEYOND_MEANS:
-        steps.start(f"beyond: {variant} through fit(PyDataset)")
+        steps.start(f"{variant} through fit(PyDataset)")
         values = probe.epoch_means(variant)
         means.append(EpochMeansRow(variant=variant, kind=kind, means=values))
     orders = []
     for variant, kind in BEYOND_ORDER:
-        steps.start(f"beyond: {variant} through fit(generator, shuffle=True)")
+        steps.start(f"{variant} through fit(generator, shuffle=True)")
         firsts, warned = probe.first_samples(variant)
         orders.append(
             EpochOrderRow(variant=variant, kind=kind, first_samples=firsts, warned=warned)
         )
     return tuple(means), tuple(orders)
-
-
-def _step_count(config: DemoConfig, tf_keras: bool) -> int:
-    one = len(TRAINED) * (3 if tf_keras else 2) + len(PYDATASETS)
-    return (
-        3
-        + (one if 1 in config.pitfalls else 0)
-        + (3 if 2 in config.pitfalls else 0)
-        + len(BEYOND_MEANS)
-        + len(BEYOND_ORDER)
-    )
 
 
 def run_demo(config: DemoConfig | None = None, progress: Progress | None = None) -> DemoResult:
@@ -301,8 +318,9 @@ def run_demo(config: DemoConfig | None = None, progress: Progress | None = None)
         raise TypeError(f"config must be a DemoConfig, got {type(config).__name__}")
     trainable = config.train and _has("keras") and _has("tensorflow")
     tf_keras = trainable and 1 in config.pitfalls and _has("tf_keras")
-    steps = _Steps(progress, _step_count(config, tf_keras) if trainable else 3, config.epochs)
+    steps = _Steps(progress)
 
+    steps.begin(PHASES[0], 3)
     steps.start("the article's print(next(it), next(it))")
     next_rows = tuple(next_next(v, kind, config.seed) for v, kind in VARIANTS)
     steps.start(f"the checkers, draws={config.draws}")
@@ -319,6 +337,7 @@ def run_demo(config: DemoConfig | None = None, progress: Progress | None = None)
     numpy_part = DemoResult(
         config=config, next_next=next_rows, checkers=checkers, read_ahead=counts
     )
+    steps.end()
     if not config.train:
         return numpy_part
     if not trainable:
@@ -328,6 +347,8 @@ def run_demo(config: DemoConfig | None = None, progress: Progress | None = None)
     start = time.perf_counter()
     from pitfalls._demo import training
 
+    steps.begin(PHASES[1], 1)
+    steps.start("TensorFlow and Keras 3")
     keras = training.import_keras()
     skipped = []
     consumers: list[Consumer] = []
@@ -347,17 +368,16 @@ def run_demo(config: DemoConfig | None = None, progress: Progress | None = None)
     if 1 in config.pitfalls:
         from pitfalls.reproductions import zero_copy
 
-        steps.say("zero-copy: fit(generator) over an aligned and an unaligned buffer")
-        torn = tuple(
-            ZeroCopyRow(
-                aligned=aligned,
-                torn=zero_copy.keras_fit_mismatches(
-                    aligned, config.steps, batch_size=config.batch_size, seed=config.seed
-                ),
-                steps=config.steps,
+        steps.begin(PHASES[5], 2)
+        rows = []
+        for aligned in (False, True):
+            steps.start(f"fit(generator) over an {'' if aligned else 'un'}aligned buffer")
+            mismatches = zero_copy.keras_fit_mismatches(
+                aligned, config.steps, batch_size=config.batch_size, seed=config.seed
             )
-            for aligned in (False, True)
-        )
+            rows.append(ZeroCopyRow(aligned=aligned, torn=mismatches, steps=config.steps))
+        torn = tuple(rows)
+    steps.end()
     used = ("numpy", "tensorflow", "keras") + (("tf_keras",) if tf_keras else ())
     return replace(
         numpy_part,

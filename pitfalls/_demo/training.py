@@ -8,7 +8,9 @@ trainer is built and traced once, then reset to the same start for each run.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -36,11 +38,34 @@ class Fit(NamedTuple):
     prediction: float
 
 
+@contextlib.contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 points to the null device inside the block, Python's and C's alike.
+
+    TensorFlow's C++ start-up lines (absl's "All log messages before
+    absl::InitializeLog()", oneDNN's and CUDA's notices) are written before any
+    setting of its logging is read: TF_CPP_MIN_LOG_LEVEL, ABSL_MIN_LOG_LEVEL and
+    GLOG_minloglevel leave them (TensorFlow 2.21). An import error is raised as
+    usual after the block, when stderr is back.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def import_keras() -> Any:
-    """Keras 3 on TensorFlow, with TensorFlow's logs quiet."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-    import tensorflow as tf
+    """Keras 3 on TensorFlow, with TensorFlow's logs quiet (set before its import)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # its C++ logs after start-up
+    with stderr_silenced():
+        import keras
+        import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # retracing notices are not for a learner
     return keras

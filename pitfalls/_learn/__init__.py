@@ -26,9 +26,12 @@ from typing import Any, TextIO
 
 from pitfalls import _validate as validate
 from pitfalls._learn._catalog import EXERCISES, Exercise, by_number
+from pitfalls._learn._hints import exercise_hint
 from pitfalls._learn._workspace import LearnError, hint, init, reset, status, status_of
 
-__all__ = ["EXERCISES", "add_learn_parser", "main", "run_learn", "show_messages"]
+_N_HELP = "its number, or its folder's name (01_shared_buffer, or DIR/01_shared_buffer/)"
+
+__all__ = ["EXERCISES", "add_learn_parser", "exercise_hint", "main", "run_learn", "show_messages"]
 
 
 def add_learn_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -61,7 +64,7 @@ def add_learn_parser(subparsers: Any) -> argparse.ArgumentParser:
         " shown pass, 1 otherwise.",
     )
     s.add_argument("dir", metavar="DIR")
-    s.add_argument("number", metavar="N", type=int, nargs="?", help="one exercise only")
+    s.add_argument("number", metavar="N", nargs="?", help="one exercise only: " + _N_HELP)
     h = commands.add_parser(
         "hint",
         help="the next hint for exercise N",
@@ -69,14 +72,15 @@ def add_learn_parser(subparsers: Any) -> argparse.ArgumentParser:
         " the third the fix. The level is remembered in DIR.",
     )
     h.add_argument("dir", metavar="DIR")
-    h.add_argument("number", metavar="N", type=int)
+    h.add_argument("number", metavar="N", help=_N_HELP)
     r = commands.add_parser(
         "reset",
         help="restore exercise N's module and test",
-        description="Restore exercise N's module and test file as shipped.",
+        description="Restore exercise N's module and test file as shipped. A module you"
+        " changed is kept first, beside it, as NAME.py.bak (then .bak2, ...).",
     )
     r.add_argument("dir", metavar="DIR")
-    r.add_argument("number", metavar="N", type=int)
+    r.add_argument("number", metavar="N", help=_N_HELP)
     m = commands.add_parser(
         "show-messages",
         help="print the message each shipped exercise fails with",
@@ -84,13 +88,25 @@ def add_learn_parser(subparsers: Any) -> argparse.ArgumentParser:
         " print the checker's message it fails with: the teaching suite's failures, without"
         " writing a folder. Exit status 1 if an exercise does not fail as intended.",
     )
-    m.add_argument("number", metavar="N", type=int, nargs="?", help="one exercise only")
+    m.add_argument("number", metavar="N", nargs="?", help="one exercise only: " + _N_HELP)
     return learn
 
 
 def _exercise(number: Any) -> Exercise:
+    """The exercise a learner named: by number (``3``), or by its folder as a shell
+    completes it (``03_uint8_overflow``, ``ex/03_uint8_overflow/``)."""
+    if isinstance(number, str) and not number.strip().lstrip("+-").isdigit():
+        name = os.path.basename(number.strip().rstrip("/" + os.sep))
+        for exercise in EXERCISES:
+            if name in (exercise.folder, exercise.slug):
+                return exercise
+        folders = ", ".join(e.folder for e in EXERCISES[:2])
+        raise LearnError(
+            f"N={number!r} is not an exercise: give its number, 1 to {len(EXERCISES)},"
+            f" or its folder ({folders}, ...)"
+        )
     try:
-        return by_number(validate.integer("N", number, minimum=1))
+        return by_number(validate.integer("N", int(number), minimum=1))
     except TypeError as exc:
         raise LearnError(str(exc)) from None
 

@@ -40,6 +40,9 @@ class Exercise:
     """Hint 3: the change that fixes it."""
     explanation: str
     """Shown once it passes: what was wrong, and where it bites in real training."""
+    failure_hint: str = ""
+    """The hint the test's failure shows in place of the checker's, where that one,
+    written for every project, would mislead in this exercise (``_hints.exercise_hint``)."""
 
     @property
     def folder(self) -> str:
@@ -161,6 +164,11 @@ EXERCISES: tuple[Exercise, ...] = (
             "Widen before adding: `y = (x[:, 0].astype(np.int64) + x[:, 1]) // 2`, or"
             " `y = x.astype(np.int64).sum(axis=1) // 2`."
         ),
+        failure_hint=(
+            "the labels here are meant to be rounded down, as the test's average_brightness"
+            " computes them: keep the floor division //. What wraps is the sum, computed in"
+            " the pixels' uint8: widen the pixels (astype(np.int64)) before adding them."
+        ),
         explanation=(
             "Label arithmetic in uint8 wrapped at 256. It bites image pipelines, which keep"
             " pixels as uint8 to save memory: sums wrap past 255, differences wrap below 0"
@@ -269,7 +277,14 @@ EXERCISES: tuple[Exercise, ...] = (
             "Claim the index in one step, under a lock: `import threading`, then"
             " `self.lock = threading.Lock()` in `__init__`, and in `steps`, before the"
             " first `yield`: `with self.lock:` holding `i = self.position` and"
-            " `self.position += 1`."
+            " `self.position += 1`, and nothing else. The `yield`s stay outside the lock:"
+            " a worker switched out while it holds the lock blocks the other one for ever."
+        ),
+        failure_hint=(
+            "claim the batch in one step, under a threading.Lock: in steps, wrap only the"
+            " position update (i = self.position; self.position += 1) in `with self.lock:`,"
+            " before the first yield. Not the yields: a worker switched out while it holds"
+            " the lock makes the other wait for ever (the test then stops at its timeout)."
         ),
         explanation=(
             "A read-modify-write of shared state was split over two steps: a race. It bites"
@@ -421,7 +436,13 @@ EXERCISES: tuple[Exercise, ...] = (
         ),
         fix=(
             "Give the targets the model's output shape in `train`:"
-            " `tf.constant(y.reshape(-1, 1))` (or `y[:, None]`)."
+            " `tf.constant(y.reshape(-1, 1))` (or `y[:, None]`). Not inside `mse`:"
+            " `strict_loss` checks the shapes as the loss is called, before its body runs."
+        ),
+        failure_hint=(
+            "give the targets the model's output shape, (n, 1), in train, where they become"
+            " a tensor. A reshape inside mse comes too late: strict_loss checks the shapes"
+            " as the loss is called, before its body runs."
         ),
         explanation=(
             "A hand-written loop compared (n,) targets with (n, 1) outputs and broadcast"

@@ -11,6 +11,7 @@ that differs from the shipped copy is reported, not run.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import re
@@ -24,14 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pitfalls._learn._catalog import ARTICLE, EXERCISES, INSTALL_KERAS, Exercise
+from pitfalls._learn._catalog import ARTICLE, EXERCISES, INSTALL_KERAS, NEEDS_KERAS, Exercise
 
 STATE_FILE = ".pitfalls-learn.json"
-INI = """\
+TEST_TIMEOUT = 60
+"""Seconds one exercise's test may take (pytest-timeout): a Keras one, TensorFlow's
+import included, takes a few; a deadlock would take for ever."""
+INI = f"""\
 [pytest]
 # The exercises run in their numbered order (pytest-randomly would shuffle them),
 # without a cache folder, each failure shown short: the checker's message.
 addopts = -p no:randomly -p no:cacheprovider --tb=short -rfEs
+# No test waits for ever: pytest-timeout fails one that takes longer (seconds).
+timeout = {TEST_TIMEOUT}
 """
 BAR_WIDTH = 40
 TEXT_WIDTH = 78
@@ -104,7 +110,10 @@ def readme(shown: str) -> str:
             ),
             (f"status {shown} N", "exercise N alone: its failure message, or its lesson"),
             (f"hint {shown} N", "a hint for exercise N: the symptom, then the cause, then the fix"),
-            (f"reset {shown} N", "restore exercise N's module and test as shipped"),
+            (
+                f"reset {shown} N",
+                "restore exercise N's module and test as shipped (your module kept as .bak)",
+            ),
         )
     )
     return f"""\
@@ -164,16 +173,31 @@ def init(directory: Path, *, force: bool, shown: str) -> list[str]:
     ]
 
 
+def _backup(path: Path) -> Path:
+    """Copy ``path`` to the first free ``NAME.bak``, ``NAME.bak2``, ...; the copy's path."""
+    for n in range(1, 1000):
+        backup = path.with_name(path.name + (".bak" if n == 1 else f".bak{n}"))
+        if not backup.exists():
+            backup.write_bytes(path.read_bytes())
+            return backup
+    raise LearnError(f"{path.name} has 999 backups already: delete some first")
+
+
 def reset(directory: Path, exercise: Exercise, *, shown: str) -> list[str]:
-    """Restore one exercise's module and test as shipped."""
+    """Restore one exercise's module and test as shipped; a module the learner changed
+    is kept first, as ``NAME.py.bak`` (or ``.bak2``, ...), and the output says where."""
     _require_workspace(directory)
+    module = directory / exercise.folder / exercise.module_file
+    kept = ""
+    if module.is_file() and module.read_bytes() != exercise.shipped_module().encode():
+        kept = f" Your version is kept in {shown}/{exercise.folder}/{_backup(module).name}."
     _write_exercise(directory, exercise)
     state = _load_state(directory)
     state["explained"] = [n for n in state["explained"] if n != exercise.number]
     _save_state(directory, state)
     return [
         f"Restored {shown}/{exercise.folder}/{exercise.module_file} and"
-        f" {exercise.test_file} as shipped (hints seen so far are kept)."
+        f" {exercise.test_file} as shipped (hints seen so far are kept).{kept}"
     ]
 
 
@@ -214,7 +238,8 @@ class Result:
 
     exercise: Exercise
     state: str
-    """``passed``, ``failing``, ``skipped`` or ``edited test``."""
+    """``passed``, ``failing``, ``skipped``, ``edited test`` or ``not started`` (the
+    module as shipped, known to fail: not run)."""
     detail: str = ""
     """The error's class, why it was skipped, or what was edited."""
     message: str = ""
@@ -252,6 +277,10 @@ def _run_pytest(directory: Path, exercises: Sequence[Exercise]) -> dict[str, lis
             "-q",
             "-p",
             "no:cacheprovider",
+            "-p",
+            "pytest_timeout",
+            "-o",
+            f"timeout={TEST_TIMEOUT}",
             "--noconftest",
             "--continue-on-collection-errors",
             "--tb=short",
@@ -347,20 +376,40 @@ def _outcome(exercise: Exercise, cases: list[ET.Element]) -> Result:
     return Result(exercise=exercise, state="passed")
 
 
-def results(directory: Path, exercises: Sequence[Exercise]) -> list[Result]:
-    """Each exercise's state: edited tests are reported and not run; the rest run in pytest."""
-    edited = {e.number: _test_edited(directory, e) for e in exercises}
-    to_run = [e for e in exercises if not edited[e.number]]
-    cases = _run_pytest(directory, to_run) if to_run else {}
-    out = []
+def _not_started(directory: Path, exercise: Exercise) -> Result | None:
+    """The state of an exercise whose module is still as shipped, without running it
+    (the package's own suite proves each shipped module fails); None once it changed."""
+    path = directory / exercise.folder / exercise.module_file
+    try:
+        text = path.read_text(encoding="utf-8")  # universal newlines, as _test_edited
+    except (OSError, UnicodeDecodeError):
+        return None
+    if text != exercise.shipped_module():
+        return None
+    if exercise.needs_keras and importlib.util.find_spec("keras") is None:
+        return Result(exercise=exercise, state="skipped", detail=NEEDS_KERAS)
+    return Result(exercise=exercise, state="not started", detail=exercise.error)
+
+
+def results(
+    directory: Path, exercises: Sequence[Exercise], *, run_all: bool = False
+) -> list[Result]:
+    """Each exercise's state: edited tests are reported and not run, and so are modules
+    still as shipped (unless ``run_all``: status of one exercise shows its message); the
+    rest run in one pytest subprocess. Not running the untouched Keras exercises keeps a
+    learner's status free of TensorFlow's import until they start one."""
+    known: dict[int, Result] = {}
     for exercise in exercises:
-        if edited[exercise.number]:
-            out.append(
-                Result(exercise=exercise, state="edited test", detail=edited[exercise.number])
-            )
-        else:
-            out.append(_outcome(exercise, cases.get(exercise.folder, [])))
-    return out
+        edited = _test_edited(directory, exercise)
+        if edited:
+            known[exercise.number] = Result(exercise=exercise, state="edited test", detail=edited)
+        elif not run_all:
+            untouched = _not_started(directory, exercise)
+            if untouched is not None:
+                known[exercise.number] = untouched
+    to_run = [e for e in exercises if e.number not in known]
+    cases = _run_pytest(directory, to_run) if to_run else {}
+    return [known.get(e.number) or _outcome(e, cases.get(e.folder, [])) for e in exercises]
 
 
 def _wrap(text: str, indent: str) -> list[str]:
@@ -387,6 +436,8 @@ def _row(result: Result, shown: str) -> str:
     state = result.state
     if result.state == "failing" and result.detail:
         state = f"failing: {result.detail}"
+    elif result.state == "not started":
+        state = f"not started: fails with {result.detail} until fixed (not run)"
     elif result.state == "skipped":
         state = f"skipped: {result.detail}"
     elif result.state == "edited test":
@@ -423,7 +474,7 @@ def status(directory: Path, *, shown: str) -> tuple[int, list[str]]:
             lines += ["", *_lesson(exercise)]
         state["explained"] = sorted({*state["explained"], *(e.number for e in new)})
         _save_state(directory, state)
-    todo = [r for r in found if r.state in ("failing", "edited test")]
+    todo = [r for r in found if r.state in ("failing", "edited test", "not started")]
     lines.append("")
     if todo:
         nxt = todo[0].exercise
@@ -444,7 +495,7 @@ def status(directory: Path, *, shown: str) -> tuple[int, list[str]]:
 def status_of(directory: Path, exercise: Exercise, *, shown: str) -> tuple[int, list[str]]:
     """One exercise: its state, and its failure message or its lesson."""
     _require_workspace(directory)
-    (result,) = results(directory, [exercise])
+    (result,) = results(directory, [exercise], run_all=True)
     lines = [
         f"Exercise {exercise.number} of {len(EXERCISES)}, {exercise.folder}: {exercise.title}",
         _row(result, shown).strip(),
