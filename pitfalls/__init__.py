@@ -24,6 +24,7 @@ from pitfalls._runner import check_source
 from pitfalls._report import AliasingError
 from pitfalls._report import BatchDependenceError
 from pitfalls._report import BroadcastError
+from pitfalls._report import Cause
 from pitfalls._report import EpochChangedError
 from pitfalls._report import EpochIncompleteError
 from pitfalls._report import Finding
@@ -56,6 +57,7 @@ __all__ = [
     "AliasingError",
     "BatchDependenceError",
     "BroadcastError",
+    "Cause",
     "EpochChangedError",
     "EpochIncompleteError",
     "Finding",

@@ -9,7 +9,7 @@ from typing import Any
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import checker
-from pitfalls._report import Finding, Report, raise_for
+from pitfalls._report import Cause, Finding, Report, raise_for
 from pitfalls._sources import Source, draw, resolve
 from pitfalls._tree import (
     Flat,
@@ -231,6 +231,7 @@ def check_generator_no_aliasing(
         summary=f"none of {draws} batches changed after later draws",
         source=resolved.description,
         blame=_blame.blame_aliasing(resolved, draws=draws, timeout=timeout) if findings else None,
+        cause=Cause.BATCH_CHANGED,
     )
 
 

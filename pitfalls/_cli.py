@@ -19,7 +19,7 @@ from pitfalls._demo import add_demo_parser, run_demo_command
 from pitfalls._learn import add_learn_parser, run_learn
 from pitfalls._runner import check_source
 
-JSON_SCHEMA = "pitfalls.check/1"
+JSON_SCHEMA = "pitfalls.check/2"
 """Names the shape of ``pitfalls check --json``: docs/report.schema.json."""
 
 

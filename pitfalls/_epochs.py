@@ -40,12 +40,7 @@ from pitfalls._randomness import (
     state_changed,
     stored_arrays,
 )
-from pitfalls._report import (
-    MAX_SHOWN,
-    Finding,
-    Report,
-    raise_for,
-)
+from pitfalls._report import MAX_SHOWN, Cause, Finding, Report, Unjudged, raise_for
 from pitfalls._sources import Source, add_note, article, call_within, resolve
 from pitfalls._tree import _MAX_DEPTH, LeafError, Parts, as_array, flatten_at, split_batch
 
@@ -707,19 +702,21 @@ def check_epoch_repeatable(
             where, inconclusive = "persistent workers", ""  # the write, found in this process
         else:
             findings, blame = (), None
-            inconclusive = (
+            inconclusive = Unjudged(
+                Cause.UNOBSERVED_CODE,
                 "The second epoch holds other samples than the first, but the DataLoader's"
                 f" {persistent} persistent worker processes keep their own copies of the"
                 " dataset across epochs, out of pitfalls' reach: a random generator there"
                 " goes on from where it was (pitfalls cannot reseed it), and a write there"
                 " cannot be seen; reading a copy with num_workers=0 found no write. Check"
                 " with persistent_workers=False, whose workers start every epoch from the"
-                " dataset as it is in this process, under the loader's seed."
+                " dataset as it is in this process, under the loader's seed.",
             )
     reason, hint = _repeatable_text(style, where, reader.library, persistent)
     note = rnd.note()
     return Report(
         check="epoch_repeatable",
+        cause=Cause.SOURCE_STATE_CHANGED if where == "state" else Cause.STORED_DATA_WRITTEN,
         parameters=_params(steps_per_epoch, batches, reseed),
         batches=reader.read,
         findings=findings,
@@ -840,13 +837,14 @@ def _compare_epochs(reader: _Reader, first: Epoch, stored: dict[str, Any]) -> _V
 
 
 def _jax_unexplained(keys: list[str], what: str, compared: str = "sample by sample") -> str:
-    return (
+    return Unjudged(
+        Cause.JAX_KEY,
         f"The source holds a JAX PRNG key ({', '.join(keys[:MAX_SHOWN])}), and {what}: a key"
         " cannot be reseeded from outside, so each epoch draws on from where the last left"
         " it (new orders and augmentations, as meant) and two epochs cannot be compared"
         f" {compared}; no array the source holds changed. Check with the augmentation"
         " turned off, or keep the key on an object (self.key) and pass reseed=lambda seed:"
-        " setattr(source, 'key', jax.random.key(seed))."
+        " setattr(source, 'key', jax.random.key(seed)).",
     )
 
 
@@ -888,20 +886,22 @@ def _tf_unreached(reader: _Reader, what: str) -> str:
     ops = ", ".join(graph.random_ops)
     drawn = f"random ops ({ops})" if ops else "shuffle, which draws a new order every iteration"
     if not reader.rebuilt:
-        return (
+        return Unjudged(
+            Cause.RANDOMNESS_UNREACHED,
             f"The tf.data pipeline draws in TensorFlow {drawn}, and {what}: its ops took"
             " their seeds when it was built (none at all without tf.random.set_seed: fresh"
             " ones at every iteration), which no reseeding afterwards reaches. Pass a"
             " factory that builds the pipeline (lambda: make_dataset()), so that pitfalls"
-            " builds it under a fixed seed, or check with the augmentation turned off."
+            " builds it under a fixed seed, or check with the augmentation turned off.",
         )
-    return (
+    return Unjudged(
+        Cause.RANDOMNESS_UNREACHED,
         f"The tf.data pipeline draws in TensorFlow {drawn}, and {what} even built again"
         " under the same tf.random.set_seed: it draws from state no seed resets (a"
         " tf.random.Generator made outside the pipeline, a py_function's own generator)."
         " Pass reseed=, a function that resets that generator from its seed argument"
         " (lambda seed: generator.reset_from_seed(seed)), or check with the augmentation"
-        " turned off."
+        " turned off.",
     )
 
 
@@ -921,8 +921,10 @@ def _unexplained(rnd: Randomness, what: str, stored: dict[str, Any]) -> str:
         text = _random_per_read(rnd, what)
     if stored:
         names = ", ".join(list(stored)[:MAX_SHOWN])
-        return text + f" The arrays the source holds ({names}) did not change."
-    return text + " No array holding the samples was found on the source."
+        text += f" The arrays the source holds ({names}) did not change."
+    else:
+        text += " No array holding the samples was found on the source."
+    return Unjudged(Cause.RANDOMNESS_UNREACHED if rnd.random else Cause.NOTHING_SEEN, text)
 
 
 def _repeatable_stream(reader: _Reader) -> _Verdict:
@@ -1193,6 +1195,9 @@ def check_order_shuffled(
     note = rnd.note(natural=natural)
     return Report(
         check="order_shuffled",
+        cause=Cause.SAME_BATCHES
+        if findings and findings[0].path == _MEMBERSHIP
+        else Cause.SAME_ORDER,
         parameters=_params(steps_per_epoch, batches, reseed),
         batches=reader.read,
         findings=findings,
@@ -1295,45 +1300,46 @@ def _order_unjudged(reader: _Reader, changes: tuple[Change, ...]) -> tuple[str, 
     """Why two epochs whose samples cannot be matched leave the order unjudged."""
     what = "epoch 2 holds other samples than epoch 1"
     if changes:
-        return (
+        return Unjudged(
+            Cause.STORED_DATA_WRITTEN,
             "Epoch 2 holds other samples than epoch 1 because reading writes the data the"
             " source holds (see the note), so their order cannot be compared: fix that first"
             " (check_epoch_repeatable reports it).",
-            [_change_note(changes, "while reading")],
-        )
+        ), [_change_note(changes, "while reading")]
     if frameworks.torch.persistent(reader.source.obj):
         workers = frameworks.torch.workers(reader.source.obj)
-        return (
+        return Unjudged(
+            Cause.UNOBSERVED_CODE,
             f"The samples cannot be matched across epochs: {what}, and the DataLoader's"
             f" {workers} persistent worker processes keep their own copies of the dataset"
             " across epochs, out of pitfalls' reach: a random generator there goes on from"
             " where it was (pitfalls cannot reseed it). Check with persistent_workers=False,"
             " whose workers start every epoch from the dataset as it is in this process.",
-            [],
-        )
+        ), []
     if reader.rnd.random:
-        return _random_per_read(reader.rnd, what) + " Their order cannot be compared.", []
+        text = _random_per_read(reader.rnd, what) + " Their order cannot be compared."
+        return Unjudged(Cause.RANDOMNESS_UNREACHED, text), []
     graph = reader.graph
     if graph is not None and graph.random_ops:
         ops = ", ".join(graph.random_ops)
-        return (
+        return Unjudged(
+            Cause.RANDOMNESS_UNREACHED,
             f"The tf.data pipeline draws in TensorFlow random ops ({ops}) as it reads, so"
             f" {what} and, with targets that change with them or tell no samples apart,"
             " their order cannot be compared. Check with the augmentation turned off (the"
             " same pipeline without its random map).",
-            [],
-        )
+        ), []
     keys = list(reader.held().keys)
     if keys:
         return _jax_unexplained(keys, what, compared="in order"), []
-    return (
+    return Unjudged(
+        Cause.NOTHING_SEEN,
         f"The samples cannot be matched across epochs: {what}, and nothing pitfalls can see"
         " explains it (no random generator it can reach was drawn from, no array the source"
         " holds changed). If the source augments with a generator pitfalls cannot reach,"
         " pass reseed=, a function that reseeds it from the seed it is given, or check with"
         " the augmentation turned off; otherwise see check_epoch_repeatable.",
-        [],
-    )
+    ), []
 
 
 def assert_epoch_repeatable(
@@ -1518,35 +1524,39 @@ def check_epoch_complete(
         ]
     elif strangers and (rnd.random or tf_random):
         drew = ", ".join(rnd.seen) if rnd.random else "TensorFlow's " + ", ".join(graph.random_ops)  # type: ignore[union-attr]
-        inconclusive = (
+        inconclusive = Unjudged(
+            Cause.AUGMENTED_SAMPLES,
             f"The source is random per read (it drew from {drew}): {not_rows}, as augmented"
             " samples never are, so which rows were delivered cannot be told. Check with"
-            " the augmentation turned off."
+            " the augmentation turned off.",
         )
     elif (  # draws made in the workers are out of sight: read a copy in this process
         strangers
         and workers
         and (here := _drawn_in_process(resolved, steps_per_epoch, timeout, unpack, layout))
     ):
-        inconclusive = (
+        inconclusive = Unjudged(
+            Cause.AUGMENTED_SAMPLES,
             f"The DataLoader reads in {workers} worker processes, whose random draws"
             f" pitfalls cannot watch; read in this process (num_workers=0), it drew from"
             f" {here}: {not_rows}, as augmented samples never are, so which rows were"
-            " delivered cannot be told. Check with the augmentation turned off."
+            " delivered cannot be told. Check with the augmentation turned off.",
         )
     elif strangers and strangers == len(seen_list):
-        inconclusive = (
+        inconclusive = Unjudged(
+            Cause.AUGMENTED_SAMPLES,
             f"No sample the epoch delivered is a row of dataset ({not_rows}): the source"
             " transforms its samples (normalises, resizes, augments) or dataset is not what"
             " it delivers, so which rows were delivered cannot be told. Pass as dataset the"
             " samples as the source delivers them, transformed alike, and check with random"
-            " augmentation turned off."
+            " augmentation turned off.",
         )
     elif not (rotated and not twice):
         findings = _complete_findings(seen, wanted, twice, missing, strangers, total, seen_list)
     reason, hint = _complete_text(cause, resolved, graph)
     return Report(
         check="epoch_complete",
+        cause=Cause.SAMPLES_TWICE if twice else Cause.SAMPLES_MISSING,
         parameters={"steps_per_epoch": batches, "samples": total},
         batches=batches,
         findings=tuple(findings),

@@ -10,7 +10,7 @@ import numpy as np
 
 from pitfalls import _validate as validate
 from pitfalls._boundary import checker
-from pitfalls._report import Finding, Report, raise_for
+from pitfalls._report import Cause, Finding, Report, raise_for
 
 DEFAULT_STEPS = 2000
 DEFAULT_LEARNING_RATE = 1.0
@@ -197,6 +197,7 @@ def check_fits(
             ),
         )
     return Report(
+        cause=Cause.UNDERFIT,
         check="fits",
         parameters=params,
         findings=findings,

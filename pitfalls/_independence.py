@@ -19,7 +19,7 @@ import numpy as np
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import checker
-from pitfalls._report import MAX_SHOWN, Finding, Location, Report, raise_for
+from pitfalls._report import MAX_SHOWN, Cause, Finding, Location, Report, raise_for
 from pitfalls._sources import add_note
 from pitfalls._tree import LeafError, as_array
 
@@ -178,6 +178,7 @@ def check_batch_independent(
     if training is not None:
         parameters["training"] = training
     return Report(
+        cause=Cause.BATCH_DEPENDENCE,
         check="batch_independent",
         parameters=parameters,
         findings=tuple(findings),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -249,6 +250,67 @@ def format_parameters(parameters: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+class Cause(str, Enum):
+    """What a report rests on: the evidence of a failure, or what hid the comparison.
+
+    A ``failed`` report has the cause its evidence shows; an ``inconclusive`` one, the
+    cause that kept it from judging; a passed one, none. (``str, Enum``: Python 3.10 has
+    no ``StrEnum``; ``report.cause == "same order"`` holds too.)
+    """
+
+    # failed: the pitfall shown
+    BATCH_CHANGED = "batch changed"
+    """Bytes of a batch already handed out changed as the source went on."""
+    TARGETS_MISMATCH = "targets mismatch"
+    """Yielded targets are not ``target_fn`` of the yielded inputs."""
+    STORED_DATA_WRITTEN = "stored data written"
+    """An array the source holds (the same object) changed while it was read."""
+    SOURCE_STATE_CHANGED = "source state changed"
+    """An attribute of the source's own objects (a counter) changed as it was read."""
+    ANOTHER_INDEX = "another index served"
+    """Reading index i again returned the batch another index gave first."""
+    SAMPLES_TWICE = "samples delivered twice"
+    SAMPLES_MISSING = "samples never delivered"
+    SAME_ORDER = "same order"
+    """Two consecutive epochs, read as training reads them, in the same order."""
+    SAME_BATCHES = "same batch membership"
+    """Two consecutive epochs put the same samples in every batch (shuffled within only)."""
+    SHARED_RNG = "shared random stream"
+    BROADCAST = "shapes broadcast"
+    PREDICTION_SHAPE = "prediction shape"
+    UNDERFIT = "underfit"
+    BATCH_DEPENDENCE = "batch dependence"
+    # inconclusive: what hid the comparison
+    RANDOMNESS_UNREACHED = "randomness not reseeded"
+    """Reads drew from generators pitfalls reseeded, and still differ: others drew too."""
+    FRESH_ENTROPY = "fresh entropy"
+    """A generator made during the read without a seed: no reseeding reaches it."""
+    JAX_KEY = "JAX key"
+    """The source holds a JAX PRNG key, which cannot be reseeded from outside."""
+    UNOBSERVED_CODE = "code run unobserved"
+    """A tf.data graph, worker processes: code ran where draws and writes are not seen."""
+    AUGMENTED_SAMPLES = "augmented samples"
+    """Samples that are no rows of the dataset (augmented): which were delivered is unknown."""
+    NOTHING_SEEN = "nothing seen"
+    """The reads differ and nothing pitfalls can see explains it: no evidence either way."""
+    NO_DRAWS = "nothing drawn"
+    """What was compared depends on no random draw: whether streams are shared is unknown."""
+    NOT_RUN = "not run"
+    """A source read once was consumed by an earlier check."""
+
+
+class Unjudged(str):
+    """Why a check could not judge: the text of ``Report.inconclusive``, carrying the
+    :class:`Cause` that hid the comparison (a Report made with it takes that cause)."""
+
+    cause: Cause
+
+    def __new__(cls, cause: Cause, text: str) -> Unjudged:
+        made = super().__new__(cls, text)
+        made.cause = cause
+        return made
+
+
 @dataclass(frozen=True, kw_only=True)
 class Report:
     """The outcome of one check: data first; ``str(report)`` renders it.
@@ -288,10 +350,17 @@ class Report:
     blame: Blame | None = None
     """For a failed source check: the line that broke the invariant (or why none can be
     named), found by a diagnosis pass on a fresh copy of the source."""
+    cause: Cause | None = None
+    """The evidence a failure rests on, or what kept the check from judging; None on a
+    pass. An :class:`Unjudged` ``inconclusive`` brings its own."""
 
     def __post_init__(self) -> None:
         if self.summary and self.status != "passed":
             object.__setattr__(self, "summary", "")
+        if self.status == "inconclusive" and isinstance(self.inconclusive, Unjudged):
+            object.__setattr__(self, "cause", self.inconclusive.cause)
+        if self.status == "passed":
+            object.__setattr__(self, "cause", None)
 
     @property
     def status(self) -> str:
@@ -317,13 +386,14 @@ class Report:
         return {
             "check": self.check,
             "status": self.status,
+            "cause": self.cause.value if self.cause is not None else None,
             "ok": self.ok,
             "parameters": {k: _parameter_json(v) for k, v in self.parameters.items()},
             "source": self.source,
             "batches": self.batches,
             "unit": self.unit,
             "summary": self.summary,
-            "inconclusive": self.inconclusive,
+            "inconclusive": str(self.inconclusive),
             "reason": self.reason if failed else "",
             "hint": self.hint if failed else "",
             "notes": list(self.notes),
@@ -456,6 +526,7 @@ for _public in (
     Location,
     Finding,
     Report,
+    Cause,
     PitfallError,
     InconclusiveError,
     AliasingError,

@@ -15,7 +15,7 @@ from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
 from pitfalls._boundary import checker
 from pitfalls._epochs import check_epoch_repeatable, check_order_shuffled
 from pitfalls._randomness import Randomness
-from pitfalls._report import Report, raise_for
+from pitfalls._report import Cause, Report, raise_for
 from pitfalls._sources import Source, resolve
 from pitfalls._stability import check_index_stable
 from pitfalls._targets import targets_report
@@ -26,6 +26,7 @@ def _read_once(check: str, source: Source, parameters: dict[str, Any]) -> Report
     return Report(
         check=check,
         parameters=parameters,
+        cause=Cause.NOT_RUN,
         inconclusive=(
             f"Not run: the source is a {source.kind} object, which the first check consumed."
             " Pass its factory (the generator function, or a lambda that builds the"

@@ -18,6 +18,7 @@ from pitfalls import _validate as validate
 from pitfalls._boundary import checker
 from pitfalls._report import (
     BroadcastError,
+    Cause,
     Finding,
     Report,
     raise_for,
@@ -130,6 +131,7 @@ def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
         )
     return Report(
         check="no_broadcast",
+        cause=Cause.BROADCAST,
         parameters=params,
         findings=(Finding(path="y_true - y_pred", problem=problem),),
         reason=reason,
@@ -282,6 +284,7 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
             )
     return Report(
         check="prediction_shape",
+        cause=Cause.PREDICTION_SHAPE,
         parameters=params,
         findings=tuple(findings),
         reason=(

@@ -20,7 +20,7 @@ from pitfalls._randomness import (
     state_changed,
     stored_arrays,
 )
-from pitfalls._report import MAX_SHOWN, Finding, Report, raise_for
+from pitfalls._report import MAX_SHOWN, Cause, Finding, Report, raise_for
 from pitfalls._sources import add_note, batch_count, call_within, resolve
 from pitfalls._tree import Snapshot, diff_snapshot, flatten, snapshot
 
@@ -33,6 +33,16 @@ def _read(source: Any, index: int, when: str, timeout: float | None) -> Any:
     except Exception as exc:
         add_note(exc, f"pitfalls: raised by source[{index}] ({when})")
         raise
+
+
+_CAUSES = {
+    "another index": Cause.ANOTHER_INDEX,
+    "stored data": Cause.STORED_DATA_WRITTEN,
+    "state": Cause.SOURCE_STATE_CHANGED,
+    "random": Cause.RANDOMNESS_UNREACHED,
+    "unexplained": Cause.NOTHING_SEEN,
+}
+"""The cause each kind of evidence gives (fresh entropy: :attr:`Cause.FRESH_ENTROPY`)."""
 
 
 def _text(evidence: str) -> tuple[str, str]:
@@ -189,6 +199,7 @@ def check_index_stable(
     note = rnd.note()
     return Report(
         check="index_stable",
+        cause=_CAUSES.get(evidence, Cause.FRESH_ENTROPY) if evidence else None,
         parameters={"draws": count, **({"reseed": reseed} if reseed is not None else {})},
         batches=count,
         unit="index",

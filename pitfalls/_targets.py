@@ -22,7 +22,7 @@ from pitfalls._aliasing import (
 from pitfalls._boundary import checker
 from pitfalls._frameworks import tfdata as _tfdata
 from pitfalls._randomness import Randomness, held_by
-from pitfalls._report import Finding, Report, raise_for
+from pitfalls._report import Cause, Finding, Report, raise_for
 from pitfalls._sources import add_note, draw, resolve
 from pitfalls._tree import as_array, buffer_of, diff_arrays, flatten_at, split_batch
 
@@ -842,6 +842,7 @@ def targets_report(
     reason, hint = _text(evidence)
     return Report(
         check="targets_match",
+        cause=Cause.BATCH_CHANGED if evidence.cause == "later" else Cause.TARGETS_MISMATCH,
         parameters={
             "target_fn": target_fn,
             "draws": draws,

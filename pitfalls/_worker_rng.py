@@ -44,7 +44,7 @@ from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._randomness import _get, _globals, _set, held_by
-from pitfalls._report import Finding, Location, Report, raise_for, safe_repr
+from pitfalls._report import Cause, Finding, Location, Report, raise_for, safe_repr
 from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
 
@@ -624,6 +624,7 @@ def _report(
     torch = dataset is not None
     return Report(
         check="worker_randomness",
+        cause=Cause.NO_DRAWS if inconclusive else Cause.SHARED_RNG,
         parameters=parameters,
         findings=tuple(findings),
         inconclusive=inconclusive,

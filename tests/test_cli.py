@@ -336,7 +336,7 @@ def test_check_json_is_machine_readable(project, capsys, validate_report):
     assert aliasing["columns"] == {"expected": "yielded", "actual": "now"}
     assert targets["columns"] == {"expected": "target_fn", "actual": "yielded"}
     assert targets["findings"][0]["when"] == "after later draws"
-    assert doc["schema"] == "pitfalls.check/1"
+    assert doc["schema"] == "pitfalls.check/2"
     validate_report(doc)  # the documented shape, every key fixed
 
 
@@ -373,7 +373,7 @@ def test_check_runs_the_epoch_checks_where_the_source_has_a_length(project, caps
 )
 def test_every_report_follows_the_schema(report, validate_report):
     made = report()
-    doc = {"schema": "pitfalls.check/1", "target": "t", "ok": made.ok, "reports": [made.to_dict()]}
+    doc = {"schema": "pitfalls.check/2", "target": "t", "ok": made.ok, "reports": [made.to_dict()]}
     validate_report(doc)
     json.dumps(doc, allow_nan=False)  # strict JSON: NaN and infinities are strings
 

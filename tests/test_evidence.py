@@ -16,6 +16,7 @@ import pytest
 
 import pitfalls
 from pitfalls import (
+    Cause,
     check_epoch_complete,
     check_epoch_repeatable,
     check_generator_no_aliasing,
@@ -101,6 +102,7 @@ def test_a_sequence_that_never_shuffles_still_fails():
     x, y = _data()
     report = check_order_shuffled(lambda: NoShuffleSequence(x, y))
     assert report.status == "failed", str(report)
+    assert report.cause is Cause.SAME_ORDER
 
 
 class ReseedingSequence(ShufflingSequence):
@@ -127,6 +129,7 @@ def test_a_sequence_writing_its_data_still_fails_epoch_repeatable():
     x, y = _data()
     report = check_epoch_repeatable(lambda: WritingSequence(x.copy(), y))
     assert report.status == "failed", str(report)
+    assert report.cause is Cause.STORED_DATA_WRITTEN
 
 
 def test_batch_membership_that_never_changes_fails_order_shuffled():
@@ -143,6 +146,7 @@ def test_batch_membership_that_never_changes_fails_order_shuffled():
     report = check_order_shuffled(batches)
     assert report.status == "failed", str(report)
     assert report.findings[0].path == "batch membership"
+    assert report.cause is Cause.SAME_BATCHES
     assert "inside each batch" in report.reason
 
 
@@ -217,6 +221,7 @@ def test_an_inconclusive_assert_raises_its_own_error_naming_the_option():
     x, y = _data(48)
     report = check_index_stable(lambda: FreshRngAugmenting(x, y, False))
     assert report.status == "inconclusive"
+    assert report.cause is Cause.FRESH_ENTROPY  # seen drawing from the OS as it ran
     with pytest.raises(pitfalls.InconclusiveError) as info:
         pitfalls.assert_index_stable(lambda: FreshRngAugmenting(x, y, False))
     assert not isinstance(info.value, pitfalls.IndexUnstableError)
@@ -248,6 +253,7 @@ def test_in_place_writes_fail_at_any_dataset_size():
 
     report = check_epoch_repeatable(Augmenting)
     assert report.status == "failed", str(report)
+    assert report.cause is Cause.STORED_DATA_WRITTEN
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +324,7 @@ def test_a_changed_batch_read_once_is_told_by_its_blocks():
     # are counted, where they start is said, and the verdict rests on the bytes changed.
     shape = (32, 64, 64, 3)  # 48 KiB a row: rows 0..15 are 12 blocks of 64 KiB, of 24
     report = check_generator_no_aliasing(_refilled(shape, 4, reuse=True), draws=4)
-    assert report.status == "failed"
+    assert report.status == "failed" and report.cause is Cause.BATCH_CHANGED
     first = report.findings[0]
     assert (first.batch, first.path) == (0, "inputs")
     assert first.mismatched == 16 * 64 * 64 * 3 and first.total == 32 * 64 * 64 * 3
@@ -328,3 +334,35 @@ def test_a_changed_batch_read_once_is_told_by_its_blocks():
     exact = check_generator_no_aliasing(lambda: _refilled(shape, 4, reuse=True), draws=4)
     assert exact.findings[0].locations[0].expected == 0.0
     assert exact.findings[0].locations[0].actual == 3.0
+
+
+def test_a_counter_is_evidence_the_source_changes_per_read():
+    # __getitem__ ignoring its index for a counter: the evidence is the attribute the
+    # reads advanced, named, and the batch another index served.
+    class Counter:
+        def __init__(self):
+            self.calls = 0
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            self.calls += 1
+            return np.full((2, 2), float(self.calls * 10 + i)), np.zeros(2)
+
+        def on_epoch_end(self):
+            pass
+
+    report = check_index_stable(Counter)
+    assert report.status == "failed" and report.cause is Cause.SOURCE_STATE_CHANGED
+    assert "self.calls" in " ".join(report.notes)
+    repeat = check_epoch_repeatable(Counter)
+    assert repeat.status == "failed" and repeat.cause is Cause.SOURCE_STATE_CHANGED
+
+
+def test_every_report_says_its_cause_in_json_and_none_on_a_pass():
+    x, y = _data()
+    passed = check_order_shuffled(lambda: ShufflingSequence(x, y))
+    assert passed.cause is None and passed.to_dict()["cause"] is None
+    failed = check_order_shuffled(lambda: NoShuffleSequence(x, y))
+    assert failed.to_dict()["cause"] == "same order" == Cause.SAME_ORDER
