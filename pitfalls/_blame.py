@@ -93,8 +93,8 @@ _FACTORY = (
 )
 
 
-def _cannot(reason: str, unit: str = "batch") -> Blame:
-    return Blame(reason=reason, unit=unit)
+def _cannot(reason: str, unit: str = "batch", why: str = "") -> Blame:
+    return Blame(reason=reason, unit=unit, why=why)
 
 
 def _not_reproduced(steps: str) -> str:
@@ -1055,6 +1055,7 @@ def _explain(outcome: _Outcome, steps: str, unit: str, what: str = "the batches"
             f"{what} changed while none of the source's Python lines ran: C code"
             " with no Python line of its own, or another thread, wrote them",
             unit,
+            "unseen",
         )
     if outcome.kind == "error":
         return _cannot(f"the source raised {outcome.detail} during the diagnosis pass", unit)
@@ -1062,7 +1063,7 @@ def _explain(outcome: _Outcome, steps: str, unit: str, what: str = "the batches"
         return _cannot(outcome.detail, unit)
     if outcome.kind == "timeout":
         return _cannot(f"the diagnosis pass timed out: {outcome.detail}", unit)
-    return _cannot(_not_reproduced(steps), unit)
+    return _cannot(_not_reproduced(steps), unit, "not reproduced")
 
 
 # Fresh copies -------------------------------------------------------------------------
@@ -1111,7 +1112,7 @@ class _InProcess:
     def mark(self, blame: Blame) -> Blame:
         """``blame``, noting the copy when the diagnosis read one, and saying where a
         tf.data pipeline's writes happen."""
-        if self.tf_data and not blame.found and blame.reason.startswith("the batches changed"):
+        if self.tf_data and blame.why == "unseen":
             blame = _cannot(
                 "the batches changed while tf.data ran its pipeline in its own threads (a"
                 " from_generator's Python generator runs there too), where no trace reaches:"
@@ -1509,7 +1510,7 @@ def _blame_stored(
         unit="index",
         what="the stored data",
     )
-    if blame.found or not blame.reason.startswith("the diagnosis pass read a fresh copy"):
+    if blame.why != "not reproduced":
         return blame
     names = ", ".join(name for name, _ in arrays[:MAX_SHOWN])
     return _cannot(

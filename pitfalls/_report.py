@@ -73,6 +73,10 @@ class Blame:
     note: str = ""
     """How the diagnosis read the source when not as the check did, e.g. a DataLoader's
     copy with ``num_workers=0``; empty otherwise."""
+    why: str = ""
+    """Why no line was named, as data: ``"unseen"`` (the change came while none of the
+    source's Python lines ran), ``"not reproduced"`` (the diagnosis pass saw nothing
+    change); empty otherwise. Code branches on this, never on ``reason``'s words."""
 
     @property
     def found(self) -> bool:
@@ -100,6 +104,7 @@ class Blame:
             "frames": [f.to_dict() for f in self.frames],
             "reason": self.reason,
             "note": self.note,
+            "why": self.why,
         }
 
     def lines(self) -> list[str]:

@@ -741,7 +741,7 @@ def test_a_source_that_writes_nothing_is_not_blamed():
 def test_to_dict_has_fixed_keys_and_round_trips_through_json():
     found = blame_aliasing(refills, draws=4).to_dict()
     missing = blame_aliasing(refills(), draws=4).to_dict()
-    keys = ["found", "how", "batch", "path", "unit", "file", "line", "function", "code", "frames", "reason", "note"]  # fmt: skip
+    keys = ["found", "how", "batch", "path", "unit", "file", "line", "function", "code", "frames", "reason", "note", "why"]  # fmt: skip
     assert list(found) == list(missing) == keys
     assert json.loads(json.dumps(found)) == found
     assert found["line"] == line_of("slice assignment")
