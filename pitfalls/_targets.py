@@ -858,7 +858,11 @@ def targets_report(
         summary=f"all {draws} batches matched when yielded and after later draws",
         source=resolved.description,
         blame=(
-            _blame.blame_targets(
+            None
+            if not findings or evidence.cause != "later"
+            else aliasing.blame  # the same write: batches changed after they were handed out
+            if aliasing is not None and aliasing.blame is not None
+            else _blame.blame_targets(
                 resolved,
                 target_fn,
                 draws=draws,
@@ -867,8 +871,6 @@ def targets_report(
                 timeout=timeout,
                 unpack=unpack,
             )
-            if findings and evidence.cause == "later"
-            else None
         ),
     )
 

@@ -366,3 +366,30 @@ def test_every_report_says_its_cause_in_json_and_none_on_a_pass():
     assert passed.cause is None and passed.to_dict()["cause"] is None
     failed = check_order_shuffled(lambda: NoShuffleSequence(x, y))
     assert failed.to_dict()["cause"] == "same order" == Cause.SAME_ORDER
+
+
+def refilled_stream():
+    """An endless generator re-yielding one buffer (the article's bug)."""
+    x = np.zeros((4, 2))
+    i = 0
+    while True:
+        x[:] = i  # the write the blame names
+        i += 1
+        yield x, x.mean(axis=1)
+
+
+def test_a_failing_source_check_calls_the_factory_once_per_read_and_once_per_blame_pass():
+    # One read for each verdict (aliasing, targets), one blame shared by both (the same
+    # write); the blame engine reads twice (its frozen pass, then the traced pass that
+    # confirms the line). Six calls before the targets report reused the aliasing blame.
+    calls = []
+
+    def make():
+        calls.append(1)
+        return refilled_stream()
+
+    reports = pitfalls.check_source(make, lambda x: x.mean(axis=1))
+    assert [r.status for r in reports] == ["failed", "failed"]
+    assert reports[1].blame is reports[0].blame and reports[0].blame.found
+    assert reports[0].blame.frame.code == "x[:] = i  # the write the blame names"
+    assert len(calls) == 4
