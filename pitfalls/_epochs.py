@@ -553,6 +553,16 @@ def _repeatable_text(
             "(self.indices)); never transform the stored samples there, nor resample them"
             " with replacement.",
         )
+    if where == "pairs":
+        return (
+            "The second epoch pairs its inputs with other targets than the first: the inputs"
+            " were reordered apart from their targets (np.random.shuffle(self.x) without"
+            " self.y), so from epoch 2 on the model learns from wrong targets.",
+            "reorder an index array and read inputs and targets through it"
+            " (self.rng.shuffle(self.indices); x = self.x[self.indices[rows]], the same for"
+            " y), or reorder both with one permutation: p = rng.permutation(len(self.x));"
+            " self.x, self.y = self.x[p], self.y[p].",
+        )
     if where == "state":
         return (
             "The second epoch holds other samples than the first: reading changes the"
@@ -667,9 +677,16 @@ def check_epoch_repeatable(
     after it; when the source is
     random per read, that last epoch is judged by the arrays it holds
     (``self.images``, ``self.indices``) keeping their rows, since a reordered,
-    augmented epoch cannot be matched sample by sample. What cannot be told
-    apart, randomness pitfalls cannot reach from data it cannot see change,
-    gives an inconclusive report, never a pass.
+    augmented epoch cannot be matched sample by sample. Epochs of full batches
+    that differ by fewer samples than a batch each left out another remainder
+    (``len = floor(n / batch_size)`` under shuffling): passed, with a note.
+
+    It fails only on evidence (``report.cause``): an array the source holds
+    (the same object, at any size) that reading changed
+    (``STORED_DATA_WRITTEN``), or an attribute of the source's own objects the
+    reads changed, a counter (``SOURCE_STATE_CHANGED``). Epochs that differ
+    with neither witness are inconclusive, never failed and never passed:
+    randomness pitfalls cannot reach looks the same as a bug it cannot see.
     """
     from pitfalls import _blame  # imported when first needed
 
@@ -716,7 +733,9 @@ def check_epoch_repeatable(
     note = rnd.note()
     return Report(
         check="epoch_repeatable",
-        cause=Cause.SOURCE_STATE_CHANGED if where == "state" else Cause.STORED_DATA_WRITTEN,
+        cause={"state": Cause.SOURCE_STATE_CHANGED, "pairs": Cause.PAIRS_CHANGED}.get(
+            where, Cause.STORED_DATA_WRITTEN
+        ),
         parameters=_params(steps_per_epoch, batches, reseed),
         batches=reader.read,
         findings=findings,
@@ -751,6 +770,9 @@ def _repeatable_indexable(reader: _Reader) -> _Verdict:
         findings = (_changed_reads(first, again),)
         return findings, where, [], _unexplained(rnd, what, stored), batches, ""
     second = reader.epoch(_EPOCH_SEED)  # after on_epoch_end()
+    repaired = _repaired(again, second)
+    if repaired is not None:
+        return repaired
     if Counter(second.samples) == Counter(again.samples):
         return (), "epoch", [], "", batches, f"epoch 2 holds the same {n} samples as epoch 1"
     missing = (_missing(again.samples, second.samples, "samples of epoch 1", "in epoch 2"),)
@@ -810,10 +832,40 @@ def _remainder_verdict(first: Epoch, second: Epoch, changes: tuple[Change, ...])
     return (), "epoch", [note], "", len(first.batches), summary
 
 
+def _repaired(first: Epoch, second: Epoch) -> _Verdict | None:
+    """A failed verdict when epoch 2 holds epoch 1's inputs and epoch 1's targets (but for
+    a dropped remainder) paired otherwise: inputs reordered apart from their targets
+    (``np.random.shuffle(self.x)`` without ``self.y``); None when it does not."""
+    t1, t2 = first.sample_targets, second.sample_targets
+    if t1 is None or t2 is None or len(t1) != len(first.samples) or len(t2) != len(second.samples):
+        return None
+    left_out = (Counter(first.samples) - Counter(second.samples)).total()
+    if left_out != (Counter(second.samples) - Counter(first.samples)).total():
+        return None  # other inputs, not the same ones paired otherwise
+    if (Counter(t1) - Counter(t2)).total() > left_out:
+        return None  # other targets: augmented, not re-paired
+    pairs1, pairs2 = Counter(zip(first.samples, t1)), Counter(zip(second.samples, t2))
+    moved = (pairs1 - pairs2).total() - left_out
+    if moved < 2:
+        return None
+    n = len(first.samples)
+    finding = Finding(
+        path="sample pairs",
+        when="epoch 2",
+        mismatched=moved,
+        total=n,
+        problem=f"{moved} / {n} inputs of epoch 1 come with another target in epoch 2",
+    )
+    return (finding,), "pairs", [], "", len(first.batches), ""
+
+
 def _compare_epochs(reader: _Reader, first: Epoch, stored: dict[str, Any]) -> _Verdict:
     """Epoch 2 against epoch 1 as multisets: valid when no read draws random numbers."""
     n, batches = len(first.samples), len(first.batches)
     second = reader.epoch(_EPOCH_SEED)
+    repaired = _repaired(first, second)
+    if repaired is not None:
+        return repaired
     if Counter(first.samples) == Counter(second.samples):
         return (), "epoch", [], "", batches, f"epoch 2 holds the same {n} samples as epoch 1"
     missing = (_missing(first.samples, second.samples, "samples of epoch 1", "in epoch 2"),)
@@ -1113,19 +1165,22 @@ def check_order_shuffled(
     ignores ``shuffle``. A source whose second epoch repeats the first's order
     fails. Pass ``steps_per_epoch`` for an endless generator.
 
-    Two epochs are read, each started under its own seed (an indexable
-    source's after ``on_epoch_end()``), every later read after reseeding with
-    its position, so random augmentation is drawn alike in both epochs and
-    cannot pass for a new order. When the epochs still hold different samples,
-    the order is read from what they share: targets that tell the samples apart
-    (the same ones, in another order: pass; the same sequence: fail), the
-    samples both epochs hold (a few augmented or left out), then a replay of
-    epoch 2 under the same seeds (reproducible reads: the order follows the
-    seed); otherwise the report is inconclusive. A tf.data pipeline is read as
-    built (seeded, a random op drawn once per epoch would repeat its order), so
-    the verdict is the one training under the same seeding would meet. A
-    shuffle drawn lazily in the middle of an epoch (not at its start) would be
-    reseeded like an augmentation and look unshuffled.
+    Two consecutive epochs are read as training reads them: nothing reseeded,
+    every read only watched (an indexable source's ``on_epoch_end()`` between
+    them, as Keras calls it). It fails when epoch 2 repeats epoch 1's order
+    (``Cause.SAME_ORDER``), or puts the same samples in every batch, shuffled
+    only within each (``Cause.SAME_BATCHES``). When augmentation makes the
+    epochs' samples differ, the order is read from what they share: the
+    samples both hold, then targets that tell the samples apart; failing
+    that, when the reads drew from generators pitfalls can reseed, two more
+    epochs are read with every read reseeded by its position and its
+    generators put back after it, so that only what the epoch's start draws
+    (the shuffle in ``on_epoch_end``, ``iter()``, the first batch) can make a
+    new order, and epoch 2 is read again from its start to show that what
+    differs follows that start. Otherwise the report is inconclusive. A tf.data
+    pipeline is read as built, so the verdict is the one training under the
+    same seeding would meet. A shuffle drawn lazily in the middle of an epoch
+    (not at its start) reads as augmentation.
     """
     resolved, steps_per_epoch, timeout, unpack, reseed = _setup(
         source, steps_per_epoch, timeout, unpack, reseed
@@ -1510,18 +1565,17 @@ def check_epoch_complete(
     workers = frameworks.torch.workers(resolved.obj)
     not_rows = f"{strangers} of the {len(seen_list)} samples it delivered are not rows of dataset"
     cause = _complete_cause(resolved, sizes, len(seen_list), total, bool(twice), strangers)
-    if cause == "remainder" and strangers:  # augmented: the missing last batch is counted
+    if cause == "remainder" and strangers:  # augmented: which rows were left out is unknown
         short = total - len(seen_list)
-        findings = [
-            Finding(
-                path="samples",
-                when="dropped",
-                mismatched=short,
-                total=total,
-                problem=f"{short} / {total} samples never delivered (counted: {len(seen_list)}"
-                f" delivered, in {len(sizes)} batches of {sizes[0]})",
-            )
-        ]
+        inconclusive = Unjudged(
+            Cause.AUGMENTED_SAMPLES,
+            f"The epoch delivered {len(seen_list)} of the {total} samples, in"
+            f" {len(sizes)} full batches of {sizes[0]}: its last, partial batch of {short}"
+            f" was left out (the drop_last convention). {not_rows[0].upper()}{not_rows[1:]}"
+            " (augmented), so which samples were left out, and whether other ones each"
+            " epoch (as a shuffle makes them), cannot be told. Check with the augmentation"
+            " turned off.",
+        )
     elif strangers and (rnd.random or tf_random):
         drew = ", ".join(rnd.seen) if rnd.random else "TensorFlow's " + ", ".join(graph.random_ops)  # type: ignore[union-attr]
         inconclusive = Unjudged(

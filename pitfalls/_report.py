@@ -274,6 +274,8 @@ class Cause(str, Enum):
     """An attribute of the source's own objects (a counter) changed as it was read."""
     ANOTHER_INDEX = "another index served"
     """Reading index i again returned the batch another index gave first."""
+    PAIRS_CHANGED = "inputs paired with other targets"
+    """Epoch 2 holds epoch 1's inputs and targets, paired otherwise (x reordered, y not)."""
     SAMPLES_TWICE = "samples delivered twice"
     SAMPLES_MISSING = "samples never delivered"
     SAME_ORDER = "same order"

@@ -112,11 +112,15 @@ def check_index_stable(
     Random augmentation is allowed: both reads of index i are made after
     reseeding alike Python's, numpy's, Keras' and torch's global RNGs, the
     generators the source holds (``self.rng``) and, through ``reseed(seed)``,
-    any other; all are put back afterwards. When reads still differ, the
-    report says why from evidence: a read that returned another index's batch,
-    or arrays the source holds that reading changed, fail; a source that drew
-    from no random generator fails as stateful; a random source with neither
-    witness is inconclusive (randomness pitfalls cannot reach looks like state).
+    any other; all are put back afterwards. When reads still differ, it fails
+    only on evidence (``report.cause``): a read that returned another index's
+    batch (``ANOTHER_INDEX``), an array the source holds, the same object, that
+    reading changed (``STORED_DATA_WRITTEN``), or an attribute of the source's
+    own objects the reads changed, a counter (``SOURCE_STATE_CHANGED``).
+    Otherwise the report is inconclusive, saying what hid the comparison: a
+    generator made during the read without a seed, seen drawing fresh entropy
+    (``FRESH_ENTROPY``), a watched one still differing (``RANDOMNESS_UNREACHED``),
+    or nothing seen at all (``NOTHING_SEEN``): no evidence of a bug either way.
     """
     from pitfalls import _blame  # imported when first needed
 
