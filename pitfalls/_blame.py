@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _validate as validate
+from pitfalls._compat import qualname
 from pitfalls._randomness import held_by
 from pitfalls._report import MAX_SHOWN
 from pitfalls._sources import Source, article, batch_count, call_within, is_indexable, resolve
@@ -287,7 +288,7 @@ def _frame(code: CodeType, line: int) -> Frame:
     return Frame(
         file=code.co_filename,
         line=line,
-        function=getattr(code, "co_qualname", code.co_name),
+        function=qualname(code),
         code=linecache.getline(code.co_filename, line).strip(),
     )
 
@@ -1945,7 +1946,7 @@ class _State:
         if code in self.codes:
             return
         self.codes.add(code)
-        where = getattr(code, "co_qualname", code.co_name)
+        where = qualname(code)
         found: dict[str, Any] = {}
         try:
             local = frame.f_locals
