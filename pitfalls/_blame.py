@@ -350,11 +350,16 @@ def _idle(frame: FrameType) -> bool:
     """
     if frame.f_globals.get("__name__") != "threading":
         return False
-    name = frame.f_code.co_name
-    timeout = frame.f_locals.get("timeout")
-    return (name == "wait" and timeout is None) or (
-        name == "_wait_for_tstate_lock" and timeout == -1
-    )
+    if frame.f_code.co_name == "wait" and frame.f_locals.get("timeout") is None:
+        return True
+    # Thread.join() waits in a helper of threading's own before 3.13 and in C from 3.13:
+    # the public join(timeout=None) is found among the threading frames on top either way.
+    f: FrameType | None = frame
+    while f is not None and f.f_globals.get("__name__") == "threading":
+        if f.f_code.co_name == "join" and f.f_locals.get("timeout") is None:
+            return True
+        f = f.f_back
+    return False
 
 
 def _busy_threads(exclude: set[int]) -> list[str]:

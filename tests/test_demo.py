@@ -199,7 +199,7 @@ def test_without_keras_the_demo_says_what_it_skipped(monkeypatch):
     result = run_demo(dataclasses.replace(TINY, batches=3))
     assert result.consumers == () and result.pitfall_two is None
     assert result.skipped == (
-        "training (Keras 3 and TensorFlow are not installed: pip install 'pitfalls[tf]')",
+        "training (Keras 3 and TensorFlow are not installed: pip install tensorflow keras)",
     )
 
 

@@ -158,7 +158,7 @@ def run_demo_command(args: argparse.Namespace, out: Any = None, err: Any = None)
             render_figure(result, args.plot)
         except ImportError:
             print(
-                "skipped: --plot (matplotlib is not installed: pip install 'pitfalls[plot]')",
+                "skipped: --plot (matplotlib is not installed: pip install matplotlib)",
                 file=out,
             )
         else:
