@@ -7,8 +7,9 @@ constraint applies where the requirement does. Run with Python 3.11+ (tomllib).
 
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 project = tomllib.loads(Path(__file__).parent.parent.joinpath("pyproject.toml").read_text())
 project = project["project"]
