@@ -68,6 +68,7 @@ import numpy as np
 
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
+from pitfalls._compat import qualname
 from pitfalls._randomness import held_by
 from pitfalls._report import MAX_SHOWN, Blame, Frame
 from pitfalls._sources import Source, article, batch_count, call_within, is_indexable, resolve
@@ -175,7 +176,7 @@ def _frame(code: CodeType, line: int) -> Frame:
     return Frame(
         file=code.co_filename,
         line=line,
-        function=getattr(code, "co_qualname", code.co_name),
+        function=qualname(code),
         code=linecache.getline(code.co_filename, line).strip(),
     )
 
@@ -237,11 +238,16 @@ def _idle(frame: FrameType) -> bool:
     """
     if frame.f_globals.get("__name__") != "threading":
         return False
-    name = frame.f_code.co_name
-    timeout = frame.f_locals.get("timeout")
-    return (name == "wait" and timeout is None) or (
-        name == "_wait_for_tstate_lock" and timeout == -1
-    )
+    if frame.f_code.co_name == "wait" and frame.f_locals.get("timeout") is None:
+        return True
+    # Thread.join() waits in a helper of threading's own before 3.13 and in C from 3.13:
+    # the public join(timeout=None) is found among the threading frames on top either way.
+    f: FrameType | None = frame
+    while f is not None and f.f_globals.get("__name__") == "threading":
+        if f.f_code.co_name == "join" and f.f_locals.get("timeout") is None:
+            return True
+        f = f.f_back
+    return False
 
 
 def _busy_threads(exclude: set[int]) -> list[str]:
@@ -1802,7 +1808,7 @@ class _State:
         if code in self.codes:
             return
         self.codes.add(code)
-        where = getattr(code, "co_qualname", code.co_name)
+        where = qualname(code)
         found: dict[str, Any] = {}
         try:
             local = frame.f_locals

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import inspect
 import itertools
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -441,6 +442,17 @@ def _stopped(index: int, draws: int, source: Source | None, consumed: bool) -> s
 
 
 def add_note(exc: BaseException, note: str) -> None:
-    """PEP 678 note where the Python has it (3.11+)."""
-    if hasattr(exc, "add_note"):
+    """Add a PEP 678 note to ``exc``: ``add_note`` on 3.11+, the same ``__notes__`` list
+    before (pytest 8 and the ``exceptiongroup`` backport show it on 3.10 too)."""
+    if sys.version_info >= (3, 11):
         exc.add_note(note)
+        return
+    notes = getattr(exc, "__notes__", None)
+    if notes is None:
+        notes = []
+        try:
+            exc.__notes__ = notes  # type: ignore[attr-defined]
+        except AttributeError:  # an exception type that takes no attributes: no note
+            return
+    if isinstance(notes, list):  # as add_note: a __notes__ that is no list is not ours
+        notes.append(note)

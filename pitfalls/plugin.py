@@ -141,7 +141,9 @@ def apply_seed(seed: int) -> None:
     np.random.seed(seed)
     keras = sys.modules.get("keras")
     if keras is not None and hasattr(keras, "utils"):
-        keras.utils.set_random_seed(seed)
+        from pitfalls._compat import seed_keras
+
+        seed_keras(keras, seed)
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from pitfalls import check_epoch_repeatable, check_generator_no_aliasing, check_
 from pitfalls._blame import (
     Blame,
     Frame,
+    _busy_threads,
+    _idle,
     blame_aliasing,
     blame_epochs,
     blame_index,
@@ -1018,3 +1020,51 @@ def test_held_out_sources_are_blamed_on_the_right_line_or_not_at_all():
             wrong.append((marker, blame.lines()))
     assert wrong == []
     assert len(right) >= 9, none
+
+
+def _innermost_in_threading(thread: threading.Thread) -> bool:
+    frame = sys._current_frames().get(thread.ident or -1)
+    return frame is not None and frame.f_globals.get("__name__") == "threading"
+
+
+def test_a_thread_blocked_in_join_or_an_untimed_wait_is_idle_on_every_python():
+    # Thread.join() waits in threading._wait_for_tstate_lock before 3.13 and in C from
+    # 3.13 on: either way the joining thread cannot be the writer. A timed wait polls.
+    release = threading.Event()
+
+    def wait() -> None:
+        release.wait()
+
+    def join() -> None:
+        waiting.join()
+
+    def poll() -> None:
+        release.wait(60)
+
+    waiting = threading.Thread(target=wait, name="waiting")
+    joining = threading.Thread(target=join, name="joining")
+    polling = threading.Thread(target=poll, name="polling")
+    for thread in (waiting, joining, polling):
+        thread.start()
+    try:
+        # Each reaches its blocking call and stays there until released: the polls below
+        # wait for a state, not a time.
+        for thread in (waiting, joining, polling):
+            for _ in range(10_000):
+                if _innermost_in_threading(thread):
+                    break
+                threading.Event().wait(0.001)
+            assert _innermost_in_threading(thread), thread.name
+        frames = sys._current_frames()
+        assert _idle(frames[waiting.ident])
+        assert _idle(frames[joining.ident])
+        assert not _idle(frames[polling.ident])
+        del frames
+        # each runs the user's code (this file): only the polling one may be writing
+        busy = _busy_threads({threading.get_ident()})
+        assert "polling" in busy
+        assert "waiting" not in busy and "joining" not in busy
+    finally:
+        release.set()
+        for thread in (waiting, joining, polling):
+            thread.join(10)

@@ -11,6 +11,7 @@ text format on a DemoResult built by hand.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import importlib.util
 import io
 import itertools
@@ -200,7 +201,7 @@ def test_without_keras_the_demo_says_what_it_skipped(monkeypatch):
     result = run_demo(dataclasses.replace(TINY, batches=3))
     assert result.consumers == () and result.pitfall_two is None
     assert result.skipped == (
-        "training (Keras 3 and TensorFlow are not installed: pip install 'pitfalls[tf]')",
+        "training (Keras 3 and TensorFlow are not installed: pip install tensorflow keras)",
     )
 
 
@@ -301,7 +302,9 @@ def test_beyond_in_place_scaling_divides_the_stored_data_by_255_every_epoch(trai
 def test_beyond_fit_trains_a_generator_in_the_order_it_yields(trained):
     result, _ = trained
     rows = {r.variant: r for r in result.epoch_orders}
-    assert all(r.warned for r in rows.values())  # Keras says it ignores shuffle=True
+    # Keras 3.15+ says it ignores shuffle=True; before, it ignores it silently
+    version = tuple(int(part) for part in importlib.metadata.version("keras").split(".")[:2])
+    assert all(r.warned == (version >= (3, 15)) for r in rows.values())
     assert rows["same_order_every_epoch"].first_samples == (0,) * training.PROBE_EPOCHS
     source = epoch_variants.reshuffled_every_epoch(
         training.numbered(), training.PROBE_BATCH, seed=TINY.seed

@@ -47,7 +47,11 @@ def written_at(function, code, above=()):
     def where(fn, text):
         lines, start = inspect.getsourcelines(fn)
         number = start + next(i for i, line in enumerate(lines) if line.strip() == text)
-        path = os.path.relpath(inspect.getsourcefile(fn))
+        path = inspect.getsourcefile(fn)
+        # relative under the working directory, as pytest shows paths; else whole (an
+        # installed pitfalls' lessons, when these tests run outside the checkout)
+        if not os.path.relpath(path).startswith(os.pardir):
+            path = os.path.relpath(path)
         return f"{path}:{number} in {fn.__qualname__}: {text}"
 
     return [f"Written at: {where(function, code)}"] + [

@@ -173,7 +173,7 @@ class _Bars:
 def _plot_refused(path: str) -> str:
     """Why ``--plot PATH`` cannot be written, found before anything is measured ("" if it can)."""
     if importlib.util.find_spec("matplotlib") is None:
-        return "--plot needs matplotlib, which is not installed: pip install 'pitfalls[plot]'"
+        return "--plot needs matplotlib, which is not installed: pip install matplotlib"
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         return f"--plot {path}: the folder {folder} does not exist"

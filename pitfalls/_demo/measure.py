@@ -341,7 +341,7 @@ def run_demo(config: DemoConfig | None = None, progress: Progress | None = None)
     if not config.train:
         return numpy_part
     if not trainable:
-        reason = "training (Keras 3 and TensorFlow are not installed: pip install 'pitfalls[tf]')"
+        reason = "training (Keras 3 and TensorFlow are not installed: pip install tensorflow keras)"
         return replace(numpy_part, skipped=(reason,))
 
     start = time.perf_counter()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-INSTALL_KERAS = "pip install 'pitfalls[tf]'"
+INSTALL_KERAS = "pip install tensorflow keras"
 NEEDS_KERAS = f"needs Keras: {INSTALL_KERAS}"
 """Why a Keras exercise is skipped; the exercises' tests say the same."""
 
