@@ -964,10 +964,12 @@ def _unexplained(rnd: Randomness, what: str, stored: dict[str, Any]) -> str:
         text = (
             f"The source drew from no generator pitfalls watches, and {what}, but nothing"
             " pitfalls can see explains it, so it is no evidence of a bug: a generator made"
-            " during the read (np.random.default_rng() without a seed, random.Random(), a"
-            " seed taken from the epoch) does this as well as state that changes per call"
-            " (a counter, data held elsewhere). Pass reseed=, a function that reseeds your"
-            " generators from its seed argument, or check with the augmentation turned off."
+            " during the read (np.random.default_rng() without a seed, random.Random(), or"
+            " seeded from the epoch, which changes the augmentation every epoch by design)"
+            " does this as well as state that changes per call (a counter, data held"
+            " elsewhere). Pass reseed=, a function that sets what your generators are made"
+            " from (for a seed the source keeps: reseed=lambda seed: setattr(dataset,"
+            " 'seed', seed)), or check with the augmentation turned off."
         )
     else:
         text = _random_per_read(rnd, what)
@@ -1031,6 +1033,15 @@ def _order_text(
             " dataset.cache().shuffle(buffer_size).batch(batch_size), with"
             " reshuffle_each_iteration=True (the default, which reshuffles under a global"
             " seed too) and buffer_size at least the number of samples for a full shuffle.",
+        )
+    if library == "keras image iterator" and not same_seed:
+        return (
+            "Every epoch visits the samples in the same order: the ImageDataGenerator"
+            " iterator was made with shuffle=False, so it reads its samples in stored order"
+            " every epoch.",
+            "pass shuffle=True to flow() (or flow_from_directory(), flow_from_dataframe()):"
+            " its iterator draws a new order of the indices as each epoch ends; seed= makes"
+            " that order reproducible.",
         )
     if library == "hf":
         return (

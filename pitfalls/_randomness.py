@@ -575,21 +575,16 @@ def changed_rows(before: Stored) -> tuple[Change, ...]:
 
 # Fresh entropy: generators made without a seed during a read -------------------------
 
-_ENTROPY = (
-    "fresh entropy drawn during the read (os.urandom: a generator made without a seed,"
-    " np.random.default_rng() or random.Random())"
-)
 
-
-def fresh_entropy(read: Callable[[], Any]) -> str:
-    """Run ``read`` under a profile hook and say what drew fresh entropy ("" for nothing).
+def fresh_entropy(read: Callable[[], Any]) -> bool:
+    """Run ``read`` under a profile hook: did it draw fresh entropy from the system?
 
     A generator made without a seed (``np.random.default_rng()``, ``RandomState()``,
     ``random.Random()``) is a new object no reseeding reaches and no state of a watched
     generator moves for: it is seen as it draws from the operating system, through
     ``os.urandom`` or ``random.Random.seed(None)``.
     """
-    found: list[str] = []
+    found: list[bool] = []
 
     def hook(frame: types.FrameType, event: str, arg: Any) -> None:
         if found:
@@ -600,7 +595,7 @@ def fresh_entropy(read: Callable[[], Any]) -> str:
             and frame.f_globals.get("__name__") == "random"
             and frame.f_locals.get("a", 0) is None
         ):
-            found.append(_ENTROPY)
+            found.append(True)
 
     old = sys.getprofile()
     sys.setprofile(hook)
@@ -608,7 +603,7 @@ def fresh_entropy(read: Callable[[], Any]) -> str:
         read()
     finally:
         sys.setprofile(old)
-    return found[0] if found else ""
+    return bool(found)
 
 
 # The source's own state: what a read changed on it ------------------------------------

@@ -41,8 +41,9 @@ _CAUSES = {
     "state": Cause.SOURCE_STATE_CHANGED,
     "random": Cause.RANDOMNESS_UNREACHED,
     "unexplained": Cause.NOTHING_SEEN,
+    "fresh entropy": Cause.FRESH_ENTROPY,
 }
-"""The cause each kind of evidence gives (fresh entropy: :attr:`Cause.FRESH_ENTROPY`)."""
+"""The cause each kind of evidence gives."""
 
 
 def _text(evidence: str) -> tuple[str, str]:
@@ -181,11 +182,12 @@ def check_index_stable(
             " argument, or seed the augmentation with the index (and the epoch)."
         )
         findings = []
-    elif evidence == "unexplained" or evidence.startswith("fresh entropy"):
+    elif evidence in ("unexplained", "fresh entropy"):
         drew = (
-            f"reading index {unstable[0]} again drew {evidence}: a generator made inside"
-            " the read from the operating system's entropy, which no reseeding reaches"
-            if evidence != "unexplained"
+            f"reading index {unstable[0]} again drew fresh entropy from the operating system"
+            " (os.urandom): a generator made inside the read without a seed"
+            " (np.random.default_rng(), random.Random()), which no reseeding reaches"
+            if evidence == "fresh entropy"
             else "nothing pitfalls can see explains it: no read returned another index's"
             " batch, no array the source holds changed, no generator pitfalls watches was"
             " drawn from and no attribute of the source changed (a generator it cannot"
@@ -203,7 +205,7 @@ def check_index_stable(
     note = rnd.note()
     return Report(
         check="index_stable",
-        cause=_CAUSES.get(evidence, Cause.FRESH_ENTROPY) if evidence else None,
+        cause=_CAUSES.get(evidence),
         parameters={"draws": count, **({"reseed": reseed} if reseed is not None else {})},
         batches=count,
         unit="index",
@@ -251,7 +253,7 @@ def _explain(
     if rnd.random:
         return "random", []
     if entropy:
-        return entropy, []
+        return "fresh entropy", []
     changed = state_changed(state, source_state(obj))
     if changed:
         shown = ", ".join(changed[:MAX_SHOWN])

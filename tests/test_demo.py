@@ -369,8 +369,7 @@ def test_plot_without_matplotlib_is_refused_before_anything_is_measured(monkeypa
     assert run_demo_command(args, out, err) == 2
     assert (out.getvalue(), err.getvalue()) == (
         "",
-        "pitfalls demo: --plot needs matplotlib, which is not installed:"
-        " pip install matplotlib\n",
+        "pitfalls demo: --plot needs matplotlib, which is not installed: pip install matplotlib\n",
     )
     monkeypatch.undo()
     monkeypatch.setattr(measure, "run_demo", lambda *a, **k: pytest.fail("it measured"))

@@ -277,6 +277,7 @@ def test_image_data_generator_flow_is_read_by_index_with_on_epoch_end(tf_keras, 
     report = check_order_shuffled(_flow(tf_keras, shuffle))
     assert report.source.startswith("indexable")
     assert report.status == ("passed" if shuffle else "failed"), str(report)
+    assert shuffle or report.hint.startswith("pass shuffle=True to flow()")
     assert check_epoch_repeatable(_flow(tf_keras, shuffle)).status == "passed"
 
 

@@ -23,6 +23,7 @@ def test_every_private_api_is_registered_with_what_it_is_for():
         "tensorflow.python.ops.stateful_random_ops.global_generator",
         "tf.data.Dataset._as_serialized_graph",
         "datasets.Dataset._TF_DATASET_REFS",
+        "keras.src.legacy.preprocessing.image.Iterator",
     }
     assert all(purpose for purpose in frameworks.PRIVATE.values())
 
@@ -120,6 +121,11 @@ def test_tensorflow_and_keras(keras, tf):
             return np.zeros((1, 1)), np.zeros(1)
 
     assert frameworks.library_of(Batches()) == "keras"
+    # Keras 3's legacy ImageDataGenerator, public only under keras._tf_keras
+    from keras._tf_keras.keras.preprocessing.image import ImageDataGenerator
+
+    flow = ImageDataGenerator().flow(np.zeros((4, 2, 2, 1)), np.zeros(4), batch_size=2)
+    assert frameworks.library_of(flow) == "keras image iterator"
 
 
 def test_tf_data(tf):

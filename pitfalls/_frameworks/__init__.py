@@ -48,7 +48,7 @@ _TORCH_ITERATOR = private(
 def library_of(obj: Any) -> str | None:
     """The library whose loader ``obj`` is (or whose iterator): ``"torch"`` (a DataLoader,
     a Dataset), ``"tf.data"``, ``"hf"`` (Hugging Face datasets), ``"keras"`` (a
-    PyDataset), or None."""
+    PyDataset), ``"keras image iterator"`` (``ImageDataGenerator.flow``'s), or None."""
     if torch.is_loader(obj) or torch.is_dataset(obj):
         return "torch"
     if is_a(obj, "torch.utils.data.dataloader", "_BaseDataLoaderIter"):
@@ -57,6 +57,8 @@ def library_of(obj: Any) -> str | None:
         return "tf.data"
     if hf.is_dataset(obj) or hf.is_iteration(obj):
         return "hf"
+    if tensorflow.is_image_iterator(obj):  # a PyDataset too, in Keras 3
+        return "keras image iterator"
     if tensorflow.is_pydataset(obj):
         return "keras"
     return None

@@ -26,6 +26,11 @@ _TF_GLOBAL_GENERATOR = private(
     "tensorflow.python.ops.stateful_random_ops.global_generator",
     "TensorFlow's global tf.random.Generator, watched only once the user made it",
 )
+_KERAS_LEGACY_ITERATOR = private(
+    "keras.src.legacy.preprocessing.image.Iterator",
+    "Keras 3's legacy ImageDataGenerator.flow iterators (public only as"
+    " keras._tf_keras.keras.preprocessing.image), told apart to name shuffle=",
+)
 _KERAS_SEEDS = ("global_random_seed", "global_seed_generator")
 UNSET = object()
 
@@ -62,6 +67,14 @@ def is_seed_generator(obj: Any) -> bool:
 def is_pydataset(obj: Any) -> bool:
     """A ``keras.utils.PyDataset`` (``keras.utils.Sequence``)."""
     return is_a(obj, "keras", "utils.PyDataset")
+
+
+def is_image_iterator(obj: Any) -> bool:
+    """An iterator of ``ImageDataGenerator.flow`` (``flow_from_directory``, ...): tf_keras'
+    or Keras 3's legacy one, a Sequence that draws its order itself (``shuffle=``)."""
+    return is_a(obj, "tf_keras.preprocessing.image", "Iterator") or is_a(
+        obj, "keras.src.legacy.preprocessing.image", "Iterator"
+    )
 
 
 def global_generator() -> Any:
