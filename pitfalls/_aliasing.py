@@ -10,7 +10,7 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import checker
 from pitfalls._report import Cause, Finding, Report, raise_for
-from pitfalls._sources import Source, draw, resolve
+from pitfalls._sources import Source, draw, no_array_in, resolve
 from pitfalls._tree import (
     Flat,
     as_array,
@@ -205,6 +205,7 @@ def check_generator_no_aliasing(
     timeout = validate.timeout("timeout", timeout)
     resolved = resolve(source)
     held = _draw(resolved, draws, timeout, seal)
+    no_array_in([batch for batch, _, _ in held])
     findings, changed_paths, digested = _changed(held, broken_seal)
     if digested and resolved.rereadable:
         # Only digests were kept: read the batches again, copied, for the elements.

@@ -35,6 +35,7 @@ from pitfalls._randomness import (
     Change,
     Randomness,
     changed_rows,
+    fresh_entropy,
     held_by,
     source_state,
     state_changed,
@@ -768,7 +769,8 @@ def _repeatable_indexable(reader: _Reader) -> _Verdict:
         what = "reading the same indices again gave other samples"
         where = "read" if rnd.random else "unexplained read"
         findings = (_changed_reads(first, again),)
-        return findings, where, [], _unexplained(rnd, what, stored), batches, ""
+        hidden = _unexplained(rnd, what, stored, lambda: reader.source.obj[0])
+        return findings, where, [], hidden, batches, ""
     second = reader.epoch(_EPOCH_SEED)  # after on_epoch_end()
     repaired = _repaired(again, second)
     if repaired is not None:
@@ -784,7 +786,8 @@ def _repeatable_indexable(reader: _Reader) -> _Verdict:
         return missing, "on_epoch_end", [_change_note(changes, "by on_epoch_end")], "", batches, ""
     if not rnd.random:  # reads are reproducible and draw nothing, yet nothing explains it
         what = "epoch 2 holds other samples than epoch 1"
-        return missing, "unexplained epoch", [], _unexplained(rnd, what, stored), batches, ""
+        hidden = _unexplained(rnd, what, stored, lambda: reader.source.obj[0])
+        return missing, "unexplained epoch", [], hidden, batches, ""
     if stored:
         names = ", ".join(list(stored)[:MAX_SHOWN])
         return (
@@ -816,10 +819,10 @@ def _remainder(first: Epoch, second: Epoch) -> str:
     if not 0 < left_out < size:
         return ""
     return (
-        f"Epochs 1 and 2 each left out a different remainder of {left_out} samples: every"
-        f" batch holds {size}, and the samples that did not fill a last batch differ from"
-        " epoch to epoch as the order changes (the drop_last convention); the rest are the"
-        " same samples."
+        f"Epochs 1 and 2 left out different samples: {left_out} of epoch 1's are not in"
+        f" epoch 2, and as many others came instead, fewer than the {size} of a batch. Each"
+        " epoch leaves out the samples that do not fill a last batch, other ones as the"
+        " order changes (the drop_last convention); the rest are the same samples."
     )
 
 
@@ -885,7 +888,9 @@ def _compare_epochs(reader: _Reader, first: Epoch, stored: dict[str, Any]) -> _V
     keys = list(reader.held().keys)
     if keys:
         return (), "epoch", [], _jax_unexplained(keys, what), batches, ""
-    return missing, "unexplained epoch", [], _unexplained(reader.rnd, what, stored), batches, ""
+    read = (lambda: reader.source.obj[0]) if reader.indexable else None
+    hidden = _unexplained(reader.rnd, what, stored, read)
+    return missing, "unexplained epoch", [], hidden, batches, ""
 
 
 def _jax_unexplained(keys: list[str], what: str, compared: str = "sample by sample") -> str:
@@ -957,12 +962,25 @@ def _tf_unreached(reader: _Reader, what: str) -> str:
     )
 
 
-def _unexplained(rnd: Randomness, what: str, stored: dict[str, Any]) -> str:
+def _unexplained(
+    rnd: Randomness, what: str, stored: dict[str, Any], read: Callable[[], Any] | None = None
+) -> str:
     """Why a difference is not judged (no evidence: nothing changed that pitfalls can see),
-    and what to do."""
+    and what to do; ``read`` reads one batch again, watched for fresh entropy."""
+    if not rnd.random and read is not None and fresh_entropy(read):
+        return Unjudged(
+            Cause.FRESH_ENTROPY,
+            f"{what[0].upper()}{what[1:]}, and reading a batch again drew fresh entropy from"
+            " the operating system (os.urandom): a generator made inside the read without a"
+            " seed (np.random.default_rng(), random.Random()), which no reseeding reaches,"
+            " so the difference is no evidence of a bug. Seed it from the index and pass"
+            " reseed=, a function that sets what your generators are made from, or check"
+            " with the augmentation turned off.",
+        )
     if not rnd.random:
         text = (
-            f"The source drew from no generator pitfalls watches, and {what}, but nothing"
+            f"No read drew from a generator pitfalls watches (what an epoch's start draws is"
+            f" its order), and {what}, but nothing"
             " pitfalls can see explains it, so it is no evidence of a bug: a generator made"
             " during the read (np.random.default_rng() without a seed, random.Random(), or"
             " seeded from the epoch, which changes the augmentation every epoch by design)"

@@ -37,6 +37,7 @@ import functools
 import inspect
 import random
 import sys
+import threading
 import types
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -597,12 +598,14 @@ def fresh_entropy(read: Callable[[], Any]) -> bool:
         ):
             found.append(True)
 
-    old = sys.getprofile()
+    old, old_threads = sys.getprofile(), threading.getprofile()
     sys.setprofile(hook)
+    threading.setprofile(hook)  # a read under a timeout runs in a helper thread
     try:
         read()
     finally:
         sys.setprofile(old)
+        threading.setprofile(old_threads)
     return bool(found)
 
 

@@ -199,6 +199,15 @@ def _not_a_source(obj: Any, name: str, made: str = "") -> str | None:
             f"{name} must be {_ACCEPTED}; {got}: a batch, not a source of batches"
             " (wrap it in a list)"
         )
+    if _is_data(obj):
+        sizes = " and ".join(str(len(part)) for part in obj)
+        return (
+            f"{name} must be {_ACCEPTED}; {got} of {len(obj)} arrays of {sizes} rows: data,"
+            " as fit(x, y) takes it, not a source of batches; pass what cuts it into"
+            " batches (your generator function, PyDataset or DataLoader), or, to check"
+            " that data as Keras would batch it, the batches themselves:"
+            " [(x[i:i + 32], y[i:i + 32]) for i in range(0, len(x), 32)]"
+        )
     if _is_array(obj) and (isinstance(obj, np.ndarray) or not is_indexable(obj)):
         return (
             f"{name} must be {_ACCEPTED}; {got}: an array is a dataset, not a source"
@@ -206,6 +215,16 @@ def _not_a_source(obj: Any, name: str, made: str = "") -> str | None:
             " PyDataset or DataLoader that cuts it into batches, or [array] for one batch"
         )
     return None
+
+
+def _is_data(obj: Any) -> bool:
+    """``(x, y)`` or ``(x, y, sample_weight)``: 2 or 3 arrays with one number of rows, the
+    data ``fit(x, y)`` takes, handed where a source of batches belongs."""
+    if type(obj) is not tuple or len(obj) not in (2, 3):
+        return False
+    if not all(_is_array(part) and getattr(part, "ndim", 0) >= 1 for part in obj):
+        return False
+    return len({len(part) for part in obj}) == 1
 
 
 def _is_array(obj: Any) -> bool:
@@ -394,7 +413,7 @@ def draw(
         and inspect.getgeneratorstate(batches) == inspect.GEN_CLOSED
     )
     try:
-        return call_within(lambda: next(batches), timeout, f"yield batch {index}")
+        batch = call_within(lambda: next(batches), timeout, f"yield batch {index}")
     except StopIteration:
         raise ValueError(_stopped(index, draws, source, consumed)) from None
     except TimeoutError:
@@ -402,6 +421,35 @@ def draw(
     except Exception as exc:
         add_note(exc, f"pitfalls: raised by the source while drawing batch {index}")
         raise
+    return batch
+
+
+def no_array_in(batches: list[Any]) -> None:
+    """A ValueError when no batch drawn holds an array: a source of None or text (a check
+    of it would pass, having compared nothing)."""
+    if batches and all(holds_nothing(batch) for batch in batches):
+        first = batches[0]
+        raise ValueError(
+            f"none of the {len(batches)} batches drawn holds an array (batch 0 is"
+            f" {type(first).__qualname__} {_shown(first)}): a source must yield batches of"
+            " arrays (inputs, or (inputs, targets)); one of None or text has nothing to check"
+        )
+
+
+def holds_nothing(batch: Any, depth: int = 0) -> bool:
+    """Nothing but None, text and empty containers, nested (a batch of no data)."""
+    if batch is None or isinstance(batch, (str, bytes)):
+        return True
+    if isinstance(batch, (list, tuple)) and depth < 8:
+        return all(holds_nothing(item, depth + 1) for item in batch)
+    if isinstance(batch, Mapping) and depth < 8:
+        return all(holds_nothing(item, depth + 1) for item in batch.values())
+    return False
+
+
+def _shown(batch: Any) -> str:
+    text = repr(batch)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _stopped(index: int, draws: int, source: Source | None, consumed: bool) -> str:

@@ -43,13 +43,26 @@ def is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def integer(name: str, value: Any, *, minimum: int | None = None, why: str = "") -> int:
-    """An int of at least ``minimum``: TypeError for another type, ValueError below it."""
+def integer(
+    name: str,
+    value: Any,
+    *,
+    minimum: int | None = None,
+    why: str = "",
+    maximum: int | None = None,
+    why_max: str = "",
+) -> int:
+    """An int from ``minimum`` to ``maximum``: TypeError for another type, ValueError
+    outside."""
     if not is_int(value):
         raise TypeError(f"{name} must be an int, got {got(value)}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}={value} must be at least {minimum}" + (f": {why}" if why else ""))
+    if maximum is not None and value > maximum:
+        raise ValueError(
+            f"{name}={value} is more than {maximum:,}" + (f": {why_max}" if why_max else "")
+        )
     return value
 
 
@@ -71,7 +84,18 @@ def draws(value: Any, name: str = "draws") -> int:
         value,
         minimum=2,
         why="at least 2 batches are needed to see a batch change as the source advances",
+        maximum=MAX_DRAWS,
+        why_max=_TOO_MANY,
     )
+
+
+MAX_DRAWS = 100_000
+"""The most batches (or indices) a check reads in a row: past it, a check would hold more
+batches than any prefetch buffer does, for hours, and is taken for a mistake."""
+_TOO_MANY = (
+    "a check holds every batch it draws, and a reuse is seen within a prefetch buffer's"
+    " reach (16, the default, covers Keras'); pass the few dozen batches a consumer holds"
+)
 
 
 def indices(value: Any, name: str = "draws") -> int:
@@ -86,6 +110,9 @@ def indices(value: Any, name: str = "draws") -> int:
         minimum=1,
         why="index_stable reads each of the indices 0 .. draws-1 twice and compares the"
         " two reads, so one index is the fewest it can check",
+        maximum=MAX_DRAWS,
+        why_max="index_stable holds both reads of every index it reads; a few dozen"
+        " indices show a source that depends on more than its index",
     )
 
 
