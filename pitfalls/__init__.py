@@ -18,6 +18,7 @@ from pitfalls._fits import assert_fits
 from pitfalls._fits import check_fits
 from pitfalls._independence import assert_batch_independent
 from pitfalls._independence import check_batch_independent
+from pitfalls._randomness import register_random
 from pitfalls._readahead import read_ahead
 from pitfalls._runner import assert_source
 from pitfalls._runner import check_source
@@ -96,5 +97,6 @@ __all__ = [
     "check_targets_match",
     "check_worker_randomness",
     "read_ahead",
+    "register_random",
     "strict_loss",
 ]

@@ -303,6 +303,35 @@ def _user_module(obj: Any) -> types.ModuleType | None:
 # Seeding, observing, restoring ------------------------------------------------------
 
 
+_REGISTERED: list[Any] = []
+"""Generators registered with :func:`register_random`, in order (held: numpy's cannot be
+referred to weakly)."""
+
+
+def register_random(rng: Any) -> Any:
+    """Have every check reseed, watch and put back ``rng``, as its own.
+
+    For a generator pitfalls cannot find on the source (in a closure, another module, a
+    library's state): registered, it is seeded alike before the reads a check compares,
+    so augmentation drawn from it no longer hides the comparison, and it is put back
+    after each check. ``rng`` is a ``numpy.random.Generator`` or ``RandomState``, a
+    ``random.Random``, a ``torch.Generator``, a ``tf.random.Generator`` or a Keras
+    ``SeedGenerator``; anything else is a TypeError. Returns ``rng``, so that it can
+    wrap the line that makes it; registering one twice is registering it once. (As
+    hypothesis' ``register_random`` and pytest-randomly's seeders; ``reseed=`` does
+    the same for one check.)
+    """
+    if frameworks.rng_kind(rng) is None:
+        raise TypeError(
+            "register_random takes a random generator (numpy Generator or RandomState,"
+            " random.Random, torch.Generator, tf.random.Generator, keras SeedGenerator);"
+            f" got {type(rng).__qualname__}"
+        )
+    if not any(r is rng for r in _REGISTERED):
+        _REGISTERED.append(rng)
+    return rng
+
+
 def _globals() -> dict[str, tuple[Any, str]]:
     """The global RNGs, by name: Python's, numpy's, torch's and TensorFlow's (if made)."""
     out: dict[str, tuple[Any, str]] = {
@@ -315,6 +344,10 @@ def _globals() -> dict[str, tuple[Any, str]]:
     tf = frameworks.tensorflow.global_generator()
     if tf is not None:
         out["tf.random.get_global_generator()"] = (tf, "tf.random.Generator")
+    for i, rng in enumerate(_REGISTERED):
+        kind = frameworks.rng_kind(rng)
+        assert kind is not None  # checked as it was registered
+        out[f"registered {kind} #{i + 1}"] = (rng, kind)
     return out
 
 

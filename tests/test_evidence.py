@@ -432,3 +432,36 @@ def test_inputs_reordered_apart_from_their_targets_fail_epoch_repeatable():
     assert report.status == "failed", str(report)
     assert report.cause is Cause.PAIRS_CHANGED
     assert "self.x, self.y = self.x[p], self.y[p]" in report.hint
+
+
+def test_a_registered_generator_is_reseeded_like_the_ones_pitfalls_finds(monkeypatch):
+    # A generator in a closure is out of pitfalls' sight: augmentation drawn from it hides
+    # the comparison (inconclusive). Registered, it is reseeded alike and put back.
+    from pitfalls import _randomness
+
+    monkeypatch.setattr(_randomness, "_REGISTERED", [])  # the registry is process-wide
+    x, y = _data(48)
+    hidden = np.random.default_rng(5)
+
+    class ClosureAugmenting:
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            xb = x[i * BATCH : (i + 1) * BATCH]
+            return xb + hidden.normal(scale=0.1, size=xb.shape).astype("float32"), y[
+                i * BATCH : (i + 1) * BATCH
+            ]
+
+        def on_epoch_end(self):
+            pass
+
+    assert check_index_stable(ClosureAugmenting).status == "inconclusive"
+    assert pitfalls.register_random(hidden) is hidden
+    state = hidden.bit_generator.state
+    report = check_index_stable(ClosureAugmenting)
+    assert report.status == "passed", str(report)
+    assert "registered numpy Generator #1" in report.notes[-1]
+    assert hidden.bit_generator.state == state  # put back as it was
+    with pytest.raises(TypeError, match="register_random takes a random generator"):
+        pitfalls.register_random(object())
