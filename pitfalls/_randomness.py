@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 import random
 import sys
 import threading
@@ -610,6 +611,10 @@ def changed_rows(before: Stored) -> tuple[Change, ...]:
 # Fresh entropy: generators made without a seed during a read -------------------------
 
 
+_RANDOM_SEED = random.Random.seed.__code__
+"""The code of ``random.Random.seed``: called with None, it draws from the system."""
+
+
 def fresh_entropy(read: Callable[[], Any]) -> bool:
     """Run ``read`` under a profile hook: did it draw fresh entropy from the system?
 
@@ -623,10 +628,9 @@ def fresh_entropy(read: Callable[[], Any]) -> bool:
     def hook(frame: types.FrameType, event: str, arg: Any) -> None:
         if found:
             return
-        if (event == "c_call" and getattr(arg, "__name__", "") == "urandom") or (
+        if (event == "c_call" and arg is os.urandom) or (
             event == "call"
-            and frame.f_code.co_name == "seed"
-            and frame.f_globals.get("__name__") == "random"
+            and frame.f_code is _RANDOM_SEED
             and frame.f_locals.get("a", 0) is None
         ):
             found.append(True)
