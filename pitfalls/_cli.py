@@ -156,6 +156,7 @@ def check(args: argparse.Namespace, out: Any = None) -> int:
             reseed=functions.get("reseed"),
             rtol=args.rtol,
             atol=args.atol,
+            dataset=None if args.dataset is None else load(args.dataset, "--dataset"),
         )
     except (TypeError, ValueError, TimeoutError) as exc:
         raise Unusable(f"{_blamed(exc, args.target, list(given.values()))}: {exc}") from exc
@@ -239,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the batch source, e.g. pipeline:batches or src/pipeline.py:batches",
     )
     c.add_argument("--target-fn", metavar="MODULE:ATTR", help="the rule: targets = f(inputs)")
+    c.add_argument(
+        "--dataset",
+        metavar="MODULE:ATTR",
+        help="the samples one epoch must deliver, each once (an array, rows on axis 0):"
+        " runs epoch_complete",
+    )
     c.add_argument(
         "--draws",
         type=_at_least(2),

@@ -629,9 +629,7 @@ def fresh_entropy(read: Callable[[], Any]) -> bool:
         if found:
             return
         if (event == "c_call" and arg is os.urandom) or (
-            event == "call"
-            and frame.f_code is _RANDOM_SEED
-            and frame.f_locals.get("a", 0) is None
+            event == "call" and frame.f_code is _RANDOM_SEED and frame.f_locals.get("a", 0) is None
         ):
             found.append(True)
 

@@ -13,7 +13,7 @@ from typing import Any
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
 from pitfalls._boundary import checker
-from pitfalls._epochs import check_epoch_repeatable, check_order_shuffled
+from pitfalls._epochs import check_epoch_complete, check_epoch_repeatable, check_order_shuffled
 from pitfalls._randomness import Randomness
 from pitfalls._report import Cause, Report, raise_for
 from pitfalls._sources import Source, resolve
@@ -50,6 +50,7 @@ def check_source(
     reseed: Callable[[int], Any] | None = None,
     rtol: float | None = None,
     atol: float | None = None,
+    dataset: Any = None,
 ) -> tuple[Report, ...]:
     """Run every data check that applies to ``source``; one report each, in a fixed order.
 
@@ -60,7 +61,10 @@ def check_source(
        (None), when the source can be read for two epochs: it has a length or
        ``steps_per_epoch`` is given, and it can be read again;
     5. :func:`check_order_shuffled` when ``shuffled`` is True (the source
-       should reorder its samples every epoch: training data).
+       should reorder its samples every epoch: training data);
+    6. :func:`check_epoch_complete` when ``dataset`` is given (the samples an
+       epoch must deliver, each once: what workers sharing a source drop or
+       repeat).
 
     ``source`` is resolved once: a class is instantiated, a factory called,
     and what it returns is treated exactly like that object passed directly;
@@ -103,6 +107,7 @@ def check_source(
             unpack,
             reseed,
             (rtol, atol),
+            dataset,
         )
 
 
@@ -117,6 +122,7 @@ def _run(
     unpack: Callable[[Any], tuple[Any, Any]] | None,
     reseed: Callable[[int], Any] | None,
     tolerances: tuple[float | None, float | None],
+    dataset: Any = None,
 ) -> tuple[Report, ...]:
     used = False
 
@@ -172,6 +178,15 @@ def _run(
                 src, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack, reseed=reseed
             )
         )
+    if dataset is not None:
+        src = fresh()
+        reports.append(
+            _read_once("epoch_complete", first, {"steps_per_epoch": steps_per_epoch})
+            if src is None
+            else check_epoch_complete(
+                src, dataset, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack
+            )
+        )
     return tuple(reports)
 
 
@@ -188,6 +203,7 @@ def assert_source(
     reseed: Callable[[int], Any] | None = None,
     rtol: float | None = None,
     atol: float | None = None,
+    dataset: Any = None,
     msg: str | None = None,
 ) -> tuple[Report, ...]:
     """Run :func:`check_source`; raise the first failing check's error, else return the reports.
@@ -211,6 +227,7 @@ def assert_source(
         reseed=reseed,
         rtol=rtol,
         atol=atol,
+        dataset=dataset,
     )
     bad = sorted((r for r in reports if not r.ok), key=lambda r: r.status != "failed")
     if bad:

@@ -41,3 +41,36 @@ def test_draws_has_an_upper_bound():
 
     with pytest.raises(ValueError, match=r"draws=200000 is more than 100,000"):
         pitfalls.check_index_stable(Indexed(), draws=200_000)
+
+
+def test_check_source_runs_epoch_complete_when_given_the_dataset():
+    # A newcomer could not ask check_source (nor pitfalls check) for epoch_complete.
+    data = np.arange(32.0).reshape(16, 2)
+
+    def twice_the_first_half():
+        for start in (0, 4, 0, 4):  # samples 0..7 twice, 8..15 never
+            yield data[start : start + 4].copy(), np.zeros(4)
+
+    reports = pitfalls.check_source(twice_the_first_half, dataset=data, epochs=False, draws=4)
+    assert [r.check for r in reports] == ["generator_no_aliasing", "epoch_complete"]
+    assert reports[-1].status == "failed" and reports[-1].cause is pitfalls.Cause.SAMPLES_TWICE
+    with pytest.raises(pitfalls.EpochIncompleteError):
+        pitfalls.assert_source(twice_the_first_half, dataset=data, epochs=False, draws=4)
+
+
+def test_pitfalls_check_takes_the_dataset(tmp_path, capsys):
+    from pitfalls._cli import main
+
+    (tmp_path / "pipe.py").write_text(
+        "import numpy as np\n"
+        "data = np.arange(32.0).reshape(16, 2)\n"
+        "def batches():\n"
+        "    for start in (0, 4, 0, 4):\n"
+        "        yield data[start : start + 4].copy(), np.zeros(4)\n"
+    )
+    pipe = str(tmp_path / "pipe.py")
+    code = main(
+        ["check", f"{pipe}:batches", "--dataset", f"{pipe}:data", "--draws", "4", "--no-epochs"]
+    )
+    out = capsys.readouterr().out
+    assert code == 1 and "epoch_complete(steps_per_epoch=4, samples=16) failed" in out
