@@ -174,7 +174,7 @@ def later_fix(style: str, library: str = "numpy", torch_loader: bool = False) ->
 
 @checker
 def check_generator_no_aliasing(
-    source: Any, *, draws: int = DEFAULT_DRAWS, timeout: float | None = None
+    source: Any, *, draws: int = DEFAULT_DRAWS, timeout: float | None = validate.DEFAULT_TIMEOUT
 ) -> Report:
     """Draw ``draws`` batches, keeping all of them, and report any that changed.
 
@@ -319,7 +319,7 @@ def assert_generator_no_aliasing(
     source: Any,
     *,
     draws: int = DEFAULT_DRAWS,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     msg: str | None = None,
 ) -> None:
     """Fail when a batch already handed out changes as ``source`` advances.

@@ -652,7 +652,7 @@ def check_epoch_repeatable(
     source: Any,
     *,
     steps_per_epoch: int | None = None,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     reseed: Callable[[int], Any] | None = None,
 ) -> Report:
@@ -1183,7 +1183,7 @@ def check_order_shuffled(
     source: Any,
     *,
     steps_per_epoch: int | None = None,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     reseed: Callable[[int], Any] | None = None,
 ) -> Report:
@@ -1430,7 +1430,7 @@ def assert_epoch_repeatable(
     source: Any,
     *,
     steps_per_epoch: int | None = None,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     reseed: Callable[[int], Any] | None = None,
     msg: str | None = None,
@@ -1451,7 +1451,7 @@ def assert_order_shuffled(
     source: Any,
     *,
     steps_per_epoch: int | None = None,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     reseed: Callable[[int], Any] | None = None,
     msg: str | None = None,
@@ -1533,7 +1533,7 @@ def check_epoch_complete(
     dataset: Any,
     *,
     steps_per_epoch: int | None = None,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
 ) -> Report:
     """Does one epoch of ``source`` deliver every sample of ``dataset`` exactly once?
@@ -1848,7 +1848,7 @@ def assert_epoch_complete(
     dataset: Any,
     *,
     steps_per_epoch: int | None = None,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     msg: str | None = None,
 ) -> None:

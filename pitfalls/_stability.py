@@ -97,7 +97,7 @@ def check_index_stable(
     source: Any,
     *,
     draws: int = DEFAULT_DRAWS,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     reseed: Callable[[int], Any] | None = None,
 ) -> Report:
     """Read indices ``0 .. draws-1`` in order, then again in reverse, and compare.
@@ -275,7 +275,7 @@ def assert_index_stable(
     source: Any,
     *,
     draws: int = DEFAULT_DRAWS,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     reseed: Callable[[int], Any] | None = None,
     msg: str | None = None,
 ) -> None:

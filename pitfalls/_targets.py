@@ -746,7 +746,7 @@ def check_targets_match(
     draws: int = DEFAULT_DRAWS,
     rtol: float | None = None,
     atol: float | None = None,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
 ) -> Report:
     """Check ``targets == target_fn(inputs)`` on each batch, when yielded and later.
@@ -787,7 +787,7 @@ def targets_report(
     draws: int = DEFAULT_DRAWS,
     rtol: float | None = None,
     atol: float | None = None,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     aliasing: Report | None = None,
 ) -> Report:
@@ -1031,7 +1031,7 @@ def assert_targets_match(
     draws: int = DEFAULT_DRAWS,
     rtol: float | None = None,
     atol: float | None = None,
-    timeout: float | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
     msg: str | None = None,
 ) -> None:

@@ -155,6 +155,12 @@ MAX_TIMEOUT = 7 * 24 * 3600.0
 """A week: longer than any check should wait, short enough for every clock and queue."""
 
 
+DEFAULT_TIMEOUT = 60.0
+"""Seconds every check that reads a source waits for one batch (or index) by default: a
+source stuck on a dead worker's queue, a lock or a socket ends in a TimeoutError naming
+the batch, instead of hanging the test run. ``timeout=None`` waits as long as it takes."""
+
+
 def timeout(name: str, value: Any) -> float | None:
     """Seconds to wait, or None (wait as long as it takes): finite, above 0, at most a week."""
     if value is None:

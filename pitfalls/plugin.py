@@ -203,8 +203,8 @@ def check_batches(request: pytest.FixtureRequest) -> Callable[..., tuple[Report,
     """Run every data check that applies to a batch source; fail with the first finding.
 
     ``check_batches(source, target_fn=None, *, draws=None, rtol=None, atol=None,
-    timeout=None, epochs=None, shuffled=False, steps_per_epoch=None, unpack=None,
-    reseed=None, msg=None)``
+    timeout=60.0, epochs=None, shuffled=False, steps_per_epoch=None, unpack=None,
+    reseed=None, dataset=None, msg=None)``
     is :func:`pitfalls.assert_source`: aliasing; targets when ``target_fn`` is
     given; for an indexable source (a PyDataset) a re-read of each index; two
     epochs when the source has a length. ``draws`` defaults to

@@ -74,3 +74,41 @@ def test_pitfalls_check_takes_the_dataset(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert code == 1 and "epoch_complete(steps_per_epoch=4, samples=16) failed" in out
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        pitfalls.check_generator_no_aliasing,
+        pitfalls.check_targets_match,
+        pitfalls.check_index_stable,
+        pitfalls.check_epoch_repeatable,
+        pitfalls.check_order_shuffled,
+        pitfalls.check_epoch_complete,
+        pitfalls.check_source,
+        pitfalls.assert_source,
+        pitfalls.assert_generator_no_aliasing,
+        pitfalls.assert_epoch_complete,
+    ],
+)
+def test_every_check_that_reads_a_source_waits_a_finite_time_by_default(check):
+    import inspect
+
+    assert inspect.signature(check).parameters["timeout"].default == 60.0
+
+
+def test_a_source_that_never_yields_ends_in_a_timeout_naming_the_batch():
+    import threading
+
+    stuck = threading.Event()
+
+    def batches():
+        yield np.zeros(2)
+        stuck.wait()  # a dead worker's queue: nothing ever comes
+        yield np.zeros(2)
+
+    try:
+        with pytest.raises(TimeoutError, match=r"source did not yield batch 1 within 1 s"):
+            pitfalls.check_generator_no_aliasing(batches, timeout=1.0)
+    finally:
+        stuck.set()  # let the abandoned thread end
