@@ -1,17 +1,23 @@
-"""Across epochs: is the data the same, and does its order change?
+"""Across epochs: is the data the same, does its order change, is every sample delivered?
 
 Epochs are read from the source and compared sample by sample, where a sample
 is one row (axis 0) of every input array of a batch, fingerprinted by its
-bytes the moment it is read. *Repeatable*: the second epoch holds the same
-samples as the first, in any order (in-place preprocessing breaks this).
-*Shuffled*: the order differs (a generator ignores Keras' ``shuffle=True``).
+bytes the moment it is read (:mod:`pitfalls._fingerprint`). *Repeatable*: the
+second epoch holds the same samples as the first, in any order, paired with the
+same targets (in-place preprocessing breaks this). *Shuffled*: two consecutive
+epochs, read as training reads them, differ in order and in batch membership
+(a generator ignores Keras' ``shuffle=True``). *Complete*: an epoch delivers
+every sample of a dataset once.
 
-Random augmentation changes the samples at every read, so both checks read
-under controlled randomness (:mod:`pitfalls._randomness`): before each read
-every RNG pitfalls can reach is reseeded, the same way for the reads that
-are compared; ``reseed=`` reaches the others. Where randomness still makes
-two epochs incomparable, the report is inconclusive and says why; it never
-passes for it.
+A verdict needs evidence (:class:`pitfalls.Cause`). Random augmentation changes
+the samples at every read, so the repeatable check reads under controlled
+randomness (:mod:`pitfalls._randomness`): before each read every RNG pitfalls
+can reach is reseeded, the same way for the reads compared; ``reseed=`` and
+:func:`pitfalls.register_random` reach the others. The order check reads first
+as training does, nothing reseeded, then, only where augmentation hides the
+order, with each read reseeded and its generators put back. Where randomness
+still makes two epochs incomparable, the report is inconclusive and says why;
+it never passes for it, and never fails for it.
 """
 
 from __future__ import annotations
@@ -251,7 +257,6 @@ class _Reader:
         self.epochs = 0
         self.seeds: list[int] = []
         """The seed each epoch was started under, in order (for :meth:`again`)."""
-        self.still: int | None = None
         self.reads = "seeded"
         """How reads are made: ``"seeded"`` (each after reseeding with its position),
         ``"natural"`` (watched, nothing reseeded: as training reads), ``"kept"`` (reseeded
@@ -332,26 +337,22 @@ class _Reader:
             return not self.late
         return self.indexable or self.source.rereadable
 
-    def epoch(
-        self, seed: int | None, *, transition: bool = True, still: int | None = None
-    ) -> Epoch:
+    def epoch(self, seed: int | None, *, transition: bool = True) -> Epoch:
         """Read one epoch; start it under ``seed`` (``transition=False``: same indices again;
-        ``still``: the seed of generators not drawn from yet, see :meth:`Randomness.control`;
         None: nothing reseeded as it starts, as training goes from one epoch to the next)."""
         self.epochs += 1
         self.seeds.append(seed if seed is not None else -1)
-        self.still = still
         if self.indexable:
             if transition:
                 if seed is not None:
-                    self.rnd.control(seed, still=still)
+                    self.rnd.control(seed)
                 end = getattr(self.source.obj, "on_epoch_end", None)
                 if callable(end):
                     end()
             return self._read(lambda i: self.source.obj[i], first_seeded=True)
         if self.stream is not None:
             if not self.tf and seed is not None:  # its threads read ahead: reseeded as it
-                self.rnd.control(seed, still=still)  # started, only
+                self.rnd.control(seed)  # started, only
             elif seed is None:
                 self.rnd.mark()
             known = set(self.rnd.rngs)
@@ -359,7 +360,7 @@ class _Reader:
             self.late = bool(set(self.rnd.rngs) - known)
             return epoch
         if seed is not None:
-            self.rnd.control(seed, still=still)
+            self.rnd.control(seed)
         else:
             self.rnd.mark()  # what iter() draws (a DataLoader's seeds) counts as the start
         once = self.source.kind in ("generator", "iterator")
@@ -384,7 +385,7 @@ class _Reader:
         seeds = list(self.seeds)
         k = len(seeds) if k is None else k
         if not self.tf:
-            return self.epoch(seeds[k - 1], transition=not self.indexable, still=self.still)
+            return self.epoch(seeds[k - 1], transition=not self.indexable)
         self.source = self._build(self.source)
         self.current = self.source.obj
         epoch = Epoch()

@@ -428,14 +428,8 @@ class Randomness:
         for name, obj in held_by(self.roots).rngs.items():
             self._remember(name, obj, frameworks.rng_kind(obj) or "")
 
-    def control(self, seed: int, *, still: int | None = None) -> None:
-        """Reseed every RNG with ``seed`` (Keras and the hook too), before a read.
-
-        ``still``: the seed for the RNGs no read has drawn from yet. A new epoch's
-        seed stands for generators that moved on; one the source never draws from
-        may be a template it copies every epoch (Hugging Face's shuffle config):
-        given a new seed, it would fake a new order.
-        """
+    def control(self, seed: int) -> None:
+        """Reseed every RNG with ``seed`` (Keras and the hook too), before a read."""
         tf = frameworks.tensorflow
         if (tf.keras() or tf.tensorflow()) and self._keras_state is None:
             self._keras_state = tf.seeds()
@@ -443,11 +437,7 @@ class Randomness:
         ops = tf.op_seeds()
         if ops is not None:  # made anew by set_seed: watched from here, put back with the seed
             self.rngs[TF_OPS] = (ops, "random.Random")
-        drawn = self.seen.keys() | self.at_start.keys()
-        seeded = {
-            name: _seed(obj, kind, seed if still is None or name in drawn else still)
-            for name, (obj, kind) in self.rngs.items()
-        }
+        seeded = {name: _seed(obj, kind, seed) for name, (obj, kind) in self.rngs.items()}
         if self.hook is not None:
             self.hook(seed)
         if self.hook is not None or self._shared:
