@@ -1223,7 +1223,11 @@ def check_order_shuffled(
         stored = stored_arrays(reader.held(), 2 * max(len(b) for b in first.batches))
         second = reader.epoch(None)
         verdict = _order_rule(reader, first, second)
-        if verdict is None and (rnd.random or reseed is not None) and not reader.tf:
+        # TensorFlow's eager random ops (tf.random.uniform in a __getitem__) draw where no
+        # watched generator moves until a global seed gives them their op-seed sequence:
+        # with TensorFlow imported, an undecided pair of epochs is read again, seeded.
+        unseen_ops = frameworks.tensorflow.tensorflow() is not None
+        if verdict is None and (rnd.random or reseed or unseen_ops) and not reader.tf:
             # augmented per read: two more epochs, each read reseeded with its position and
             # its generators put back after it, so that only what drew as the epoch
             # started (on_epoch_end, iter(), the first batch) can make a new order
@@ -1710,7 +1714,8 @@ def _complete_cause(
     """``"remainder"``: exactly the samples past the last whole batch are missing, by count
     (augmented samples need not be recognised; without strangers, none may come twice);
     ``"workers"``: a DataLoader's workers each read an IterableDataset whole;
-    ``"strangers"``: samples that are not rows of dataset, none twice; else ""."""
+    ``"strangers"``: samples that are not rows of dataset, none twice; ``"short"``: samples
+    missing, none twice (an epoch that stops early); else ""."""
     if twice and frameworks.torch.iterable_workers(source.obj):
         return "workers"
     size = sizes[0] if sizes and len(set(sizes)) == 1 else 0
@@ -1719,6 +1724,8 @@ def _complete_cause(
         return "remainder"
     if strangers and not twice:
         return "strangers"
+    if not twice and short > 0:
+        return "short"
     return ""
 
 
@@ -1777,6 +1784,15 @@ def _complete_text(cause: str, source: Source, graph: tfdata.Graph | None) -> tu
             f" ({how}), so the samples past the last whole batch are never trained on in"
             " an epoch (other ones each epoch, when it shuffles).",
             hint,
+        )
+    if cause == "short":
+        return (
+            "An epoch did not deliver every sample, and none twice: it stops short of the"
+            " dataset (a __len__ or steps_per_epoch that misses the last batches, a range"
+            " or slice that ends early), so the samples past it are never trained on.",
+            "make an epoch cover the whole dataset: __len__ returns"
+            " math.ceil(len(self.x) / self.batch_size) and the last batch takes the rows"
+            " left; a generator's loop runs to len(x), not len(x) - batch_size.",
         )
     if cause == "strangers":
         return (

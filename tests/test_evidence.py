@@ -465,3 +465,41 @@ def test_a_registered_generator_is_reseeded_like_the_ones_pitfalls_finds(monkeyp
     assert hidden.bit_generator.state == state  # put back as it was
     with pytest.raises(TypeError, match="register_random takes a random generator"):
         pitfalls.register_random(object())
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_tensorflow_eager_augmentation_does_not_hide_the_order(tf, shuffle):
+    # A trial's find: tf.random.uniform in __getitem__ draws where nothing pitfalls watches
+    # moves until a global seed is set, so read as training reads them the epochs were
+    # "inconclusive" shuffled or not. Undecided, they are read again, seeded.
+    x, _ = _data(48)
+
+    class TfAugmenting(ShufflingSequence):
+        def __getitem__(self, i):
+            idx = self.indexes[i * BATCH : (i + 1) * BATCH]
+            noise = tf.random.uniform((len(idx), 1), 0.9, 1.1)
+            xb = (tf.constant(self.x[idx]) * noise).numpy()
+            return xb, xb.mean(axis=1)
+
+        def on_epoch_end(self):
+            self.indexes = np.arange(len(self.x))
+            if shuffle:
+                self.rng.shuffle(self.indexes)
+
+    report = check_order_shuffled(lambda: TfAugmenting(x, x[:, 0], rng="self.rng"))
+    assert report.status == ("passed" if shuffle else "failed"), str(report)
+
+
+def test_an_epoch_that_stops_short_is_told_so_not_blamed_on_workers():
+    # A trial's find: samples missing and none twice read "a source shared by several
+    # workers without a lock". An epoch that stops early is named as that.
+    x, _ = _data(48)
+
+    def short_epoch():
+        for start in range(0, 48 - 2 * BATCH, BATCH):  # the last two batches left out
+            yield x[start : start + BATCH]
+
+    report = check_epoch_complete(short_epoch, x)
+    assert report.status == "failed" and report.cause is Cause.SAMPLES_MISSING
+    assert report.reason.startswith("An epoch did not deliver every sample, and none twice")
+    assert "math.ceil(len(self.x) / self.batch_size)" in report.hint
