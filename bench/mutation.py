@@ -139,7 +139,7 @@ class Handmade:
 HANDMADE = (
     Handmade(
         "pitfalls/_tree.py",
-        '        return Diff(path, then.size, then.size, (), f"dtype {then.dtype} became {now.dtype}")\n',
+        '        return Diff(path, size, size, (), f"dtype {dtype} became {now.dtype}")\n',
         "        pass\n",
         "a batch read again as float32 instead of float64 (or int as float) counts as unchanged",
     ),

@@ -38,6 +38,7 @@ from pitfalls._aliasing import source_style
 from pitfalls._boundary import checker
 from pitfalls._frameworks import tfdata
 from pitfalls._randomness import (
+    FRESH_ENTROPY,
     Change,
     Randomness,
     changed_rows,
@@ -971,9 +972,7 @@ def _unexplained(
     if not rnd.random and read is not None and fresh_entropy(read):
         return Unjudged(
             Cause.FRESH_ENTROPY,
-            f"{what[0].upper()}{what[1:]}, and reading a batch again drew fresh entropy from"
-            " the operating system (os.urandom): a generator made inside the read without a"
-            " seed (np.random.default_rng(), random.Random()), which no reseeding reaches,"
+            f"{what[0].upper()}{what[1:]}, and reading a batch again {FRESH_ENTROPY},"
             " so the difference is no evidence of a bug. Seed it from the index and pass"
             " reseed=, a function that sets what your generators are made from, or check"
             " with the augmentation turned off.",

@@ -450,11 +450,7 @@ class Randomness:
 
     def states(self) -> list[tuple[Any, str, Any]]:
         """Every watched RNG with its state now, for :meth:`put_back`."""
-        out = []
-        for obj, kind in self.rngs.values():
-            with contextlib.suppress(Exception):  # a state that cannot be read is left
-                out.append((obj, kind, _get(obj, kind)))
-        return out
+        return _states(self.rngs.values())
 
     @staticmethod
     def put_back(states: list[tuple[Any, str, Any]]) -> None:
@@ -535,15 +531,21 @@ def global_rngs_kept() -> Iterator[None]:
     """Python's, numpy's and torch's global RNGs, TensorFlow's global Generator and the
     Keras and TensorFlow global seeds as they are now, put back on exit: whatever a check
     drew or seeded (a factory building its pipeline, the reads, a blame pass, a training)."""
-    saved = []
-    for obj, kind in _globals().values():
-        with contextlib.suppress(Exception):  # a state that cannot be read is left
-            saved.append((obj, kind, _get(obj, kind)))
+    saved = _states(_globals().values())
     seeds = frameworks.tensorflow.seeds()
     try:
         yield
     finally:
         _put_back(saved, seeds)
+
+
+def _states(rngs: Iterable[tuple[Any, str]]) -> list[tuple[Any, str, Any]]:
+    """Each (RNG, kind) with its state now; one whose state cannot be read is left out."""
+    out = []
+    for obj, kind in rngs:
+        with contextlib.suppress(Exception):
+            out.append((obj, kind, _get(obj, kind)))
+    return out
 
 
 def _put_back(saved: Iterable[tuple[Any, str, Any]], seeds: dict[str, Any] | None) -> None:
@@ -600,6 +602,13 @@ def changed_rows(before: Stored) -> tuple[Change, ...]:
 
 # Fresh entropy: generators made without a seed during a read -------------------------
 
+
+FRESH_ENTROPY = (
+    "drew fresh entropy from the operating system (os.urandom): a generator made inside"
+    " the read without a seed (np.random.default_rng(), random.Random()), which no"
+    " reseeding reaches"
+)
+"""How a report says what :func:`fresh_entropy` saw."""
 
 _RANDOM_SEED = random.Random.seed.__code__
 """The code of ``random.Random.seed``: called with None, it draws from the system."""

@@ -11,6 +11,7 @@ from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._boundary import checker
 from pitfalls._randomness import (
+    FRESH_ENTROPY,
     Change,
     Randomness,
     changed_rows,
@@ -184,9 +185,7 @@ def check_index_stable(
         findings = []
     elif evidence in ("unexplained", "fresh entropy"):
         drew = (
-            f"reading index {unstable[0]} again drew fresh entropy from the operating system"
-            " (os.urandom): a generator made inside the read without a seed"
-            " (np.random.default_rng(), random.Random()), which no reseeding reaches"
+            f"reading index {unstable[0]} again {FRESH_ENTROPY}"
             if evidence == "fresh entropy"
             else "nothing pitfalls can see explains it: no read returned another index's"
             " batch, no array the source holds changed, no generator pitfalls watches was"

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls._fingerprint import digest
 from pitfalls._report import MAX_SHOWN, Finding, Location
 
 ROLES = ("inputs", "targets", "sample_weights")
@@ -240,8 +241,6 @@ class Seal:
 
 
 def _blocks(a: np.ndarray) -> tuple[bytes, ...]:
-    from pitfalls._fingerprint import digest
-
     data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
     return tuple(digest(data[i : i + BLOCK_BYTES]) for i in range(0, data.size, BLOCK_BYTES))
 
@@ -271,18 +270,10 @@ def broken_seal(sealed: Seal, flat: Flat) -> tuple[list[Diff], tuple[str, str] |
         now = as_array(leaf, path)
         if then.copy is not None:
             d = diff_arrays(path, then.copy, now)
-        elif now.shape != then.shape or now.dtype != then.dtype:
-            what = "shape" if now.shape != then.shape else "dtype"
-            was, became = (then.shape, now.shape) if what == "shape" else (then.dtype, now.dtype)
-            d = Diff(
-                path,
-                int(np.prod(then.shape)),
-                int(np.prod(then.shape)),
-                (),
-                f"{what} {was} became {became}",
-            )
         else:
-            d = _block_diff(path, then, _blocks(now))
+            d = _layout_change(path, then.shape, then.dtype, now) or _block_diff(
+                path, then, _blocks(now)
+            )
         if d is not None:
             diffs.append(d)
     return diffs, None
@@ -392,6 +383,19 @@ def bitwise_equal(then: np.ndarray, now: np.ndarray) -> bool:
     return True
 
 
+def _layout_change(
+    path: str, shape: tuple[int, ...], dtype: np.dtype[Any] | None, now: np.ndarray
+) -> Diff | None:
+    """A Diff when ``now`` has another shape than ``shape`` (or another dtype than
+    ``dtype``, when given): its elements cannot be paired. None when the layout holds."""
+    size = int(np.prod(shape))
+    if now.shape != shape:
+        return Diff(path, size, size, (), f"shape {shape} became {now.shape}")
+    if dtype is not None and now.dtype != dtype:
+        return Diff(path, size, size, (), f"dtype {dtype} became {now.dtype}")
+    return None
+
+
 def diff_arrays(
     path: str,
     then: np.ndarray,
@@ -405,10 +409,9 @@ def diff_arrays(
     With ``rtol`` the comparison is ``numpy.isclose(now, then, rtol, atol)``,
     ``then`` being the desired value; without it, exact equality.
     """
-    if then.shape != now.shape:
-        return Diff(path, then.size, then.size, (), f"shape {then.shape} became {now.shape}")
-    if rtol is None and then.dtype != now.dtype:
-        return Diff(path, then.size, then.size, (), f"dtype {then.dtype} became {now.dtype}")
+    layout = _layout_change(path, then.shape, then.dtype if rtol is None else None, now)
+    if layout is not None:
+        return layout
     if rtol is None and bitwise_equal(then, now):
         return None  # the common case, without a batch-sized mask
     try:
