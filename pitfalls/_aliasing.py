@@ -8,8 +8,8 @@ from typing import Any
 
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
-from pitfalls._boundary import checker
-from pitfalls._report import Cause, Finding, Report, raise_for
+from pitfalls._boundary import asserting, checker
+from pitfalls._report import Cause, Finding, Report
 from pitfalls._sources import Source, draw, no_array_in, resolve
 from pitfalls._tree import (
     Flat,
@@ -315,33 +315,4 @@ def _memory_notes(flats: list[Any], paths: set[str]) -> tuple[tuple[str, str], .
     return tuple(notes)
 
 
-def assert_generator_no_aliasing(
-    source: Any,
-    *,
-    draws: int = DEFAULT_DRAWS,
-    timeout: float | None = validate.DEFAULT_TIMEOUT,
-    msg: str | None = None,
-) -> None:
-    """Fail when a batch already handed out changes as ``source`` advances.
-
-    See :func:`check_generator_no_aliasing` for what is drawn and compared.
-    Raises :class:`AliasingError` naming the batch, the path in it (e.g.
-    ``inputs[0]``), how many elements changed, the first few with their old and
-    new values, and the fix. ``msg`` is appended to the message.
-
-    >>> import numpy as np
-    >>> def batches():
-    ...     x = np.zeros((4, 2))
-    ...     for i in range(16):
-    ...         x[:] = i          # refills the one buffer it yields
-    ...         yield x, x.mean(axis=1)
-    >>> assert_generator_no_aliasing(batches)
-    Traceback (most recent call last):
-    ...
-    pitfalls.AliasingError: generator_no_aliasing(draws=16) failed
-    ...
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_generator_no_aliasing(source, draws=draws, timeout=timeout)
-    raise_for(report, msg)
+assert_generator_no_aliasing = asserting(check_generator_no_aliasing)

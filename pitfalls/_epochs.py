@@ -35,7 +35,7 @@ from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
-from pitfalls._boundary import checker
+from pitfalls._boundary import asserting, checker
 from pitfalls._frameworks import tfdata
 from pitfalls._randomness import (
     FRESH_ENTROPY,
@@ -48,7 +48,7 @@ from pitfalls._randomness import (
     state_changed,
     stored_arrays,
 )
-from pitfalls._report import MAX_SHOWN, Cause, Finding, Report, Unjudged, raise_for
+from pitfalls._report import MAX_SHOWN, Cause, Finding, Report, Unjudged
 from pitfalls._sources import Source, add_note, article, call_within, resolve
 from pitfalls._tree import _MAX_DEPTH, LeafError, Parts, as_array, flatten_at, split_batch
 
@@ -1430,46 +1430,10 @@ def _order_unjudged(reader: _Reader, changes: tuple[Change, ...]) -> tuple[str, 
     ), []
 
 
-def assert_epoch_repeatable(
-    source: Any,
-    *,
-    steps_per_epoch: int | None = None,
-    timeout: float | None = validate.DEFAULT_TIMEOUT,
-    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
-    reseed: Callable[[int], Any] | None = None,
-    msg: str | None = None,
-) -> None:
-    """Fail when a second epoch holds other samples. See :func:`check_epoch_repeatable`.
-
-    An inconclusive report (randomness pitfalls could not control) raises too.
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_epoch_repeatable(
-        source, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack, reseed=reseed
-    )
-    raise_for(report, msg)
+assert_epoch_repeatable = asserting(check_epoch_repeatable)
 
 
-def assert_order_shuffled(
-    source: Any,
-    *,
-    steps_per_epoch: int | None = None,
-    timeout: float | None = validate.DEFAULT_TIMEOUT,
-    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
-    reseed: Callable[[int], Any] | None = None,
-    msg: str | None = None,
-) -> None:
-    """Fail when epoch 2 repeats epoch 1's order. See :func:`check_order_shuffled`.
-
-    An inconclusive report (randomness pitfalls could not control) raises too.
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_order_shuffled(
-        source, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack, reseed=reseed
-    )
-    raise_for(report, msg)
+assert_order_shuffled = asserting(check_order_shuffled)
 
 
 # epoch_complete ----------------------------------------------------------------------
@@ -1859,19 +1823,4 @@ def _complete_findings(
     return findings
 
 
-def assert_epoch_complete(
-    source: Any,
-    dataset: Any,
-    *,
-    steps_per_epoch: int | None = None,
-    timeout: float | None = validate.DEFAULT_TIMEOUT,
-    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
-    msg: str | None = None,
-) -> None:
-    """Fail unless an epoch delivers every sample exactly once (:func:`check_epoch_complete`)."""
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_epoch_complete(
-        source, dataset, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack
-    )
-    raise_for(report, msg)
+assert_epoch_complete = asserting(check_epoch_complete)

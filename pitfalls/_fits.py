@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _validate as validate
-from pitfalls._boundary import checker
-from pitfalls._report import Cause, Finding, Report, raise_for
+from pitfalls._boundary import asserting, checker
+from pitfalls._report import Cause, Finding, Report
 
 DEFAULT_STEPS = 2000
 DEFAULT_LEARNING_RATE = 1.0
@@ -222,35 +222,4 @@ def check_fits(
     )
 
 
-def assert_fits(
-    model: Any,
-    x: Any,
-    y: Any,
-    *,
-    max_loss: float,
-    steps: int = DEFAULT_STEPS,
-    batch_size: int | None = None,
-    learning_rate: float = DEFAULT_LEARNING_RATE,
-    loss: Any = "mse",
-    seed: int = 0,
-    msg: str | None = None,
-) -> None:
-    """Fail unless a fresh copy of the model trains below ``max_loss`` within the budget.
-
-    See :func:`check_fits` for the training run. Needs Keras 3 on any backend
-    (TensorFlow, JAX or torch). Raises :class:`UnderfitError`; ``msg`` is appended.
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_fits(
-        model,
-        x,
-        y,
-        max_loss=max_loss,
-        steps=steps,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        loss=loss,
-        seed=seed,
-    )
-    raise_for(report, msg)
+assert_fits = asserting(check_fits)

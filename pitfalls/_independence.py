@@ -18,8 +18,8 @@ import numpy as np
 
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
-from pitfalls._boundary import checker
-from pitfalls._report import MAX_SHOWN, Cause, Finding, Location, Report, raise_for
+from pitfalls._boundary import asserting, checker
+from pitfalls._report import MAX_SHOWN, Cause, Finding, Location, Report
 from pitfalls._sources import add_note
 from pitfalls._tree import LeafError, as_array
 
@@ -203,39 +203,4 @@ def _summary(row: Any) -> Any:
     return np.asarray(row).ravel()[0] if np.size(row) else None
 
 
-def assert_batch_independent(
-    fn: Callable[..., Any],
-    *args: Any,
-    max_perturbed: int = DEFAULT_PERTURBED,
-    training: bool | None = None,
-    seed: int = 0,
-    rtol: float = 1e-5,
-    atol: float = 1e-6,
-    msg: str | None = None,
-) -> None:
-    """Fail when an output of one sample depends on another sample of the batch.
-
-    See :func:`check_batch_independent`. Raises :class:`BatchDependenceError`;
-    ``msg`` is appended.
-
-    >>> import numpy as np
-    >>> def per_sample_mse(y_true, y_pred):  # y_true (n, 1), y_pred (n,): broadcasts
-    ...     return np.mean((y_true - y_pred) ** 2, axis=-1)
-    >>> assert_batch_independent(per_sample_mse, np.zeros((4, 1)), np.zeros(4))
-    Traceback (most recent call last):
-    ...
-    pitfalls.BatchDependenceError: batch_independent(max_perturbed=4, batch=4) failed
-    ...
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_batch_independent(
-        fn,
-        *args,
-        max_perturbed=max_perturbed,
-        training=training,
-        seed=seed,
-        rtol=rtol,
-        atol=atol,
-    )
-    raise_for(report, msg)
+assert_batch_independent = asserting(check_batch_independent)

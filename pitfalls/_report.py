@@ -567,11 +567,18 @@ ERRORS: dict[str, type[PitfallError]] = {
 """The error each check raises, by ``Report.check``."""
 
 
-def raise_for(report: Report, msg: str | None = None) -> None:
+def raise_for(reports: Report | tuple[Report, ...], msg: str | None = None) -> None:
     """The check's error for a failed report, :class:`InconclusiveError` for one that could
-    not judge; nothing for a pass. Every ``assert_*`` ends here."""
+    not judge; nothing for a pass. Of several reports, the first failed one's error, else
+    the first inconclusive one's, its message ending with a line per other that did not
+    pass. Every ``assert_*`` ends here."""
     __tracebackhide__ = True
-    if report.status == "failed":
-        raise ERRORS[report.check](report, msg)
-    if report.status == "inconclusive":
-        raise InconclusiveError(report, msg)
+    several = reports if isinstance(reports, tuple) else (reports,)
+    bad = sorted((r for r in several if not r.ok), key=lambda r: r.status != "failed")
+    if not bad:
+        return
+    others = [f"Also {r.status}: {r.check}" for r in bad[1:]]
+    msg = "\n".join([*others, *([msg] if msg else [])]) or None
+    if bad[0].status == "failed":
+        raise ERRORS[bad[0].check](bad[0], msg)
+    raise InconclusiveError(bad[0], msg)

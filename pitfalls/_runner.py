@@ -12,10 +12,10 @@ from typing import Any
 
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
-from pitfalls._boundary import checker
+from pitfalls._boundary import asserting, checker
 from pitfalls._epochs import check_epoch_complete, check_epoch_repeatable, check_order_shuffled
 from pitfalls._randomness import Randomness
-from pitfalls._report import Cause, Report, raise_for
+from pitfalls._report import Cause, Report
 from pitfalls._sources import Source, resolve
 from pitfalls._stability import check_index_stable
 from pitfalls._targets import targets_report
@@ -190,47 +190,4 @@ def _run(
     return tuple(reports)
 
 
-def assert_source(
-    source: Any,
-    target_fn: Callable[[Any], Any] | None = None,
-    *,
-    draws: int = DEFAULT_DRAWS,
-    timeout: float | None = validate.DEFAULT_TIMEOUT,
-    epochs: bool | None = None,
-    shuffled: bool = False,
-    steps_per_epoch: int | None = None,
-    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
-    reseed: Callable[[int], Any] | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    dataset: Any = None,
-    msg: str | None = None,
-) -> tuple[Report, ...]:
-    """Run :func:`check_source`; raise the first failing check's error, else return the reports.
-
-    The error is the first failed check's own (``AliasingError``,
-    ``TargetMismatchError``, ...), else :class:`~pitfalls.InconclusiveError` for a
-    check that could not judge; its message ends with one line per other check that
-    did not pass.
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    reports = check_source(
-        source,
-        target_fn,
-        draws=draws,
-        timeout=timeout,
-        epochs=epochs,
-        shuffled=shuffled,
-        steps_per_epoch=steps_per_epoch,
-        unpack=unpack,
-        reseed=reseed,
-        rtol=rtol,
-        atol=atol,
-        dataset=dataset,
-    )
-    bad = sorted((r for r in reports if not r.ok), key=lambda r: r.status != "failed")
-    if bad:
-        others = [f"Also {r.status}: {r.check}" for r in bad[1:]]
-        raise_for(bad[0], "\n".join([*others, *([msg] if msg else [])]) or None)
-    return reports
+assert_source = asserting(check_source)

@@ -14,14 +14,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from pitfalls import _validate as validate
-from pitfalls._boundary import checker
+from pitfalls._boundary import asserting, checker
 from pitfalls._report import (
     BroadcastError,
     Cause,
     Finding,
     Report,
-    raise_for,
     safe_repr,
 )
 from pitfalls._sources import add_note
@@ -139,23 +137,7 @@ def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
     )
 
 
-def assert_no_broadcast(y_true: Any, y_pred: Any, *, msg: str | None = None) -> None:
-    """Fail when an elementwise operation between ``y_true`` and ``y_pred`` would broadcast.
-
-    Accepts numpy arrays, TensorFlow/torch/JAX tensors, Keras symbolic tensors
-    and nested lists. Raises :class:`BroadcastError`; ``msg`` is appended.
-
-    >>> import numpy as np
-    >>> assert_no_broadcast(np.zeros(4), np.zeros((4, 1)))
-    Traceback (most recent call last):
-    ...
-    pitfalls.BroadcastError: no_broadcast(y_true=(4,), y_pred=(4, 1)) failed
-    ...
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_no_broadcast(y_true, y_pred)
-    raise_for(report, msg)
+assert_no_broadcast = asserting(check_no_broadcast)
 
 
 def strict_loss(fn: F) -> F:
@@ -304,15 +286,4 @@ def _fmt_many(shapes: Sequence[Shape]) -> str:
     return _fmt(shapes[0]) if len(shapes) == 1 else "[" + ", ".join(_fmt(s) for s in shapes) + "]"
 
 
-def assert_prediction_shape(
-    model: Any, x: Any, *, expected: Any = None, msg: str | None = None
-) -> None:
-    """Fail when ``model`` predicts another shape than it declares (or than ``expected``).
-
-    See :func:`check_prediction_shape`. Raises :class:`PredictionShapeError`;
-    ``msg`` is appended to the message.
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_prediction_shape(model, x, expected=expected)
-    raise_for(report, msg)
+assert_prediction_shape = asserting(check_prediction_shape)

@@ -9,7 +9,7 @@ import numpy as np
 
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
-from pitfalls._boundary import checker
+from pitfalls._boundary import asserting, checker
 from pitfalls._randomness import (
     FRESH_ENTROPY,
     Change,
@@ -21,9 +21,10 @@ from pitfalls._randomness import (
     state_changed,
     stored_arrays,
 )
-from pitfalls._report import MAX_SHOWN, Cause, Finding, Report, raise_for
+from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
 from pitfalls._sources import add_note, batch_count, call_within, resolve
 from pitfalls._tree import Snapshot, diff_snapshot, flatten, snapshot
+from pitfalls._words import say
 
 
 def _read(source: Any, index: int, when: str, timeout: float | None) -> Any:
@@ -45,41 +46,6 @@ _CAUSES = {
     "fresh entropy": Cause.FRESH_ENTROPY,
 }
 """The cause each kind of evidence gives."""
-
-
-def _text(evidence: str) -> tuple[str, str]:
-    """(reason, hint) from what explains the unstable reads.
-
-    ``"another index"``: a second read returned what another index gave
-    first; ``"stored data"``: reading wrote arrays the source holds; else the
-    source's state changes per call.
-    """
-    if evidence == "another index":
-        return (
-            "Reading the same index twice gave different batches: a second read returned the"
-            " batch another index gave first, so __getitem__ serves batches by a counter or"
-            " an iterator, not by its index, and Keras' workers, which read indices in any"
-            " order, see other data than one reader would.",
-            "derive each batch from its index alone (rows = self.indices[i * batch_size:"
-            "(i + 1) * batch_size]); never from a counter or next(iterator).",
-        )
-    if evidence == "stored data":
-        return (
-            "Reading the same index twice gave different batches because reading writes the"
-            " data the source holds (see the note): preprocessing done in place through a"
-            " view, such as x /= 255 on a slice, transforms the stored samples again at"
-            " every read, including the reads Keras makes to infer shapes.",
-            "transform a copy inside __getitem__ (x = self.images[rows] / 255 makes one),"
-            " never a slice of the stored data in place; or preprocess once, in __init__.",
-        )
-    return (
-        "Reading the same index twice gave different batches: __getitem__ depends on"
-        " more than its index (a counter, an iterator or an RNG advanced per call), so"
-        " workers that read indices in any order see other data than one reader would.",
-        "derive each batch from its index alone: slice by index, and seed any random"
-        " augmentation with the index (and the epoch), or pass reseed=, a function that"
-        " reseeds your generator from the seed it is given.",
-    )
 
 
 def _same(a: Snapshot, b: Snapshot, part: str = "") -> bool:
@@ -170,51 +136,34 @@ def check_index_stable(
         if unstable:
             evidence, notes = _explain(obj, first, seconds, unstable, rnd, timeout, state)
     findings.sort(key=lambda f: (f.batch, f.path))
-    inconclusive = ""
-    if evidence == "random":
-        inconclusive = (
-            f"The source is random per read (it drew from {', '.join(rnd.seen) or 'your reseed='}),"
-            f" and {len(unstable)} of {count} indices read twice still differ after every"
-            " generator pitfalls can reach was reseeded alike before each read; nothing else"
-            " explains it (no read returned another index's batch, no array the source holds"
-            " changed), so it may be randomness pitfalls cannot reach (a generator in a closure"
-            " or another module, TensorFlow ops in a tf.function) or state that changes per"
-            " call. Pass reseed=, a function that reseeds your generators from its seed"
-            " argument, or seed the augmentation with the index (and the epoch)."
-        )
+    cause = _CAUSES.get(evidence)
+    words = say(
+        "index_stable",
+        cause or "passed",
+        drew=", ".join(rnd.seen) or "your reseed=",
+        unstable=len(unstable),
+        count=count,
+        first=unstable[0] if unstable else 0,
+        last=count - 1,
+        fresh_entropy=FRESH_ENTROPY,
+    )
+    inconclusive = words.text if evidence in ("random", "unexplained", "fresh entropy") else ""
+    if inconclusive:
         findings = []
-    elif evidence in ("unexplained", "fresh entropy"):
-        drew = (
-            f"reading index {unstable[0]} again {FRESH_ENTROPY}"
-            if evidence == "fresh entropy"
-            else "nothing pitfalls can see explains it: no read returned another index's"
-            " batch, no array the source holds changed, no generator pitfalls watches was"
-            " drawn from and no attribute of the source changed (a generator it cannot"
-            " reach, in a closure or another module, would do this)"
-        )
-        inconclusive = (
-            f"{len(unstable)} of {count} indices read twice gave other batches the second"
-            f" time, and {drew}; so the difference is no evidence of a bug. Seed the"
-            " augmentation from the index (and the epoch): np.random.default_rng((epoch,"
-            " index)); pass reseed=, a function that reseeds your generators from its"
-            " seed argument; or check with the augmentation turned off."
-        )
-        findings = []
-    reason, hint = _text(evidence)
     note = rnd.note()
     return Report(
         check="index_stable",
-        cause=_CAUSES.get(evidence),
+        cause=cause,
         parameters={"draws": count, **({"reseed": reseed} if reseed is not None else {})},
         batches=count,
         unit="index",
         findings=tuple(findings),
         inconclusive=inconclusive,
-        reason=reason,
-        hint=hint,
+        reason=words.text if findings else "",
+        hint=words.hint,
         notes=tuple(notes) + ((note,) if note else ()),
         columns=("first read", "second read"),
-        summary=f"indices 0..{count - 1} read twice, the same both times",
+        summary=words.text,
         source=resolved.description,
         blame=_blame.blame_index(resolved, draws=count, timeout=timeout) if findings else None,
     )
@@ -270,19 +219,4 @@ def _note(changes: tuple[Change, ...]) -> str:
     return "Stored data written while reading: " + ", ".join(parts) + "."
 
 
-def assert_index_stable(
-    source: Any,
-    *,
-    draws: int = DEFAULT_DRAWS,
-    timeout: float | None = validate.DEFAULT_TIMEOUT,
-    reseed: Callable[[int], Any] | None = None,
-    msg: str | None = None,
-) -> None:
-    """Fail when ``source[i]`` differs between two reads. See :func:`check_index_stable`.
-
-    An inconclusive report (randomness pitfalls could not control) raises too.
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_index_stable(source, draws=draws, timeout=timeout, reseed=reseed)
-    raise_for(report, msg)
+assert_index_stable = asserting(check_index_stable)

@@ -19,10 +19,10 @@ from pitfalls._aliasing import (
     later_fix,
     source_style,
 )
-from pitfalls._boundary import checker
+from pitfalls._boundary import asserting, checker
 from pitfalls._frameworks import tfdata as _tfdata
 from pitfalls._randomness import Randomness, held_by
-from pitfalls._report import Cause, Finding, Report, raise_for
+from pitfalls._report import Cause, Finding, Report
 from pitfalls._sources import add_note, draw, resolve
 from pitfalls._tree import as_array, buffer_of, diff_arrays, flatten_at, split_batch
 
@@ -1024,27 +1024,4 @@ def _read_ahead_note(pairs: list[tuple[int, int]], wrong: int) -> str:
     )
 
 
-def assert_targets_match(
-    source: Any,
-    target_fn: Callable[[Any], Any],
-    *,
-    draws: int = DEFAULT_DRAWS,
-    rtol: float | None = None,
-    atol: float | None = None,
-    timeout: float | None = validate.DEFAULT_TIMEOUT,
-    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
-    msg: str | None = None,
-) -> None:
-    """Fail unless every batch's targets equal ``target_fn(inputs)``, when yielded and later.
-
-    See :func:`check_targets_match` (``rtol`` and ``atol`` default by dtype).
-    Raises :class:`TargetMismatchError` naming the batch, the target path,
-    whether it failed when yielded or only after later draws, the first
-    differing values and the fix. ``msg`` is appended.
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_targets_match(
-        source, target_fn, draws=draws, rtol=rtol, atol=atol, timeout=timeout, unpack=unpack
-    )
-    raise_for(report, msg)
+assert_targets_match = asserting(check_targets_match)

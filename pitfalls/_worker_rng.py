@@ -43,8 +43,9 @@ import numpy as np
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
+from pitfalls._boundary import asserting
 from pitfalls._randomness import _get, _globals, _set, held_by
-from pitfalls._report import Cause, Finding, Location, Report, raise_for, safe_repr
+from pitfalls._report import Cause, Finding, Location, Report, safe_repr
 from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
 
@@ -717,30 +718,4 @@ def _constant(results: dict[int, _Worker], calls: int, drew: list[str]) -> str:
     )
 
 
-def assert_worker_randomness(
-    fn: Any,
-    *,
-    workers: int = 2,
-    calls: int = 3,
-    worker_init: Callable[[int], Any] | None = None,
-    seed: int | None = 0,
-    timeout: float | None = 60.0,
-    dataset: Any = None,
-    msg: str | None = None,
-) -> None:
-    """Fail when forked workers draw the same randomness. See :func:`check_worker_randomness`.
-
-    An inconclusive report (``fn``'s values never vary) raises too.
-    """
-    __tracebackhide__ = True
-    msg = validate.message("msg", msg)
-    report = check_worker_randomness(
-        fn,
-        workers=workers,
-        calls=calls,
-        worker_init=worker_init,
-        seed=seed,
-        timeout=timeout,
-        dataset=dataset,
-    )
-    raise_for(report, msg)
+assert_worker_randomness = asserting(check_worker_randomness)
