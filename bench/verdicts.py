@@ -93,8 +93,10 @@ def _blame(report: Any) -> dict[str, Any] | None:
     frames = getattr(blame, "frames", ())
     top = frames[0] if frames else None
     file = getattr(top, "file", "") if top else ""
-    if "pitfalls" + os.sep in file:  # the same file in two checkouts: compare from the package
-        file = file[file.rindex("pitfalls" + os.sep) :]
+    for part in ("pitfalls", "bench"):  # the same file in two checkouts: compare from there
+        if part + os.sep in file:
+            file = file[file.rindex(part + os.sep) :]
+            break
     return {
         "found": bool(frames),
         "file": file or None,

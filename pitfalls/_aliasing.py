@@ -21,21 +21,11 @@ from pitfalls._tree import (
     seal,
     snapshot,
 )
+from pitfalls._words import say
 
 DEFAULT_DRAWS = 16
 """Batches drawn by default: a buffer reused by any of the next 15 batches is caught,
 so rings of up to 15 slots (Keras 2's ``max_queue_size=10`` among them)."""
-
-_REASON = (
-    "Batches changed after they were handed out: the source writes into memory it has"
-    " already yielded, so a consumer that reads ahead (Keras' fit, tf.data prefetch,"
-    " a queue of workers) trains on contents that are not the batch it was given."
-)
-_HINT = (
-    "allocate a new array for every batch (move np.zeros(...) inside the loop) or"
-    " yield a copy (np.copy(x)); never write into an array after yielding it, nor"
-    " shuffle in place an array whose views were yielded."
-)
 
 
 def source_style(source: Source) -> str:
@@ -69,107 +59,29 @@ def is_torch_loader(source: Source) -> bool:
     return frameworks.torch.is_loader(source.obj)
 
 
-_TORCH_LOADER_HINT = (
-    "return a new tensor for every batch from the Dataset's __getitem__ and from"
-    " collate_fn, or return x.clone(): torch.stack(..., out=buf), buf[:] = ... and"
-    " torch.from_numpy(buf) of a refilled buffer hand out the same memory every time,"
-    " with workers too (a tensor a worker sends moves to shared memory, which that worker"
-    " then refills)."
-)
-_TORCH_LOADER_VIEWS_HINT = (
-    "never write into the Dataset's stored tensors: in __getitem__, x = self.x[i] - mean"
-    " makes a new tensor, while x -= mean or x.sub_(mean) on a row of self.x writes into"
-    " the data set; shuffle with shuffle=True or a Sampler, not the stored tensors in place."
-)
-_JAX_HINT = (
-    "fill a new numpy array for every batch before handing it to JAX, or copy it with"
-    " jnp.array(x): on CPU, jax.device_put and jnp.asarray can wrap a numpy buffer without"
-    " copying, so refilling that buffer rewrites every JAX array made from it."
-)
-_TF_HINT = (
-    "have the Python code behind the pipeline yield a new numpy array for every batch, or"
-    " np.copy(x): TensorFlow can wrap a numpy array without copying"
-    " (tf.data.Dataset.from_generator does, for a 64-byte aligned one), so refilling it"
-    " rewrites batches already prefetched or held."
-)
-
-
-def _hint(
-    style: str, patterns: set[str], library: str = "numpy", torch_loader: bool = False
-) -> str:
-    """The fix, from the source's style, how its batches shared memory and the library
-    that made them (data first), in the words of the code its author wrote."""
-    views = "views" in patterns and "buffer" not in patterns
-    if torch_loader:
-        return _TORCH_LOADER_VIEWS_HINT if views else _TORCH_LOADER_HINT
-    if library == "jax":
-        return _JAX_HINT
-    if library == "tensorflow":
-        return _TF_HINT
-    torch = library == "torch"
+def fix_kind(
+    style: str, library: str = "numpy", torch_loader: bool = False, views: bool = False
+) -> tuple[str, dict[str, str]]:
+    """The kind of source a fix is worded for (``words.toml``), and its fields: how the
+    source is written (``style``), the library of its batches, whether it is a torch
+    DataLoader and whether its batches were views of stored data written after."""
+    torch = "_torch" if library == "torch" else ""
     method = {"dataset": "__getitem__", "loader": "__iter__"}.get(style)
+    fields = {"method": method or "", "verb": "return" if style == "dataset" else "yield"}
+    if torch_loader:
+        return "torch_loader_views" if views else "torch_loader", fields
+    if library in ("jax", "tensorflow"):
+        return library, fields
     if method is None:
-        if torch:
-            return (
-                "allocate a new tensor for every batch (move torch.empty(...) inside the"
-                " loop) or yield x.clone(); never write into a tensor after yielding it"
-                " (x[:] = ..., x.add_(...), torch.stack(..., out=x))."
-            )
-        return _HINT
-    if views:
-        if torch:
-            return (
-                f"never write into the stored tensors after returning views of them: in"
-                f" {method}, transform a copy (x = self.images[rows] / 255 makes one), not"
-                " a slice in place (x /= 255, x.div_(255)), and shuffle an index tensor"
-                " rather than the stored tensors in place."
-            )
-        return (
-            f"never write into the stored data after returning views of it: in {method},"
-            " transform a copy (x = self.images[rows] / 255 makes one), not a slice in"
-            " place, and shuffle an index array rather than the stored arrays in place."
-        )
-    verb = "return" if style == "dataset" else "yield"
-    copy, array = ("x.clone()", "a tensor") if torch else ("np.copy(x)", "an array")
-    return (
-        f"allocate the batch inside {method} (self.x[:] = ... reuses one buffer for every"
-        f" batch) or {verb} a copy ({copy}); never write into {array} after you"
-        f" {verb} it."
-    )
+        return "generator" + torch, fields
+    return ("views" if views else "buffer") + torch, fields
 
 
 def later_fix(style: str, library: str = "numpy", torch_loader: bool = False) -> str:
     """How to make every batch own its memory, in short, for a targets report whose
     batches were rewritten after they were handed out (the check names the buffer)."""
-    if torch_loader:
-        return (
-            "return a new tensor for every batch from the Dataset's __getitem__ and from"
-            " collate_fn (torch.stack(..., out=buf) and buf[:] = ... reuse one), or x.clone()"
-        )
-    if library == "jax":
-        return (
-            "fill a new numpy array for every batch before handing it to JAX"
-            " (jax.device_put and jnp.asarray can wrap it without copying), or copy with"
-            " jnp.array(x)"
-        )
-    if library == "tensorflow":
-        return (
-            "yield a new numpy array for every batch from the Python code behind the"
-            " pipeline (from_generator wraps an aligned array without copying), or np.copy(x)"
-        )
-    copy = "x.clone()" if library == "torch" else "np.copy(x)"
-    method = {"dataset": "__getitem__", "loader": "__iter__"}.get(style)
-    if method is None:
-        new = "torch.empty" if library == "torch" else "np.zeros"
-        what = "tensors" if library == "torch" else "arrays"
-        return (
-            f"allocate new {what} for every batch (move {new}(...) inside the loop) or yield"
-            f" copies ({copy})"
-        )
-    return (
-        f"allocate the batch inside {method} (self.x[:] = ... reuses one buffer for every"
-        f" batch) or hand out copies ({copy})"
-    )
+    kind, fields = fix_kind(style, library, torch_loader)
+    return say("fix", "later", kind.replace("views", "buffer"), **fields).text
 
 
 @checker
@@ -215,21 +127,30 @@ def check_generator_no_aliasing(
             held, findings, changed_paths = again, exact, paths
 
     memory = _memory_notes([flat for _, _, flat in held], changed_paths)
+    patterns = {pattern for pattern, _ in memory}
+    kind, fields = fix_kind(
+        source_style(resolved),
+        array_library(held[0][0]),
+        is_torch_loader(resolved),
+        views="views" in patterns and "buffer" not in patterns,
+    )
+    words = say(
+        "generator_no_aliasing",
+        Cause.BATCH_CHANGED if findings else "passed",
+        kind,
+        draws=draws,
+        **fields,
+    )
     return Report(
         check="generator_no_aliasing",
         parameters={"draws": draws},
         batches=draws,
         findings=tuple(findings),
-        reason=_REASON,
-        hint=_hint(
-            source_style(resolved),
-            {pattern for pattern, _ in memory},
-            array_library(held[0][0]),
-            is_torch_loader(resolved),
-        ),
+        reason=words.text if findings else "",
+        hint=words.hint,
         notes=tuple(note for _, note in memory),
         columns=("yielded", "now"),
-        summary=f"none of {draws} batches changed after later draws",
+        summary=words.text,
         source=resolved.description,
         blame=_blame.blame_aliasing(resolved, draws=draws, timeout=timeout) if findings else None,
         cause=Cause.BATCH_CHANGED,

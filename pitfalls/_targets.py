@@ -25,6 +25,7 @@ from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import Cause, Finding, Report
 from pitfalls._sources import add_note, draw, resolve
 from pitfalls._tree import as_array, buffer_of, diff_arrays, flatten_at, split_batch
+from pitfalls._words import Words, say
 
 TOLERANCES: dict[str, tuple[float, float]] = {
     "bfloat16": (1.6e-2, 1e-5),
@@ -50,61 +51,6 @@ Targets finer than their inputs are allowed one ulp of the inputs' dtype (at the
 scale): what rounding each input to it moves a sum or a mean by, at most."""
 
 _NARROW_INT = re.compile(r"(?<![a-z])(u?)int(8|16)(?![0-9])")
-
-_REASON_AT_YIELD = (
-    "Targets differ from target_fn(inputs) on batches as they were yielded: the source"
-    " computes its targets by another rule than target_fn (a wrong formula, targets"
-    " computed before a random augmentation changed the inputs, integer overflow or"
-    " division, a shape (n,) where (n, 1) is meant), or target_fn is wrong."
-)
-_REASON_LATER = (
-    "Every batch matched when it was yielded but not after later draws: the source"
-    " overwrote the inputs or targets of batches it had handed out, so a consumer"
-    " that reads ahead (Keras' fit, tf.data prefetch) trains on inputs paired with"
-    " another batch's targets."
-)
-_REASON_READ_AHEAD = (
-    "Targets differ from target_fn(inputs) on batches as they were yielded because their"
-    " inputs were already overwritten with other batches' data: target_fn of those inputs"
-    " gives the targets yielded with another batch, and they changed again after later"
-    " draws. The source, or a reader ahead of the consumer (DataLoader workers, tf.data"
-    " prefetch, a thread), writes new batches into memory it has already handed out."
-)
-_REASON_ROUNDING = (
-    "Targets differ from target_fn(inputs) only by rounding: the rule holds, but the source"
-    " and target_fn round differently (another order of summation, another library: torch,"
-    " JAX or TensorFlow against numpy, float32 against float64), and the tolerance admits"
-    " less than that rounding."
-)
-_REASON_INTEGERS = (
-    "Targets differ from target_fn(inputs) on batches as they were yielded, and every"
-    " difference is one that integer arithmetic leaves: a sum that overflowed its dtype"
-    " and wrapped around, or a division that floored (see Integers)."
-)
-_REASON_SAMPLING = (
-    "Targets differ from target_fn(inputs) on batches as they were yielded, though every"
-    " input row is a stored sample, unchanged: the source pairs inputs with the targets of"
-    " other samples (inputs and targets indexed or shuffled apart) or computes them by"
-    " another rule than target_fn, or target_fn is wrong."
-)
-_HINT_SAMPLING = (
-    "take each batch's inputs and targets with the same indices: one permutation for both"
-    " (idx = rng.permutation(n), then x[idx] and y[idx]), never a separate shuffle of each;"
-    " compute each target from the input it goes with, or check target_fn."
-)
-_EXPAND = {
-    "numpy": "np.expand_dims(y, -1) for a Dense(1) head",
-    "torch": "y.unsqueeze(-1) for an output layer of one unit",
-    "jax": "jnp.expand_dims(y, -1) for an output layer of one unit",
-    "tensorflow": "tf.expand_dims(y, -1) for a Dense(1) head",
-}
-_WIDEN = {
-    "numpy": ("x.astype(np.int64)", "x.astype(np.float64)"),
-    "torch": ("x.long()", "x.double()"),
-    "jax": ("x.astype(jnp.int32)", "x.astype(jnp.float32)"),
-    "tensorflow": ("tf.cast(x, tf.int64)", "tf.cast(x, tf.float64)"),
-}
-_NAMES_BUFFER = "assert_generator_no_aliasing names the buffer."
 
 
 def precision(dtype: Any) -> str | None:
@@ -433,7 +379,7 @@ class _Comparer:
         if explained and narrow is not None and a.dtype.itemsize > 2 and np.any(turns != 0):
             where, dtype, bits = narrow
             lo, hi = _range(dtype.startswith("u"), bits)
-            widen = _WIDEN.get(self.library, _WIDEN["numpy"])[0]
+            widen = say("fix", "widen", self.library).text
             self.notes.add(
                 f"Integers: {where} is {dtype} ({lo}..{hi}), and every mismatch of {path} is"
                 f" off by about a multiple of {step:g}, what a sum that wraps around in"
@@ -533,7 +479,7 @@ def _integer_notes(path: str, actual: np.ndarray, desired: np.ndarray, library: 
         )
     if actual.dtype.itemsize <= 2:
         info = np.iinfo(actual.dtype)
-        widen = _WIDEN.get(library, _WIDEN["numpy"])[0]
+        widen = say("fix", "widen", library).text
         notes.append(
             f"Integers: {path} is {actual.dtype} ({info.min}..{info.max}); arithmetic in it"
             f" wraps around (e.g. {info.max} + 1 = {info.min}): compute targets in a wider"
@@ -665,77 +611,42 @@ class _Evidence:
     """The user passed rtol or atol."""
 
 
-def _text(e: _Evidence) -> tuple[str, str]:
-    """(reason, hint) for the evidence, in the words of the user's framework."""
+def _words(e: _Evidence, draws: int, status_ok: bool) -> Words:
+    """The reason and hint for the evidence (``words.toml``), in the words of the user's
+    framework: the kind of mismatch picks the entry, the library the snippets."""
+    if status_ok:
+        return say("targets_match", "passed", draws=draws)
     fix = later_fix(e.style, e.library, e.torch_loader)
     if e.cause == "later":
-        return _REASON_LATER, f"{fix}; {_NAMES_BUFFER}"
-    if e.cause == "read_ahead":
-        return _REASON_READ_AHEAD, f"{fix}; {_NAMES_BUFFER}"
-    if e.cause == "rounding":
-        unset = f", or leave rtol and atol unset for the defaults of {e.ulp}" if e.given else ""
-        return _REASON_ROUNDING, (
-            f"raise the tolerance to admit that rounding: atol={_suggest(e.gap):g} covers every"
-            f" difference seen{unset}."
-        )
-    if e.cause == "integers":
-        wide, floating = _WIDEN.get(e.library, _WIDEN["numpy"])
-        return _REASON_INTEGERS, (
-            "compute the targets in a wide integer or floating dtype: widen before the"
-            f" arithmetic ({wide}, or {floating} for a mean) and divide with /, not //."
-        )
+        return say("targets_match", Cause.BATCH_CHANGED, fix=fix)
+    kind = e.cause
     if e.cause == "overwritten":
-        if e.shared:
-            copy = "x.clone()" if e.library == "torch" else "x.copy()"
-            return (
-                "Targets differ from target_fn(inputs) on batches as they were yielded, and"
-                f" the inputs of {e.shared} batches share one buffer: each batch was kept"
-                " without a copy of a buffer that was then filled again for the next, so"
-                " every one holds the inputs written last, beside its own targets.",
-                f"{fix}; keep a copy of each batch you store (batches.append(({copy}, y)))."
-                " Then check the targets again: a mismatch left then is in the rule itself.",
+        kind = "shared" if e.shared else "aliased" if e.aliased else "rewritten"
+    elif e.cause == "rounding" and e.given:
+        kind = "rounding_given"
+    elif e.cause in ("augmentation", "plain"):
+        kind = (
+            "_".join(
+                k
+                for k, on in (("labels", e.labels), ("augmentation", e.cause == "augmentation"))
+                if on
             )
-        if e.aliased:
-            seen = "generator_no_aliasing failed on the same source"
-            hint = (
-                "fix what generator_no_aliasing reports first (its hint names the fix), then"
-                " check the targets again: a mismatch left then is in the rule itself."
-            )
-        else:
-            seen = f"the inputs of {e.rewritten} of these batches changed again after later draws"
-            hint = (
-                f"{fix}; {_NAMES_BUFFER} Then check the targets again: a mismatch left then"
-                " is in the rule itself."
-            )
-        return (
-            "Targets differ from target_fn(inputs) on batches as they were yielded, and"
-            f" {seen}: the source writes into batches it has handed out, so these inputs may"
-            " have been overwritten before they were compared (by a read-ahead: DataLoader"
-            " workers, tf.data prefetch, a thread), or the targets are wrong as well."
-        ), hint
-    if e.cause == "sampling":
-        return _REASON_SAMPLING, _HINT_SAMPLING
-    random = e.cause == "augmentation"
-    if e.labels and random:
-        hint = (
-            "compute each label from the augmented inputs you return (a flipped image needs"
-            " its flipped label), not from the stored sample before the augmentation; or"
-            " check target_fn."
+            or "plain"
         )
-    elif e.labels:
-        hint = "compute each label from the very inputs you yield, or check target_fn."
-    elif random:
-        hint = (
-            "compute the targets from the augmented inputs you yield (scale the target with"
-            " the image), not before the augmentation; keep a floating dtype and the"
-            " model's output shape."
-        )
-    else:
-        hint = (
-            "compute the targets from the very inputs you yield, in a floating dtype, shaped"
-            f" as the model's output ({_EXPAND.get(e.library, _EXPAND['numpy'])})."
-        )
-    return _REASON_AT_YIELD, hint
+    return say(
+        "targets_match",
+        Cause.TARGETS_MISMATCH,
+        kind,
+        fix=fix,
+        atol=f"{_suggest(e.gap):g}",
+        ulp=e.ulp,
+        shared=e.shared,
+        rewritten=e.rewritten,
+        copy=say("fix", "copy", e.library).text,
+        expand=say("fix", "expand", e.library).text,
+        widen=say("fix", "widen", e.library).text,
+        floating=say("fix", "floating", e.library).text,
+    )
 
 
 @checker
@@ -839,7 +750,7 @@ def targets_report(
         torch_loader=is_torch_loader(resolved),
         given=rtol is not None or atol is not None,
     )
-    reason, hint = _text(evidence)
+    words = _words(evidence, draws, not findings)
     return Report(
         check="targets_match",
         cause=Cause.BATCH_CHANGED if evidence.cause == "later" else Cause.TARGETS_MISMATCH,
@@ -851,11 +762,11 @@ def targets_report(
         },
         batches=draws,
         findings=tuple(findings),
-        reason=reason,
-        hint=hint,
+        reason=words.text if findings else "",
+        hint=words.hint,
         notes=tuple(sorted(notes)),
         columns=("target_fn", "yielded"),
-        summary=f"all {draws} batches matched when yielded and after later draws",
+        summary=words.text,
         source=resolved.description,
         blame=(
             None

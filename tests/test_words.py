@@ -21,8 +21,10 @@ ENTRIES = [
 
 def test_the_table_is_keyed_by_real_checks_and_causes():
     verdicts = {cause.name for cause in Cause} | {"passed"}
-    assert {check for check, _, _ in ENTRIES} <= set(ERRORS)
-    assert {verdict for _, verdict, _ in ENTRIES} <= verdicts
+    # "fix": the short fixes one check's words borrow from another's (a targets report
+    # whose batches were rewritten names the aliasing fix).
+    assert {check for check, _, _ in ENTRIES} <= set(ERRORS) | {"fix"}
+    assert {verdict for check, verdict, _ in ENTRIES if check != "fix"} <= verdicts
 
 
 @pytest.mark.parametrize(("check", "verdict", "kind"), ENTRIES)
