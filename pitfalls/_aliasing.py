@@ -81,7 +81,7 @@ def later_fix(style: str, library: str = "numpy", torch_loader: bool = False) ->
     """How to make every batch own its memory, in short, for a targets report whose
     batches were rewritten after they were handed out (the check names the buffer)."""
     kind, fields = fix_kind(style, library, torch_loader)
-    return say("fix", "later", kind.replace("views", "buffer"), **fields).text
+    return say("common", "later", kind.replace("views", "buffer"), **fields).text
 
 
 @checker

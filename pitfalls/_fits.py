@@ -11,6 +11,7 @@ import numpy as np
 from pitfalls import _validate as validate
 from pitfalls._boundary import asserting, checker
 from pitfalls._report import Cause, Finding, Report
+from pitfalls._words import say
 
 DEFAULT_STEPS = 2000
 DEFAULT_LEARNING_RATE = 1.0
@@ -201,23 +202,23 @@ def check_fits(
                 problem=f"{final:.6g} > max_loss={max_loss:g} (it started at {initial:.6g})",
             ),
         )
+    words = say("fits", Cause.UNDERFIT)
     return Report(
         cause=Cause.UNDERFIT,
         check="fits",
         parameters=params,
         findings=findings,
-        reason=(
-            "The model did not fit data it should be able to fit: the training signal is"
-            " broken (inputs paired with other targets, a (n,) against (n, 1) loss"
-            " broadcasting to (n, n), a wrong rule), or the budget is too small."
-        ),
-        hint=(
-            "check the data with assert_targets_match and assert_generator_no_aliasing and"
-            " the shapes with assert_prediction_shape and assert_no_broadcast; if they pass,"
-            " raise steps or learning_rate."
-        ),
+        reason=words.text,
+        hint=words.hint,
         notes=tuple(notes),
-        summary=f"loss {initial:.6g} -> {final:.6g} <= {max_loss:g} after {steps} steps",
+        summary=say(
+            "fits",
+            "passed",
+            initial=f"{initial:.6g}",
+            final=f"{final:.6g}",
+            max_loss=f"{max_loss:g}",
+            steps=steps,
+        ).text,
         measured=(("initial_loss", initial), ("final_loss", final)),
     )
 

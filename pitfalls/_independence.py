@@ -22,6 +22,7 @@ from pitfalls._boundary import asserting, checker
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Location, Report
 from pitfalls._sources import add_note
 from pitfalls._tree import LeafError, as_array
+from pitfalls._words import say
 
 DEFAULT_PERTURBED = 8
 
@@ -177,24 +178,16 @@ def check_batch_independent(
     parameters: dict[str, Any] = {"max_perturbed": perturbed, "batch": n}
     if training is not None:
         parameters["training"] = training
+    words = say("batch_independent", Cause.BATCH_DEPENDENCE)
     return Report(
         cause=Cause.BATCH_DEPENDENCE,
         check="batch_independent",
         parameters=parameters,
         findings=tuple(findings),
-        reason=(
-            "The output for one sample depends on other samples of the batch, so each"
-            " sample's gradient leaks into the others: a (n,) against (n, 1) broadcast"
-            " in the loss, or a batch-mixing layer such as BatchNormalization in training"
-            " mode, or a reduction over axis 0."
-        ),
-        hint=(
-            "give targets the output's shape (np.reshape(y, pred.shape)); evaluate with"
-            " training=False where per-sample results are expected; reduce over the batch"
-            " only after the per-sample loss."
-        ),
+        reason=words.text,
+        hint=words.hint,
         columns=("output before", "after"),
-        summary=f"perturbing {perturbed} samples moved no other sample's output",
+        summary=say("batch_independent", "passed", perturbed=perturbed).text,
     )
 
 

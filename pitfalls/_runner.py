@@ -19,6 +19,7 @@ from pitfalls._report import Cause, Report
 from pitfalls._sources import Source, resolve
 from pitfalls._stability import check_index_stable
 from pitfalls._targets import targets_report
+from pitfalls._words import say
 
 
 def _read_once(check: str, source: Source, parameters: dict[str, Any]) -> Report:
@@ -27,11 +28,7 @@ def _read_once(check: str, source: Source, parameters: dict[str, Any]) -> Report
         check=check,
         parameters=parameters,
         cause=Cause.NOT_RUN,
-        inconclusive=(
-            f"Not run: the source is a {source.kind} object, which the first check consumed."
-            " Pass its factory (the generator function, or a lambda that builds the"
-            " iterator) so that every check reads a fresh copy."
-        ),
+        inconclusive=say("common", Cause.NOT_RUN, source_kind=source.kind).text,
         source=source.description,
     )
 

@@ -23,6 +23,7 @@ from pitfalls._report import (
     safe_repr,
 )
 from pitfalls._sources import add_note
+from pitfalls._words import say
 
 Shape = tuple[int | None, ...]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,14 +89,6 @@ def _count(shape: Shape) -> int | None:
     return total
 
 
-_BROADCAST_HINT = (
-    "give both the same shape before subtracting: np.reshape(y_true, y_pred.shape), or"
-    " y[:, None] / keras.ops.expand_dims(y, -1) for a (n,) target against a (n, 1) output."
-    " Keras 3's built-in losses reshape for you; a Loss subclass, a GradientTape loop and"
-    " numpy evaluation do not."
-)
-
-
 def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
     """Would an elementwise ``y_true - y_pred`` broadcast or reshape either?
 
@@ -109,12 +102,12 @@ def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
         "y_pred": _fmt(b) if b is not None else "?",
     }
     if a is None or b is None or _same(a, b):
-        summary = "shapes match" if a is not None and b is not None else "a rank is unknown"
+        known = a is not None and b is not None
+        summary = say("no_broadcast", "passed", None if known else "unknown").text
         return Report(check="no_broadcast", parameters=params, summary=summary)
     joint = _broadcast(a, b)
     if joint is None:
         problem = f"shapes {_fmt(a)} and {_fmt(b)} do not broadcast: the operation would raise"
-        reason = "y_true and y_pred have different shapes that cannot be combined."
     else:
         meant, got = _count(b), _count(joint)
         problem = f"broadcasts to {_fmt(joint)}"
@@ -122,18 +115,14 @@ def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
             problem += f": {got} elements where {meant} were meant"
             if got == meant:
                 problem += " (equal only because a size is 1: (n, n) for larger n)"
-        reason = (
-            "y_true and y_pred differ in shape, so an elementwise loss silently broadcasts:"
-            " every target is compared with every prediction, and the mean is of the wrong"
-            " numbers."
-        )
+    words = say("no_broadcast", Cause.BROADCAST, "raises" if joint is None else None)
     return Report(
         check="no_broadcast",
         cause=Cause.BROADCAST,
         parameters=params,
         findings=(Finding(path="y_true - y_pred", problem=problem),),
-        reason=reason,
-        hint=_BROADCAST_HINT,
+        reason=words.text,
+        hint=words.hint,
     )
 
 
@@ -264,21 +253,17 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
                     problem=f"{call} returned shape {_fmt(got or ())}, expected {_fmt(want)}",
                 )
             )
+    returned = _fmt_many([shape_of(o, "prediction") or () for o in outputs])
+    verdict = Cause.PREDICTION_SHAPE if findings else "passed"
+    words = say("prediction_shape", verdict, call=call, shapes=returned)
     return Report(
         check="prediction_shape",
         cause=Cause.PREDICTION_SHAPE,
         parameters=params,
         findings=tuple(findings),
-        reason=(
-            "The model's output has another shape than it declares: a layer (often a Lambda)"
-            " returns (n,) where (n, 1) is declared, which no error reports; against (n, 1)"
-            " targets, a loss that does not reshape broadcasts to (n, n)."
-        ),
-        hint=(
-            "keep the feature axis: return keras.ops.expand_dims(res, -1) (K.expand_dims in"
-            " Keras 2) from the Lambda, or declare and return the same shape."
-        ),
-        summary=f"{call} returned {_fmt_many([shape_of(o, 'prediction') or () for o in outputs])}",
+        reason=words.text if findings else "",
+        hint=words.hint,
+        summary=words.text,
     )
 
 

@@ -379,7 +379,7 @@ class _Comparer:
         if explained and narrow is not None and a.dtype.itemsize > 2 and np.any(turns != 0):
             where, dtype, bits = narrow
             lo, hi = _range(dtype.startswith("u"), bits)
-            widen = say("fix", "widen", self.library).text
+            widen = say("common", "widen", self.library).text
             self.notes.add(
                 f"Integers: {where} is {dtype} ({lo}..{hi}), and every mismatch of {path} is"
                 f" off by about a multiple of {step:g}, what a sum that wraps around in"
@@ -479,7 +479,7 @@ def _integer_notes(path: str, actual: np.ndarray, desired: np.ndarray, library: 
         )
     if actual.dtype.itemsize <= 2:
         info = np.iinfo(actual.dtype)
-        widen = say("fix", "widen", library).text
+        widen = say("common", "widen", library).text
         notes.append(
             f"Integers: {path} is {actual.dtype} ({info.min}..{info.max}); arithmetic in it"
             f" wraps around (e.g. {info.max} + 1 = {info.min}): compute targets in a wider"
@@ -642,10 +642,10 @@ def _words(e: _Evidence, draws: int, status_ok: bool) -> Words:
         ulp=e.ulp,
         shared=e.shared,
         rewritten=e.rewritten,
-        copy=say("fix", "copy", e.library).text,
-        expand=say("fix", "expand", e.library).text,
-        widen=say("fix", "widen", e.library).text,
-        floating=say("fix", "floating", e.library).text,
+        copy=say("common", "copy", e.library).text,
+        expand=say("common", "expand", e.library).text,
+        widen=say("common", "widen", e.library).text,
+        floating=say("common", "floating", e.library).text,
     )
 
 
