@@ -28,7 +28,7 @@ from pitfalls import (
     check_source,
     check_targets_match,
 )
-from pitfalls._targets import precision
+from pitfalls._matching import precision
 from pitfalls._tree import diff_arrays, flatten, flatten_at
 
 # Sources used below -------------------------------------------------------------------

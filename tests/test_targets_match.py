@@ -14,7 +14,7 @@ from pitfalls import (
     check_source,
     check_targets_match,
 )
-from pitfalls._targets import TOLERANCES
+from pitfalls._matching import TOLERANCES
 from pitfalls.reproductions.generators import fresh_vectorized, mean_target, shared_input_buffer
 
 
