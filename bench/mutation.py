@@ -11,7 +11,8 @@ flattens and reads sources is broken?
 Two kinds of mutants are tried against the fast, framework-free tests:
 
 * mutmut's, generated inside every function of ``pitfalls/_tree.py``,
-  ``_aliasing.py``, ``_targets.py`` and ``_sources.py`` (an ``and`` made
+  ``_aliasing.py``, ``_targets.py``, ``_matching.py``, ``_sources.py`` and
+  ``_fingerprint.py`` (an ``and`` made
   ``or``, a ``+ 1`` made ``+ 2``, an argument made ``None``, ...);
 * hand-made ones that mutmut cannot make, because it mutates function bodies
   only: module constants (``ROLES``, ``TARGET_KEYS``, ...) and whole
@@ -64,6 +65,7 @@ MODULES = (
     "pitfalls/_tree.py",
     "pitfalls/_aliasing.py",
     "pitfalls/_targets.py",
+    "pitfalls/_matching.py",
     "pitfalls/_sources.py",
     "pitfalls/_fingerprint.py",
 )
@@ -292,21 +294,21 @@ HARMLESS = (
         "the path of targets that are None is never read",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "_integer_notes",
         r'"iuf?"',
         r'"XXiuf?XX"',
         "the longer string still holds the same kinds",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "_integer_notes",
         r"^wrong = ",
         r"^wrong = None$",
         "x[None] selects every element; the close ones are integral and within 1, so the note's two conditions do not change",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "_integer_notes",
         r"astype\(np.float64\)",
         r"astype\(None\)",
@@ -404,7 +406,7 @@ HARMLESS = (
         "with numpy 2, == on two arrays is elementwise or raises: this line is not reached",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "_integer_notes",
         r"itemsize <= 2",
         r"itemsize <= 3",
@@ -432,7 +434,7 @@ HARMLESS = (
         _FAST_PATH,
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "_magnitude",
         r'"fc"',
         r'(\(a.dtype.kind in "fc"\) or True|"XXfcXX"|astype\(None\)|else 1\.0)',
@@ -440,35 +442,35 @@ HARMLESS = (
         " empty leaf compares no element whatever its atol",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "_magnitude",
         r"if m.size else 0.0",
         r"else 1\.0",
         "an empty leaf compares no element whatever its atol",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "precision",
         r"itemsize <= 8",
         r"itemsize <= 9",
         "complex dtypes are 8 or 16 bytes wide (or 32): none in between",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "_dtype",
         r'getattr\(leaf, "dtype", default\)',
         r'getattr\(leaf, "dtype", \)',
         "getattr without a default raises AttributeError, which the except returns default for",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "tolerance",
         r'"biufc"',
         r'"XXbiufcXX"',
         "the longer string still holds every numeric kind, and no dtype's kind is 'X'",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "floor",
         r"(atol >= TOLERANCES|floor > atol)",
         "",
@@ -476,21 +478,21 @@ HARMLESS = (
         " and one equal to the table's leaves no floor above it",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "compare",
         r"^wider = None if diff is None else",
         r"and False",
         "a floor asked for a leaf that matched only widens an atol it already passed",
     ),
     Harmless(
-        "pitfalls/_targets.py",
-        "_coarsest",
+        "pitfalls/_matching.py",
+        "coarsest",
         r"key=_COARSEST_FIRST.index",
         "",
         "the precisions' names sort alphabetically in the same order, coarsest first",
     ),
     Harmless(
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "__init__",
         r"^self\.(shapes = False|leaves = \(\))",
         r"None",
@@ -501,21 +503,21 @@ HARMLESS = (
 HINTS = (
     # (module, function, pattern in the original line; "" for the whole function)
     ("pitfalls/_aliasing.py", "source_style", ""),
-    ("pitfalls/_aliasing.py", "_hint", ""),
+    ("pitfalls/_aliasing.py", "fix_kind", ""),
     ("pitfalls/_aliasing.py", "_memory_notes", r'(^|\()"(buffer|views|ring)",'),
     ("pitfalls/_aliasing.py", "check_generator_no_aliasing", r"^(hint=|blame=)"),
     ("pitfalls/_aliasing.py", "check_generator_no_aliasing", r"array_library\(|is_torch_loader\("),
     ("pitfalls/_aliasing.py", "array_library", ""),  # the library a hint is worded for
     ("pitfalls/_aliasing.py", "later_fix", ""),
     ("pitfalls/_aliasing.py", "is_torch_loader", ""),
-    ("pitfalls/_targets.py", "_text", ""),
+    ("pitfalls/_targets.py", "_words", ""),
     # The cause of a mismatch, from the evidence (rounding, integers, read-ahead, memory
     # rewritten or shared, sampling, augmentation): the reason, the hint and the notes.
     ("pitfalls/_targets.py", "_weigh", ""),
-    ("pitfalls/_targets.py", "_explain", ""),
-    ("pitfalls/_targets.py", "_measure", ""),
-    ("pitfalls/_targets.py", "_integers", ""),
-    ("pitfalls/_targets.py", "_integer_notes", ""),
+    ("pitfalls/_matching.py", "_explain", ""),
+    ("pitfalls/_matching.py", "_measure", ""),
+    ("pitfalls/_matching.py", "_integers", ""),
+    ("pitfalls/_matching.py", "_integer_notes", ""),
     ("pitfalls/_targets.py", "_read_ahead_note", ""),
     ("pitfalls/_targets.py", "_suggest", ""),
     ("pitfalls/_targets.py", "_sampled_from", ""),
@@ -523,25 +525,25 @@ HINTS = (
     ("pitfalls/_targets.py", "_column", ""),
     ("pitfalls/_targets.py", "_rows", ""),
     ("pitfalls/_targets.py", "_stored", ""),
-    ("pitfalls/_targets.py", "_range", ""),
-    ("pitfalls/_targets.py", "_varies", ""),
+    ("pitfalls/_matching.py", "_range", ""),
+    ("pitfalls/_matching.py", "_varies", ""),
     ("pitfalls/_targets.py", "_shared_inputs", ""),
-    ("pitfalls/_targets.py", "narrow", ""),
-    ("pitfalls/_targets.py", "scale", ""),
-    ("pitfalls/_targets.py", "changed", ""),  # inputs rewritten since: the cause
-    ("pitfalls/_targets.py", "read_ahead", ""),
-    ("pitfalls/_targets.py", "_same", ""),
-    ("pitfalls/_targets.py", "loosest", ""),  # the blame diagnosis' tolerance
-    ("pitfalls/_targets.py", "parameter", ""),  # the tolerance shown, not the one applied
-    ("pitfalls/_targets.py", "_record", ""),  # which tolerance the report shows
-    ("pitfalls/_targets.py", "compare", r"^self\._record\("),
+    ("pitfalls/_matching.py", "narrow", ""),
+    ("pitfalls/_matching.py", "scale", ""),
+    ("pitfalls/_matching.py", "changed", ""),  # inputs rewritten since: the cause
+    ("pitfalls/_matching.py", "read_ahead", ""),
+    ("pitfalls/_matching.py", "_same", ""),
+    ("pitfalls/_matching.py", "loosest", ""),  # the blame diagnosis' tolerance
+    ("pitfalls/_matching.py", "parameter", ""),  # the tolerance shown, not the one applied
+    ("pitfalls/_matching.py", "_record", ""),  # which tolerance the report shows
+    ("pitfalls/_matching.py", "compare", r"^self\._record\("),
     (
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "compare",
         r"_integer_notes\(|self\._explain\(|^self\.shapes = |^self\.expected\[index\] = "
         r"|^want = self\._leaves\(index",  # the batch a misuse error names
     ),
-    ("pitfalls/_targets.py", "__init__", r"^self\.library = "),
+    ("pitfalls/_matching.py", "__init__", r"^self\.library = "),
     # How a source is named in a message (a factory's call, a class, a partial)
     ("pitfalls/_sources.py", "_unwrapped_name", ""),
     ("pitfalls/_sources.py", "_callable_name", ""),
@@ -568,14 +570,14 @@ OUT_OF_REACH = (
         "the worker pool a torch DataLoader came with: tests/test_torch.py pins it",
     ),
     (
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "tolerance",
         r"_dtype\((actual|desired), ",
         "a leaf's own dtype differs from numpy's reading of it only for torch's bfloat16:"
         " tests/test_torch.py pins it",
     ),
     (
-        "pitfalls/_targets.py",
+        "pitfalls/_matching.py",
         "compare",
         r"self\.tolerance\(a, actual, d, desired\)",
         "the leaves themselves matter only for torch's bfloat16: tests/test_torch.py pins it",
