@@ -371,10 +371,18 @@ class Comparer:
             lo, hi = _range(dtype.startswith("u"), bits)
             widen = say("common", "widen", self.library).text
             self.notes.add(
-                f"Integers: {where} is {dtype} ({lo}..{hi}), and every mismatch of {path} is"
-                f" off by about a multiple of {step:g}, what a sum that wraps around in"
-                f" {dtype} leaves (e.g. {hi} + 1 = {lo}) before the result is widened:"
-                f" widen the inputs first, {widen}."
+                say(
+                    "targets_match",
+                    "note",
+                    "narrow_inputs",
+                    where=where,
+                    dtype=dtype,
+                    lo=lo,
+                    hi=hi,
+                    path=path,
+                    step=f"{step:g}",
+                    widen=widen,
+                ).text
             )
         return explained
 
@@ -463,17 +471,21 @@ def _integer_notes(path: str, actual: np.ndarray, desired: np.ndarray, library: 
     d = desired[wrong].astype(np.float64)
     a = actual[wrong].astype(np.float64)
     if desired.dtype.kind == "f" and np.all(np.abs(d - a) < 1) and np.any(d != np.round(d)):
-        notes.append(
-            f"Integers: {path} is {actual.dtype} while target_fn gives fractions, which it"
-            " floors: integer division (//) or an integer dtype. Divide with / in floats."
-        )
+        notes.append(say("targets_match", "note", "floors", path=path, dtype=actual.dtype).text)
     if actual.dtype.itemsize <= 2:
         info = np.iinfo(actual.dtype)
         widen = say("common", "widen", library).text
         notes.append(
-            f"Integers: {path} is {actual.dtype} ({info.min}..{info.max}); arithmetic in it"
-            f" wraps around (e.g. {info.max} + 1 = {info.min}): compute targets in a wider"
-            f" dtype, {widen}."
+            say(
+                "targets_match",
+                "note",
+                "narrow",
+                path=path,
+                dtype=actual.dtype,
+                lo=info.min,
+                hi=info.max,
+                widen=widen,
+            ).text
         )
     return notes
 

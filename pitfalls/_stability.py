@@ -190,7 +190,7 @@ def _explain(
             served.append((i, j))
     if served:
         shown = ", ".join(f"index {i} gave index {j}'s batch" for i, j in served[:MAX_SHOWN])
-        return "another index", [f"Served by another index: on the second read, {shown}."]
+        return "another index", [say("index_stable", "note", "another_index", shown=shown).text]
     before = stored_arrays(held_by([("self", obj)]), 2 * max(map(_rows, first.values())))
     rnd.control(unstable[0])  # one more read, watched: stored data, fresh entropy
     entropy = fresh_entropy(lambda: _read(obj, unstable[0], "read to watch the source", timeout))
@@ -205,7 +205,7 @@ def _explain(
     changed = state_changed(state, source_state(obj))
     if changed:
         shown = ", ".join(changed[:MAX_SHOWN])
-        return "state", [f"Reading changed the source's own state: {shown}."]
+        return "state", [say("index_stable", "note", "state", shown=shown).text]
     return "unexplained", []
 
 
@@ -216,7 +216,7 @@ def _rows(snap: Snapshot) -> int:
 
 def _note(changes: tuple[Change, ...]) -> str:
     parts = [f"{c.name} ({c.changed} of {c.rows} rows)" for c in changes[:MAX_SHOWN]]
-    return "Stored data written while reading: " + ", ".join(parts) + "."
+    return say("index_stable", "note", "stored_data", shown=", ".join(parts)).text
 
 
 assert_index_stable = asserting(check_index_stable)

@@ -26,7 +26,7 @@ from pitfalls._matching import (
     split_targets,
 )
 from pitfalls._randomness import Randomness, held_by
-from pitfalls._report import Cause, Finding, Report
+from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
 from pitfalls._sources import draw, resolve
 from pitfalls._tree import as_array, buffer_of, flatten_at
 from pitfalls._words import Words, say
@@ -341,15 +341,22 @@ def _weigh(
     if not wrong:
         return {**found, "cause": "later"}, notes
     if aliased and aliasing is not None:
-        notes.add(
-            "Aliasing: generator_no_aliasing failed on the same source"
-            f" ({len(aliasing.bad_batches)} of {aliasing.batches} batches changed after they"
-            " were handed out): read its report first."
-        )
+        bad, batches = len(aliasing.bad_batches), aliasing.batches
+        notes.add(_note("aliasing", bad=bad, batches=batches))
     mismatched = comparer.mismatches
     pairs = comparer.read_ahead(held, rewritten)
     if pairs:  # evidence even for a few batches; the cause when it explains half of them
-        notes.add(_read_ahead_note(pairs, len(wrong)))
+        shown = pairs[:MAX_SHOWN]
+        notes.add(
+            _note(
+                "read_ahead",
+                batch_word="batches" if len(shown) > 1 else "batch",
+                rewritten=", ".join(str(i) for i, _ in shown),
+                sources=", ".join(str(j) for _, j in shown),
+                pairs=len(pairs),
+                wrong=len(wrong),
+            )
+        )
         if 2 * len(pairs) >= len(wrong):
             return {**found, "cause": "read_ahead"}, notes
     exact = bool(mismatched) and not comparer.shapes
@@ -357,73 +364,37 @@ def _weigh(
         gap = max(m.gap for m in mismatched)
         ulp = coarsest([m.rounding for m in mismatched]) or "float32"
         scale = max(m.scale for m in mismatched)
-        inputs = (
-            f" The inputs are {ulp}, the targets are not: the source computed its targets"
-            f" before rounding the inputs to {ulp}; compute them from the inputs as yielded to"
-            " match exactly."
-            if any(m.of_inputs for m in mismatched)
-            else ""
-        )
-        notes.add(
-            f"Rounding: every difference is within {ROUNDING_ULPS} {ulp} ulps of the targets'"
-            f" largest magnitude ({scale:.3g}; the largest difference {gap:.2g}): the targets"
-            f" differ from target_fn's only by rounding.{inputs}"
-        )
+        kind = "rounding_inputs" if any(m.of_inputs for m in mismatched) else "rounding"
+        notes.add(_note(kind, ulps=ROUNDING_ULPS, ulp=ulp, scale=f"{scale:.3g}", gap=f"{gap:.2g}"))
         return {**found, "cause": "rounding", "gap": gap, "ulp": ulp}, notes
     if exact and all(m.integers for m in mismatched):
         return {**found, "cause": "integers"}, notes
     near = [m.input_ulp for m in mismatched if m.input_ulp is not None]
     if exact and len(near) == len(mismatched):
         coarse = coarsest([name for name, _ in near])
-        notes.add(
-            f"Perhaps rounding: every difference (at most {max(m.gap for m in mismatched):.2g})"
-            f" is within one {coarse} ulp of the largest input ({max(s for _, s in near):.3g}):"
-            f" targets computed before the inputs were rounded to {coarse} differ so (compute"
-            " them from the inputs as yielded); if the rule ignores inputs that large, the"
-            " rule is wrong."
-        )
+        gap, scale = max(m.gap for m in mismatched), max(s for _, s in near)
+        notes.add(_note("perhaps_rounding", gap=f"{gap:.2g}", ulp=coarse, scale=f"{scale:.3g}"))
     if rewritten and not aliased:
-        notes.add(
-            f"Memory: the inputs of {len(rewritten)} of the {len(wrong)} batches that"
-            " mismatched when yielded changed again after later draws (target_fn gives other"
-            " targets for them now): the source rewrites batches it has handed out."
-        )
+        notes.add(_note("rewritten", rewritten=len(rewritten), wrong=len(wrong)))
     stored = _stored(watch, held[0], comparer.unpack) if watch.random else {}
     try:
         sampled = _sampled_from(stored, held, wrong, comparer.unpack) if stored else None
     except Exception:  # rows numpy cannot compare: no evidence of sampling
         sampled = None
     if sampled is not None:
-        drew = ", ".join(watch.seen)
-        notes.add(
-            f"Sampling: the source drew from {drew}, but every input row of the batches that"
-            f" mismatched is a row of {sampled}, unchanged: it picks samples, it does not"
-            " augment them, so the targets are those of other rows or of another rule."
-        )
+        notes.add(_note("sampling", drew=", ".join(watch.seen), stored=sampled))
     elif stored and not (aliased or rewritten):  # memory rewritten: a likelier story
-        drew = ", ".join(watch.seen)
-        notes.add(
-            f"Randomness: the source drew from {drew} while making these batches: targets"
-            " computed before a random augmentation mismatch exactly the samples it changed."
-        )
+        notes.add(_note("randomness", drew=", ".join(watch.seen)))
     shared = 0 if aliased or rewritten else _shared_inputs(held, comparer.unpack)
     if shared:
-        notes.add(
-            f"Memory: the inputs of {shared} of the {len(held)} batches drawn share memory"
-            " with another batch's (one buffer, filled again for each): every such batch"
-            " holds the inputs written last, beside its own targets."
-        )
+        notes.add(_note("shared", shared=shared, drawn=len(held)))
         return {**found, "cause": "overwritten", "shared": shared}, notes
     if aliased or rewritten:
         return {**found, "cause": "overwritten", "aliased": aliased}, notes
     if sampled is not None:
         return {**found, "cause": "sampling"}, notes
     if not stored and tf_ops and not (aliased or rewritten):
-        notes.add(
-            f"Randomness: the tf.data pipeline draws in TensorFlow random ops"
-            f" ({', '.join(tf_ops)}) as it reads: targets computed before such an"
-            " augmentation (before the map that flips or crops) mismatch what it changed."
-        )
+        notes.add(_note("tf_randomness", ops=", ".join(tf_ops)))
         return {**found, "cause": "augmentation"}, notes
     return {**found, "cause": "augmentation" if stored else "plain"}, notes
 
@@ -452,15 +423,9 @@ def _shared_inputs(held: list[Any], unpack: Any) -> int:
     return sum(len(keys) for keys in by_address.values() if len(set(keys)) > 1)
 
 
-def _read_ahead_note(pairs: list[tuple[int, int]], wrong: int) -> str:
-    shown = pairs[:3]
-    plural = "es" if len(shown) > 1 else ""
-    return (
-        f"Read-ahead: when they were compared, the inputs of batch{plural}"
-        f" {', '.join(str(i) for i, _ in shown)} held the data of batch{plural}"
-        f" {', '.join(str(j) for _, j in shown)} (target_fn of them gives the targets yielded"
-        f" with those): {len(pairs)} of the {wrong} batches that mismatched when yielded."
-    )
+def _note(kind: str, **values: Any) -> str:
+    """One note of the targets report, from ``words.toml``."""
+    return say("targets_match", "note", kind, **values).text
 
 
 assert_targets_match = asserting(check_targets_match)
