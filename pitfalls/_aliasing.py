@@ -10,7 +10,7 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import asserting, checker
 from pitfalls._report import Cause, Finding, Report
-from pitfalls._sources import Source, draw, no_array_in, resolve
+from pitfalls._sources import Ended, Source, draw, ended_note, no_array_in, resolve
 from pitfalls._tree import (
     Flat,
     as_array,
@@ -104,7 +104,9 @@ def check_generator_no_aliasing(
 
     ``draws`` sets how far ahead a reuse is seen: a buffer reused by any of the
     next ``draws - 1`` batches is caught, so the default 16 exposes rings of up
-    to 15 buffers. The source's data is only read, never written; a generator
+    to 15 buffers. A finite source that ends sooner (2 or more batches) is read
+    whole and judged on every batch it gives, with a note. The source's data is
+    only read, never written; a generator
     passed itself is consumed (pass its factory to keep it fresh). An indexable
     source shorter than ``draws`` is read on into the next epoch after
     ``on_epoch_end()``, as Keras would, so in-place shuffles are seen too.
@@ -117,6 +119,7 @@ def check_generator_no_aliasing(
     timeout = validate.timeout("timeout", timeout)
     resolved = resolve(source)
     held = _draw(resolved, draws, timeout, seal)
+    asked, draws = draws, len(held)  # a short finite source is read whole
     no_array_in([batch for batch, _, _ in held])
     findings, changed_paths, digested = _changed(held, broken_seal)
     if digested and resolved.rereadable:
@@ -148,7 +151,8 @@ def check_generator_no_aliasing(
         findings=tuple(findings),
         reason=words.text if findings else "",
         hint=words.hint,
-        notes=tuple(note for _, note in memory),
+        notes=tuple(note for _, note in memory)
+        + ((ended_note(draws, asked),) if draws < asked else ()),
         columns=("yielded", "now"),
         summary=words.text,
         source=resolved.description,
@@ -164,7 +168,10 @@ def _draw(
     batches = resolved.stream()
     held = []
     for i in range(draws):
-        batch = draw(batches, i, draws, timeout, resolved)
+        try:
+            batch = draw(batches, i, draws, timeout, resolved)
+        except Ended:  # every batch the source gives is read
+            break
         flat = flatten(batch)
         held.append((batch, keep(flat), flat))
     return held

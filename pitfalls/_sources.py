@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
+from pitfalls._words import say
 
 _ACCEPTED = (
     "an iterator, an iterable, an indexable batch source with __getitem__ and"
@@ -415,6 +416,8 @@ def draw(
     try:
         batch = call_within(lambda: next(batches), timeout, f"yield batch {index}")
     except StopIteration:
+        if index >= 2:
+            raise Ended(_stopped(index, draws, source, consumed), index) from None
         raise ValueError(_stopped(index, draws, source, consumed)) from None
     except TimeoutError:
         raise
@@ -422,6 +425,23 @@ def draw(
         add_note(exc, f"pitfalls: raised by the source while drawing batch {index}")
         raise
     return batch
+
+
+class Ended(ValueError):
+    """The source ended after ``batches`` batches (2 or more), fewer than were asked for.
+
+    A check that reads a number of batches catches it and judges every batch the source
+    gave (a short finite generator is read whole), saying so in a note; elsewhere it is
+    the ``ValueError`` it says."""
+
+    def __init__(self, message: str, batches: int) -> None:
+        super().__init__(message)
+        self.batches = batches
+
+
+def ended_note(read: int, asked: int) -> str:
+    """The note of a check that read a short source whole."""
+    return say("common", "note", "ended", read=read, asked=asked).text
 
 
 def no_array_in(batches: list[Any]) -> None:

@@ -27,7 +27,7 @@ from pitfalls._matching import (
 )
 from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
-from pitfalls._sources import draw, resolve
+from pitfalls._sources import Ended, draw, ended_note, resolve
 from pitfalls._tree import as_array, buffer_of, flatten_at
 from pitfalls._words import Words, say
 
@@ -249,7 +249,10 @@ def targets_report(
     with Randomness([("self", resolved.obj)], restore=False) as watch:  # to name augmentation
         watch.mark()
         for i in range(draws):
-            batch = draw(batches, i, draws, timeout, resolved)
+            try:
+                batch = draw(batches, i, draws, timeout, resolved)
+            except Ended:  # a short finite source is read whole
+                break
             if i == 0:
                 comparer.library = array_library(batch)
             findings += comparer.compare(i, batch, "when yielded")
@@ -259,6 +262,7 @@ def targets_report(
                 watch.add_root("source", batches)
                 watch.mark()
         watch.drew()
+    asked, draws = draws, len(held)
     wrong_at_yield = sorted({f.batch for f in findings if f.batch is not None})
     rewritten = []
     for i, batch in enumerate(held):
@@ -292,7 +296,7 @@ def targets_report(
         findings=tuple(findings),
         reason=words.text if findings else "",
         hint=words.hint,
-        notes=tuple(sorted(notes)),
+        notes=tuple(sorted(notes)) + ((ended_note(draws, asked),) if draws < asked else ()),
         columns=("target_fn", "yielded"),
         summary=words.text,
         source=resolved.description,
