@@ -330,6 +330,9 @@ class _Freezer:
                 self._ids.add(id(a))
                 self._frozen.append((depth, a))
 
+    def arrays(self) -> list[np.ndarray]:
+        return [a for _, a in self._frozen]
+
     def restore(self) -> None:
         """Make writeable again every array made read-only, owners before their views."""
         self.enabled = False
@@ -631,28 +634,38 @@ class _Held:
         self.active = True
         self.copies = copies or _Copies()
         self.snaps: list[Snapshot] = []
+        self.objects: list[tuple[Any, ...]] = []
+        """The leaves themselves, as they were at the snapshot."""
         self.take()
 
     def take(self) -> None:
         """Snapshot the contents as they are now."""
-        old, self.snaps = self.snaps, []
+        old, self.snaps, self.objects = self.snaps, [], []
         for snap in old:
             self.copies.release(snap)
         for root, node in self.parts:
             flat = _leaves(root, node)
+            self.objects.append(tuple(leaf for _, leaf in flat.leaves))
             arrays = tuple(
                 (path, self.copies.copy(as_array(leaf, path))) for path, leaf in flat.leaves
             )
             self.snaps.append(Snapshot(flat.structure, arrays))
 
-    def changed(self) -> str | None:
-        """The path of the first leaf that differs from its snapshot, or None."""
-        for (root, node), snap in zip(self.parts, self.snaps):
+    def changed(self, unfrozen: bool = False) -> str | None:
+        """The path of the first leaf that differs from its snapshot, or None.
+
+        ``unfrozen``: skip the leaves still the same read-only array (freezing refuses
+        writes to them), comparing only what freezing does not guard: a container
+        changed, a leaf replaced, an array that could not be frozen.
+        """
+        for (root, node), snap, objects in zip(self.parts, self.snaps, self.objects):
             flat = _leaves(root, node)
             if flat.structure != snap.structure:
                 _, structure = diff_snapshot(snap, flat)
                 return structure[0] if structure else root or "batch"
-            for (path, then), (_, leaf) in zip(snap.arrays, flat.leaves):
+            for (path, then), (_, leaf), was in zip(snap.arrays, flat.leaves, objects):
+                if unfrozen and leaf is was and _guarded_array(leaf):
+                    continue
                 if not _unchanged(then, as_array(leaf, path)):
                     return path
         return None
@@ -660,13 +673,17 @@ class _Held:
     def release(self) -> None:
         for snap in self.snaps:
             self.copies.release(snap)
-        self.snaps = []
+        self.snaps, self.objects = [], []
 
     def arrays(self) -> Iterator[np.ndarray]:
         for root, node in self.parts:
             for _, leaf in _leaves(root, node).leaves:
                 if isinstance(leaf, np.ndarray):
                     yield leaf
+
+
+def _guarded_array(leaf: Any) -> bool:
+    return isinstance(leaf, np.ndarray) and not leaf.flags.writeable
 
 
 Accept = Callable[[_Held, list[_Held]], bool]
@@ -684,15 +701,16 @@ class _Watch:
         self.accept = accept
         self.copies = copies
 
-    def change(self) -> tuple[int | None, str] | None:
-        """(batch, path) of the first held batch that changed and broke the invariant.
+    def change(self, unfrozen: bool = False) -> tuple[int | None, str] | None:
+        """(batch, path) of the first held batch that changed and broke the invariant
+        (``unfrozen``: looking only at what freezing does not guard, as ``_Held.changed``).
 
         A change that keeps it (a reorder, a write that leaves the pairs
         matching) becomes the new state of its group, and the search goes on.
         """
         active = [h for h in self.held if h.active]
         for h in active:
-            path = h.changed()
+            path = h.changed(unfrozen)
             if path is None:
                 continue
             group = [other for other in active if other.group == h.group]
@@ -725,6 +743,8 @@ class _Outcome:
     path: str = ""
     threads: tuple[str, ...] = ()
     detail: str = ""
+    how: str = "traced"
+    """How a ``found`` line was found: ``traced``, or ``frozen`` (a refused write)."""
     processes: int = 0
     """Child processes alive when a change was seen with no user line (``noline``,
     ``changed``) or while other threads ran (``found`` with ``threads``): worker
@@ -771,7 +791,7 @@ class _Pass:
             point is None or (point[0].f_code.co_filename, point[1]) != self.candidate
         ):
             return False
-        change = self.watch.change()
+        change = self.watch.change(unfrozen=self.freezer is not None)
         if change is None:
             return False
         exclude = {self.caller, threading.get_ident()}
@@ -803,7 +823,11 @@ class _Pass:
         """Run one step of the source (a draw, a read, a factory call) under the watch."""
         index = self.steps
         self.steps += 1
-        on = (self.candidate is not None and index >= self.start) or index == self.trace_step
+        on = (
+            (self.candidate is not None and index >= self.start)
+            or index == self.trace_step
+            or self.freezer is not None
+        )
         self.observer.lines = on
         self.observer.pending = None
         try:
@@ -856,11 +880,53 @@ class _Pass:
         ro = _read_only(exc)
         if ro is not None and self.freezer is not None and self.freezer.enabled:
             frames = _traceback_frames(ro.__traceback__)
-            if frames:
-                return _Stop(_Outcome("frozen", index, frames))
-            return _Stop(_Outcome("changed", index))  # no user line: trace the step
+            if not frames:
+                return _Stop(_Outcome("changed", index))  # no user line: trace the step
+            hit = self._refused_into_held(ro.__traceback__)
+            if hit is not None:
+                return _Stop(_Outcome("found", index, frames, *hit, how="frozen"))
+            # The refused write ended this read before its effect could be judged: what it
+            # would have written, and any later write, are seen by reading again.
+            return _Stop(_Outcome("frozen", index, frames))
         detail = f"{type(exc).__name__}: {exc}"
         return _Stop(_Outcome("error", index, detail=detail))
+
+    def _refused_into_held(self, tb: TracebackType | None) -> tuple[int | None, str] | None:
+        """(batch, path) a refused write went into, when that alone breaks the invariant:
+        any change counts, and every array frozen lies in memory that batches handed out
+        hold (freezing an owner refuses writes to parts no batch holds too). The part
+        named is the earliest held one the writing frame reaches, else the earliest one."""
+        if self.freezer is None or self.watch.accept is not _any_change:
+            return None
+        active = [h for h in self.watch.held if h.active]
+        spans = sorted(
+            _byte_bounds(a)
+            for h in active
+            for a in h.arrays()
+            if a.size and (a.flags.c_contiguous or a.flags.f_contiguous)
+        )
+        merged: list[list[int]] = []
+        for low, high in spans:
+            if merged and low <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        for array in self.freezer.arrays():
+            low, high = _byte_bounds(array)
+            if array.size and not any(a <= low and high <= b for a, b in merged):
+                return None
+        reached = _reached(tb)
+        parts = [
+            (h.batch, path, leaf)
+            for h in active
+            for root, node in h.parts
+            for path, leaf in _leaves(root, node).leaves
+            if isinstance(leaf, np.ndarray) and not leaf.flags.writeable
+        ]
+        for batch, path, leaf in parts:
+            if any(np.may_share_memory(leaf, a) for a in reached):
+                return batch, path
+        return (parts[0][0], parts[0][1]) if parts else None
 
     def hold(
         self,
@@ -927,6 +993,21 @@ def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
 
         low, high = byte_bounds(a)
     return int(low), int(high)
+
+
+def _reached(tb: TracebackType | None) -> list[np.ndarray]:
+    """The arrays the innermost user frame of a traceback names: its locals, and the
+    attributes of its ``self``."""
+    frame = None
+    while tb is not None:
+        if _is_user(tb.tb_frame.f_code):
+            frame = tb.tb_frame
+        tb = tb.tb_next
+    if frame is None:
+        return []
+    values = list(frame.f_locals.values())
+    values += [v for _, v in _attributes(frame.f_locals.get("self"))]
+    return [v for v in values if isinstance(v, np.ndarray)]
 
 
 def _reused(held: list[_Held]) -> set[int]:
@@ -1035,7 +1116,7 @@ def _explain(outcome: _Outcome, steps: str, unit: str, what: str = "the batches"
     if outcome.kind == "found" and not outcome.threads:
         return Blame(
             frames=outcome.frames,
-            how="traced",
+            how=outcome.how,
             batch=outcome.batch,
             path=outcome.path,
             unit=unit,
