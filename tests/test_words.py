@@ -20,9 +20,22 @@ ENTRIES = [
 
 
 def test_the_table_is_keyed_by_real_checks_and_causes():
+    # [blame.<reason>] holds why a blame names no line: keyed by reason, not by a cause.
     verdicts = {cause.name for cause in Cause} | {"passed"}
-    assert {check for check, _, _ in ENTRIES} <= set(ERRORS)
-    assert {verdict for _, verdict, _ in ENTRIES} <= verdicts
+    checks = {check for check, _, _ in ENTRIES}
+    assert checks <= set(ERRORS) | {"blame"}
+    assert {verdict for check, verdict, _ in ENTRIES if check != "blame"} <= verdicts
+    assert "blame" in checks  # rendered below with the checks' entries
+
+
+def test_every_blame_reason_in_the_table_is_one_blame_gives():
+    from pathlib import Path
+
+    import pitfalls._blame
+
+    code = "".join(p.read_text() for p in Path(pitfalls._blame.__file__).parent.glob("*.py"))
+    for reason in table()["blame"]:
+        assert f'"{reason}"' in code, reason
 
 
 @pytest.mark.parametrize(("check", "verdict", "kind"), ENTRIES)

@@ -15,7 +15,6 @@ import numpy as np
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._blame._pass import (
-    _FACTORY,
     _MAX_STORED,
     _cannot,
     _diagnose,
@@ -23,7 +22,9 @@ from pitfalls._blame._pass import (
     _leaves,
     _Outcome,
     _Pass,
+    _plural,
     _Stop,
+    _why,
 )
 from pitfalls._blame._where import (
     _attributes,
@@ -53,10 +54,7 @@ def _fresh(source: Any) -> Callable[[], Source] | str:
         resolved = resolve(source)
     if resolved.kind in ("indexable", "iterable"):
         return lambda: resolved  # read again: by index from 0, or iter() again
-    return (
-        f"the source is {article(resolved.kind)} object, read once by the check, which a"
-        f" diagnosis pass cannot read again: {_FACTORY}"
-    )
+    return _why("no_factory", a_kind=article(resolved.kind))
 
 
 class _InProcess:
@@ -84,23 +82,12 @@ class _InProcess:
         """``blame``, noting the copy when the diagnosis read one, and saying where a
         tf.data pipeline's writes happen."""
         if self.tf_data and blame.why == "unseen":
-            blame = _cannot(
-                "the batches changed while tf.data ran its pipeline in its own threads (a"
-                " from_generator's Python generator runs there too), where no trace reaches:"
-                " pass the generator function itself (the one given to from_generator) to"
-                " the check to find the line"
-            )
+            blame = _cannot("tf_data")
         if not self.workers:
             return blame
         n = self.workers
-        return dataclasses.replace(
-            blame,
-            note=(
-                "the diagnosis read a copy of the DataLoader with num_workers=0: its"
-                f" {n} worker process{'es' if n > 1 else ''}, where the batches are built,"
-                " cannot be traced"
-            ),
-        )
+        note = _why("dataloader_copy", count=n, processes=_plural(n, "process"))
+        return dataclasses.replace(blame, note=note)
 
 
 def _is_object_source(obj: Any) -> bool:
@@ -131,7 +118,7 @@ def blame_aliasing(source: Any, *, draws: int, timeout: float | None = None) -> 
     timeout = validate.timeout("timeout", timeout)
     fresh = _fresh(source)
     if isinstance(fresh, str):
-        return _cannot(fresh)
+        return Blame(reason=fresh)
     make = _InProcess(fresh)
 
     def plan(one: _Pass) -> None:
@@ -169,7 +156,7 @@ def blame_targets(
     unpack = validate.optional_function("unpack", unpack)
     fresh = _fresh(source)
     if isinstance(fresh, str):
-        return _cannot(fresh)
+        return Blame(reason=fresh)
     make = _InProcess(fresh)
 
     def plan(one: _Pass) -> None:
@@ -236,7 +223,7 @@ def blame_epochs(
     unpack = validate.optional_function("unpack", unpack)
     fresh = _fresh(source)
     if isinstance(fresh, str):
-        return _cannot(fresh)
+        return Blame(reason=fresh)
     make = _InProcess(fresh)
 
     def plan(one: _Pass) -> None:
@@ -261,9 +248,7 @@ def blame_epochs(
             one.hold(None, ((name, array),), group=name)
         if count is None:
             if not src.rereadable:
-                raise _Stop(
-                    _Outcome("cannot", detail=f"the source cannot be read twice: {_FACTORY}")
-                )
+                raise _Stop(_Outcome("cannot", detail=_why("read_once")))
             # As the check reads epoch 2: iter() again on an iterable (the same object, whose
             # stored data epoch 1 may have rewritten), a fresh copy of a generator.
             again = src.fresh() if src.kind in ("generator", "iterator") else src

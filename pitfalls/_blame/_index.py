@@ -73,7 +73,7 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
     length = batch_count(obj)
     count = draws if length is None else min(draws, length)
     if count < 1:
-        return _cannot("the source has no batches to read (its length is 0)", "index")
+        return _cannot("no_batches", "index")
     order = [*range(count), *reversed(range(count))]
     watch = _IndexWatch(obj, timeout)
     state = watch.run(order, count)
@@ -105,12 +105,8 @@ def _blame_stored(
     if blame.why != "not reproduced":
         return blame
     names = ", ".join(name for name, _ in arrays[:MAX_SHOWN])
-    return _cannot(
-        f"{names} changed while indices were read a second time, but not when the diagnosis"
-        f" pass read indices {indices[0]}..{indices[-1]} once more: the write depends on"
-        " timing, or on how many times the source was read",
-        "index",
-    )
+    steps = f"{indices[0]}..{indices[-1]}"
+    return _cannot("stored_not_again", "index", names=names, indices=steps)
 
 
 _MAX_STORED_ONE = 1 << 28
@@ -240,7 +236,7 @@ class _IndexWatch:
                 if failed is not None:
                     return failed
                 if self.observer.error:
-                    return _cannot(f"pitfalls could not compare: {self.observer.error}", "index")
+                    return _cannot("not_compared", "index", error=self.observer.error)
                 if again:
                     self.stored.compare(self.read_no)
         finally:
@@ -260,12 +256,9 @@ class _IndexWatch:
                     f"return source[{index}]",
                 )
         except TimeoutError as exc:
-            return _cannot(f"the diagnosis pass timed out: {exc}", "index")
+            return _cannot("timed_out", "index", error=exc)
         except Exception as exc:
-            return _cannot(
-                f"the source raised {type(exc).__name__}: {exc} during the diagnosis pass",
-                "index",
-            )
+            return _cannot("raised", "index", error=f"{type(exc).__name__}: {exc}")
         finally:
             self.observer.lines = False
         self.rows = max(self.rows, _rows_of(batch))
@@ -278,25 +271,12 @@ class _IndexWatch:
         if found is not None:
             name, threads = found
             if threads or self.observer.threads:
-                return _cannot(
-                    f"{name} advanced while other threads ran the source's code; blame"
-                    " follows only the thread that reads, so no line can be named",
-                    "index",
-                )
+                return _cannot("state_threads", "index", name=name)
             frames, index = self.first[name]
             return Blame(frames=frames, how="traced", batch=index, path=name, unit="index")
         if self.noline:
-            return _cannot(
-                f"{self.noline[0]} advanced while none of the source's Python lines ran"
-                " (C code or another thread)",
-                "index",
-            )
-        return _cannot(
-            "no counter or random generator of the source advanced on two reads in a row"
-            f" while indices 0..{count - 1} were read twice: its state is elsewhere (an"
-            " iterator, a file, a C extension)",
-            "index",
-        )
+            return _cannot("state_unseen", "index", name=self.noline[0])
+        return _cannot("state_elsewhere", "index", last=count - 1)
 
 
 def _rows_of(batch: Any) -> int:

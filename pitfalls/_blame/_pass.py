@@ -38,26 +38,22 @@ from pitfalls._tree import (
     flatten,
     flatten_at,
 )
+from pitfalls._words import say
 
 # Reasons a line cannot be named -------------------------------------------------------
 
-_FACTORY = (
-    "pass a factory (the generator function, the class, or a lambda that builds the"
-    " iterator) to enable blame"
-)
+
+def _cannot(reason: str, unit: str = "batch", why: str = "", **fields: Any) -> Blame:
+    """The Blame naming no line: ``reason`` is an entry of words.toml's ``[blame]``."""
+    return Blame(reason=_why(reason, **fields), unit=unit, why=why)
 
 
-def _cannot(reason: str, unit: str = "batch", why: str = "") -> Blame:
-    return Blame(reason=reason, unit=unit, why=why)
+def _why(reason: str, **fields: Any) -> str:
+    return say("blame", reason, **fields).text
 
 
-def _not_reproduced(steps: str) -> str:
-    return (
-        f"the diagnosis pass read a fresh copy of the source ({steps}) and saw nothing"
-        " change: the change depends on timing, on where memory happened to lie (a library"
-        " that shares an array's memory only when it is aligned, as jax.device_put and"
-        " tf.data may), or on state the check's own read left behind"
-    )
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}es"
 
 
 # What is watched ----------------------------------------------------------------------
@@ -349,7 +345,7 @@ class _Pass:
                 _Outcome(
                     "cannot",
                     index,
-                    detail=f"pitfalls could not compare the batches ({self.observer.error})",
+                    detail=_why("not_compared", error=self.observer.error),
                 )
             )
         if self.found is not None:
@@ -372,7 +368,7 @@ class _Pass:
         try:
             return compare()
         except Exception as exc:
-            detail = f"pitfalls could not compare the batches ({type(exc).__name__}: {exc})"
+            detail = _why("not_compared", error=f"{type(exc).__name__}: {exc}")
             raise _Stop(_Outcome("cannot", index, detail=detail)) from None
 
     def _failed(self, index: int, exc: Exception) -> _Stop:
@@ -539,7 +535,7 @@ def _run(plan: Plan, accept: Accept, **options: Any) -> _Outcome:
         _forget(stop)
         return stop.outcome
     except Exception as exc:  # raised reading a batch outside a step (its layout, say)
-        detail = f"the diagnosis pass could not read the batches ({type(exc).__name__}: {exc})"
+        detail = _why("not_read", error=f"{type(exc).__name__}: {exc}")
         _forget(exc)
         return _Outcome("cannot", one.steps, detail=detail)
     finally:
@@ -622,34 +618,20 @@ def _explain(outcome: _Outcome, steps: str, unit: str, what: str = "the batches"
         )
     if outcome.kind in ("found", "noline", "changed") and outcome.processes:
         count = outcome.processes
-        return _cannot(
-            f"{what} changed while {count} child process{'es' if count > 1 else ''} of this"
-            " one ran: most likely a worker process (a DataLoader with num_workers > 0, a"
-            " process pool) wrote them, where no trace reaches; run it with num_workers=0"
-            " (no worker processes) to find the line",
-            unit,
-        )
+        processes = _plural(count, "process")
+        return _cannot("child_processes", unit, what=what, count=count, processes=processes)
     if outcome.kind == "found":
         names = ", ".join(outcome.threads)
-        return _cannot(
-            f"{what} changed while other threads ran the source's code ({names});"
-            " blame follows only the thread that reads the source, so no line can be named",
-            unit,
-        )
+        return _cannot("other_threads", unit, what=what, names=names)
     if outcome.kind in ("noline", "changed"):
-        return _cannot(
-            f"{what} changed while none of the source's Python lines ran: C code"
-            " with no Python line of its own, or another thread, wrote them",
-            unit,
-            "unseen",
-        )
+        return _cannot("unseen", unit, "unseen", what=what)
     if outcome.kind == "error":
-        return _cannot(f"the source raised {outcome.detail} during the diagnosis pass", unit)
+        return _cannot("raised", unit, error=outcome.detail)
     if outcome.kind == "cannot":
-        return _cannot(outcome.detail, unit)
+        return Blame(reason=outcome.detail, unit=unit)
     if outcome.kind == "timeout":
-        return _cannot(f"the diagnosis pass timed out: {outcome.detail}", unit)
-    return _cannot(_not_reproduced(steps), unit, "not reproduced")
+        return _cannot("timed_out", unit, error=outcome.detail)
+    return _cannot("not_reproduced", unit, "not reproduced", steps=steps)
 
 
 _MAX_STORED = 1 << 30
