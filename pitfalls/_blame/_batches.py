@@ -317,26 +317,9 @@ def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
 _MAX_OBJECTS = 2000
 """Objects visited at most looking for the arrays a source holds."""
 
-_NOT_HELD = (
-    str,
-    bytes,
-    bytearray,
-    int,
-    float,
-    complex,
-    bool,
-    type(None),
-    np.generic,
-    range,
-    type,
-    types.ModuleType,
-    types.FunctionType,
-    types.BuiltinFunctionType,
-    types.MethodType,
-    types.CodeType,
-    types.FrameType,
-    types.GeneratorType,
-)
+_SCALARS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, range)
+_CODE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.CodeType)
+_NOT_HELD = (*_SCALARS, *_CODE, type, types.ModuleType, types.FrameType, types.GeneratorType)
 """What is not followed looking for stored arrays: scalars, code, modules, classes."""
 
 

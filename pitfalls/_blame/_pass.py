@@ -63,27 +63,6 @@ def _leaves(root: str, node: Any) -> Any:
     return flatten(node) if root == "" else flatten_at(node, root)
 
 
-class _Copies:
-    """Snapshot buffers, reused from one pass to the next: a large batch's copy then costs
-    a memcpy, not a fresh allocation whose every page faults on first touch."""
-
-    def __init__(self) -> None:
-        self.free: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
-
-    def copy(self, a: np.ndarray) -> np.ndarray:
-        spare = self.free.get((a.shape, a.dtype.str))
-        out = spare.pop() if spare else np.empty(a.shape, a.dtype)
-        np.copyto(out, a, casting="no")
-        return out
-
-    def release(self, snap: Snapshot) -> None:
-        for _, a in snap.arrays:
-            self.free.setdefault((a.shape, a.dtype.str), []).append(a)
-
-    def clear(self) -> None:
-        self.free.clear()
-
-
 _CHUNK = 1 << 18
 """Elements compared at a time when the bytes differ."""
 
@@ -120,14 +99,12 @@ class _Held:
         batch: int | None,
         parts: tuple[tuple[str, Any], ...],
         group: str = "",
-        copies: _Copies | None = None,
     ) -> None:
         self.batch = batch  # None: not a batch but an array the source stores
         self.parts = parts  # (root path, node); root "" is a whole batch
         self.group = group or f"batch {batch}"
         """Held things judged together: an invariant may hold across a group (epochs)."""
         self.active = True
-        self.copies = copies or _Copies()
         self.snaps: list[Snapshot] = []
         self.objects: list[tuple[Any, ...]] = []
         """The leaves themselves, as they were at the snapshot."""
@@ -135,14 +112,12 @@ class _Held:
 
     def take(self) -> None:
         """Snapshot the contents as they are now."""
-        old, self.snaps, self.objects = self.snaps, [], []
-        for snap in old:
-            self.copies.release(snap)
+        self.snaps, self.objects = [], []
         for root, node in self.parts:
             flat = _leaves(root, node)
             self.objects.append(tuple(leaf for _, leaf in flat.leaves))
             arrays = tuple(
-                (path, self.copies.copy(as_array(leaf, path))) for path, leaf in flat.leaves
+                (path, np.array(as_array(leaf, path), copy=True)) for path, leaf in flat.leaves
             )
             self.snaps.append(Snapshot(flat.structure, arrays))
 
@@ -166,8 +141,6 @@ class _Held:
         return None
 
     def release(self) -> None:
-        for snap in self.snaps:
-            self.copies.release(snap)
         self.snaps, self.objects = [], []
 
     def arrays(self) -> Iterator[np.ndarray]:
@@ -191,10 +164,9 @@ def _any_change(held: _Held, group: list[_Held]) -> bool:
 
 
 class _Watch:
-    def __init__(self, accept: Accept, copies: _Copies) -> None:
+    def __init__(self, accept: Accept) -> None:
         self.held: list[_Held] = []
         self.accept = accept
-        self.copies = copies
 
     def change(self, unfrozen: bool = False) -> tuple[int | None, str] | None:
         """(batch, path) of the first held batch that changed and broke the invariant
@@ -258,13 +230,12 @@ class _Pass:
         *,
         timeout: float | None,
         caller: int,
-        copies: _Copies,
         freeze: bool = False,
         candidate: tuple[str, int] | None = None,
         start: int = 0,
         trace_step: int | None = None,
     ) -> None:
-        self.watch = _Watch(accept, copies)
+        self.watch = _Watch(accept)
         self.freezer = _Freezer() if freeze else None
         self.timeout = timeout
         self.caller = caller
@@ -432,7 +403,7 @@ class _Pass:
         group: str = "",
     ) -> None:
         """Keep what a step handed out and watch it (freeze it too, when freezing)."""
-        held = self._guarded(lambda: _Held(batch, parts, group, self.watch.copies), self.steps - 1)
+        held = self._guarded(lambda: _Held(batch, parts, group), self.steps - 1)
         held.active = active
         self.watch.held.append(held)
         if active:
@@ -569,18 +540,18 @@ def _diagnose(
     unit: str = "batch",
     what: str = "the batches",
 ) -> Blame:
-    """Freeze, confirm by tracing, trace what freezing missed; a Blame either way."""
-    copies = _Copies()
-    options = {"timeout": timeout, "caller": threading.get_ident(), "copies": copies}
-    try:
-        return _passes(plan, accept, options, steps, unit, what)
-    finally:
-        copies.clear()
+    """Read the source frozen and traced; read it again only where that read could not
+    judge what it saw; a Blame either way.
 
-
-def _passes(
-    plan: Plan, accept: Accept, options: dict[str, Any], steps: str, unit: str, what: str
-) -> Blame:
+    One read names the line when a refused write lands in memory only handed-out
+    batches hold and any change counts, or when the trace sees a change freezing
+    does not guard. A second read is needed when the refused write ended the read
+    before its effect could be judged (an owner's memory no batch holds yet, a write
+    that may keep the invariant), when the batches changed unrefused and unseen by
+    the per-line comparison (a view made before the freeze, C code), or when frozen
+    the source took another path; a third traces the step that second read names.
+    """
+    options = {"timeout": timeout, "caller": threading.get_ident()}
     first = _run(plan, accept, freeze=True, **options)
     if first.kind == "frozen":
         top = first.frames[0]
