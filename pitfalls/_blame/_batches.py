@@ -29,6 +29,7 @@ from pitfalls._blame._pass import (
 from pitfalls._blame._where import (
     _attributes,
 )
+from pitfalls._randomness import Randomness
 from pitfalls._report import Blame
 from pitfalls._sources import Source, article, is_indexable, resolve
 from pitfalls._tree import (
@@ -90,6 +91,14 @@ class _InProcess:
         return dataclasses.replace(blame, note=note)
 
 
+def _untouched(source: Any) -> Randomness:
+    """The random generators the source holds (and the global ones) put back as they were
+    once the diagnosis ends: a source object read again must meet the checks that follow
+    as it would have without blame, however many times blame read it."""
+    obj = source.obj if isinstance(source, Source) else source
+    return Randomness([("self", obj)])
+
+
 def _is_object_source(obj: Any) -> bool:
     return (
         inspect.isgenerator(obj)
@@ -127,7 +136,8 @@ def blame_aliasing(source: Any, *, draws: int, timeout: float | None = None) -> 
             batch = one.step(_draw(stream))
             one.hold(i, (("", batch),))
 
-    return make.mark(_diagnose(plan, timeout=timeout, steps=f"{draws} draws"))
+    with _untouched(source):
+        return make.mark(_diagnose(plan, timeout=timeout, steps=f"{draws} draws"))
 
 
 def blame_targets(
@@ -172,7 +182,9 @@ def blame_targets(
     def broken(held: _Held, group: list[_Held]) -> bool:
         return not _rule_holds(held, target_fn, rtol, atol)
 
-    return make.mark(_diagnose(plan, accept=broken, timeout=timeout, steps=f"{draws} draws"))
+    with _untouched(source):
+        blame = _diagnose(plan, accept=broken, timeout=timeout, steps=f"{draws} draws")
+    return make.mark(blame)
 
 
 def _rule_holds(held: _Held, target_fn: Callable[[Any], Any], rtol: float, atol: float) -> bool:
@@ -259,7 +271,8 @@ def blame_epochs(
     def rewritten(held: _Held, group: list[_Held]) -> bool:
         return not _same_samples(group)
 
-    return make.mark(_diagnose(plan, accept=rewritten, timeout=timeout, steps="two epochs"))
+    with _untouched(source):
+        return make.mark(_diagnose(plan, accept=rewritten, timeout=timeout, steps="two epochs"))
 
 
 def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
