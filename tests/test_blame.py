@@ -856,9 +856,9 @@ def test_the_previous_trace_function_is_restored():
 
 
 def test_settrace_serves_when_no_monitoring_tool_is_free(monkeypatch):
-    from pitfalls import _blame
+    from pitfalls._blame import _trace
 
-    monkeypatch.setattr(_blame._Monitoring, "open", classmethod(lambda cls, observer: None))
+    monkeypatch.setattr(_trace._Monitoring, "open", classmethod(lambda cls, observer: None))
     assert_blamed(blame_aliasing(shuffles_through_an_older_view, draws=8), "shuffle through an older view", "traced")  # fmt: skip
     assert_blamed(blame_index(CountsReads(), draws=3), "counter advanced per read", "traced")
 

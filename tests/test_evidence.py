@@ -386,8 +386,10 @@ def refilled_stream():
 
 def test_a_failing_source_check_calls_the_factory_once_per_read_and_once_per_blame_pass():
     # One read for each verdict (aliasing, targets), one blame shared by both (the same
-    # write); the blame engine reads twice (its frozen pass, then the traced pass that
-    # confirms the line). Six calls before the targets report reused the aliasing blame.
+    # write), and that blame reads once: the write into the batch handed out is refused
+    # where it runs, in memory only handed-out batches hold. Four calls while blame read
+    # twice (a frozen pass, then a traced one to confirm the line); six before the targets
+    # report reused the aliasing blame.
     calls = []
 
     def make():
@@ -398,7 +400,7 @@ def test_a_failing_source_check_calls_the_factory_once_per_read_and_once_per_bla
     assert [r.status for r in reports] == ["failed", "failed"]
     assert reports[1].blame is reports[0].blame and reports[0].blame.found
     assert reports[0].blame.frame.code == "x[:] = i  # the write the blame names"
-    assert len(calls) == 4
+    assert len(calls) == 3
 
 
 class AugmentingSequence(ShufflingSequence):

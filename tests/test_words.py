@@ -20,11 +20,24 @@ ENTRIES = [
 
 
 def test_the_table_is_keyed_by_real_checks_and_causes():
-    verdicts = {cause.name for cause in Cause} | {"passed", "note"}  # note: the evidence
     # "common": what any check may say (the short fixes a targets report borrows from the
-    # aliasing check's, a source consumed before a check could read it).
-    assert {check for check, _, _ in ENTRIES} <= set(ERRORS) | {"common"}
-    assert {verdict for check, verdict, _ in ENTRIES if check != "common"} <= verdicts
+    # aliasing check's, a source consumed before a check could read it); [blame.<reason>]
+    # holds why a blame names no line: keyed by reason, not by a cause.
+    verdicts = {cause.name for cause in Cause} | {"passed", "note"}  # note: the evidence
+    checks = {check for check, _, _ in ENTRIES}
+    assert checks <= set(ERRORS) | {"common", "blame"}
+    assert {v for c, v, _ in ENTRIES if c not in ("common", "blame")} <= verdicts
+    assert "blame" in checks  # rendered below with the checks' entries
+
+
+def test_every_blame_reason_in_the_table_is_one_blame_gives():
+    from pathlib import Path
+
+    import pitfalls._blame
+
+    code = "".join(p.read_text() for p in Path(pitfalls._blame.__file__).parent.glob("*.py"))
+    for reason in table()["blame"]:
+        assert f'"{reason}"' in code, reason
 
 
 @pytest.mark.parametrize(("check", "verdict", "kind"), ENTRIES)

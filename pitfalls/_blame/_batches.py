@@ -1,0 +1,390 @@
+"""Blame for the checks that draw batches: aliasing, targets, epochs."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import types
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from pitfalls import _frameworks as frameworks
+from pitfalls import _validate as validate
+from pitfalls._blame._pass import (
+    _MAX_STORED,
+    _cannot,
+    _diagnose,
+    _Held,
+    _leaves,
+    _Outcome,
+    _Pass,
+    _plural,
+    _Stop,
+    _why,
+)
+from pitfalls._blame._where import (
+    _attributes,
+)
+from pitfalls._randomness import Randomness
+from pitfalls._report import Blame
+from pitfalls._sources import Source, article, is_indexable, resolve
+from pitfalls._tree import (
+    as_array,
+    diff_arrays,
+    flatten_at,
+    split_batch,
+)
+
+# Fresh copies -------------------------------------------------------------------------
+
+
+def _fresh(source: Any) -> Callable[[], Source] | str:
+    """A function making a fresh copy of ``source`` each call, or why there is none."""
+    if isinstance(source, Source):
+        resolved = source
+        if resolved.made_by is not None:
+            made_by = resolved.made_by
+            return lambda: resolve(made_by, resolved.name)
+    elif inspect.isclass(source) or not _is_object_source(source):
+        return lambda: resolve(source)  # a factory, a class: call it again
+    else:
+        resolved = resolve(source)
+    if resolved.kind in ("indexable", "iterable"):
+        return lambda: resolved  # read again: by index from 0, or iter() again
+    return _why("no_factory", a_kind=article(resolved.kind))
+
+
+class _InProcess:
+    """Fresh copies as ``fresh`` makes them, but a torch DataLoader with worker processes
+    as a copy of it with ``num_workers=0``: a write made in a worker process is out of
+    reach of a trace in this one, so its dataset, sampler and collate_fn are run here."""
+
+    def __init__(self, fresh: Callable[[], Source]) -> None:
+        self.fresh = fresh
+        self.workers = 0
+        """The worker processes of the last DataLoader replaced; 0 when none was."""
+        self.tf_data = False
+        """Was the source a ``tf.data.Dataset``, which runs its pipeline in its own threads?"""
+
+    def __call__(self) -> Source:
+        src = self.fresh()
+        self.tf_data = self.tf_data or frameworks.tfdata.is_dataset(src.obj)
+        dup, workers = frameworks.torch.single_process(src.obj)
+        if dup is None:
+            return src
+        self.workers = workers
+        return Source(dup, src.kind, src.made_by, src.name)
+
+    def mark(self, blame: Blame) -> Blame:
+        """``blame``, noting the copy when the diagnosis read one, and saying where a
+        tf.data pipeline's writes happen."""
+        if self.tf_data and blame.why == "unseen":
+            blame = _cannot("tf_data")
+        if not self.workers:
+            return blame
+        n = self.workers
+        note = _why("dataloader_copy", count=n, processes=_plural(n, "process"))
+        return dataclasses.replace(blame, note=note)
+
+
+def _untouched(source: Any) -> Randomness:
+    """The random generators the source holds (and the global ones) put back as they were
+    once the diagnosis ends: a source object read again must meet the checks that follow
+    as it would have without blame, however many times blame read it."""
+    obj = source.obj if isinstance(source, Source) else source
+    return Randomness([("self", obj)])
+
+
+def _is_object_source(obj: Any) -> bool:
+    return (
+        inspect.isgenerator(obj)
+        or isinstance(obj, Iterator)
+        or is_indexable(obj)
+        or hasattr(type(obj), "__iter__")
+    )
+
+
+def _draw(stream: Iterator[Any]) -> Callable[[], Any]:
+    return lambda: next(stream)
+
+
+# Entry points -------------------------------------------------------------------------
+
+
+def blame_aliasing(source: Any, *, draws: int, timeout: float | None = None) -> Blame:
+    """The line that wrote into a batch already handed out, after a failed aliasing check.
+
+    ``source`` is what the check was given (or its resolved ``Source``); a
+    fresh copy is drawn ``draws`` times, holding every batch, as
+    :func:`check_generator_no_aliasing` does. A bare iterator cannot be read
+    again: the Blame then says to pass a factory.
+    """
+    draws = validate.draws(draws)
+    timeout = validate.timeout("timeout", timeout)
+    fresh = _fresh(source)
+    if isinstance(fresh, str):
+        return Blame(reason=fresh)
+    make = _InProcess(fresh)
+
+    def plan(one: _Pass) -> None:
+        stream = one.step(lambda: make().stream())
+        for i in range(draws):
+            batch = one.step(_draw(stream))
+            one.hold(i, (("", batch),))
+
+    with _untouched(source):
+        return make.mark(_diagnose(plan, timeout=timeout, steps=f"{draws} draws"))
+
+
+def blame_targets(
+    source: Any,
+    target_fn: Callable[[Any], Any],
+    *,
+    draws: int,
+    rtol: float = 1e-6,
+    atol: float = 0.0,
+    timeout: float | None = None,
+    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+) -> Blame:
+    """The line that made a batch's targets stop matching ``target_fn(inputs)`` after it
+    was handed out, after a targets check that failed "after later draws".
+
+    The inputs and targets of every batch drawn are watched; a write counts
+    once the batch it wrote no longer satisfies ``targets == target_fn(inputs)``
+    (``numpy.isclose`` with ``rtol``, ``atol``), so a write that leaves the pair
+    consistent is not blamed. Arguments as for :func:`check_targets_match`.
+    """
+    target_fn = validate.function("target_fn", target_fn)
+    draws = validate.draws(draws)
+    rtol = validate.tolerance("rtol", rtol)
+    atol = validate.tolerance("atol", atol)
+    timeout = validate.timeout("timeout", timeout)
+    unpack = validate.optional_function("unpack", unpack)
+    fresh = _fresh(source)
+    if isinstance(fresh, str):
+        return Blame(reason=fresh)
+    make = _InProcess(fresh)
+
+    def plan(one: _Pass) -> None:
+        stream = one.step(lambda: make().stream())
+        for i in range(draws):
+            batch = one.step(_draw(stream))
+            parts = split_batch(batch, i, unpack)
+            watched = [(parts.inputs_path, parts.inputs)]
+            if parts.targets is not None:
+                watched.append((parts.targets_path, parts.targets))
+            one.hold(i, tuple(watched))
+
+    def broken(held: _Held, group: list[_Held]) -> bool:
+        return not _rule_holds(held, target_fn, rtol, atol)
+
+    with _untouched(source):
+        blame = _diagnose(plan, accept=broken, timeout=timeout, steps=f"{draws} draws")
+    return make.mark(blame)
+
+
+def _rule_holds(held: _Held, target_fn: Callable[[Any], Any], rtol: float, atol: float) -> bool:
+    """Do the held batch's targets still equal ``target_fn(inputs)``?"""
+    if len(held.parts) < 2:
+        return False
+    (_, inputs), (path, targets) = held.parts[:2]
+    try:
+        expected = target_fn(inputs)
+        got = flatten_at(targets, path).leaves
+        want = flatten_at(expected, "target_fn(inputs)").leaves
+        if len(got) != len(want):
+            return False
+        for (p, actual), (wp, desired) in zip(got, want):
+            a, d = as_array(actual, p), as_array(desired, wp)
+            if a.shape != d.shape or diff_arrays(p, d, a, rtol=rtol, atol=atol) is not None:
+                return False
+    except Exception:  # target_fn fails on what the write left: the pair is broken
+        return False
+    return True
+
+
+_MAX_EPOCH = 100_000
+
+
+def blame_epochs(
+    source: Any,
+    *,
+    steps_per_epoch: int | None = None,
+    timeout: float | None = None,
+    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+) -> Blame:
+    """The line that rewrote the data between epochs, after a failed epoch check.
+
+    Two epochs of a fresh copy are read as :func:`check_epoch_repeatable`
+    reads them (indices with ``on_epoch_end()`` between epochs; an iterable,
+    such as a DataLoader or a loader object, started again with ``iter()``; a
+    generator made again by its factory; or ``steps_per_epoch`` draws from one
+    stream). The inputs of epoch 1's batches are watched from the end of
+    epoch 1 (those already rewritten during epoch 1 are reused buffers, not
+    the dataset, and are dropped), and so are the arrays and CPU tensors the
+    source holds (``self.dataset.images``); the first write in epoch 2 that
+    changes their samples is blamed, e.g. ``x /= 255`` on a slice of the
+    stored data. Reordering the samples (an in-place shuffle) is not a rewrite.
+    """
+    steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
+    timeout = validate.timeout("timeout", timeout)
+    unpack = validate.optional_function("unpack", unpack)
+    fresh = _fresh(source)
+    if isinstance(fresh, str):
+        return Blame(reason=fresh)
+    make = _InProcess(fresh)
+
+    def plan(one: _Pass) -> None:
+        src: Source = one.step(make)
+        stored = _stored_arrays(src)  # the data it holds before reading a batch
+        length = src.length if src.kind == "indexable" else None
+        count = steps_per_epoch if steps_per_epoch is not None else length
+        stream = src.batches()
+        inputs = []
+        for i in range(count if count is not None else _MAX_EPOCH):
+            try:
+                batch = one.step(_draw(stream))
+            except _Stop as stop:
+                if stop.outcome.kind == "end" and count is None:
+                    break  # the end of epoch 1
+                raise
+            parts = split_batch(batch, i, unpack)
+            one.hold(i, ((parts.inputs_path, parts.inputs),), active=False, group="epoch 1")
+            inputs.append(flatten_at(parts.inputs, parts.inputs_path).leaves)
+        one.settle()
+        for name, array in _datasets(stored, inputs):
+            one.hold(None, ((name, array),), group=name)
+        if count is None:
+            if not src.rereadable:
+                raise _Stop(_Outcome("cannot", detail=_why("read_once")))
+            # As the check reads epoch 2: iter() again on an iterable (the same object, whose
+            # stored data epoch 1 may have rewritten), a fresh copy of a generator.
+            again = src.fresh() if src.kind in ("generator", "iterator") else src
+            stream = one.step(again.batches)
+        for _ in range(len(inputs)):
+            one.step(_draw(stream))
+
+    def rewritten(held: _Held, group: list[_Held]) -> bool:
+        return not _same_samples(group)
+
+    with _untouched(source):
+        return make.mark(_diagnose(plan, accept=rewritten, timeout=timeout, steps="two epochs"))
+
+
+def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
+    """The arrays a source holds: its attributes and theirs (a DataLoader's
+    ``dataset.images``), a generator's arguments, the cells and arguments of the
+    factory that made it; each named as the user wrote it. A torch tensor on the CPU
+    is watched through a numpy view of its memory."""
+    found: dict[int, tuple[str, np.ndarray]] = {}
+    seen: set[int] = set()
+
+    def add(name: str, value: Any, depth: int) -> None:
+        if id(value) in seen or len(seen) > _MAX_OBJECTS:
+            return
+        seen.add(id(value))
+        array = value if isinstance(value, np.ndarray) else _tensor_memory(value)
+        if array is not None:
+            found.setdefault(id(value), (name, array))
+        elif depth <= 0 or isinstance(value, _NOT_HELD):
+            return
+        elif isinstance(value, (list, tuple)) and len(value) <= 64:
+            for i, item in enumerate(value):
+                add(f"{name}[{i}]", item, depth - 1)
+        elif isinstance(value, dict) and len(value) <= 64:
+            for key, item in list(value.items()):
+                add(f"{name}[{key!r}]", item, depth - 1)
+        else:
+            for key, item in _attributes(value):
+                add(f"{name}.{key}", item, depth - 1)
+
+    obj = src.obj
+    frame = getattr(obj, "gi_frame", None)
+    if inspect.isgenerator(obj) and frame is not None:
+        for name, value in list(frame.f_locals.items()):
+            add(name, value, 2)
+    else:
+        seen.add(id(obj))
+        for name, value in _attributes(obj):
+            add(f"self.{name}", value, 2)
+    fn = src.made_by
+    while isinstance(fn, functools.partial):
+        for i, value in enumerate(fn.args):
+            add(f"argument {i}", value, 2)
+        for name, value in fn.keywords.items():
+            add(name, value, 2)
+        fn = fn.func
+    code = getattr(fn, "__code__", None)
+    for name, cell in zip(code.co_freevars if code else (), getattr(fn, "__closure__", None) or ()):
+        try:
+            add(name, cell.cell_contents, 2)
+        except ValueError:  # an empty cell
+            continue
+    return list(found.values())
+
+
+_MAX_OBJECTS = 2000
+"""Objects visited at most looking for the arrays a source holds."""
+
+_SCALARS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, range)
+_CODE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.CodeType)
+_NOT_HELD = (*_SCALARS, *_CODE, type, types.ModuleType, types.FrameType, types.GeneratorType)
+"""What is not followed looking for stored arrays: scalars, code, modules, classes."""
+
+
+def _tensor_memory(value: Any) -> np.ndarray | None:
+    """A numpy view of a CPU torch tensor's memory (writes to either show in both), or
+    None for anything else, a tensor on a device included (a copy would show nothing)."""
+    array = frameworks.torch.bits(value)
+    return array if array is not None and array.ndim else None
+
+
+def _datasets(
+    stored: list[tuple[str, np.ndarray]], inputs: list[tuple[tuple[str, Any], ...]]
+) -> list[tuple[str, np.ndarray]]:
+    """The stored arrays to watch in epoch 2: larger than a batch (a buffer is not the
+    dataset), not memory the batches handed out (watched as batches already)."""
+    leaves = [leaf for batch in inputs for _, leaf in batch if isinstance(leaf, np.ndarray)]
+    rows = max((len(leaf) for leaf in leaves if leaf.ndim), default=0)
+    chosen, total = [], 0
+    for name, array in stored:
+        if array.ndim == 0 or len(array) <= rows or total + array.nbytes > _MAX_STORED:
+            continue
+        if any(np.may_share_memory(array, leaf) for leaf in leaves):
+            continue
+        chosen.append((name, array))
+        total += array.nbytes
+    return chosen
+
+
+def _samples(held: _Held, snapshot_side: bool) -> list[bytes]:
+    """One fingerprint per sample (row) of a held batch's inputs, then or now."""
+    if snapshot_side:
+        arrays = [a for snap in held.snaps for _, a in snap.arrays]
+    else:
+        arrays = [
+            as_array(leaf, path)
+            for root, node in held.parts
+            for path, leaf in _leaves(root, node).leaves
+        ]
+    if not arrays or any(a.ndim == 0 for a in arrays):
+        return [b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)]
+    n = len(arrays[0])
+    rows = [np.ascontiguousarray(a).reshape(len(a), -1) for a in arrays]
+    if any(len(r) != n for r in rows):
+        return [b"".join(r.tobytes() for r in rows)]
+    return [b"".join(r[i].tobytes() for r in rows) for i in range(n)]
+
+
+def _same_samples(held: list[_Held]) -> bool:
+    """Do the held batches hold the same samples as their snapshots, in any order?"""
+    try:
+        then = Counter(s for h in held for s in _samples(h, True))
+        now = Counter(s for h in held for s in _samples(h, False))
+    except Exception:  # a batch no longer splits into samples: rewritten
+        return False
+    return then == now

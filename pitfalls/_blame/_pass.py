@@ -1,0 +1,609 @@
+"""One diagnosis read of a source, and the reads a blame takes: what is held and
+compared, the outcome of a read, and the Blame it gives."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from pitfalls._blame._trace import (
+    Point,
+    _Freezer,
+    _Observer,
+    _read_only,
+    _tracer,
+)
+from pitfalls._blame._where import (
+    _attributes,
+    _busy_threads,
+    _children_alive,
+    _is_user,
+    _stack,
+    _traceback_frames,
+)
+from pitfalls._report import Blame, Frame
+from pitfalls._sources import call_within
+from pitfalls._tree import (
+    Snapshot,
+    as_array,
+    bitwise_equal,
+    diff_arrays,
+    diff_snapshot,
+    flatten,
+    flatten_at,
+)
+from pitfalls._words import say
+
+# Reasons a line cannot be named -------------------------------------------------------
+
+
+def _cannot(reason: str, unit: str = "batch", why: str = "", **fields: Any) -> Blame:
+    """The Blame naming no line: ``reason`` is an entry of words.toml's ``[blame]``."""
+    return Blame(reason=_why(reason, **fields), unit=unit, why=why)
+
+
+def _why(reason: str, **fields: Any) -> str:
+    return say("blame", reason, **fields).text
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}es"
+
+
+# What is watched ----------------------------------------------------------------------
+
+
+def _leaves(root: str, node: Any) -> Any:
+    return flatten(node) if root == "" else flatten_at(node, root)
+
+
+_CHUNK = 1 << 18
+"""Elements compared at a time when the bytes differ."""
+
+
+def _unchanged(then: np.ndarray, now: np.ndarray) -> bool:
+    """Does ``now`` hold what ``then`` held (NaN equal to NaN), as the checkers compare?
+
+    Bytes first; where they differ (NaN payloads, -0.0), values, one chunk at a
+    time, stopping at the first real difference: a changed batch is found
+    without building a batch-sized mask.
+    """
+    if then.shape != now.shape or then.dtype != now.dtype:
+        return False
+    if bitwise_equal(then, now):
+        return True
+    if then.dtype.hasobject:
+        return diff_arrays("", then, now) is None
+    nan = then.dtype.kind in "fc"
+    if not (then.flags.c_contiguous and now.flags.c_contiguous):
+        return bool(np.array_equal(then, now, equal_nan=nan))
+    a, b = then.reshape(-1), now.reshape(-1)
+    for start in range(0, a.size, _CHUNK):
+        x, y = a[start : start + _CHUNK], b[start : start + _CHUNK]
+        if x.tobytes() != y.tobytes() and not np.array_equal(x, y, equal_nan=nan):
+            return False
+    return True
+
+
+class _Held:
+    """A batch (or parts of one) handed out, with snapshots of its contents."""
+
+    def __init__(
+        self,
+        batch: int | None,
+        parts: tuple[tuple[str, Any], ...],
+        group: str = "",
+    ) -> None:
+        self.batch = batch  # None: not a batch but an array the source stores
+        self.parts = parts  # (root path, node); root "" is a whole batch
+        self.group = group or f"batch {batch}"
+        """Held things judged together: an invariant may hold across a group (epochs)."""
+        self.active = True
+        self.snaps: list[Snapshot] = []
+        self.objects: list[tuple[Any, ...]] = []
+        """The leaves themselves, as they were at the snapshot."""
+        self.take()
+
+    def take(self) -> None:
+        """Snapshot the contents as they are now."""
+        self.snaps, self.objects = [], []
+        for root, node in self.parts:
+            flat = _leaves(root, node)
+            self.objects.append(tuple(leaf for _, leaf in flat.leaves))
+            arrays = tuple(
+                (path, np.array(as_array(leaf, path), copy=True)) for path, leaf in flat.leaves
+            )
+            self.snaps.append(Snapshot(flat.structure, arrays))
+
+    def changed(self, unfrozen: bool = False) -> str | None:
+        """The path of the first leaf that differs from its snapshot, or None.
+
+        ``unfrozen``: skip the leaves still the same read-only array (freezing refuses
+        writes to them), comparing only what freezing does not guard: a container
+        changed, a leaf replaced, an array that could not be frozen.
+        """
+        for (root, node), snap, objects in zip(self.parts, self.snaps, self.objects):
+            flat = _leaves(root, node)
+            if flat.structure != snap.structure:
+                _, structure = diff_snapshot(snap, flat)
+                return structure[0] if structure else root or "batch"
+            for (path, then), (_, leaf), was in zip(snap.arrays, flat.leaves, objects):
+                if unfrozen and leaf is was and _guarded_array(leaf):
+                    continue
+                if not _unchanged(then, as_array(leaf, path)):
+                    return path
+        return None
+
+    def release(self) -> None:
+        self.snaps, self.objects = [], []
+
+    def arrays(self) -> Iterator[np.ndarray]:
+        for root, node in self.parts:
+            for _, leaf in _leaves(root, node).leaves:
+                if isinstance(leaf, np.ndarray):
+                    yield leaf
+
+
+def _guarded_array(leaf: Any) -> bool:
+    return isinstance(leaf, np.ndarray) and not leaf.flags.writeable
+
+
+Accept = Callable[[_Held, list[_Held]], bool]
+"""Does a change of this held batch (with its group) break the invariant? False: absorb it
+and go on."""
+
+
+def _any_change(held: _Held, group: list[_Held]) -> bool:
+    return True
+
+
+class _Watch:
+    def __init__(self, accept: Accept) -> None:
+        self.held: list[_Held] = []
+        self.accept = accept
+
+    def change(self, unfrozen: bool = False) -> tuple[int | None, str] | None:
+        """(batch, path) of the first held batch that changed and broke the invariant
+        (``unfrozen``: looking only at what freezing does not guard, as ``_Held.changed``).
+
+        A change that keeps it (a reorder, a write that leaves the pairs
+        matching) becomes the new state of its group, and the search goes on.
+        """
+        active = [h for h in self.held if h.active]
+        for h in active:
+            path = h.changed(unfrozen)
+            if path is None:
+                continue
+            group = [other for other in active if other.group == h.group]
+            if self.accept(h, group):
+                return h.batch, path
+            for other in group:
+                other.take()
+        return None
+
+
+# One diagnosis pass -------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    def __init__(self, outcome: _Outcome) -> None:
+        super().__init__(outcome.kind)
+        self.outcome = outcome
+
+
+@dataclass
+class _Outcome:
+    kind: str
+    """``found`` (a line, at a trace point), ``frozen`` (a write raised), ``changed`` (seen
+    only at the end of a step), ``noline`` (changed while no user line ran), ``end``
+    (nothing changed), ``error`` (the source raised), ``timeout``, ``cannot`` (``detail``
+    says why)."""
+    step: int = -1
+    frames: tuple[Frame, ...] = ()
+    batch: int | None = None
+    path: str = ""
+    threads: tuple[str, ...] = ()
+    detail: str = ""
+    how: str = "traced"
+    """How a ``found`` line was found: ``traced``, or ``frozen`` (a refused write)."""
+    processes: int = 0
+    """Child processes alive when a change was seen with no user line (``noline``,
+    ``changed``) or while other threads ran (``found`` with ``threads``): worker
+    processes that may have written."""
+
+
+class _Pass:
+    """One read of a fresh copy of the source, driven by a plan through :meth:`step` and
+    :meth:`hold`. ``freeze``: freeze what is held; ``candidate``: compare only after
+    that (file, line) runs, from step ``start``; ``trace_step``: compare after every
+    user line of that step."""
+
+    def __init__(
+        self,
+        accept: Accept,
+        *,
+        timeout: float | None,
+        caller: int,
+        freeze: bool = False,
+        candidate: tuple[str, int] | None = None,
+        start: int = 0,
+        trace_step: int | None = None,
+    ) -> None:
+        self.watch = _Watch(accept)
+        self.freezer = _Freezer() if freeze else None
+        self.timeout = timeout
+        self.caller = caller
+        self.candidate = candidate
+        self.start = start
+        self.trace_step = trace_step
+        self.steps = 0
+        self.found: _Outcome | None = None
+        self.observer = _Observer(self._threads_seen)
+        self.observer.on_point = self._point
+        self.tracer = _tracer(self.observer)
+
+    def _threads_seen(self) -> None:
+        if self.freezer is not None:
+            self.freezer.restore()  # a thread of the source must never meet a frozen array
+
+    def _point(self, point: Point) -> bool:
+        if self.candidate is not None and (
+            point is None or (point[0].f_code.co_filename, point[1]) != self.candidate
+        ):
+            return False
+        change = self.watch.change(unfrozen=self.freezer is not None)
+        if change is None:
+            return False
+        exclude = {self.caller, threading.get_ident()}
+        threads = sorted(self.observer.foreign | set(_busy_threads(exclude)))
+        if self.observer.threads:
+            threads.append("threads the source started or waited on")
+        if point is None:
+            self.found = _Outcome(
+                "noline",
+                self.steps - 1,
+                batch=change[0],
+                path=change[1],
+                processes=_children_alive(),
+            )
+        else:
+            frames = _stack(*point)
+            self.found = _Outcome(
+                "found",
+                self.steps - 1,
+                frames,
+                change[0],
+                change[1],
+                tuple(threads),
+                processes=_children_alive() if threads else 0,
+            )
+        return True
+
+    def step(self, fn: Callable[[], Any]) -> Any:
+        """Run one step of the source (a draw, a read, a factory call) under the watch."""
+        index = self.steps
+        self.steps += 1
+        on = (
+            (self.candidate is not None and index >= self.start)
+            or index == self.trace_step
+            or self.freezer is not None
+        )
+        self.observer.lines = on
+        self.observer.pending = None
+        try:
+            if self.timeout is None:
+                result = self.tracer.run(fn)
+            else:
+                result = call_within(
+                    lambda: self.tracer.run(fn), self.timeout, f"finish step {index}"
+                )
+        except StopIteration:
+            raise _Stop(_Outcome("end", index)) from None
+        except TimeoutError as exc:
+            raise _Stop(_Outcome("timeout", index, detail=str(exc))) from None
+        except Exception as exc:
+            raise self._failed(index, exc) from None
+        finally:
+            self.observer.lines = False
+        if self.observer.error:
+            raise _Stop(
+                _Outcome(
+                    "cannot",
+                    index,
+                    detail=_why("not_compared", error=self.observer.error),
+                )
+            )
+        if self.found is not None:
+            raise _Stop(self.found)
+        change = self._guarded(self.watch.change, index)
+        if change is not None:
+            raise _Stop(
+                _Outcome(
+                    "changed",
+                    index,
+                    batch=change[0],
+                    path=change[1],
+                    processes=_children_alive(),
+                )
+            )
+        return result
+
+    def _guarded(self, compare: Callable[[], Any], index: int) -> Any:
+        """``compare()``, its failure reported as the reason no line can be named."""
+        try:
+            return compare()
+        except Exception as exc:
+            detail = _why("not_compared", error=f"{type(exc).__name__}: {exc}")
+            raise _Stop(_Outcome("cannot", index, detail=detail)) from None
+
+    def _failed(self, index: int, exc: Exception) -> _Stop:
+        ro = _read_only(exc)
+        if ro is not None and self.freezer is not None and self.freezer.enabled:
+            frames = _traceback_frames(ro.__traceback__)
+            if not frames:
+                return _Stop(_Outcome("changed", index))  # no user line: trace the step
+            hit = self._refused_into_held(ro.__traceback__)
+            if hit is not None:
+                return _Stop(_Outcome("found", index, frames, *hit, how="frozen"))
+            # The refused write ended this read before its effect could be judged: what it
+            # would have written, and any later write, are seen by reading again.
+            return _Stop(_Outcome("frozen", index, frames))
+        detail = f"{type(exc).__name__}: {exc}"
+        return _Stop(_Outcome("error", index, detail=detail))
+
+    def _refused_into_held(self, tb: TracebackType | None) -> tuple[int | None, str] | None:
+        """(batch, path) a refused write went into, when that alone breaks the invariant:
+        any change counts, and every array frozen lies in memory that batches handed out
+        hold (freezing an owner refuses writes to parts no batch holds too). The part
+        named is the earliest held one the writing frame reaches, else the earliest one."""
+        if self.freezer is None or self.watch.accept is not _any_change:
+            return None
+        active = [h for h in self.watch.held if h.active]
+        spans = sorted(
+            _byte_bounds(a)
+            for h in active
+            for a in h.arrays()
+            if a.size and (a.flags.c_contiguous or a.flags.f_contiguous)
+        )
+        merged: list[list[int]] = []
+        for low, high in spans:
+            if merged and low <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        for array in self.freezer.arrays():
+            low, high = _byte_bounds(array)
+            if array.size and not any(a <= low and high <= b for a, b in merged):
+                return None
+        reached = _reached(tb)
+        parts = [
+            (h.batch, path, leaf)
+            for h in active
+            for root, node in h.parts
+            for path, leaf in _leaves(root, node).leaves
+            if isinstance(leaf, np.ndarray) and not leaf.flags.writeable
+        ]
+        for batch, path, leaf in parts:
+            if any(np.may_share_memory(leaf, a) for a in reached):
+                return batch, path
+        return (parts[0][0], parts[0][1]) if parts else None
+
+    def hold(
+        self,
+        batch: int | None,
+        parts: tuple[tuple[str, Any], ...],
+        *,
+        active: bool = True,
+        group: str = "",
+    ) -> None:
+        """Keep what a step handed out and watch it (freeze it too, when freezing)."""
+        held = self._guarded(lambda: _Held(batch, parts, group), self.steps - 1)
+        held.active = active
+        self.watch.held.append(held)
+        if active:
+            self._freeze(held)
+
+    def label(self, batch: int | None) -> None:
+        """Report a change of what is held, from now on, as one of ``batch`` (an index read)."""
+        for held in self.watch.held:
+            held.batch = batch
+
+    def settle(self) -> None:
+        """Start watching the inactive held batches, less the reused buffers: those that
+        already changed, and those whose memory another of them holds too."""
+        keep = []
+        reused = _reused([h for h in self.watch.held if not h.active])
+        for held in self.watch.held:
+            if held.active:
+                keep.append(held)
+            elif id(held) not in reused and self._guarded(held.changed, self.steps - 1) is None:
+                held.active = True
+                keep.append(held)
+                self._freeze(held)
+            else:
+                held.release()
+        self.watch.held = keep
+
+    def _freeze(self, held: _Held) -> None:
+        if self.freezer is None or not self.freezer.enabled:
+            return
+        if self.observer.threads or _busy_threads({self.caller, threading.get_ident()}):
+            self.freezer.restore()  # another thread runs user code: it must not meet one
+            return
+        for array in held.arrays():
+            self.freezer.freeze(array)
+
+    def close(self) -> None:
+        self.observer.closed = True
+        try:
+            if self.freezer is not None:
+                self.freezer.restore()
+        finally:
+            self.tracer.close()
+            for held in self.watch.held:  # the next pass reuses the snapshot buffers
+                held.release()
+            self.watch.held = []
+
+
+def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
+    if hasattr(np, "byte_bounds"):  # numpy 1.x
+        low, high = np.byte_bounds(a)
+    else:
+        from numpy.lib.array_utils import byte_bounds
+
+        low, high = byte_bounds(a)
+    return int(low), int(high)
+
+
+def _reached(tb: TracebackType | None) -> list[np.ndarray]:
+    """The arrays the innermost user frame of a traceback names: its locals, and the
+    attributes of its ``self``."""
+    frame = None
+    while tb is not None:
+        if _is_user(tb.tb_frame.f_code):
+            frame = tb.tb_frame
+        tb = tb.tb_next
+    if frame is None:
+        return []
+    values = list(frame.f_locals.values())
+    values += [v for _, v in _attributes(frame.f_locals.get("self"))]
+    return [v for v in values if isinstance(v, np.ndarray)]
+
+
+def _reused(held: list[_Held]) -> set[int]:
+    """ids of the held batches whose arrays' memory overlaps another held batch's: one
+    buffer (or a ring of them) refilled for several batches. Bounds, sorted: n log n."""
+    spans = sorted(
+        (*_byte_bounds(a), i)
+        for i, h in enumerate(held)
+        for a in h.arrays()
+        if a.size and not a.dtype.hasobject
+    )
+    reused: set[int] = set()
+    reach, owner = -1, -1  # the furthest end seen so far, and whose it is
+    for low, high, i in spans:
+        if low < reach and owner != i:
+            reused.update((id(held[i]), id(held[owner])))
+        if high > reach:
+            reach, owner = high, i
+    return reused
+
+
+Plan = Callable[[_Pass], None]
+
+
+def _run(plan: Plan, accept: Accept, **options: Any) -> _Outcome:
+    one = _Pass(accept, **options)
+    try:
+        plan(one)
+    except _Stop as stop:
+        _forget(stop)
+        return stop.outcome
+    except Exception as exc:  # raised reading a batch outside a step (its layout, say)
+        detail = _why("not_read", error=f"{type(exc).__name__}: {exc}")
+        _forget(exc)
+        return _Outcome("cannot", one.steps, detail=detail)
+    finally:
+        one.close()
+    return _Outcome("end", one.steps)
+
+
+def _forget(exc: BaseException) -> None:
+    """Drop the frames an exception chain holds: an exception caught while it is bound
+    in a frame of its own traceback is a reference cycle, which would keep the source
+    (a DataLoader's iterator and its worker processes) alive until the garbage
+    collector runs, at some later moment."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if link.__traceback__ is not None:
+            traceback.clear_frames(link.__traceback__)
+            link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    exc.__context__ = None
+    exc.__cause__ = None
+
+
+def _diagnose(
+    plan: Plan,
+    *,
+    accept: Accept = _any_change,
+    timeout: float | None,
+    steps: str,
+    unit: str = "batch",
+    what: str = "the batches",
+) -> Blame:
+    """Read the source frozen and traced; read it again only where that read could not
+    judge what it saw; a Blame either way.
+
+    One read names the line when a refused write lands in memory only handed-out
+    batches hold and any change counts, or when the trace sees a change freezing
+    does not guard. A second read is needed when the refused write ended the read
+    before its effect could be judged (an owner's memory no batch holds yet, a write
+    that may keep the invariant), when the batches changed unrefused and unseen by
+    the per-line comparison (a view made before the freeze, C code), or when frozen
+    the source took another path; a third traces the step that second read names.
+    """
+    options = {"timeout": timeout, "caller": threading.get_ident()}
+    first = _run(plan, accept, freeze=True, **options)
+    if first.kind == "frozen":
+        top = first.frames[0]
+        confirm = _run(plan, accept, candidate=(top.file, top.line), start=first.step, **options)
+        if confirm.kind == "found":
+            return Blame(
+                frames=confirm.frames,
+                how="frozen",
+                batch=confirm.batch,
+                path=confirm.path,
+                unit=unit,
+            )
+        if confirm.kind != "changed":
+            return _explain(confirm, steps, unit, what)
+        first = confirm
+    elif first.kind in ("end", "error"):
+        # Frozen, the source may take another path (it caught the refused write, or a
+        # library reworded it): read it once more as it is, comparing after each step.
+        plain = _run(plan, accept, **options)
+        first = plain if plain.kind == "changed" else first
+    if first.kind == "changed":
+        return _explain(_run(plan, accept, trace_step=first.step, **options), steps, unit, what)
+    return _explain(first, steps, unit, what)
+
+
+def _explain(outcome: _Outcome, steps: str, unit: str, what: str = "the batches") -> Blame:
+    """The Blame a traced pass's outcome gives; ``what`` names what was watched."""
+    if outcome.kind == "found" and not outcome.threads:
+        return Blame(
+            frames=outcome.frames,
+            how=outcome.how,
+            batch=outcome.batch,
+            path=outcome.path,
+            unit=unit,
+        )
+    if outcome.kind in ("found", "noline", "changed") and outcome.processes:
+        count = outcome.processes
+        processes = _plural(count, "process")
+        return _cannot("child_processes", unit, what=what, count=count, processes=processes)
+    if outcome.kind == "found":
+        names = ", ".join(outcome.threads)
+        return _cannot("other_threads", unit, what=what, names=names)
+    if outcome.kind in ("noline", "changed"):
+        return _cannot("unseen", unit, "unseen", what=what)
+    if outcome.kind == "error":
+        return _cannot("raised", unit, error=outcome.detail)
+    if outcome.kind == "cannot":
+        return Blame(reason=outcome.detail, unit=unit)
+    if outcome.kind == "timeout":
+        return _cannot("timed_out", unit, error=outcome.detail)
+    return _cannot("not_reproduced", unit, "not reproduced", steps=steps)
+
+
+_MAX_STORED = 1 << 30
+"""Bytes of stored data watched at most (a snapshot of each is kept)."""
