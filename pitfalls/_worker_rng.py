@@ -44,7 +44,9 @@ from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import asserting
-from pitfalls._randomness import _get, _globals, _set, held_by
+from pitfalls._frameworks.rngs import get_state as _get
+from pitfalls._frameworks.rngs import set_state as _set
+from pitfalls._randomness import _globals, held_by
 from pitfalls._report import Cause, Finding, Location, Report, safe_repr
 from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
