@@ -48,9 +48,24 @@ from typing import Any
 
 import numpy as np
 
-from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
-from pitfalls._frameworks.rngs import get_state, set_state
+from pitfalls._frameworks.rngs import get_state, same_state, set_state
+from pitfalls._written import Change, changed_rows, source_state, state_changed, stored_arrays
+
+__all__ = [  # with what the checks import from here: the evidence of writes, in _written
+    "FRESH_ENTROPY",
+    "Change",
+    "Held",
+    "Randomness",
+    "changed_rows",
+    "fresh_entropy",
+    "global_rngs_kept",
+    "held_by",
+    "register_random",
+    "source_state",
+    "state_changed",
+    "stored_arrays",
+]
 
 _MAX_DEPTH = 4
 _MAX_OBJECTS = 2000
@@ -67,30 +82,6 @@ _SKIP = (
     types.CodeType,
     types.FrameType,
 )
-_PLAIN = (int, str, type(None))
-
-
-def _same(a: Any, b: Any) -> bool:
-    if type(a) in _PLAIN and type(b) in _PLAIN:  # most of a state's fields
-        return bool(a == b)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(value, b[key]) for key, value in a.items())
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        try:
-            return bool(a == b)  # Python's random state: ints only, compared in C
-        except ValueError:  # arrays inside: element by element
-            return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if hasattr(a, "__array__") or hasattr(b, "__array__"):
-        try:
-            x, y = np.asarray(a), np.asarray(b)
-            if x.dtype == y.dtype and x.dtype.kind in "iu":  # integers: equal values, equal bytes
-                return x.shape == y.shape and x.tobytes() == y.tobytes()
-            return bool(np.array_equal(x, y))
-        except Exception:
-            return False
-    return bool(a == b)
-
-
 # Finding what a source holds: one walk ---------------------------------------------
 
 
@@ -453,7 +444,8 @@ class Randomness:
         moved = tuple(
             name
             for name, (obj, kind) in self.rngs.items()
-            if name in self._after_seed and not _same(self._after_seed[name], get_state(obj, kind))
+            if name in self._after_seed
+            and not same_state(self._after_seed[name], get_state(obj, kind))
         )
         for name in moved:
             order = at_start or id(self.rngs[name][0]) in self.orders
@@ -551,49 +543,6 @@ def _put_back(saved: Iterable[tuple[Any, str, Any]], seeds: dict[str, Any] | Non
         frameworks.tensorflow.put_back(seeds)
 
 
-# Stored data: written in place or not? ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class Change:
-    """A stored array whose rows changed: its name, rows no longer there, rows in all."""
-
-    name: str
-    changed: int
-    rows: int
-
-
-Stored = dict[str, tuple[Any, Counter[bytes]]]
-"""Arrays a source holds, by name: the object itself (found again by identity, never by its
-name: a name rebound to a new array is no write) and the multiset of its rows."""
-
-
-def stored_arrays(held: Held, min_rows: int) -> Stored:
-    """The arrays held with at least ``min_rows`` rows (the data, not a batch's buffer), of
-    any size, with their rows' digests."""
-    out = {}
-    for name, array in held.arrays.items():
-        if len(array) >= min_rows:
-            rows = frameworks.as_numpy(array)
-            if rows is not None:
-                out[name] = (array, fingerprint.row_multiset(rows))
-    return out
-
-
-def changed_rows(before: Stored) -> tuple[Change, ...]:
-    """The arrays of ``before`` (the same objects) whose rows are no longer that multiset."""
-    changes = []
-    for name, (array, digests) in before.items():
-        rows = frameworks.as_numpy(array)
-        if rows is None:
-            continue
-        now = fingerprint.row_multiset(rows)
-        if now != digests:
-            lost = sum((digests - now).values())
-            changes.append(Change(name, lost, sum(digests.values())))
-    return tuple(changes)
-
-
 FRESH_ENTROPY = (
     "drew fresh entropy from the operating system (os.urandom): a generator made inside"
     " the read without a seed (np.random.default_rng(), random.Random()), which no"
@@ -617,48 +566,3 @@ def fresh_entropy(read: Callable[[], Any]) -> bool:
     finally:
         watch.stop()
     return watch.entropy
-
-
-# The source's own state: what a read changed on it ------------------------------------
-
-
-def _token(value: Any) -> Any:
-    """What of an attribute a read could change that is neither data nor an RNG: a scalar's
-    value, a container's length, which object is bound (None: not watched)."""
-    if isinstance(value, _ATOMS):
-        return ("value", value)
-    if isinstance(value, (list, tuple, dict, set, frozenset)):
-        return ("len", len(value))
-    if isinstance(value, (np.ndarray, *_SKIP)) or _leaf(value) or callable(value):
-        return None  # data is judged by its rows, randomness by its draws
-    return ("object", id(value))
-
-
-def _attributes(obj: Any) -> list[tuple[str, Any]]:
-    try:
-        return list(vars(obj).items())[: _MAX_ITEMS * 4]
-    except TypeError:
-        return []
-
-
-def source_state(root: Any) -> dict[str, Any]:
-    """The state of the objects a source is made of: the source itself and the objects its
-    attributes hold (a DataLoader's ``dataset``), each but a loader a framework made (whose
-    own bookkeeping moves as it is read), their attributes by :func:`_token`. Two snapshots
-    around a read tell what the read changed (``self.calls``): a source whose batches drift
-    with its state."""
-    out: dict[str, Any] = {}
-    objects = [("self", root)] + [(f"self.{k}", v) for k, v in _attributes(root)]
-    for name, obj in objects:
-        if isinstance(obj, (*_ATOMS, *_SKIP)) or frameworks.framework_loader(obj):
-            continue
-        for key, value in _attributes(obj):
-            token = _token(value)
-            if token is not None:
-                out[f"{name}.{key}"] = token
-    return out
-
-
-def state_changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Attributes whose token differs between two :func:`source_state` snapshots."""
-    return [name for name in after if name in before and before[name] != after[name]]

@@ -112,3 +112,28 @@ def seed(obj: Any, kind: str, seed: int) -> Any:
     else:
         obj.state.assign(np.array([seed, 0], dtype=obj.state.numpy().dtype))
     return None
+
+
+_PLAIN = (int, str, type(None))
+
+
+def same_state(a: Any, b: Any) -> bool:
+    """Are two states :func:`get_state` read equal (compared as cheaply as each part allows)?"""
+    if type(a) in _PLAIN and type(b) in _PLAIN:  # most of a state's fields
+        return bool(a == b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_state(value, b[key]) for key, value in a.items())
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        try:
+            return bool(a == b)  # Python's random state: ints only, compared in C
+        except ValueError:  # arrays inside: element by element
+            return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    if hasattr(a, "__array__") or hasattr(b, "__array__"):
+        try:
+            x, y = np.asarray(a), np.asarray(b)
+            if x.dtype == y.dtype and x.dtype.kind in "iu":  # integers: equal values, equal bytes
+                return x.shape == y.shape and x.tobytes() == y.tobytes()
+            return bool(np.array_equal(x, y))
+        except Exception:
+            return False
+    return bool(a == b)
