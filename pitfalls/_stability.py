@@ -111,10 +111,14 @@ def check_index_stable(
     with Randomness(roots, reseed) as rnd:
         state = source_state(obj)  # what the reads change of it, if anything
         first = {}
-        for i in range(count):
-            rnd.control(i)
-            first[i] = snapshot(flatten(_read(obj, i, "first read", timeout)))
-            rnd.drew()
+        for _ in range(2):  # again when generators were found drawing only as it read
+            found = rnd.found_drawing
+            for i in range(count):
+                rnd.control(i)
+                first[i] = snapshot(flatten(_read(obj, i, "first read", timeout)))
+                rnd.drew()
+            if rnd.found_drawing == found:
+                break
         findings: list[Finding] = []
         unstable: list[int] = []
         seconds: dict[int, Snapshot] = {}

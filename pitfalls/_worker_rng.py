@@ -27,14 +27,16 @@ report is then inconclusive, not failed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import pickle
 import queue
 import random
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +46,12 @@ from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import asserting
-from pitfalls._randomness import _get, _globals, _set, held_by
+from pitfalls._frameworks.rngs import get_state
+from pitfalls._randomness import _globals, code_names, global_rngs_kept, held_by
 from pitfalls._report import Cause, Finding, Location, Report, safe_repr
 from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
+from pitfalls._words import say
 
 Values = tuple[tuple[str, np.ndarray], ...]
 """One call's result: its leaves (path, a private copy), as a batch is flattened."""
@@ -97,7 +101,7 @@ class _Probe:
         out = {}
         for name, (obj, kind) in self.rngs.items():
             try:
-                state = pickle.dumps(_plain(_get(obj, kind)))
+                state = pickle.dumps(_plain(get_state(obj, kind)))
             except Exception:  # a state that cannot be read: not watched
                 continue
             out[name] = fingerprint.digest(state)
@@ -218,51 +222,6 @@ def _run_forked(
 # A torch DataLoader's workers ----------------------------------------------------------
 
 
-class _Calls:
-    """The DataLoader's ``collate_fn``: each batch is empty (the dataset is not read), and
-    collating it calls ``fn`` once in the worker, returning what the probe saw."""
-
-    def __init__(self, probe: _Probe) -> None:
-        self.probe = probe
-
-    def __call__(
-        self, samples: list[Any]
-    ) -> tuple[int, Values, dict[str, bytes], dict[str, bytes]]:
-        from torch.utils.data import get_worker_info
-
-        info = get_worker_info()
-        values, before, after = self.probe.call()
-        return (-1 if info is None else info.id), values, before, after
-
-
-def _as_map_style(dataset: Any) -> Any:
-    """``dataset`` as DataLoader may read it by (empty) batches of indices: itself, or for
-    an ``IterableDataset`` a map-style stand-in whose attributes are the dataset's own, so
-    a ``worker_init_fn`` setting ``get_worker_info().dataset.start`` sets the real one."""
-    from torch.utils.data import Dataset, IterableDataset
-
-    if not isinstance(dataset, IterableDataset):
-        return dataset
-
-    class StandIn(Dataset):
-        def __init__(self, target: Any) -> None:
-            object.__setattr__(self, "_target", target)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(object.__getattribute__(self, "_target"), name)
-
-        def __setattr__(self, name: str, value: Any) -> None:
-            setattr(object.__getattribute__(self, "_target"), name, value)
-
-        def __len__(self) -> int:
-            return 0
-
-        def __getitem__(self, index: Any) -> Any:
-            raise IndexError(index)
-
-    return StandIn(dataset)
-
-
 def _run_torch(
     probe: _Probe,
     dataset: Any,
@@ -272,22 +231,11 @@ def _run_torch(
     seed: int | None,
     timeout: float | None,
 ) -> dict[int, _Worker]:
-    import torch
-    from torch.utils.data import DataLoader
+    def collate(samples: list[Any]) -> tuple[int, Values, dict[str, bytes], dict[str, bytes]]:
+        return (frameworks.torch.worker_id(), *probe.call())  # fn called once per batch
 
-    try:
-        torch.multiprocessing.get_context("fork")
-    except ValueError:
-        raise ValueError("check_worker_randomness needs the 'fork' start method") from None
-    loader = DataLoader(
-        _as_map_style(dataset),
-        batch_sampler=[[] for _ in range(workers * calls)],
-        num_workers=workers,
-        collate_fn=_Calls(probe),
-        worker_init_fn=worker_init,
-        generator=None if seed is None else torch.Generator().manual_seed(seed),
-        multiprocessing_context="fork",
-        timeout=0 if timeout is None else timeout,
+    loader = frameworks.torch.worker_loader(
+        dataset, collate, workers, workers * calls, worker_init, seed, timeout
     )
     got: dict[int, list[tuple[Values, dict[str, bytes], dict[str, bytes]]]] = {}
     received = 0
@@ -295,12 +243,9 @@ def _run_torch(
         for worker_id, values, before, after in loader:
             got.setdefault(int(worker_id), []).append((values, before, after))
             received += 1
-    except RuntimeError as exc:
-        if "timed out" in str(exc):  # the next result is due from worker received % workers
-            raise _timed_out([received % workers], timeout) from None
-        add_note(exc, "pitfalls: raised by fn or worker_init in a DataLoader worker")
-        raise
     except Exception as exc:
+        if isinstance(exc, RuntimeError) and "timed out" in str(exc):  # due from this one
+            raise _timed_out([received % workers], timeout) from None
         add_note(exc, "pitfalls: raised by fn or worker_init in a DataLoader worker")
         raise
     return {
@@ -312,53 +257,35 @@ def _run_torch(
 # What fn refers to ---------------------------------------------------------------------
 
 
-def _code_names(code: types.CodeType) -> set[str]:
-    """The global names a function's code (and the code nested in it) loads."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
-
-
 _NOT_DATA = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
 
 
 def _referents(fn: Any) -> list[tuple[str, Any]]:
     """What ``fn`` refers to, by the name it uses: a partial's arguments, a bound method's
-    object, a closure's cells, the globals its code loads (not modules, classes or
+    object, a closure's variables, the globals its code loads (not modules, classes or
     functions), and a callable object itself."""
     out: list[tuple[str, Any]] = []
-    seen: set[int] = set()
-
-    def add(name: str, value: Any) -> None:
-        if id(value) not in seen and not isinstance(value, _NOT_DATA):
-            seen.add(id(value))
-            out.append((name, value))
-
     while isinstance(fn, functools.partial):
-        for i, arg in enumerate(fn.args):
-            add(f"argument {i}", arg)
-        for key, arg in fn.keywords.items():
-            add(key, arg)
+        out += [(f"argument {i}", arg) for i, arg in enumerate(fn.args)]
+        out += list(fn.keywords.items())
         fn = fn.func
     owner = getattr(fn, "__self__", None)
     if owner is not None:
-        add(type(owner).__name__, owner)
+        out.append((type(owner).__name__, owner))
+    try:
+        out += list(inspect.getclosurevars(fn).nonlocals.items())
+    except TypeError:  # not a function: a callable object, whose attributes may hold one
+        if owner is None and not isinstance(fn, _NOT_DATA):
+            out.append((type(fn).__name__, fn))
+    scope = getattr(fn, "__globals__", {})
     code = getattr(fn, "__code__", None)
-    if isinstance(code, types.CodeType):
-        for var, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
-            try:
-                add(var, cell.cell_contents)
-            except ValueError:  # an empty cell
-                continue
-        scope = getattr(fn, "__globals__", {})
-        for var in sorted(_code_names(code)):
-            if var in scope:
-                add(var, scope[var])
-    elif not isinstance(fn, _NOT_DATA) and owner is None:
-        add(type(fn).__name__, fn)  # a callable object: its attributes may hold a generator
-    return out
+    names = sorted(code_names(code)) if isinstance(code, types.CodeType) else []
+    out += [(name, scope[name]) for name in names if name in scope]
+    unique: dict[int, tuple[str, Any]] = {}
+    for name, value in out:
+        if not isinstance(value, _NOT_DATA):
+            unique.setdefault(id(value), (name, value))
+    return list(unique.values())
 
 
 def _asks_worker_info(worker_init: Any) -> bool:
@@ -368,7 +295,7 @@ def _asks_worker_info(worker_init: Any) -> bool:
     code = getattr(worker_init, "__code__", None)
     if not isinstance(code, types.CodeType):
         return False
-    return "get_worker_info" in _code_names(code) | set(code.co_freevars)
+    return "get_worker_info" in code_names(code) | set(code.co_freevars)
 
 
 def _map_style(value: Any) -> bool:
@@ -400,23 +327,6 @@ def _served(referents: list[tuple[str, Any]], worker_init: Any) -> Any:
             " serves) to run fn in DataLoader workers"
         )
     return None
-
-
-def _first_sample(dataset: Any) -> Callable[[], Any]:
-    """What a worker reads first: ``dataset[0]``, or an IterableDataset's first item."""
-    from torch.utils.data import IterableDataset
-
-    if isinstance(dataset, IterableDataset):
-
-        def first() -> Any:
-            return next(iter(dataset))
-
-        return first
-
-    def read() -> Any:
-        return dataset[0]
-
-    return read
 
 
 # The check -----------------------------------------------------------------------------
@@ -510,7 +420,7 @@ def check_worker_randomness(
     if frameworks.torch.is_dataset(fn):
         if dataset is not None and dataset is not fn:
             raise ValueError("fn is a torch Dataset: leave dataset= out, or pass a function as fn")
-        dataset, fn = fn, _first_sample(fn)
+        dataset, fn = fn, frameworks.torch.first_sample(fn)
     elif not callable(fn):
         raise TypeError(f"fn must be callable (or a torch Dataset), got {validate.got(fn)}")
     if dataset is not None and (
@@ -552,27 +462,17 @@ def check_worker_randomness(
     return _report(results, workers, calls, seed, worker_init, dataset)
 
 
-class _seeded:
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
     """Seed the global RNGs before forking; put the caller's states back afterwards."""
-
-    def __init__(self, seed: int | None) -> None:
-        self.seed = seed
-        self.saved: list[tuple[Any, str, Any]] = []
-
-    def __enter__(self) -> None:
-        for obj, kind in _globals().values():
-            self.saved.append((obj, kind, _get(obj, kind)))
-        if self.seed is None:
-            return
-        random.seed(self.seed)
-        np.random.seed(self.seed)
-        torch = sys.modules.get("torch")
-        if torch is not None and hasattr(torch, "manual_seed"):
-            torch.manual_seed(self.seed)
-
-    def __exit__(self, *exc: Any) -> None:
-        for obj, kind, state in self.saved:
-            _set(obj, kind, state)
+    with global_rngs_kept():
+        if seed is not None:
+            random.seed(seed)
+            np.random.seed(seed)
+            torch = sys.modules.get("torch")
+            if torch is not None and hasattr(torch, "manual_seed"):
+                torch.manual_seed(seed)
+        yield
 
 
 def _report(
@@ -621,35 +521,19 @@ def _report(
     if findings and not varies and (calls > 1 or not drew):
         inconclusive = _constant(results, calls, drew)
         findings = []
-    notes = _notes(results, drew, dataset, workers, bool(findings))
-    torch = dataset is not None
+    kind = "torch" if dataset is not None else None
+    words = say("worker_randomness", Cause.SHARED_RNG, kind)
     return Report(
         check="worker_randomness",
         cause=Cause.NO_DRAWS if inconclusive else Cause.SHARED_RNG,
         parameters=parameters,
         findings=tuple(findings),
         inconclusive=inconclusive,
-        reason=(
-            "DataLoader workers drew identical random numbers: every worker started from the"
-            " same RNG state (its copy of the dataset's generator, or a seed that does not"
-            " depend on the worker), so every worker repeats the same augmentations."
-            if torch
-            else "Forked workers drew identical random numbers: each inherited its parent's"
-            " RNG state and nothing reseeded it, so every worker repeats the same augmentations."
-        ),
-        hint=(
-            "give each worker its own stream in a worker_init_fn: info ="
-            " torch.utils.data.get_worker_info(); info.dataset.rng ="
-            " np.random.default_rng(info.seed % 2**32) (DataLoader reseeds its global RNGs"
-            " per worker, never a generator the dataset holds), or draw from torch's RNG."
-            if torch
-            else "seed each worker differently: np.random.seed / default_rng from"
-            " np.random.SeedSequence(seed).spawn(workers)[worker_id] in a worker_init_fn or"
-            " pool initializer, or derive the RNG from the batch index."
-        ),
-        notes=tuple(notes),
+        reason=words.text,
+        hint=words.hint,
+        notes=tuple(_notes(results, drew, dataset, workers, bool(findings))),
         columns=("worker a, first value", "worker b"),
-        summary=f"{workers} workers drew {workers} different sequences",
+        summary=say("worker_randomness", "passed", workers=workers).text,
     )
 
 
@@ -695,27 +579,15 @@ def _notes(
 
 
 def _constant(results: dict[int, _Worker], calls: int, drew: list[str]) -> str:
-    first = results[min(results)].values[0]
     try:
-        shown = safe_repr(_first(first))
+        shown = safe_repr(_first(results[min(results)].values[0]))
     except Exception:
         shown = "[repr failed]"
+    kind = None if drew else "constant" if calls > 1 else "one_call"
     each = f"on each of its {calls} calls" if calls > 1 else "on its call"
-    if not drew:
-        text = (
-            f"fn drew no randomness: every worker returned the same constant values ({shown}"
-            f" first) {each}, and no RNG it can reach moved, so whether the workers share one"
-            " RNG stream cannot be told."
-        )
-        if calls == 1:
-            return text + " Pass calls=2 or more, and a fn that returns what it draws."
-        return text + " Pass a fn that returns what it draws (the augmented sample, the noise)."
-    return (
-        f"fn drew from {_names(drew)} but every worker returned the same values ({shown} first)"
-        f" {each}: its result does not depend on what it draws, so whether the workers share"
-        " one RNG stream cannot be told. Pass a fn that returns what it draws (the augmented"
-        " sample, the noise)."
-    )
+    return say(
+        "worker_randomness", Cause.NO_DRAWS, kind, drew=_names(drew), shown=shown, each=each
+    ).text
 
 
 assert_worker_randomness = asserting(check_worker_randomness)

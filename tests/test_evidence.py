@@ -10,6 +10,8 @@ consecutive epochs); everything else passes or is inconclusive, saying why.
 from __future__ import annotations
 
 import math
+import random
+import types
 
 import numpy as np
 import pytest
@@ -437,11 +439,44 @@ def test_inputs_reordered_apart_from_their_targets_fail_epoch_repeatable():
 
 
 def test_a_registered_generator_is_reseeded_like_the_ones_pitfalls_finds(monkeypatch):
-    # A generator in a closure is out of pitfalls' sight: augmentation drawn from it hides
-    # the comparison (inconclusive). Registered, it is reseeded alike and put back.
+    # A numpy generator reached through another module's attribute is out of pitfalls'
+    # sight (its code names the module, not the generator; numpy's compiled methods make
+    # no profile events): augmentation drawn from it hides the comparison (inconclusive).
+    # Registered, it is reseeded alike and put back.
     from pitfalls import _randomness
 
     monkeypatch.setattr(_randomness, "_REGISTERED", [])  # the registry is process-wide
+    x, y = _data(48)
+    elsewhere = types.ModuleType("elsewhere")
+    elsewhere.rng = np.random.default_rng(5)
+
+    class ModuleAugmenting:
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            xb = x[i * BATCH : (i + 1) * BATCH]
+            noise = elsewhere.rng.normal(scale=0.1, size=xb.shape).astype("float32")
+            return xb + noise, y[i * BATCH : (i + 1) * BATCH]
+
+        def on_epoch_end(self):
+            pass
+
+    assert check_index_stable(ModuleAugmenting).status == "inconclusive"
+    hidden = elsewhere.rng
+    assert pitfalls.register_random(hidden) is hidden
+    state = hidden.bit_generator.state
+    report = check_index_stable(ModuleAugmenting)
+    assert report.status == "passed", str(report)
+    assert "registered numpy Generator #1" in report.notes[-1]
+    assert hidden.bit_generator.state == state  # put back as it was
+    with pytest.raises(TypeError, match="register_random takes a random generator"):
+        pitfalls.register_random(object())
+
+
+def test_a_generator_in_a_closure_is_found_by_what_the_code_refers_to():
+    # The source's methods close over the generator: their closure variables
+    # (inspect.getclosurevars) are part of what the source holds, so it is reseeded alike.
     x, y = _data(48)
     hidden = np.random.default_rng(5)
 
@@ -451,22 +486,53 @@ def test_a_registered_generator_is_reseeded_like_the_ones_pitfalls_finds(monkeyp
 
         def __getitem__(self, i):
             xb = x[i * BATCH : (i + 1) * BATCH]
-            return xb + hidden.normal(scale=0.1, size=xb.shape).astype("float32"), y[
-                i * BATCH : (i + 1) * BATCH
-            ]
+            noise = hidden.normal(scale=0.1, size=xb.shape).astype("float32")
+            return xb + noise, y[i * BATCH : (i + 1) * BATCH]
 
-        def on_epoch_end(self):
-            pass
-
-    assert check_index_stable(ClosureAugmenting).status == "inconclusive"
-    assert pitfalls.register_random(hidden) is hidden
     state = hidden.bit_generator.state
     report = check_index_stable(ClosureAugmenting)
     assert report.status == "passed", str(report)
-    assert "registered numpy Generator #1" in report.notes[-1]
-    assert hidden.bit_generator.state == state  # put back as it was
-    with pytest.raises(TypeError, match="register_random takes a random generator"):
-        pitfalls.register_random(object())
+    assert "__getitem__()'s hidden" in report.notes[-1]
+    assert hidden.bit_generator.state == state
+
+
+def test_a_generator_in_another_module_is_found_by_watching_the_reads_draw():
+    # Reached through a module's attribute, a random.Random is in nothing the source holds
+    # or names; the reads are seen calling its methods (a profile hook), so from then on
+    # it is reseeded alike and watched, and the reads made before are made again.
+    x, y = _data(48)
+    elsewhere = types.ModuleType("elsewhere")
+    elsewhere.rng = random.Random(5)
+
+    class ModuleAugmenting:
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            xb = x[i * BATCH : (i + 1) * BATCH]
+            return xb * elsewhere.rng.uniform(0.9, 1.1), y[i * BATCH : (i + 1) * BATCH]
+
+    report = check_index_stable(ModuleAugmenting)
+    assert report.status == "passed", str(report)
+    assert "random.Random #" in report.notes[-1] and "(seen drawing)" in report.notes[-1]
+
+
+def test_a_generator_made_per_read_is_not_taken_for_one_held_across_reads():
+    # Seeded from the index inside each read, a new random.Random draws in every read;
+    # seen once each, none is taken on (nor named as randomness the reads drew from).
+    x, y = _data(48)
+
+    class SeededPerIndex:
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            xb = x[i * BATCH : (i + 1) * BATCH]
+            return xb * random.Random(i).uniform(0.9, 1.1), y[i * BATCH : (i + 1) * BATCH]
+
+    report = check_index_stable(SeededPerIndex)
+    assert report.status == "passed", str(report)
+    assert not any("seen drawing" in note for note in report.notes)
 
 
 @pytest.mark.parametrize("shuffle", [True, False])

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -589,15 +590,17 @@ def test_order_shuffled_message_for_a_loader_reseeded_every_epoch():
 
 
 def test_inconclusive_message():
-    rng = np.random.default_rng(0)
+    elsewhere = types.ModuleType("elsewhere")
+    elsewhere.rng = np.random.default_rng(0)
 
-    class TwoGenerators:  # draws from np.random (reseeded) and from a closure (not)
+    class TwoGenerators:  # draws from np.random (reseeded) and from another module's (not)
         def __len__(self):
             return 2
 
         def __getitem__(self, i):
             x = np.arange(4.0).reshape(2, 2) + 2 * i
-            return x + np.random.normal(size=(2, 1)) + rng.normal(size=(2, 1)), np.ones(2)
+            noise = np.random.normal(size=(2, 1)) + elsewhere.rng.normal(size=(2, 1))
+            return x + noise, np.ones(2)
 
         def on_epoch_end(self):
             pass

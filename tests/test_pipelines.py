@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
+import types
 
 import numpy as np
 import pytest
@@ -280,14 +281,15 @@ class Noisy:
 
 def hidden(*, shuffle=True, in_place=False):
     """A Noisy dataset drawing from a generator pitfalls cannot reach, and a hook reseeding it."""
-    rng = np.random.default_rng(3)
+    elsewhere = types.ModuleType("elsewhere")
+    elsewhere.rng = np.random.default_rng(3)
 
     class Hidden(Noisy):
         def draw(self, n):
-            return rng.normal(size=n)  # a closure: not an attribute, not a module global
+            return elsewhere.rng.normal(size=n)  # another module's: neither held nor named
 
     def reseed(seed):
-        rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+        elsewhere.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
 
     return Hidden("hidden", shuffle=shuffle, in_place=in_place), reseed
 

@@ -15,18 +15,19 @@ One module per framework: :mod:`.torch`, :mod:`.tensorflow` (TensorFlow and Kera
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import numpy as np
 
-from pitfalls._frameworks import hf, jax, tensorflow, tfdata, torch
+from pitfalls._frameworks import hf, jax, rngs, tensorflow, tfdata, torch
 from pitfalls._frameworks.base import PRIVATE, is_a, numpy_global, private, python_global
+from pitfalls._frameworks.rngs import rng_kind
 
 __all__ = [
     "PRIVATE",
     "array_library",
     "as_numpy",
+    "framework_loader",
     "hf",
     "is_tensor",
     "jax",
@@ -34,6 +35,7 @@ __all__ = [
     "numpy_global",
     "python_global",
     "rng_kind",
+    "rngs",
     "tensorflow",
     "tfdata",
     "torch",
@@ -90,18 +92,9 @@ def as_numpy(array: Any) -> np.ndarray | None:
     return out if out is None or out.dtype != object else None
 
 
-def rng_kind(obj: Any) -> str | None:
-    """What sort of random generator ``obj`` is, or None."""
-    if isinstance(obj, np.random.Generator):
-        return "numpy Generator"
-    if isinstance(obj, np.random.RandomState):
-        return "numpy RandomState"
-    if isinstance(obj, random.Random):
-        return "random.Random"
-    if torch.is_generator(obj):
-        return "torch.Generator"
-    if tensorflow.is_seed_generator(obj):
-        return "keras SeedGenerator"
-    if tensorflow.is_generator(obj):
-        return "tf.random.Generator"
-    return None
+def framework_loader(obj: Any) -> bool:
+    """Is ``obj`` a loader a framework made itself (a DataLoader or its iterator, a tf.data
+    pipeline, a Hugging Face dataset, a Keras image iterator), whose own bookkeeping
+    changes as it is read? A Dataset or PyDataset the user wrote is not one."""
+    library = library_of(obj)
+    return library not in (None, "keras") and not torch.is_dataset(obj)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -155,3 +156,80 @@ def bits(tensor: Any) -> np.ndarray | None:
 def tensor_like(array: np.ndarray, original: Any) -> Any:
     """``array`` as a tensor of ``original``'s dtype and device."""
     return sys.modules["torch"].as_tensor(array, dtype=original.dtype, device=original.device)
+
+
+# Running a function in a DataLoader's worker processes (check_worker_randomness) -------
+
+
+def worker_loader(
+    dataset: Any,
+    collate: Callable[[list[Any]], Any],
+    workers: int,
+    batches: int,
+    worker_init: Callable[[int], Any] | None,
+    seed: int | None,
+    timeout: float | None,
+) -> Any:
+    """A DataLoader over ``dataset`` whose ``workers`` forked workers each call ``collate``
+    on empty batches (``batches`` in all; the dataset itself is not read), with
+    ``worker_init_fn=worker_init`` and its ``generator`` seeded with ``seed``."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    try:
+        torch.multiprocessing.get_context("fork")
+    except ValueError:
+        raise ValueError("check_worker_randomness needs the 'fork' start method") from None
+    return DataLoader(
+        _as_map_style(dataset),
+        batch_sampler=[[] for _ in range(batches)],
+        num_workers=workers,
+        collate_fn=collate,
+        worker_init_fn=worker_init,
+        generator=None if seed is None else torch.Generator().manual_seed(seed),
+        multiprocessing_context="fork",
+        timeout=0 if timeout is None else timeout,
+    )
+
+
+def worker_id() -> int:
+    """The id of the DataLoader worker this runs in (-1 in none)."""
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    return -1 if info is None else int(info.id)
+
+
+def first_sample(dataset: Any) -> Callable[[], Any]:
+    """What a worker reads first: ``dataset[0]``, or an IterableDataset's first item."""
+    if is_iterable_dataset(dataset):
+        return lambda: next(iter(dataset))
+    return lambda: dataset[0]
+
+
+def _as_map_style(dataset: Any) -> Any:
+    """``dataset`` as DataLoader may read it by (empty) batches of indices: itself, or for
+    an ``IterableDataset`` a map-style stand-in whose attributes are the dataset's own, so
+    a ``worker_init_fn`` setting ``get_worker_info().dataset.start`` sets the real one."""
+    from torch.utils.data import Dataset
+
+    if not is_iterable_dataset(dataset):
+        return dataset
+
+    class StandIn(Dataset):
+        def __init__(self, target: Any) -> None:
+            object.__setattr__(self, "_target", target)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(object.__getattribute__(self, "_target"), name)
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            setattr(object.__getattribute__(self, "_target"), name, value)
+
+        def __len__(self) -> int:
+            return 0
+
+        def __getitem__(self, index: Any) -> Any:
+            raise IndexError(index)
+
+    return StandIn(dataset)
