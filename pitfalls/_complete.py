@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -207,40 +208,21 @@ def _drawn_in_process(
 def _findings(
     twice: list[int], extra: int, missing: list[int], strangers: int, total: int, delivered: int
 ) -> tuple[Finding, ...]:
-    findings = []
+    """Samples delivered twice, never delivered, and not in dataset: one finding each."""
+    samples = functools.partial(Finding, path="samples")
+    found = []
     if twice:
-        findings.append(
-            Finding(
-                path="samples",
-                when="duplicated",
-                mismatched=extra,
-                total=total,
-                problem=f"{extra} extra deliveries of {len(twice)} samples;"
-                f" first: {twice[:MAX_SHOWN]}",
-            )
-        )
+        problem = f"{extra} extra deliveries of {len(twice)} samples; first: {twice[:MAX_SHOWN]}"
+        found.append(samples(when="duplicated", mismatched=extra, total=total, problem=problem))
     if missing:
-        findings.append(
-            Finding(
-                path="samples",
-                when="dropped",
-                mismatched=len(missing),
-                total=total,
-                problem=f"{len(missing)} / {total} samples never delivered;"
-                f" first: {missing[:MAX_SHOWN]}",
-            )
-        )
+        problem = f"{len(missing)} / {total} samples never delivered; first: {missing[:MAX_SHOWN]}"
+        found.append(samples(when="dropped", mismatched=len(missing), total=total, problem=problem))
     if strangers:
-        findings.append(
-            Finding(
-                path="samples",
-                when="not in dataset",
-                mismatched=strangers,
-                total=delivered,
-                problem=f"{strangers} delivered samples are not rows of dataset",
-            )
+        problem = f"{strangers} delivered samples are not rows of dataset"
+        found.append(
+            samples(when="not in dataset", mismatched=strangers, total=delivered, problem=problem)
         )
-    return tuple(findings)
+    return tuple(found)
 
 
 def _numbers_only(node: Any, depth: int = 0) -> bool:

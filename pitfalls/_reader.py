@@ -257,16 +257,9 @@ class Reader:
 
     def _start(self, source: Source) -> Iterator[Any]:
         """An iterator over one epoch (or, ``steps_per_epoch``, a stream) of ``source``."""
-        if not self.tf:
-            it = source.batches()
-        else:
-            try:
-                it = iter(tfdata.one_thread(source.obj))
-            except Exception as exc:
-                add_note(
-                    exc, f"pitfalls: raised by iter() of the source {type(source.obj).__qualname__}"
-                )
-                raise
+        if self.tf:  # on one thread, as one iteration
+            source = Source(tfdata.one_thread(source.obj), "iterable")
+        it = source.batches()
         self.library = self.library or frameworks.library_of(it)
         return it
 
@@ -285,10 +278,10 @@ class Reader:
             end = getattr(self.source.obj, "on_epoch_end", None)
             if transition and callable(end):
                 end()
-            return self._read(lambda i: self.source.obj[i], first_seeded=True)
+            return self._read(lambda i: self.source.obj[i])
         if self.stream is not None:
             known = set(self.rnd.rngs)
-            epoch = self._read(lambda i: next(self.stream), first_seeded=False)  # type: ignore[arg-type]
+            epoch = self._read(lambda i: next(self.stream))  # type: ignore[arg-type]
             self.late = bool(set(self.rnd.rngs) - known)
             return epoch
         once = self.source.kind in ("generator", "iterator")
@@ -304,7 +297,7 @@ class Reader:
         it = self._start(src)
         self.current = src.obj
         self.rnd.add_root("iterator", it)
-        return self._read(lambda i: next(it), first_seeded=False, iterator=it)
+        return self._read(lambda i: next(it), iterator=it)
 
     def rebuilt_epoch(self) -> Epoch:
         """Epoch 1 once more: a tf.data pipeline built again and read from the same seed
@@ -324,9 +317,10 @@ class Reader:
         self.rnd.add_root("stream", self.stream)
         return True
 
-    def _read(
-        self, get: Callable[[int], Any], *, first_seeded: bool, iterator: Any = None
-    ) -> Epoch:
+    def _read(self, get: Callable[[int], Any], iterator: Any = None) -> Epoch:
+        """One epoch, by ``get(position)``: an index's read is reseeded (or marked) before
+        it, an iterator's first batch counts from its start (``iter()``)."""
+        first_seeded = self.indexable
         epoch = Epoch()
         b = samples = 0
         restarted = False
