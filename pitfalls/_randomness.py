@@ -50,22 +50,6 @@ import numpy as np
 
 from pitfalls import _frameworks as frameworks
 from pitfalls._frameworks.rngs import get_state, same_state, set_state
-from pitfalls._written import Change, changed_rows, source_state, state_changed, stored_arrays
-
-__all__ = [  # with what the checks import from here: the evidence of writes, in _written
-    "FRESH_ENTROPY",
-    "Change",
-    "Held",
-    "Randomness",
-    "changed_rows",
-    "fresh_entropy",
-    "global_rngs_kept",
-    "held_by",
-    "register_random",
-    "source_state",
-    "state_changed",
-    "stored_arrays",
-]
 
 _MAX_DEPTH = 4
 _MAX_OBJECTS = 2000

@@ -13,8 +13,10 @@ from typing import Any
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS, check_generator_no_aliasing
 from pitfalls._boundary import asserting, checker
-from pitfalls._epochs import check_epoch_complete, check_epoch_repeatable, check_order_shuffled
+from pitfalls._complete import check_epoch_complete
+from pitfalls._order import check_order_shuffled
 from pitfalls._randomness import Randomness
+from pitfalls._repeatable import check_epoch_repeatable
 from pitfalls._report import Cause, Report
 from pitfalls._sources import Source, resolve
 from pitfalls._stability import check_index_stable

@@ -10,21 +10,12 @@ import numpy as np
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._boundary import asserting, checker
-from pitfalls._randomness import (
-    FRESH_ENTROPY,
-    Change,
-    Randomness,
-    changed_rows,
-    fresh_entropy,
-    held_by,
-    source_state,
-    state_changed,
-    stored_arrays,
-)
+from pitfalls._randomness import FRESH_ENTROPY, Randomness, fresh_entropy, held_by
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
 from pitfalls._sources import add_note, batch_count, call_within, resolve
 from pitfalls._tree import Snapshot, diff_snapshot, flatten, snapshot
 from pitfalls._words import say
+from pitfalls._written import Change, changed_rows, source_state, state_changed, stored_arrays
 
 
 def _read(source: Any, index: int, when: str, timeout: float | None) -> Any:

@@ -172,9 +172,9 @@ def endless(batch_size=8):
 def few_batches_are_endless(monkeypatch):
     """The limits of an epoch without an end (5,000 batches, 10**6 samples, 512 MB of
     inputs), lowered to 40 batches so that reaching them takes milliseconds."""
-    from pitfalls import _epochs
+    from pitfalls import _reader
 
-    monkeypatch.setattr(_epochs, "_ENDLESS", (40, 10**6, 2**29))
+    monkeypatch.setattr(_reader, "_ENDLESS", (40, 10**6, 2**29))
 
 
 ENDLESS = (
@@ -216,9 +216,9 @@ def test_an_epoch_as_long_as_its_dataset_is_never_called_endless(few_batches_are
 def test_an_epoch_of_big_samples_as_big_as_its_dataset_is_never_called_endless(monkeypatch):
     """Bug: 2,000 images of 160x160x3 (614 MB) against the same array stopped at 512 MB of
     inputs, "no end"; the dataset's size in bytes raises that limit too."""
-    from pitfalls import _epochs
+    from pitfalls import _reader
 
-    monkeypatch.setattr(_epochs, "_ENDLESS", (5000, 10**6, 500))  # 500 bytes, for speed
+    monkeypatch.setattr(_reader, "_ENDLESS", (5000, 10**6, 500))  # 500 bytes, for speed
     data = np.arange(120.0).reshape(60, 2)  # 960 bytes, read in 60 batches of 1
     pitfalls.assert_epoch_complete(lambda: iter([data[i : i + 1] for i in range(60)]), data)
 
@@ -320,7 +320,7 @@ def test_the_samples_both_epochs_hold_show_their_order():
     augmented) could not be compared at all ("could not judge"), though the 30 samples both
     hold show whether their order changed."""
     report = pitfalls.check_order_shuffled(LeavesOneOut(shuffle=True))
-    assert report.ok and "the 30 samples both hold come in another order" in report.notes[0]
+    assert report.ok and "the 30 samples both hold come in another order" in report.summary
     report = pitfalls.check_order_shuffled(LeavesOneOut(shuffle=False))
     assert [f.problem for f in report.findings] == [
         "epoch 2 repeats epoch 1's order of the 30 samples both epochs hold (of 31)"

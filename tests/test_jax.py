@@ -181,7 +181,8 @@ def test_rank_promotion_raise_breaks_keras_itself(keras, jax):
 def test_jax_arrays_a_source_holds_are_read_as_its_stored_data(jax):
     """The witness of data written while reading reads what a source holds: numpy arrays,
     torch tensors and JAX arrays (which may share a numpy buffer's memory on CPU)."""
-    from pitfalls._randomness import held_by, stored_arrays
+    from pitfalls._randomness import held_by
+    from pitfalls._written import stored_arrays
 
     class Holds:
         def __init__(self):

@@ -500,8 +500,8 @@ def test_index_stability_message():
 
 
 IN_PLACE_REASON = (
-    "The second epoch holds other samples than the first: the data changed between"
-    " epochs, typically preprocessing written into the stored dataset through a view"
+    "The second epoch holds other samples than the first: reading writes the data the"
+    " source holds (see the note), typically preprocessing done in place through a view"
     " (x /= 255 on a slice), so every epoch trains on data transformed once more."
 )
 
@@ -531,9 +531,7 @@ def test_epoch_repeatable_message_for_a_dataset_that_augments():
     assert message(pitfalls.assert_epoch_repeatable, dataset) == "\n".join(
         [
             "epoch_repeatable(steps_per_epoch=4) failed",
-            "Reading the same batches again gave other samples: reading writes the data the"
-            " source holds, typically preprocessing done in place through a view (x /= 255"
-            " on a slice), so every epoch trains on data transformed once more.",
+            IN_PLACE_REASON,
             "Findings:",
             "  samples of epoch 1, read again: 32 / 32 samples differ when the same indices"
             " are read again under the same seeds; first: samples [0, 1, 2]",
@@ -608,14 +606,13 @@ def test_inconclusive_message():
     assert message(pitfalls.assert_epoch_repeatable, TwoGenerators()) == "\n".join(
         [
             "epoch_repeatable(steps_per_epoch=2) could not judge",
-            "The source is random per read (it drew from np.random (global)), and reading the"
-            " same indices again gave other samples even with every generator pitfalls can"
-            " reach reseeded alike before each read, so the difference may be randomness"
-            " pitfalls cannot reach (a generator in a closure, in another module, or"
-            " TensorFlow ops in a tf.function) as well as a bug. Pass reseed=, a function that reseeds your"
-            " generators from its seed argument (for self.rng: lambda seed: ...), or check"
-            " with the augmentation turned off. No array holding the samples was found on"
-            " the source.",
+            "The source is random per read (it drew from np.random (global)), and two epochs"
+            " hold other samples even with every generator pitfalls can reach reseeded alike"
+            " before each read, so the difference may be randomness pitfalls cannot reach (a"
+            " generator in a closure, in another module, or TensorFlow ops in a tf.function)"
+            " as well as a bug. No array the source holds changed (watched: none found). Pass"
+            " reseed=, a function that reseeds your generators from its seed argument (for"
+            " self.rng: lambda seed: ...), or check with the augmentation turned off.",
             "Randomness: the source drew from np.random (global); every read compared was"
             " made after reseeding them alike, and they were put back afterwards.",
         ]

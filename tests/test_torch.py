@@ -120,7 +120,7 @@ def test_drop_last_is_named_as_the_cause_of_an_incomplete_epoch(torch, tensor_da
     # Shuffled, each epoch leaves out other samples: every one is trained on across epochs.
     shuffled = pitfalls.check_epoch_complete(loader(True, shuffle=True), DATA)
     assert shuffled.status == "passed", str(shuffled)
-    assert "drop_last convention" in shuffled.notes[0]
+    assert "drop_last convention" in shuffled.summary
     # In stored order, the same 4 samples are left out of every epoch: never trained on.
     report = pitfalls.check_epoch_complete(loader(True), DATA)
     assert [(f.when, f.mismatched) for f in report.findings] == [("dropped", 64 % 10)]

@@ -1,0 +1,272 @@
+"""Does the order of samples change from one epoch to the next, read as training reads?"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from pitfalls import _frameworks as frameworks
+from pitfalls import _validate as validate
+from pitfalls._aliasing import source_style
+from pitfalls._boundary import asserting, checker
+from pitfalls._randomness import Randomness
+from pitfalls._reader import (
+    Epoch,
+    Reader,
+    Verdict,
+    change_note,
+    drew,
+    parameters,
+    report,
+    roots,
+    setup,
+    shown,
+)
+from pitfalls._report import Cause, Finding, Report
+from pitfalls._written import changed_rows, stored_arrays
+
+
+@checker
+def check_order_shuffled(
+    source: Any,
+    *,
+    steps_per_epoch: int | None = None,
+    timeout: float | None = validate.DEFAULT_TIMEOUT,
+    unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+    reseed: Callable[[int], Any] | None = None,
+) -> Report:
+    """Does the order of samples change from one epoch to the next?
+
+    Keras shuffles arrays and ``PyDataset`` indices for you, but a Python
+    generator's order is its own: ``fit(generator, shuffle=True)`` warns and
+    ignores ``shuffle``. A source whose second epoch repeats the first's order
+    fails. Pass ``steps_per_epoch`` for an endless generator.
+
+    Two consecutive epochs are read as training reads them: nothing reseeded,
+    every read only watched (an indexable source's ``on_epoch_end()`` between
+    them, as Keras calls it). It fails when epoch 2 repeats epoch 1's order
+    (``Cause.SAME_ORDER``), or puts the same samples in every batch, shuffled
+    only within each (``Cause.SAME_BATCHES``). When augmentation makes the
+    epochs' samples differ, the order is read from what they share: the
+    samples both hold, then targets that tell the samples apart; failing
+    that, when the reads drew from generators pitfalls can reseed, two more
+    epochs are read with every read reseeded by its position and its
+    generators put back after it, so that only what the epoch's start draws
+    (the shuffle in ``on_epoch_end``, ``iter()``, the first batch) can make a
+    new order, and epoch 2 is read again from its start to show that what
+    differs follows that start. Otherwise the report is inconclusive. A tf.data
+    pipeline is read as built, so the verdict is the one training under the
+    same seeding would meet. A shuffle drawn lazily in the middle of an epoch
+    (not at its start) reads as augmentation.
+    """
+    resolved, steps_per_epoch, timeout, unpack, reseed = setup(
+        source, steps_per_epoch, timeout, unpack, reseed
+    )
+    with Randomness(roots(resolved), reseed) as rnd:
+        # as training reads: nothing reseeded, only watched
+        reader = Reader(
+            resolved, steps_per_epoch, timeout, unpack, rnd, build=False, reads="natural"
+        )
+        first = reader.epoch(None)
+        stored = stored_arrays(reader.held(), 2 * max(first.sizes))
+        second = reader.epoch(None)
+        verdict = _rule(reader, first, second)
+        # TensorFlow's eager random ops (tf.random.uniform in a __getitem__) draw where no
+        # watched generator moves until a global seed gives them their op-seed sequence:
+        # with TensorFlow imported, an undecided pair of epochs is read again, seeded.
+        unseen_ops = frameworks.tensorflow.tensorflow() is not None
+        if verdict is None and (rnd.random or reseed or unseen_ops) and not reader.tf:
+            # augmented per read: two more epochs, each read reseeded with its position and
+            # its generators put back after it, so that only what drew as the epoch
+            # started (on_epoch_end, iter(), the first batch) can make a new order
+            reader.reads = "kept"
+            first = reader.epoch(None)
+            start = rnd.states()
+            second = reader.epoch(None)
+            verdict = _rule(reader, first, second)
+            if verdict is None and (reader.stream is not None or reader.source.rereadable):
+                # epoch 2 once more: an indexable source's indices without on_epoch_end,
+                # any other from the generators' state at its start. The same batches
+                # again: the reads are reproducible, so what made epoch 2 differ from
+                # epoch 1 came as it started (its new order), unless stored data changed.
+                if not reader.indexable:
+                    rnd.put_back(start)
+                again = reader.epoch(None, transition=False)
+                if again.batches == second.batches and not changed_rows(stored):
+                    verdict = Verdict(kind="start")
+        if verdict is None:
+            verdict = _unjudged(reader, changed_rows(stored))
+        elif verdict.cause is Cause.SAME_ORDER:
+            verdict.kind, verdict.fix, verdict.fields = _words_for(reader, source_style(resolved))
+        verdict.fields.setdefault("n", len(first.samples))
+        natural = reader.reads == "natural"
+    return report(
+        "order_shuffled",
+        verdict,
+        resolved,
+        rnd,
+        parameters=parameters(steps_per_epoch, reader.lengths[0], reseed),
+        batches=reader.read,
+        natural=natural,
+    )
+
+
+def _words_for(reader: Reader, style: str) -> tuple[str | None, str | None, dict[str, Any]]:
+    """The words for an order that never changes: (kind, the hint's kind, fields), by the
+    loader's library, the evidence (a tf.data graph, generators made anew from one seed
+    each epoch, a JAX key) and the kind of source."""
+    same_seed, keys = reader.iterables, list(reader.held().keys)
+    graph, library = reader.graph, reader.library
+    if library == "tf.data":
+        if graph is None:
+            return "tfdata", None, {}
+        if graph.cache_after_shuffle:
+            return "tfdata_cache", "tfdata", {}
+        if graph.frozen:
+            return "tfdata_frozen", "tfdata", {}
+        if not graph.shuffles and graph.order_ops:
+            return "tfdata_seeded", "tfdata", {"ops": ", ".join(graph.order_ops)}
+        return ("tfdata" if graph.shuffles else "tfdata_unshuffled"), "tfdata", {}
+    if library == "keras image iterator" and not same_seed:
+        return "image_iterator", None, {}
+    if library == "hf":
+        return "hf", None, {}
+    if library == "torch" and not same_seed:
+        sampler = type(getattr(reader.source.obj, "sampler", None)).__name__
+        return ("torch_sequential" if sampler == "SequentialSampler" else "torch"), "torch", {}
+    if keys and not same_seed:
+        return "jax", None, {"key": keys[0]}
+    if same_seed:
+        fix = "same_seed_object" if style in ("dataset", "loader") else None
+        return "same_seed", fix, {"rng": same_seed[0]}
+    return style, None, {}
+
+
+def _rule(reader: Reader, first: Epoch, second: Epoch) -> Verdict | None:
+    """The verdict two consecutive epochs give: a failure (the same order, or the same
+    samples in every batch), a pass (another order), or None when what they hold cannot
+    be matched (augmented per read, left out)."""
+    n, k = len(first.samples), len(first.batches)
+    if first.samples == second.samples:
+        return _same_order(n, f"epoch 2 repeats epoch 1's order of all {n} samples")
+    if Counter(first.samples) == Counter(second.samples):
+        if _membership(first.batches) == _membership(second.batches) and _informative_batches(
+            first.batches
+        ):
+            return _same_batches(n, k, "samples")
+        return Verdict()
+    if not reader.indexable and k > 1 and first.batches[1:] == second.batches[1:]:
+        return _same_order(
+            n,
+            f"epoch 2 repeats epoch 1's order of all {n} samples; only the first batch,"
+            " read as the epoch started, was augmented differently",
+        )
+    kept1, kept2 = _in_both(first.samples, second.samples)
+    if len(kept1) >= 2 and kept1 != kept2:
+        return Verdict(kind="common", fields={"differ": n - len(kept1), "common": len(kept1)})
+    if len(kept1) >= 2 and _informative(kept1):
+        return _same_order(
+            n,
+            f"epoch 2 repeats epoch 1's order of the {len(kept1)} samples both epochs"
+            f" hold (of {n})",
+        )
+    a, b = first.targets, second.targets
+    if a is None or b is None:
+        return None
+    ta, tb = [t for batch in a for t in batch], [t for batch in b for t in batch]
+    if ta == tb and _informative(ta):
+        return _same_order(
+            n,
+            f"epoch 2 repeats epoch 1's sequence of all {n} targets (the inputs differ:"
+            " random per read)",
+        )
+    if ta != tb and _identifying(ta) and Counter(ta) == Counter(tb):
+        if _membership(a) == _membership(b) and _informative_batches(a):
+            return _same_batches(n, k, "targets (the inputs differ: random per read)")
+        return Verdict(kind="targets")
+    return None
+
+
+def _unjudged(reader: Reader, changes: Any) -> Verdict:
+    """Why two epochs whose samples cannot be matched leave the order unjudged."""
+    if changes:
+        return Verdict(Cause.STORED_DATA_WRITTEN, notes=(change_note(changes, "while reading"),))
+    obj, graph = reader.source.obj, reader.graph
+    if frameworks.torch.persistent(obj):
+        return Verdict(Cause.UNOBSERVED_CODE, fields={"workers": frameworks.torch.workers(obj)})
+    if reader.rnd.random:
+        return Verdict(Cause.RANDOMNESS_UNREACHED, fields={"drew": drew(reader.rnd)})
+    if graph is not None and graph.random_ops:
+        return Verdict(
+            Cause.RANDOMNESS_UNREACHED, "tfdata", fields={"ops": ", ".join(graph.random_ops)}
+        )
+    keys = list(reader.held().keys)
+    if keys:
+        return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
+    return Verdict(Cause.NOTHING_SEEN)
+
+
+def _same_order(n: int, problem: str) -> Verdict:
+    finding = Finding(path="sample order", when="epoch 2", mismatched=n, total=n, problem=problem)
+    return Verdict(Cause.SAME_ORDER, findings=(finding,))
+
+
+def _same_batches(n: int, batches: int, what: str) -> Verdict:
+    problem = (
+        f"each of the {batches} batches of epoch 2 holds the same {what} as in epoch 1;"
+        " only the order inside each batch changed"
+    )
+    finding = Finding(
+        path="batch membership", when="epoch 2", mismatched=n, total=n, problem=problem
+    )
+    return Verdict(Cause.SAME_BATCHES, findings=(finding,))
+
+
+def _in_both(first: list[bytes], second: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """The samples both epochs hold, in each epoch's order: their relative order tells a
+    reordering even when other samples changed."""
+    common = Counter(first) & Counter(second)
+
+    def keep(samples: list[bytes]) -> list[bytes]:
+        left = Counter(common)
+        out = []
+        for s in samples:
+            if left[s] > 0:
+                left[s] -= 1
+                out.append(s)
+        return out
+
+    return keep(first), keep(second)
+
+
+def _identifying(targets: list[bytes]) -> bool:
+    """Do the targets tell the samples apart (nine in ten distinct)? Then the same targets
+    in another order are the same samples reordered: targets that augmentation changed
+    (a label flipped with its image) would show new values, not the same multiset."""
+    return len(set(targets)) >= 0.9 * len(targets) and len(targets) >= 2
+
+
+def _informative(targets: list[bytes]) -> bool:
+    """Would a random reordering keep this sequence with chance below 1e-6?"""
+    counts = Counter(targets).values()
+    log_chance = sum(math.lgamma(c + 1) for c in counts) - math.lgamma(len(targets) + 1)
+    return log_chance < math.log(1e-6)
+
+
+def _membership(batches: list[list[bytes]]) -> list[Counter[bytes]]:
+    return [Counter(batch) for batch in batches]
+
+
+def _informative_batches(batches: list[list[bytes]]) -> bool:
+    """Would a random reordering of the epoch keep every batch's samples, with chance below
+    1e-6? (Two batches of two keep theirs one time in three: no evidence.)"""
+    counts = Counter(s for batch in batches for s in batch).values()
+    n = sum(counts)
+    log_same = sum(math.lgamma(len(b) + 1) for b in batches) - math.lgamma(n + 1)
+    log_same += sum(math.lgamma(c + 1) for c in counts)  # repeated samples: fewer orders
+    return len(batches) > 1 and log_same < math.log(1e-6)
+
+
+assert_order_shuffled = asserting(check_order_shuffled)
