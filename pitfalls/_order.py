@@ -134,8 +134,16 @@ def _words_for(reader: Reader, style: str) -> tuple[str | None, str | None, dict
     if library == "hf":
         return "hf", None, {}
     if library == "torch" and not same_seed:
-        sampler = type(getattr(reader.source.obj, "sampler", None)).__name__
-        return ("torch_sequential" if sampler == "SequentialSampler" else "torch"), "torch", {}
+        loader = reader.source.obj
+        start = reader.rnd.states()
+        orders = frameworks.torch.sampler_orders(loader)
+        reader.rnd.put_back(start)
+        if orders is not None and orders[0] != orders[1]:
+            # the sampler draws a new order each epoch, yet the samples came the same:
+            # __getitem__ does not serve the index it is given
+            return "torch_index_ignored", None, {}
+        sequential = frameworks.torch.is_sequential(getattr(loader, "sampler", None))
+        return ("torch_sequential" if sequential else "torch"), "torch", {}
     if keys and not same_seed:
         return "jax", None, {"key": keys[0]}
     if same_seed:

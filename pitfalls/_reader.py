@@ -40,6 +40,7 @@ from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._frameworks import tfdata
+from pitfalls._frameworks.rngs import get_state, same_state
 from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import MAX_SHOWN, Blame, Cause, Finding, Report, Unjudged
 from pitfalls._sources import Source, add_note, article, call_within, resolve
@@ -239,9 +240,10 @@ class Reader:
         self.state_changed: list[str] = []
         """Attributes of the source's own objects that its reads changed (a counter)."""
         self.iterables: list[str] = []
-        """Names of RNGs found in an epoch's own iterator (made anew each epoch)."""
-        self._stream_rngs: dict[str, int] = {}
-        """The objects of a stream's local RNGs at the last epoch's start, by name."""
+        """Names of RNGs made anew for each epoch (other objects under one name) in the
+        same state as the last epoch's at its first batch: one seed for every epoch."""
+        self._made: dict[str, tuple[Any, Any]] = {}
+        """Each RNG's object and its state when last found new at an epoch's first batch."""
         self.late = False
         """The last epoch of a stream found RNGs as it read (a generator's locals exist
         once it runs): they were not reseeded as it started, so it is no reference."""
@@ -352,12 +354,8 @@ class Reader:
             self.rnd.drew(at_start=iterator is not None and b == 0)
             if kept is not None:
                 self.rnd.put_back(kept)
-            if b == 0 and iterator is not None:
-                before = set(self.rnd.rngs)
-                self.rnd.rescan()  # a generator's locals exist once it runs
-                self.iterables += [n for n in self.rnd.rngs if n not in before and "()'s " in n]
-            elif b == 0 and self.stream is not None:  # one generator, epoch after epoch
-                self._remade_in_stream()
+            if b == 0 and (iterator is not None or self.stream is not None):
+                self._made_anew()  # a generator's locals exist once it runs
             parts = split_batch(batch, index, self.unpack)
             arrays = _input_arrays(parts, index)
             n = len(arrays[0])
@@ -387,16 +385,24 @@ class Reader:
             self.rnd.per_read()
         return epoch
 
-    def _remade_in_stream(self) -> None:
-        """Note the generator's local RNGs that are other objects than at the last epoch's
-        start: made anew inside its epoch loop (``rng = default_rng(0)`` under ``while
-        True:``)."""
+    def _made_anew(self) -> None:
+        """Note the RNGs made anew for this epoch (another object under a name than at the
+        last epoch's start: ``rng = default_rng(0)`` inside ``__iter__`` or under ``while
+        True:``) whose state at its first batch is the last one's: the same seed every
+        epoch, by evidence (a DataLoader's sampler makes a generator each epoch too, seeded
+        anew from torch's: other states, no such evidence)."""
         self.rnd.rescan()
-        ids = {n: id(obj) for n, (obj, _) in self.rnd.rngs.items() if "()'s " in n}
-        for name, made in ids.items():
-            if self._stream_rngs.get(name, made) != made and name not in self.iterables:
+        for name, (obj, kind) in list(self.rnd.rngs.items()):
+            last = self._made.get(name)
+            if last is not None and last[0] is obj:
+                continue
+            try:
+                state = get_state(obj, kind)
+            except Exception:  # a state that cannot be read: no evidence
+                continue
+            if last is not None and same_state(last[1], state) and name not in self.iterables:
                 self.iterables.append(name)
-        self._stream_rngs = ids
+            self._made[name] = (obj, state)
 
     def held(self) -> Any:
         """What the source holds now: the object, this epoch's copy, iterators, the factory."""

@@ -90,6 +90,14 @@ def test_torch(torch):
     assert frameworks.torch.bits(t).dtype == np.int16  # bit for bit
     assert frameworks.torch.as_array(t).tolist() == [0.0, 1.0, 2.0, 3.0]
     assert frameworks.array_library(t) == "torch"
+    assert frameworks.torch.is_sequential(DataLoader(data).sampler)
+    assert not frameworks.torch.is_sequential(DataLoader(data, shuffle=True).sampler)
+    state = torch.get_rng_state()
+    torch.manual_seed(0)
+    first, second = frameworks.torch.sampler_orders(DataLoader(data, shuffle=True))
+    torch.set_rng_state(state)
+    assert sorted(first) == sorted(second) == list(range(8)) and first != second
+    assert frameworks.torch.sampler_orders(DataLoader(Stream())) is None
 
 
 def test_tensorflow_and_keras(keras, tf):

@@ -168,6 +168,32 @@ def test_hints_fit_the_kind_of_data_and_source(checked):
     assert "shuffle option is ignored" in ignored.reason
 
 
+def test_a_generator_made_anew_each_epoch_is_blamed_only_when_its_seed_repeats():
+    """Bug: any generator found new in an epoch's iterator was named as "made anew from the
+    same seed" (a name rule on where it was found). The evidence is its state: here it is
+    seeded differently every epoch, and draws nothing the order depends on, so the order
+    repeats for another reason (the loop never shuffles)."""
+
+    class FreshSeedEachEpoch:
+        def __init__(self):
+            self.x = np.arange(32.0).reshape(16, 2)
+            self.epoch = 0
+
+        def __len__(self):
+            return 4
+
+        def __iter__(self):
+            self.epoch += 1
+            rng = np.random.default_rng(self.epoch)  # another seed every epoch
+            for b in range(4):
+                rng.random()  # drawn, but the order never depends on it
+                yield self.x[4 * b : 4 * b + 4], self.x[4 * b : 4 * b + 4, :1]
+
+    report = pitfalls.check_order_shuffled(FreshSeedEachEpoch)
+    assert report.cause == pitfalls.Cause.SAME_ORDER
+    assert "from the same seed" not in report.reason
+
+
 def test_targets_computed_before_the_augmentation_are_named_as_the_cause(checked):
     report = checked(P.LabelsBeforeFlip, "plain")["targets_match"]
     assert "targets computed before a random augmentation" in report.reason

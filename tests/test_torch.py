@@ -219,6 +219,33 @@ def test_index_stable_names_a_stored_tensor_written_in_place(torch):
     assert report.reason.startswith("Reading the same index twice gave different batches because")
 
 
+def test_a_shuffled_loader_over_a_dataset_that_ignores_its_index_is_named_so(torch):
+    """Bug (a real project's Dataset): __getitem__ walked a counter, ignoring idx, behind
+    DataLoader(shuffle=True); the order repeats, and the report blamed the sampler ("draws
+    it from the same seed"), whose order does change. The sampler's two orders are the
+    evidence: they differ, so the index is what __getitem__ ignores."""
+    from torch.utils.data import DataLoader, Dataset
+
+    class Counting(Dataset):
+        def __init__(self):
+            self.x = torch.arange(32, dtype=torch.float32).reshape(16, 2)
+            self.i = 0
+
+        def __len__(self):
+            return 16
+
+        def __getitem__(self, idx):
+            self.i = (self.i + 1) % 16
+            return self.x[self.i]
+
+    report = pitfalls.check_order_shuffled(
+        lambda: DataLoader(Counting(), batch_size=4, shuffle=True)
+    )
+    assert report.cause == pitfalls.Cause.SAME_ORDER
+    assert "does not serve the index it is given" in report.reason
+    assert report.hint.startswith("return the sample at idx from __getitem__")
+
+
 def test_a_dataset_that_counts_its_reads_fails_behind_a_dataloader(torch):
     """Bug: a DataLoader draws from torch's generator as every epoch starts (its workers'
     base seed; RandomSampler its permutation), taken as random augmentation, so a stateful

@@ -71,6 +71,26 @@ def iterable_workers(loader: Any) -> int:
     return n if n > 1 and is_iterable_dataset(getattr(loader, "dataset", None)) else 0
 
 
+def is_sequential(sampler: Any) -> bool:
+    """A ``torch.utils.data.SequentialSampler``: indices in stored order."""
+    return is_a(sampler, "torch.utils.data", "SequentialSampler")
+
+
+def sampler_orders(loader: Any, limit: int = 100_000) -> tuple[list[int], list[int]] | None:
+    """The indices a map-style DataLoader's sampler gives two epochs running (iterated
+    twice now, as two epochs would: the caller puts back the generators it drew from),
+    or None when it has none to give (an IterableDataset, a sampler that fails)."""
+    if not is_loader(loader) or is_iterable_dataset(getattr(loader, "dataset", None)):
+        return None
+    sampler: Any = getattr(loader, "sampler", None)
+    try:
+        return tuple(  # type: ignore[return-value]
+            [int(i) for _, i in zip(range(limit), iter(sampler))] for _ in range(2)
+        )
+    except Exception:  # a sampler of keys, or one that fails outside a loader: no evidence
+        return None
+
+
 def order_generators(loader: Any) -> list[Any]:
     """A DataLoader's generators that draw only orders and worker seeds: its own
     ``generator`` and its sampler's (``RandomSampler`` draws again as its epoch ends)."""
