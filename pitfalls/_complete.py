@@ -90,6 +90,13 @@ def check_epoch_complete(
                 f" samples of {_shown(epoch.layout)}: dataset must hold the samples as"
                 " the source delivers them, in the same shape and dtype, since they are"
                 " compared byte for byte"
+                + (
+                    "; a batch that holds its inputs as a tuple or list of rows is read as"
+                    " that many inputs: pass unpack=lambda batch: (np.stack(batch[0]),"
+                    " np.stack(batch[1]))"
+                    if len(epoch.layout) > 1
+                    else ""
+                )
             )
         delivered, sizes = epoch.samples, epoch.sizes
         diff = compare(reference, delivered)
