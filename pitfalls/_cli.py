@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -126,6 +127,17 @@ def _skipped_epochs(args: argparse.Namespace, reports: Sequence[Any]) -> str:
     )
 
 
+_KEYWORDS = re.compile(
+    r"\b(draws|steps_per_epoch|target_fn|unpack|reseed|dataset|timeout|rtol|atol)=(\w*)"
+)
+
+
+def _as_options(text: str) -> str:
+    """A check's message in the command line's words: ``pass draws=5`` is ``--draws 5``,
+    a bare ``steps_per_epoch=`` is ``--steps-per-epoch N``."""
+    return _KEYWORDS.sub(lambda m: f"--{m[1].replace('_', '-')} {m[2] or 'N'}", text)
+
+
 def check(args: argparse.Namespace, out: Any = None) -> int:
     """Run the data checks on a user's batch source; 0 clean, 1 findings, 2 unusable.
 
@@ -159,7 +171,8 @@ def check(args: argparse.Namespace, out: Any = None) -> int:
             dataset=None if args.dataset is None else load(args.dataset, "--dataset"),
         )
     except (TypeError, ValueError, TimeoutError) as exc:
-        raise Unusable(f"{_blamed(exc, args.target, list(given.values()))}: {exc}") from exc
+        who = _blamed(exc, args.target, list(given.values()))
+        raise Unusable(f"{who}: {_as_options(str(exc))}") from exc
     except Exception as exc:
         notes = " ".join(getattr(exc, "__notes__", []))
         who = _blamed(exc, args.target, list(given.values()))

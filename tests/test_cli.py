@@ -209,6 +209,14 @@ def test_check_a_finding_exits_1_with_the_report(project, capsys, args, expected
     assert expected in out
 
 
+def test_a_check_that_asks_for_an_option_names_it_as_the_command_line_spells_it(project, capsys):
+    """Bug: the command line said "pass steps_per_epoch=", the keyword of the function."""
+    code, _, err = pitfalls_cli(capsys, "check", "pipeline:good", "--epochs")
+    assert code == 2
+    assert "pass --steps-per-epoch N, the batches of one epoch" in err
+    assert "steps_per_epoch=" not in err
+
+
 @pytest.mark.parametrize(
     ("args", "line"),
     [
