@@ -24,12 +24,12 @@ from pitfalls._blame._pass import (
     _Pass,
     _run,
     _Stop,
+    _stored,
 )
 from pitfalls._blame._trace import Point
 from pitfalls._blame._where import _is_user_file, _stack
 from pitfalls._compat import qualname
 from pitfalls._frameworks import rngs
-from pitfalls._randomness import held_by
 from pitfalls._report import MAX_SHOWN, Blame, Frame
 from pitfalls._sources import Source, batch_count, is_indexable
 from pitfalls._tree import as_array, flatten
@@ -193,20 +193,11 @@ class _StateWatch(_Pass):
         are done (a cache they made is found too).
         """
         total = 0
-        try:
-            found = held_by([("self", self.obj)]).arrays
-        except Exception:  # an attribute that breaks when read: no stored data watched
-            found = {}
-        for name, held in found.items():
-            try:
-                array = as_array(held, name)  # a subclass (masked, memmap) as the data it holds
-            except Exception:  # one numpy cannot view plainly: not watched
-                continue
+        for name, array in _stored([("self", self.obj)]):
             size = array.nbytes
-            if size > _MAX_STORED_ONE or total + size > _MAX_STORED or array.dtype.hasobject:
-                continue
-            self.stored[name] = _Held(None, ((name, array),))
-            total += size
+            if size <= _MAX_STORED_ONE and total + size <= _MAX_STORED:
+                self.stored[name] = _Held(None, ((name, array),))
+                total += size
 
     def rewritten(self) -> list[tuple[str, np.ndarray]]:
         """The arrays a second read changed, with at least twice a batch's rows (the data,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls import _frameworks as frameworks
 from pitfalls._blame._trace import (
     Point,
     _Freezer,
@@ -29,6 +30,7 @@ from pitfalls._blame._where import (
     _stack,
     _traceback_frames,
 )
+from pitfalls._randomness import held_by
 from pitfalls._report import Blame, Frame
 from pitfalls._sources import call_within
 from pitfalls._tree import (
@@ -557,3 +559,16 @@ def _explain(
 
 _MAX_STORED = 1 << 30
 """Bytes of stored data watched at most (a snapshot of each is kept)."""
+
+
+def _stored(roots: list[tuple[str, Any]]) -> list[tuple[str, np.ndarray]]:
+    """The arrays ``roots`` hold, found as the checks find their witness (``held_by``:
+    attributes a few levels deep, a generator's locals, a factory's arguments and
+    closure, the module globals their code names), named as the user wrote them, each
+    as numpy (a CPU torch tensor through a view of its memory: a write shows in both)."""
+    try:
+        found = held_by(roots).arrays
+    except Exception:  # an attribute that breaks when read: no stored data watched
+        return []
+    arrays = [(name, frameworks.as_numpy(held)) for name, held in found.items()]
+    return [(name, a) for name, a in arrays if a is not None and not a.dtype.hasobject]
