@@ -110,9 +110,6 @@ class _Held:
                     return path
         return None
 
-    def release(self) -> None:
-        self.snaps, self.objects = [], []
-
     def arrays(self) -> Iterator[np.ndarray]:
         for root, node in self.parts:
             for _, leaf in _leaves(root, node).leaves:
@@ -242,9 +239,8 @@ class _Pass:
             return False
         batch, path = change
         if point is None:
-            processes = _children_alive()
             self.found = _Outcome("noline", self.steps - 1, batch=batch, path=path)
-            self.found.processes = processes
+            self.found.processes = _children_alive()
             return True
         threads = self._threads()
         self.found = _Outcome("found", self.steps - 1, _stack(*point), batch, path, threads)
@@ -375,8 +371,6 @@ class _Pass:
                 held.active = True
                 keep.append(held)
                 self._freeze(held)
-            else:
-                held.release()
         self.held = keep
 
     def _freeze(self, held: _Held) -> None:
@@ -395,9 +389,6 @@ class _Pass:
                 self.freezer.restore()
         finally:
             self.tracer.close()
-            for held in self.held:  # the next pass reuses the snapshot buffers
-                held.release()
-            self.held = []
 
 
 def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
