@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
-import types
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,11 +22,10 @@ from pitfalls._blame._pass import (
     _Pass,
     _plural,
     _Stop,
+    _stored,
     _why,
 )
-from pitfalls._blame._where import (
-    _attributes,
-)
+from pitfalls._fingerprint import row_multiset
 from pitfalls._randomness import Randomness
 from pitfalls._report import Blame
 from pitfalls._sources import Source, article, is_indexable, resolve
@@ -276,71 +273,15 @@ def blame_epochs(
 
 
 def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
-    """The arrays a source holds: its attributes and theirs (a DataLoader's
-    ``dataset.images``), a generator's arguments, the cells and arguments of the
-    factory that made it; each named as the user wrote it. A torch tensor on the CPU
-    is watched through a numpy view of its memory."""
-    found: dict[int, tuple[str, np.ndarray]] = {}
-    seen: set[int] = set()
-
-    def add(name: str, value: Any, depth: int) -> None:
-        if id(value) in seen or len(seen) > _MAX_OBJECTS:
-            return
-        seen.add(id(value))
-        array = value if isinstance(value, np.ndarray) else _tensor_memory(value)
-        if array is not None:
-            found.setdefault(id(value), (name, array))
-        elif depth <= 0 or isinstance(value, _NOT_HELD):
-            return
-        elif isinstance(value, (list, tuple)) and len(value) <= 64:
-            for i, item in enumerate(value):
-                add(f"{name}[{i}]", item, depth - 1)
-        elif isinstance(value, dict) and len(value) <= 64:
-            for key, item in list(value.items()):
-                add(f"{name}[{key!r}]", item, depth - 1)
-        else:
-            for key, item in _attributes(value):
-                add(f"{name}.{key}", item, depth - 1)
-
+    """The arrays a source holds (``self.dataset.images``), a generator's by its local
+    names; and those the factory that made it holds."""
     obj = src.obj
     frame = getattr(obj, "gi_frame", None)
     if inspect.isgenerator(obj) and frame is not None:
-        for name, value in list(frame.f_locals.items()):
-            add(name, value, 2)
+        roots = list(frame.f_locals.items())
     else:
-        seen.add(id(obj))
-        for name, value in _attributes(obj):
-            add(f"self.{name}", value, 2)
-    fn = src.made_by
-    while isinstance(fn, functools.partial):
-        for i, value in enumerate(fn.args):
-            add(f"argument {i}", value, 2)
-        for name, value in fn.keywords.items():
-            add(name, value, 2)
-        fn = fn.func
-    code = getattr(fn, "__code__", None)
-    for name, cell in zip(code.co_freevars if code else (), getattr(fn, "__closure__", None) or ()):
-        try:
-            add(name, cell.cell_contents, 2)
-        except ValueError:  # an empty cell
-            continue
-    return list(found.values())
-
-
-_MAX_OBJECTS = 2000
-"""Objects visited at most looking for the arrays a source holds."""
-
-_SCALARS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, range)
-_CODE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.CodeType)
-_NOT_HELD = (*_SCALARS, *_CODE, type, types.ModuleType, types.FrameType, types.GeneratorType)
-"""What is not followed looking for stored arrays: scalars, code, modules, classes."""
-
-
-def _tensor_memory(value: Any) -> np.ndarray | None:
-    """A numpy view of a CPU torch tensor's memory (writes to either show in both), or
-    None for anything else, a tensor on a device included (a copy would show nothing)."""
-    array = frameworks.torch.bits(value)
-    return array if array is not None and array.ndim else None
+        roots = [("self", obj)]
+    return _stored(roots + ([("factory", src.made_by)] if src.made_by is not None else []))
 
 
 def _datasets(
@@ -361,30 +302,16 @@ def _datasets(
     return chosen
 
 
-def _samples(held: _Held, snapshot_side: bool) -> list[bytes]:
-    """One fingerprint per sample (row) of a held batch's inputs, then or now."""
-    if snapshot_side:
-        arrays = [a for snap in held.snaps for _, a in snap.arrays]
-    else:
-        arrays = [
-            as_array(leaf, path)
-            for root, node in held.parts
-            for path, leaf in _leaves(root, node).leaves
-        ]
-    if not arrays or any(a.ndim == 0 for a in arrays):
-        return [b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)]
-    n = len(arrays[0])
-    rows = [np.ascontiguousarray(a).reshape(len(a), -1) for a in arrays]
-    if any(len(r) != n for r in rows):
-        return [b"".join(r.tobytes() for r in rows)]
-    return [b"".join(r[i].tobytes() for r in rows) for i in range(n)]
-
-
 def _same_samples(held: list[_Held]) -> bool:
-    """Do the held batches hold the same samples as their snapshots, in any order?"""
+    """Do the held batches hold the same samples (rows) as their snapshots, in any order?"""
+    then: Counter[bytes] = Counter()
+    now: Counter[bytes] = Counter()
     try:
-        then = Counter(s for h in held for s in _samples(h, True))
-        now = Counter(s for h in held for s in _samples(h, False))
+        for h in held:
+            for snap, (root, node) in zip(h.snaps, h.parts):
+                for (path, was), (_, leaf) in zip(snap.arrays, _leaves(root, node).leaves):
+                    then += row_multiset(np.atleast_1d(was))
+                    now += row_multiset(np.atleast_1d(as_array(leaf, path)))
     except Exception:  # a batch no longer splits into samples: rewritten
         return False
     return then == now

@@ -4,42 +4,35 @@ reading one index twice give different batches."""
 from __future__ import annotations
 
 import functools
-import random
 import sys
 import threading
-from types import CodeType, FrameType
+from types import CodeType, FrameType, ModuleType
 from typing import Any
 
 import numpy as np
 
+from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._blame._pass import (
     _MAX_STORED,
+    _any_change,
     _cannot,
     _diagnose,
+    _explain,
+    _Held,
+    _Outcome,
     _Pass,
-    _unchanged,
+    _run,
+    _Stop,
+    _stored,
 )
-from pitfalls._blame._trace import (
-    Point,
-    _Monitoring,
-    _Observer,
-    _SetTrace,
-    _tracer,
-)
-from pitfalls._blame._where import (
-    _busy_threads,
-    _is_user_file,
-    _stack,
-)
+from pitfalls._blame._trace import Point
+from pitfalls._blame._where import _is_user_file, _stack
 from pitfalls._compat import qualname
-from pitfalls._randomness import held_by
+from pitfalls._frameworks import rngs
 from pitfalls._report import MAX_SHOWN, Blame, Frame
-from pitfalls._sources import Source, batch_count, call_within, is_indexable
-from pitfalls._tree import (
-    as_array,
-    flatten,
-)
+from pitfalls._sources import Source, batch_count, is_indexable
+from pitfalls._tree import as_array, flatten
 
 
 def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Blame:
@@ -75,13 +68,21 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
     if count < 1:
         return _cannot("no_batches", "index")
     order = [*range(count), *reversed(range(count))]
-    watch = _IndexWatch(obj, timeout)
-    state = watch.run(order, count)
-    rewritten = watch.stored.rewritten(watch.rows)
+    reads = _StateWatch(obj, count, timeout=timeout, caller=threading.get_ident())
+    outcome = _run(functools.partial(_read_twice, obj, order), reads)
+    state = _explain(outcome, "index", _STATE_REASONS, name=outcome.path, last=count - 1)
+    rewritten = reads.rewritten()
     if not rewritten:
         return state
     stored = _blame_stored(obj, rewritten, order[count:], timeout)
     return stored if stored.found or not state.found else state
+
+
+_STATE_REASONS = {
+    "other_threads": "state_threads",
+    "unseen": "state_unseen",
+    "nothing": "state_elsewhere",
+}
 
 
 def _blame_stored(
@@ -109,174 +110,101 @@ def _blame_stored(
     return _cannot("stored_not_again", "index", names=names, indices=steps)
 
 
+def _read_twice(obj: Any, order: list[int], one: _StateWatch) -> None:
+    """Read ``order`` (each index, then each again) until the state and the stored data
+    are told; end on what the state watch found."""
+    for read_no, index in enumerate(order):
+        one.index = index
+        if read_no == one.count:
+            one.watch_stored()
+        if not one.looking(read_no) and read_no >= one.count and (one.changed or not one.stored):
+            break  # the state and the stored data are both told
+        batch = one.step(functools.partial(obj.__getitem__, index))
+        one.rows = max(one.rows, _rows_of(batch))
+        for name, held in one.stored.items():
+            if name not in one.changed and held.changed() is not None:
+                one.changed[name] = read_no
+    raise _Stop(one.number or one.random or one.noline or _Outcome("end", one.steps))
+
+
 _MAX_STORED_ONE = 1 << 28
 """Bytes of one stored array watched at most, as the check's witness watches them."""
 
 
-class _StoredData:
-    """The arrays a source holds, copied as the second reads begin, and the first second
-    read that changed each.
+class _StateWatch(_Pass):
+    """A read of indices, traced line by line while state advanced per read is looked for,
+    noting after each line which number or generator changed; and the arrays the source
+    stores, compared after each second read (not after each line: they may be large)."""
 
-    Found as the check finds its witness (``held_by``: attributes a few levels
-    deep, arrays at the top level of the source's module), once the first reads
-    are done (a cache they made is found too); compared byte for byte after each
-    read, not after each line, and no more once changed.
-    """
-
-    def __init__(self, obj: Any) -> None:
+    def __init__(self, obj: Any, count: int, **options: Any) -> None:
+        super().__init__(_any_change, **options)
         self.obj = obj
-        self.arrays: list[tuple[str, np.ndarray, np.ndarray]] = []
-        self.changed: dict[str, int] = {}
-        """Name -> the first read that changed it while reading an index a second time."""
-
-    def start(self) -> None:
-        total = 0
-        try:
-            found = held_by([("self", self.obj)]).arrays
-        except Exception:  # an attribute that breaks when read: no stored data watched
-            found = {}
-        for name, held in found.items():
-            try:
-                array = as_array(held, name)  # a subclass (masked, memmap) as the data it holds
-            except Exception:  # one numpy cannot view plainly: not watched
-                continue
-            size = array.nbytes
-            if size > _MAX_STORED_ONE or total + size > _MAX_STORED or array.dtype.hasobject:
-                continue
-            self.arrays.append((name, array, np.array(array, copy=True)))
-            total += size
-
-    def compare(self, read_no: int) -> None:
-        """Note which arrays the read just made changed."""
-        for name, array, then in self.arrays:
-            if name in self.changed:
-                continue
-            if not _unchanged(then, array):  # bytes first: a value compare only once changed
-                self.changed[name] = read_no
-
-    def rewritten(self, rows: int) -> list[tuple[str, np.ndarray]]:
-        """The arrays a second read changed, with at least twice ``rows`` rows (the data,
-        not a batch buffer), the first changed first."""
-        chosen = sorted(
-            (read_no, name)
-            for name, read_no in self.changed.items()
-            if any(n == name and len(a) >= 2 * rows for n, a, _ in self.arrays)
-        )
-        arrays = {name: array for name, array, _ in self.arrays}
-        return [(name, arrays[name]) for _, name in chosen]
-
-
-class _IndexWatch:
-    """Reads indices under a line trace, noting after each line which state changed, and
-    after each read which stored array did."""
-
-    def __init__(self, obj: Any, timeout: float | None) -> None:
-        self.obj = obj
-        self.timeout = timeout
-        self.caller = threading.get_ident()
+        self.count = count
         self.state = _State(obj)
-        self.stored = _StoredData(obj)
-        self.rows = 0
-        """The most rows a batch read had."""
-        self.read_no = 0
         self.index = 0
-        self.last: dict[str, int] = {}  # state name -> the read number that last changed it
+        self.last: dict[str, int] = {}  # state name -> the step that last changed it
         self.first: dict[str, tuple[tuple[Frame, ...], int]] = {}  # its line then, and index
-        self.found: tuple[str, tuple[str, ...]] | None = None
-        """A number advanced on two reads in a row, and the other threads running then."""
-        self.random: tuple[str, tuple[str, ...], int] | None = None
-        """A generator advanced on two reads in a row, its threads, and that read."""
-        self.noline: list[str] = []
-        self.observer = _Observer(lambda: None)
-        self.observer.on_point = self.point
+        self.number: _Outcome | None = None  # a number advanced on two reads in a row
+        self.random: _Outcome | None = None  # a generator advanced on two reads in a row
+        self.noline: _Outcome | None = None  # state changed while no user line ran
+        self.stored: dict[str, _Held] = {}
+        self.changed: dict[str, int] = {}
+        """Stored array name -> the first read that changed it while reading an index a
+        second time."""
+        self.rows = 0  # the most rows a batch read had
 
-    def point(self, point: Point) -> bool:
+    def looking(self, read_no: int) -> bool:
+        """Still looking for state advanced per read at read ``read_no``? A number found
+        ends it, and so does a read after a generator was found (a number advanced per
+        read shows by then)."""
+        if self.number is not None:
+            return False
+        return self.random is None or read_no <= self.random.step + 1
+
+    def _traced(self, index: int) -> bool:
+        return self.looking(index)
+
+    def _point(self, point: Point) -> bool:
+        read_no = self.steps - 1
         if point is not None:
             self.state.adopt(point[0])
         changed = self.state.changed()
-        if not changed:
-            return False
         self.state.take(changed)
         for name in changed:
             if point is None:
-                self.noline.append(name)
-            elif self.last.get(name) == self.read_no - 1:  # advanced on two reads in a row
-                mine = {self.caller, threading.get_ident()}
-                threads = tuple(sorted(self.observer.foreign | set(_busy_threads(mine))))
+                self.noline = self.noline or _Outcome("noline", read_no, path=name)
+            elif self.last.get(name) == read_no - 1:  # advanced on two reads in a row
+                frames, index = self.first[name]
+                found = _Outcome("found", read_no, frames, index, name, self._threads())
                 if name not in self.state.rngs:
-                    self.found = (name, threads)
+                    self.number = found
                     return True
-                if self.random is None:  # keep looking for a number
-                    self.random = (name, threads, self.read_no)
-            elif self.last.get(name) != self.read_no:
-                self.last[name] = self.read_no
+                self.random = self.random or found  # and keep looking for a number
+            elif self.last.get(name) != read_no:
+                self.last[name] = read_no
                 self.first[name] = (_stack(*point), self.index)
         return False
 
-    def tracing(self) -> bool:
-        """Still looking for state advanced per read? A number found ends it, and so does a
-        read after a generator was found (a number advanced per read shows by then)."""
-        if self.found is not None:
-            return False
-        return self.random is None or self.read_no <= self.random[2] + 1
+    def watch_stored(self) -> None:
+        """Copy the arrays the source holds, as the second reads begin.
 
-    def run(self, order: list[int], count: int) -> Blame:
-        tracer = _tracer(self.observer)
-        try:
-            for self.read_no, self.index in enumerate(order):
-                again = self.read_no >= count  # reading an index a second time
-                if self.read_no == count:
-                    self.stored.start()
-                trace = self.tracing()
-                if not trace and again and (self.stored.changed or not self.stored.arrays):
-                    break  # the state and the stored data are both told
-                self.observer.lines = trace
-                self.observer.pending = None
-                failed = self.read(tracer)
-                if failed is not None:
-                    return failed
-                if self.observer.error:
-                    return _cannot("not_compared", "index", error=self.observer.error)
-                if again:
-                    self.stored.compare(self.read_no)
-        finally:
-            self.observer.closed = True
-            tracer.close()
-        return self.blame(count)
+        Found as the check finds its witness (``held_by``: attributes a few levels
+        deep, arrays at the top level of the source's module), once the first reads
+        are done (a cache they made is found too).
+        """
+        total = 0
+        for name, array in _stored([("self", self.obj)]):
+            size = array.nbytes
+            if size <= _MAX_STORED_ONE and total + size <= _MAX_STORED:
+                self.stored[name] = _Held(None, ((name, array),))
+                total += size
 
-    def read(self, tracer: _SetTrace | _Monitoring) -> Blame | None:
-        index, obj = self.index, self.obj
-        try:
-            if self.timeout is None:
-                batch = tracer.run(lambda: obj[index])
-            else:
-                batch = call_within(
-                    lambda: tracer.run(lambda: obj[index]),
-                    self.timeout,
-                    f"return source[{index}]",
-                )
-        except TimeoutError as exc:
-            return _cannot("timed_out", "index", error=exc)
-        except Exception as exc:
-            return _cannot("raised", "index", error=f"{type(exc).__name__}: {exc}")
-        finally:
-            self.observer.lines = False
-        self.rows = max(self.rows, _rows_of(batch))
-        return None
-
-    def blame(self, count: int) -> Blame:
-        found = self.found
-        if found is None and self.random is not None:
-            found = self.random[:2]
-        if found is not None:
-            name, threads = found
-            if threads or self.observer.threads:
-                return _cannot("state_threads", "index", name=name)
-            frames, index = self.first[name]
-            return Blame(frames=frames, how="traced", batch=index, path=name, unit="index")
-        if self.noline:
-            return _cannot("state_unseen", "index", name=self.noline[0])
-        return _cannot("state_elsewhere", "index", last=count - 1)
+    def rewritten(self) -> list[tuple[str, np.ndarray]]:
+        """The arrays a second read changed, with at least twice a batch's rows (the data,
+        not a batch buffer), the first changed first."""
+        arrays = {name: held.parts[0][1] for name, held in self.stored.items()}
+        chosen = sorted((read_no, name) for name, read_no in self.changed.items())
+        return [(name, arrays[name]) for _, name in chosen if len(arrays[name]) >= 2 * self.rows]
 
 
 def _rows_of(batch: Any) -> int:
@@ -293,52 +221,11 @@ def _rows_of(batch: Any) -> int:
 
 # The state an indexable source may advance per read -------------------------------------
 
-
-def _rng_state(value: Any) -> Any:
-    if isinstance(value, np.random.Generator):
-        return value.bit_generator.state
-    if isinstance(value, np.random.BitGenerator):
-        return value.state
-    if isinstance(value, np.random.RandomState):
-        return value.get_state(legacy=False)
-    if isinstance(value, random.Random):
-        return value.getstate()
-    return None
-
-
 _NUMBERS = (bool, int, float, complex, np.number, np.bool_)
 
 
-def _collect(items: dict[str, Any], rngs: set[str], name: str, value: Any, depth: int) -> None:
-    """Put ``value``'s numbers and RNG states into ``items`` by name (RNGs' names in ``rngs``)."""
-    if isinstance(value, _NUMBERS):
-        items[name] = value
-        return
-    rng = _rng_state(value)
-    if rng is not None:
-        items[name] = rng
-        rngs.add(name)
-    elif depth > 0 and isinstance(value, dict) and len(value) <= 64:
-        for key, item in list(value.items()):
-            _collect(items, rngs, f"{name}[{key!r}]", item, depth - 1)
-    elif depth > 0 and isinstance(value, list) and len(value) <= 64:
-        for i, item in enumerate(list(value)):
-            _collect(items, rngs, f"{name}[{i}]", item, depth - 1)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return bool(np.array_equal(a, b))
-    if a is b:
-        return True
-    try:
-        return bool(a == b) or (a != a and b != b)  # NaN is unchanged NaN
-    except Exception:
-        return False
+def _user_module(module: ModuleType | None) -> bool:
+    return module is not None and _is_user_file(getattr(module, "__file__", None) or "<>")
 
 
 class _State:
@@ -347,25 +234,32 @@ class _State:
     def __init__(self, obj: Any) -> None:
         self.obj = obj
         cls = type(obj)
-        self.classes = [
-            c
-            for c in cls.__mro__
-            if c is not object
-            and _is_user_file(getattr(sys.modules.get(c.__module__), "__file__", None) or "<>")
-        ]
+        modules = [(c, sys.modules.get(c.__module__)) for c in cls.__mro__[:-1]]
+        self.classes = [c for c, module in modules if _user_module(module)]
         module = sys.modules.get(cls.__module__)
-        self.module = (
-            module
-            if module is not None and _is_user_file(getattr(module, "__file__", None) or "<>")
-            else None
-        )
-        self.rngs: set[str] = set()
-        """The names that are random generators' states, not numbers."""
+        self.module = module if _user_module(module) else None
+        self.rngs: dict[str, str] = {}  # the names that are random generators, and their kinds
         self.extra: dict[str, Any] = {}
         """Generators the traced code reaches beyond the object: a closure's, another
         module's, by a name a person can read."""
         self.codes: set[CodeType] = set()
         self.values = self.read()
+        self.now = self.values  # the values last read
+
+    def _collect(self, items: dict[str, Any], name: str, value: Any, depth: int) -> None:
+        """Put ``value``'s numbers and generators' states into ``items`` by name."""
+        kind = frameworks.rng_kind(value)
+        if isinstance(value, _NUMBERS):
+            items[name] = value
+        elif kind is not None:
+            items[name] = rngs.get_state(value, kind)
+            self.rngs[name] = kind
+        elif depth > 0 and isinstance(value, dict) and len(value) <= 64:
+            for key, item in list(value.items()):
+                self._collect(items, f"{name}[{key!r}]", item, depth - 1)
+        elif depth > 0 and isinstance(value, list) and len(value) <= 64:
+            for i, item in enumerate(list(value)):
+                self._collect(items, f"{name}[{i}]", item, depth - 1)
 
     def adopt(self, frame: FrameType) -> None:
         """Watch the generators that the code running in ``frame`` names from outside
@@ -374,29 +268,20 @@ class _State:
         if code in self.codes:
             return
         self.codes.add(code)
-        where = qualname(code)
         found: dict[str, Any] = {}
         try:
-            local = frame.f_locals
             for var in code.co_freevars:
-                value = local.get(var)
-                if _rng_state(value) is not None:
-                    found[f"{where}'s {var}"] = value
+                found[f"{qualname(code)}'s {var}"] = frame.f_locals.get(var)
             module = frame.f_globals.get("__name__", "")
             if self.module is None or module != self.module.__name__:
                 for var in code.co_names:
-                    value = frame.f_globals.get(var)
-                    if _rng_state(value) is not None:
-                        found[f"{module}.{var}"] = value
+                    found[f"{module}.{var}"] = frame.f_globals.get(var)
         except Exception:  # locals that cannot be read: nothing more watched
             return
-        found = {name: value for name, value in found.items() if name not in self.values}
-        if found:
-            self.extra.update(found)
-            items: dict[str, Any] = {}
-            for name, value in found.items():
-                _collect(items, self.rngs, name, value, 0)
-            self.values.update(items)
+        for name, value in found.items():
+            if name not in self.values and frameworks.rng_kind(value) is not None:
+                self.extra[name] = value
+                self._collect(self.values, name, value, 0)
 
     def read(self) -> dict[str, Any]:
         items: dict[str, Any] = {}
@@ -405,34 +290,38 @@ class _State:
         except TypeError:  # no __dict__ (slots)
             attributes = {}
         for name, value in attributes.items():
-            _collect(items, self.rngs, f"source.{name}", value, 1)
-        for c in self.classes:
-            for name, value in list(vars(c).items()):
-                if not name.startswith("__"):
-                    _collect(items, self.rngs, f"{c.__qualname__}.{name}", value, 0)
+            self._collect(items, f"source.{name}", value, 1)
+        scopes: list[tuple[str, Any]] = [(c.__qualname__, c) for c in self.classes]
         if self.module is not None:
-            for name, value in list(vars(self.module).items()):
+            scopes.append((self.module.__name__, self.module))
+        for where, scope in scopes:
+            for name, value in list(vars(scope).items()):
                 if not name.startswith("__"):
-                    _collect(items, self.rngs, f"{self.module.__name__}.{name}", value, 0)
+                    self._collect(items, f"{where}.{name}", value, 0)
         for name, value in self.extra.items():
-            _collect(items, self.rngs, name, value, 0)
-        items["numpy.random (global)"] = np.random.get_state(legacy=False)
-        items["random (global)"] = random.getstate()
-        self.rngs.update(("numpy.random (global)", "random (global)"))
+            self._collect(items, name, value, 0)
+        self._collect(items, "numpy.random (global)", frameworks.numpy_global(), 0)
+        self._collect(items, "random (global)", frameworks.python_global(), 0)
         return items
 
+    def _same(self, name: str, now: dict[str, Any]) -> bool:
+        if name not in now or name not in self.values:
+            return False
+        a, b = now[name], self.values[name]
+        if name in self.rngs:
+            return rngs.same_state(a, b)
+        return bool(a == b) or (a != a and b != b)  # NaN is unchanged NaN
+
     def changed(self) -> list[str]:
+        """The names whose value differs from the one last taken."""
         now = self.read()
-        return [
-            name
-            for name in now.keys() | self.values.keys()
-            if name not in now or name not in self.values or not _same(now[name], self.values[name])
-        ]
+        self.now = now
+        return [name for name in now.keys() | self.values.keys() if not self._same(name, now)]
 
     def take(self, names: list[str]) -> None:
-        now = self.read()
+        """Take the values of ``names`` as they were read last."""
         for name in names:
-            if name in now:
-                self.values[name] = now[name]
+            if name in self.now:
+                self.values[name] = self.now[name]
             else:
                 self.values.pop(name, None)

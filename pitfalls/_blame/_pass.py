@@ -3,6 +3,8 @@ compared, the outcome of a read, and the Blame it gives."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls import _frameworks as frameworks
 from pitfalls._blame._trace import (
     Point,
     _Freezer,
@@ -27,16 +30,17 @@ from pitfalls._blame._where import (
     _stack,
     _traceback_frames,
 )
+from pitfalls._randomness import held_by
 from pitfalls._report import Blame, Frame
 from pitfalls._sources import call_within
 from pitfalls._tree import (
     Snapshot,
     as_array,
-    bitwise_equal,
     diff_arrays,
     diff_snapshot,
     flatten,
     flatten_at,
+    snapshot,
 )
 from pitfalls._words import say
 
@@ -63,34 +67,6 @@ def _leaves(root: str, node: Any) -> Any:
     return flatten(node) if root == "" else flatten_at(node, root)
 
 
-_CHUNK = 1 << 18
-"""Elements compared at a time when the bytes differ."""
-
-
-def _unchanged(then: np.ndarray, now: np.ndarray) -> bool:
-    """Does ``now`` hold what ``then`` held (NaN equal to NaN), as the checkers compare?
-
-    Bytes first; where they differ (NaN payloads, -0.0), values, one chunk at a
-    time, stopping at the first real difference: a changed batch is found
-    without building a batch-sized mask.
-    """
-    if then.shape != now.shape or then.dtype != now.dtype:
-        return False
-    if bitwise_equal(then, now):
-        return True
-    if then.dtype.hasobject:
-        return diff_arrays("", then, now) is None
-    nan = then.dtype.kind in "fc"
-    if not (then.flags.c_contiguous and now.flags.c_contiguous):
-        return bool(np.array_equal(then, now, equal_nan=nan))
-    a, b = then.reshape(-1), now.reshape(-1)
-    for start in range(0, a.size, _CHUNK):
-        x, y = a[start : start + _CHUNK], b[start : start + _CHUNK]
-        if x.tobytes() != y.tobytes() and not np.array_equal(x, y, equal_nan=nan):
-            return False
-    return True
-
-
 class _Held:
     """A batch (or parts of one) handed out, with snapshots of its contents."""
 
@@ -106,20 +82,14 @@ class _Held:
         """Held things judged together: an invariant may hold across a group (epochs)."""
         self.active = True
         self.snaps: list[Snapshot] = []
-        self.objects: list[tuple[Any, ...]] = []
-        """The leaves themselves, as they were at the snapshot."""
+        self.objects: list[tuple[Any, ...]] = []  # the leaves themselves, at the snapshot
         self.take()
 
     def take(self) -> None:
         """Snapshot the contents as they are now."""
-        self.snaps, self.objects = [], []
-        for root, node in self.parts:
-            flat = _leaves(root, node)
-            self.objects.append(tuple(leaf for _, leaf in flat.leaves))
-            arrays = tuple(
-                (path, np.array(as_array(leaf, path), copy=True)) for path, leaf in flat.leaves
-            )
-            self.snaps.append(Snapshot(flat.structure, arrays))
+        flats = [_leaves(root, node) for root, node in self.parts]
+        self.snaps = [snapshot(flat) for flat in flats]
+        self.objects = [tuple(leaf for _, leaf in flat.leaves) for flat in flats]
 
     def changed(self, unfrozen: bool = False) -> str | None:
         """The path of the first leaf that differs from its snapshot, or None.
@@ -136,12 +106,9 @@ class _Held:
             for (path, then), (_, leaf), was in zip(snap.arrays, flat.leaves, objects):
                 if unfrozen and leaf is was and _guarded_array(leaf):
                     continue
-                if not _unchanged(then, as_array(leaf, path)):
+                if diff_arrays(path, then, as_array(leaf, path)) is not None:
                     return path
         return None
-
-    def release(self) -> None:
-        self.snaps, self.objects = [], []
 
     def arrays(self) -> Iterator[np.ndarray]:
         for root, node in self.parts:
@@ -163,31 +130,6 @@ def _any_change(held: _Held, group: list[_Held]) -> bool:
     return True
 
 
-class _Watch:
-    def __init__(self, accept: Accept) -> None:
-        self.held: list[_Held] = []
-        self.accept = accept
-
-    def change(self, unfrozen: bool = False) -> tuple[int | None, str] | None:
-        """(batch, path) of the first held batch that changed and broke the invariant
-        (``unfrozen``: looking only at what freezing does not guard, as ``_Held.changed``).
-
-        A change that keeps it (a reorder, a write that leaves the pairs
-        matching) becomes the new state of its group, and the search goes on.
-        """
-        active = [h for h in self.held if h.active]
-        for h in active:
-            path = h.changed(unfrozen)
-            if path is None:
-                continue
-            group = [other for other in active if other.group == h.group]
-            if self.accept(h, group):
-                return h.batch, path
-            for other in group:
-                other.take()
-        return None
-
-
 # One diagnosis pass -------------------------------------------------------------------
 
 
@@ -199,19 +141,17 @@ class _Stop(Exception):
 
 @dataclass
 class _Outcome:
+    # kind: "found" (a line, at a trace point), "frozen" (a write raised), "changed" (seen
+    # only at the end of a step), "noline" (changed while no user line ran), "end" (nothing
+    # changed), "error" (the source raised), "timeout", "cannot" (``detail`` says why).
     kind: str
-    """``found`` (a line, at a trace point), ``frozen`` (a write raised), ``changed`` (seen
-    only at the end of a step), ``noline`` (changed while no user line ran), ``end``
-    (nothing changed), ``error`` (the source raised), ``timeout``, ``cannot`` (``detail``
-    says why)."""
     step: int = -1
     frames: tuple[Frame, ...] = ()
     batch: int | None = None
     path: str = ""
     threads: tuple[str, ...] = ()
     detail: str = ""
-    how: str = "traced"
-    """How a ``found`` line was found: ``traced``, or ``frozen`` (a refused write)."""
+    how: str = "traced"  # how a "found" line was found: traced, or frozen (a refused write)
     processes: int = 0
     """Child processes alive when a change was seen with no user line (``noline``,
     ``changed``) or while other threads ran (``found`` with ``threads``): worker
@@ -220,9 +160,15 @@ class _Outcome:
 
 class _Pass:
     """One read of a fresh copy of the source, driven by a plan through :meth:`step` and
-    :meth:`hold`. ``freeze``: freeze what is held; ``candidate``: compare only after
-    that (file, line) runs, from step ``start``; ``trace_step``: compare after every
-    user line of that step."""
+    :meth:`hold`, watching what it holds: after each user line of the steps
+    :meth:`_traced` says, and after each step.
+
+    ``freeze``: freeze what is held (and trace every step); ``candidate``: compare only
+    after that (file, line) runs, from step ``start``; ``trace_step``: compare after
+    every user line of that step. A change that keeps the invariant (``accept`` says
+    False: a reorder, a write that leaves the pairs matching) becomes the new state of
+    its group, and the watch goes on.
+    """
 
     def __init__(
         self,
@@ -235,7 +181,8 @@ class _Pass:
         start: int = 0,
         trace_step: int | None = None,
     ) -> None:
-        self.watch = _Watch(accept)
+        self.held: list[_Held] = []
+        self.accept = accept
         self.freezer = _Freezer() if freeze else None
         self.timeout = timeout
         self.caller = caller
@@ -252,57 +199,66 @@ class _Pass:
         if self.freezer is not None:
             self.freezer.restore()  # a thread of the source must never meet a frozen array
 
+    def _traced(self, index: int) -> bool:
+        """Are step ``index``'s lines traced?"""
+        if self.freezer is not None or index == self.trace_step:
+            return True
+        return self.candidate is not None and index >= self.start
+
+    def _change(self, unfrozen: bool = False) -> tuple[int | None, str] | None:
+        """(batch, path) of the first held batch that changed and broke the invariant
+        (``unfrozen``: looking only at what freezing does not guard, as ``_Held.changed``)."""
+        active = [h for h in self.held if h.active]
+        for h in active:
+            path = h.changed(unfrozen)
+            if path is None:
+                continue
+            group = [other for other in active if other.group == h.group]
+            if self.accept(h, group):
+                return h.batch, path
+            for other in group:
+                other.take()
+        return None
+
+    def _threads(self) -> tuple[str, ...]:
+        """The other threads that may have written: seen running the user's code, or
+        started or waited on by the source."""
+        exclude = {self.caller, threading.get_ident()}
+        threads = sorted(self.observer.foreign | set(_busy_threads(exclude)))
+        if self.observer.threads:
+            threads.append("threads the source started or waited on")
+        return tuple(threads)
+
     def _point(self, point: Point) -> bool:
         if self.candidate is not None and (
             point is None or (point[0].f_code.co_filename, point[1]) != self.candidate
         ):
             return False
-        change = self.watch.change(unfrozen=self.freezer is not None)
+        change = self._change(unfrozen=self.freezer is not None)
         if change is None:
             return False
-        exclude = {self.caller, threading.get_ident()}
-        threads = sorted(self.observer.foreign | set(_busy_threads(exclude)))
-        if self.observer.threads:
-            threads.append("threads the source started or waited on")
+        batch, path = change
         if point is None:
-            self.found = _Outcome(
-                "noline",
-                self.steps - 1,
-                batch=change[0],
-                path=change[1],
-                processes=_children_alive(),
-            )
-        else:
-            frames = _stack(*point)
-            self.found = _Outcome(
-                "found",
-                self.steps - 1,
-                frames,
-                change[0],
-                change[1],
-                tuple(threads),
-                processes=_children_alive() if threads else 0,
-            )
+            self.found = _Outcome("noline", self.steps - 1, batch=batch, path=path)
+            self.found.processes = _children_alive()
+            return True
+        threads = self._threads()
+        self.found = _Outcome("found", self.steps - 1, _stack(*point), batch, path, threads)
+        self.found.processes = _children_alive() if threads else 0
         return True
 
     def step(self, fn: Callable[[], Any]) -> Any:
         """Run one step of the source (a draw, a read, a factory call) under the watch."""
         index = self.steps
         self.steps += 1
-        on = (
-            (self.candidate is not None and index >= self.start)
-            or index == self.trace_step
-            or self.freezer is not None
-        )
-        self.observer.lines = on
+        self.observer.lines = self._traced(index)
         self.observer.pending = None
         try:
             if self.timeout is None:
                 result = self.tracer.run(fn)
             else:
-                result = call_within(
-                    lambda: self.tracer.run(fn), self.timeout, f"finish step {index}"
-                )
+                run = functools.partial(self.tracer.run, fn)
+                result = call_within(run, self.timeout, f"finish step {index}")
         except StopIteration:
             raise _Stop(_Outcome("end", index)) from None
         except TimeoutError as exc:
@@ -312,26 +268,15 @@ class _Pass:
         finally:
             self.observer.lines = False
         if self.observer.error:
-            raise _Stop(
-                _Outcome(
-                    "cannot",
-                    index,
-                    detail=_why("not_compared", error=self.observer.error),
-                )
-            )
+            detail = _why("not_compared", error=self.observer.error)
+            raise _Stop(_Outcome("cannot", index, detail=detail))
         if self.found is not None:
             raise _Stop(self.found)
-        change = self._guarded(self.watch.change, index)
+        change = self._guarded(self._change, index)
         if change is not None:
-            raise _Stop(
-                _Outcome(
-                    "changed",
-                    index,
-                    batch=change[0],
-                    path=change[1],
-                    processes=_children_alive(),
-                )
-            )
+            outcome = _Outcome("changed", index, batch=change[0], path=change[1])
+            outcome.processes = _children_alive()
+            raise _Stop(outcome)
         return result
 
     def _guarded(self, compare: Callable[[], Any], index: int) -> Any:
@@ -362,9 +307,9 @@ class _Pass:
         any change counts, and every array frozen lies in memory that batches handed out
         hold (freezing an owner refuses writes to parts no batch holds too). The part
         named is the earliest held one the writing frame reaches, else the earliest one."""
-        if self.freezer is None or self.watch.accept is not _any_change:
+        if self.freezer is None or self.accept is not _any_change:
             return None
-        active = [h for h in self.watch.held if h.active]
+        active = [h for h in self.held if h.active]
         spans = sorted(
             _byte_bounds(a)
             for h in active
@@ -405,30 +350,28 @@ class _Pass:
         """Keep what a step handed out and watch it (freeze it too, when freezing)."""
         held = self._guarded(lambda: _Held(batch, parts, group), self.steps - 1)
         held.active = active
-        self.watch.held.append(held)
+        self.held.append(held)
         if active:
             self._freeze(held)
 
     def label(self, batch: int | None) -> None:
         """Report a change of what is held, from now on, as one of ``batch`` (an index read)."""
-        for held in self.watch.held:
+        for held in self.held:
             held.batch = batch
 
     def settle(self) -> None:
         """Start watching the inactive held batches, less the reused buffers: those that
         already changed, and those whose memory another of them holds too."""
         keep = []
-        reused = _reused([h for h in self.watch.held if not h.active])
-        for held in self.watch.held:
+        reused = _reused([h for h in self.held if not h.active])
+        for held in self.held:
             if held.active:
                 keep.append(held)
             elif id(held) not in reused and self._guarded(held.changed, self.steps - 1) is None:
                 held.active = True
                 keep.append(held)
                 self._freeze(held)
-            else:
-                held.release()
-        self.watch.held = keep
+        self.held = keep
 
     def _freeze(self, held: _Held) -> None:
         if self.freezer is None or not self.freezer.enabled:
@@ -446,9 +389,6 @@ class _Pass:
                 self.freezer.restore()
         finally:
             self.tracer.close()
-            for held in self.watch.held:  # the next pass reuses the snapshot buffers
-                held.release()
-            self.watch.held = []
 
 
 def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
@@ -498,8 +438,8 @@ def _reused(held: list[_Held]) -> set[int]:
 Plan = Callable[[_Pass], None]
 
 
-def _run(plan: Plan, accept: Accept, **options: Any) -> _Outcome:
-    one = _Pass(accept, **options)
+def _run(plan: Plan, one: _Pass) -> _Outcome:
+    """Read the source through ``one`` as ``plan`` says; what the read ended on."""
     try:
         plan(one)
     except _Stop as stop:
@@ -551,34 +491,37 @@ def _diagnose(
     the per-line comparison (a view made before the freeze, C code), or when frozen
     the source took another path; a third traces the step that second read names.
     """
-    options = {"timeout": timeout, "caller": threading.get_ident()}
-    first = _run(plan, accept, freeze=True, **options)
+
+    def read(**how: Any) -> _Outcome:
+        return _run(plan, _Pass(accept, timeout=timeout, caller=caller, **how))
+
+    caller = threading.get_ident()
+    first = read(freeze=True)
     if first.kind == "frozen":
         top = first.frames[0]
-        confirm = _run(plan, accept, candidate=(top.file, top.line), start=first.step, **options)
-        if confirm.kind == "found":
-            return Blame(
-                frames=confirm.frames,
-                how="frozen",
-                batch=confirm.batch,
-                path=confirm.path,
-                unit=unit,
-            )
-        if confirm.kind != "changed":
-            return _explain(confirm, steps, unit, what)
-        first = confirm
+        first = read(candidate=(top.file, top.line), start=first.step)
+        if first.kind == "found":  # the refused write, confirmed: this thread's own line
+            first = dataclasses.replace(first, how="frozen", threads=(), processes=0)
     elif first.kind in ("end", "error"):
         # Frozen, the source may take another path (it caught the refused write, or a
         # library reworded it): read it once more as it is, comparing after each step.
-        plain = _run(plan, accept, **options)
+        plain = read()
         first = plain if plain.kind == "changed" else first
     if first.kind == "changed":
-        return _explain(_run(plan, accept, trace_step=first.step, **options), steps, unit, what)
-    return _explain(first, steps, unit, what)
+        first = read(trace_step=first.step)
+    return _explain(first, unit, what=what, steps=steps)
 
 
-def _explain(outcome: _Outcome, steps: str, unit: str, what: str = "the batches") -> Blame:
-    """The Blame a traced pass's outcome gives; ``what`` names what was watched."""
+_REASONS = {"other_threads": "other_threads", "unseen": "unseen", "nothing": "not_reproduced"}
+"""The words.toml ``[blame]`` entries for a line not named, by why; index blame's state
+watch has its own."""
+
+
+def _explain(
+    outcome: _Outcome, unit: str, reasons: dict[str, str] = _REASONS, **fields: Any
+) -> Blame:
+    """The Blame a pass's outcome gives; ``fields`` fill in the words (``what`` names
+    what was watched, ``steps`` what was read)."""
     if outcome.kind == "found" and not outcome.threads:
         return Blame(
             frames=outcome.frames,
@@ -590,20 +533,33 @@ def _explain(outcome: _Outcome, steps: str, unit: str, what: str = "the batches"
     if outcome.kind in ("found", "noline", "changed") and outcome.processes:
         count = outcome.processes
         processes = _plural(count, "process")
-        return _cannot("child_processes", unit, what=what, count=count, processes=processes)
+        return _cannot("child_processes", unit, count=count, processes=processes, **fields)
     if outcome.kind == "found":
         names = ", ".join(outcome.threads)
-        return _cannot("other_threads", unit, what=what, names=names)
+        return _cannot(reasons["other_threads"], unit, names=names, **fields)
     if outcome.kind in ("noline", "changed"):
-        return _cannot("unseen", unit, "unseen", what=what)
+        return _cannot(reasons["unseen"], unit, "unseen", **fields)
     if outcome.kind == "error":
         return _cannot("raised", unit, error=outcome.detail)
     if outcome.kind == "cannot":
         return Blame(reason=outcome.detail, unit=unit)
     if outcome.kind == "timeout":
         return _cannot("timed_out", unit, error=outcome.detail)
-    return _cannot("not_reproduced", unit, "not reproduced", steps=steps)
+    return _cannot(reasons["nothing"], unit, "not reproduced", **fields)
 
 
 _MAX_STORED = 1 << 30
 """Bytes of stored data watched at most (a snapshot of each is kept)."""
+
+
+def _stored(roots: list[tuple[str, Any]]) -> list[tuple[str, np.ndarray]]:
+    """The arrays ``roots`` hold, found as the checks find their witness (``held_by``:
+    attributes a few levels deep, a generator's locals, a factory's arguments and
+    closure, the module globals their code names), named as the user wrote them, each
+    as numpy (a CPU torch tensor through a view of its memory: a write shows in both)."""
+    try:
+        found = held_by(roots).arrays
+    except Exception:  # an attribute that breaks when read: no stored data watched
+        return []
+    arrays = [(name, frameworks.as_numpy(held)) for name, held in found.items()]
+    return [(name, a) for name, a in arrays if a is not None and not a.dtype.hasobject]
