@@ -478,7 +478,7 @@ HINTS = (
     ("pitfalls/_matching.py", "rounding", ""),
     ("pitfalls/_targets.py", "_suggest", ""),
     ("pitfalls/_targets.py", "_sampled_from", ""),
-    ("pitfalls/_targets.py", "_inputs", ""),
+    ("pitfalls/_targets.py", "_arrays", ""),
     ("pitfalls/_targets.py", "_stored", ""),
     ("pitfalls/_matching.py", "_varies", ""),
     ("pitfalls/_targets.py", "_shared_inputs", ""),
@@ -497,7 +497,6 @@ HINTS = (
         r"self\._explain\(|^self\.shapes = |^self\.expected\[index\] = "
         r"|^want = self\._expected\(index",  # the batch a misuse error names
     ),
-    ("pitfalls/_matching.py", "__init__", r"^self\.library = "),
     # How a source is named in a message (a factory's call, a class, a partial)
     ("pitfalls/_sources.py", "_unwrapped_name", ""),
     ("pitfalls/_sources.py", "_callable_name", ""),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from pitfalls._report import Finding
 from pitfalls._sources import add_note
-from pitfalls._tree import as_array, diff_arrays, flatten_at, split_batch
+from pitfalls._tree import Diff, as_array, diff_arrays, flatten_at, split_batch
 from pitfalls._words import say
 
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -106,15 +106,11 @@ class _Inputs:
     @cached_property
     def scale(self) -> float:
         """The largest finite magnitude among the floating inputs (0 without any)."""
-        top = 0.0
-        for path, leaf in self.leaves:
-            if precision(_dtype(leaf)) is None:
-                continue
-            try:
-                top = max(top, _magnitude(as_array(leaf, path)))
-            except Exception:  # a leaf numpy cannot read: nothing to tell of it
-                continue
-        return top
+        floating = [(path, leaf) for path, leaf in self.leaves if precision(_dtype(leaf))]
+        try:
+            return max((_magnitude(as_array(leaf, path)) for path, leaf in floating), default=0.0)
+        except Exception:  # a leaf numpy cannot read: no scale to tell
+            return 0.0
 
     def rounding(self, gap: float, scale: float, name: str | None) -> tuple[str, str, float] | None:
         """How rounding explains a largest difference ``gap`` of targets of floating
@@ -159,29 +155,26 @@ Kept = list[tuple[np.ndarray, float, float]]
 """target_fn's leaves for a batch, copied, with the (rtol, atol) they were compared with."""
 
 
+@dataclass
 class Comparer:
     """Compares targets with target_fn(inputs), batch after batch, and keeps the evidence."""
 
-    def __init__(
-        self,
-        target_fn: Callable[[Any], Any],
-        rtol: float | None,
-        atol: float | None,
-        unpack: Any,
-    ) -> None:
-        self.target_fn = target_fn
-        self.rtol, self.atol = rtol, atol
-        self.unpack = unpack
-        self.library = "numpy"
-        self.notes: set[str] = set()
-        self.kinds: set[tuple[str, str]] = set()
-        self.used: dict[str, tuple[float, float]] = {}
-        """The tolerances applied, by what set them (a precision, or the dtype compared exactly)."""
-        self.mismatches: list[_Mismatch] = []
-        self.shapes = False
-        """A leaf's shape differed from target_fn's when yielded."""
-        self.expected: dict[int, Kept] = {}
-        """For each batch wrong when yielded: target_fn's leaves then."""
+    target_fn: Callable[[Any], Any]
+    rtol: float | None
+    atol: float | None
+    unpack: Any
+    library: str = "numpy"
+    """The array library of the batches, whose words the notes use."""
+    notes: set[str] = field(default_factory=set)
+    kinds: set[tuple[str, str]] = field(default_factory=set)
+    """The dtype kinds of the targets and target_fn's compared, in pairs."""
+    used: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """The tolerances applied, by what set them (a precision, or the dtype compared exactly)."""
+    mismatches: list[_Mismatch] = field(default_factory=list)
+    shapes: bool = False
+    """A leaf's shape differed from target_fn's when yielded."""
+    expected: dict[int, Kept] = field(default_factory=dict)
+    """For each batch wrong when yielded: target_fn's leaves then."""
 
     def _expected(self, index: int, inputs: Any, when: str) -> tuple[tuple[str, Any], ...]:
         """The leaves of ``target_fn(inputs)`` for batch ``index``; misuse named."""
@@ -217,7 +210,6 @@ class Comparer:
             atol = default[1]
             if atol and a.dtype.kind in "biufc" and d.dtype.kind in "biufc":
                 atol *= min(1.0, max(_magnitude(a), _magnitude(d)))
-        self._record(name or str(a.dtype), rtol, atol)
         return rtol, atol, name
 
     def _record(self, key: str, rtol: float, atol: float) -> None:
@@ -252,31 +244,22 @@ class Comparer:
             d = as_array(desired, wpath)
             self.kinds.add((a.dtype.kind, d.dtype.kind))
             rtol, atol, name = self.tolerance(a, actual, d, desired)
-            kept.append((d, rtol, atol))
-            if a.shape != d.shape:
-                findings.append(
-                    Finding(
-                        batch=index,
-                        path=path,
-                        when=when,
-                        mismatched=a.size,
-                        total=a.size,
-                        problem=f"shape {a.shape}, but target_fn gives {d.shape}",
-                    )
-                )
-                self.shapes = self.shapes or when == "when yielded"
-                continue
+            shape = a.shape != d.shape
             diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
-            wider = None if diff is None else self.floor(atol, name, facts)
+            wider = None if diff is None or shape else self.floor(atol, name, facts)
             if wider is not None:  # the inputs' scale, read only when it could matter
                 atol = wider
-                kept[-1] = (d, rtol, atol)
-                self._record(name or str(a.dtype), rtol, atol)
                 diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
+            self._record(name or str(a.dtype), rtol, atol)
+            kept.append((d, rtol, atol))
+            if shape:
+                problem = f"shape {a.shape}, but target_fn gives {d.shape}"
+                diff = Diff(path, a.size, a.size, (), problem)
+                self.shapes = self.shapes or when == "when yielded"
             if diff is None:
                 continue
             findings.append(diff.finding(index, when))
-            if when == "when yielded":
+            if when == "when yielded" and not shape:
                 self.mismatches.append(self._explain(path, a, d, rtol, atol, name, facts))
         if findings and when == "when yielded":
             self.expected[index] = [(np.array(d, copy=True), r, t) for d, r, t in kept]
@@ -337,12 +320,12 @@ class Comparer:
         return explained
 
     def _note(self, kind: str, wraps: np.dtype[Any] | None = None, **fields: Any) -> None:
-        """Keep a note of ``words.toml``; ``wraps``: the integer dtype it says wraps around."""
+        """Keep a note; ``wraps``: the integer dtype it says wraps around."""
         if wraps is not None:
             info = np.iinfo(wraps)
             widen = say("common", "widen", self.library).text
             fields.update(dtype=wraps, lo=info.min, hi=info.max, widen=widen)
-        self.notes.add(say("targets_match", "note", kind, **fields).text)
+        self.notes.add(note(kind, **fields))
 
     def _matches(self, leaves: tuple[tuple[str, Any], ...], then: Kept) -> bool | None:
         """Do ``leaves`` hold what ``then`` kept, within its tolerances? None when they
@@ -407,6 +390,11 @@ def _varies(a: np.ndarray) -> bool:
         return a.size > 1 and bool(np.any(a != a.flat[0]))
     except Exception:  # elements without a usable ==
         return False
+
+
+def note(kind: str, **values: Any) -> str:
+    """One note of the targets report, from ``words.toml``."""
+    return say("targets_match", "note", kind, **values).text
 
 
 def split_targets(batch: Any, index: int, unpack: Any) -> tuple[Any, Any, str, str]:

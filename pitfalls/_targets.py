@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -20,12 +20,7 @@ from pitfalls._aliasing import (
 )
 from pitfalls._boundary import asserting, checker
 from pitfalls._frameworks import tfdata as _tfdata
-from pitfalls._matching import (
-    ROUNDING_ULPS,
-    Comparer,
-    coarsest,
-    split_targets,
-)
+from pitfalls._matching import ROUNDING_ULPS, Comparer, coarsest, note, split_targets
 from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
 from pitfalls._sources import Ended, draw, ended_note, resolve
@@ -33,10 +28,10 @@ from pitfalls._tree import as_array, buffer_of, flatten_at
 from pitfalls._words import Words, say
 
 
-def _inputs(batch: Any, index: int, unpack: Any) -> list[np.ndarray]:
-    """The arrays of a batch's inputs."""
-    inputs = split_targets(batch, index, unpack)[0]
-    return [as_array(a, path) for path, a in flatten_at(inputs, "inputs").leaves]
+def _arrays(batch: Any, index: int, unpack: Any, role: int = 0) -> list[np.ndarray]:
+    """The arrays of a batch's inputs (``role`` 0) or targets (1)."""
+    part, path = split_targets(batch, index, unpack)[role], ("inputs", "targets")[role]
+    return [as_array(a, where) for where, a in flatten_at(part, path).leaves]
 
 
 def _stored(watch: Randomness, batch: Any, unpack: Any) -> dict[str, Any]:
@@ -45,7 +40,7 @@ def _stored(watch: Randomness, batch: Any, unpack: Any) -> dict[str, Any]:
     Random draws by a source that holds its samples are augmentation or
     sampling; by one that holds none, they make the data itself.
     """
-    rows = next((x.shape[0] for x in _inputs(batch, 0, unpack) if x.shape), 1)
+    rows = next((x.shape[0] for x in _arrays(batch, 0, unpack) if x.shape), 1)
     return {name: a for name, a in held_by(watch.roots).arrays.items() if len(a) >= 2 * rows}
 
 
@@ -57,24 +52,15 @@ def _sampled_from(
     Rows are compared by their fingerprints, in arrays of one dtype and row shape."""
     arrays = {name: as_array(a, name) for name, a in stored.items()}
     rows = {name: set(fingerprint.samples([a], len(a))) for name, a in arrays.items()}
-    found = None
+    found = []
     for i in batches[:3]:
-        for x in _inputs(held[i], i, unpack):
-            if x.ndim == 0 or not len(x):
-                return None
-            drawn = set(fingerprint.samples([x], len(x)))
-            name = next(
-                (
-                    n
-                    for n, a in arrays.items()
-                    if a.shape[1:] == x.shape[1:] and a.dtype == x.dtype and drawn <= rows[n]
-                ),
-                None,
-            )
-            if name is None:
-                return None
-            found = found or name
-    return found
+        for x in _arrays(held[i], i, unpack):
+            drawn = set(fingerprint.samples([x], len(x))) if x.ndim else set()
+            alike = [
+                n for n, a in arrays.items() if (a.shape[1:], a.dtype) == (x.shape[1:], x.dtype)
+            ]
+            found.append(next((n for n in alike if drawn and drawn <= rows[n]), None))
+    return found[0] if found and None not in found else None
 
 
 def _suggest(gap: float) -> float:
@@ -115,16 +101,9 @@ def _words(e: _Evidence, draws: int, status_ok: bool, fix: str, library: str, gi
     elif e.labels and kind in ("augmentation", "plain"):
         kind = "labels_augmentation" if kind == "augmentation" else "labels"
     snippets = {k: say("common", k, library).text for k in ("copy", "expand", "widen", "floating")}
+    atol = f"{_suggest(e.gap):g}"
     return say(
-        "targets_match",
-        Cause.TARGETS_MISMATCH,
-        kind,
-        fix=fix,
-        atol=f"{_suggest(e.gap):g}",
-        ulp=e.ulp,
-        shared=e.shared,
-        rewritten=e.rewritten,
-        **snippets,
+        "targets_match", Cause.TARGETS_MISMATCH, kind, fix=fix, atol=atol, **asdict(e), **snippets
     )
 
 
@@ -214,7 +193,6 @@ def targets_report(
                 watch.mark()
         watch.drew()
     asked, draws = draws, len(held)
-    wrong_at_yield = sorted({f.batch for f in findings if f.batch is not None})
     rewritten = []
     for i, batch in enumerate(held):
         if i not in comparer.expected:
@@ -224,7 +202,7 @@ def targets_report(
 
     graph = _tfdata.graph(resolved.obj) if _tfdata.is_dataset(resolved.obj) else None
     tf_ops = graph.random_ops if graph is not None else ()
-    evidence, notes = _weigh(comparer, watch, held, wrong_at_yield, rewritten, aliasing, tf_ops)
+    evidence, notes = _weigh(comparer, watch, held, rewritten, aliasing, tf_ops)
     fix = later_fix(source_style(resolved), comparer.library, is_torch_loader(resolved))
     given = rtol is not None or atol is not None
     words = _words(evidence, draws, not findings, fix, comparer.library, given)
@@ -267,7 +245,6 @@ def _weigh(
     comparer: Comparer,
     watch: Randomness,
     held: list[Any],
-    wrong: list[int],
     rewritten: list[int],
     aliasing: Report | None,
     tf_ops: tuple[str, ...] = (),
@@ -284,6 +261,7 @@ def _weigh(
     drawn by a source holding its samples (augmentation); none of these.
     """
     notes = set(comparer.notes)
+    wrong = sorted(comparer.expected)  # the batches wrong when yielded
     labels = bool(comparer.kinds) and all(a in "iub" and d in "iub" for a, d in comparer.kinds)
 
     def found(cause: str, **measured: Any) -> tuple[_Evidence, set[str]]:
@@ -294,12 +272,12 @@ def _weigh(
     aliased = aliasing is not None and aliasing.status == "failed"
     if aliasing is not None and aliased:
         bad, batches = len(aliasing.bad_batches), aliasing.batches
-        notes.add(_note("aliasing", bad=bad, batches=batches))
+        notes.add(note("aliasing", bad=bad, batches=batches))
     pairs = comparer.read_ahead(held, rewritten)
     if pairs:  # evidence even for a few batches; the cause when it explains half of them
         shown = pairs[:MAX_SHOWN]
         notes.add(
-            _note(
+            note(
                 "read_ahead",
                 batch_word="batches" if len(shown) > 1 else "batch",
                 rewritten=", ".join(str(i) for i, _ in shown),
@@ -321,33 +299,33 @@ def _weigh(
         measured = {"ulps": ROUNDING_ULPS, "ulp": ulp, "scale": scale, "gap": f"{gap:.2g}"}
         if "perhaps_rounding" not in kinds:
             kind = "rounding_inputs" if "rounding_inputs" in kinds else "rounding"
-            notes.add(_note(kind, **measured))
+            notes.add(note(kind, **measured))
             return found("rounding", gap=gap, ulp=ulp)
         if kinds == {"perhaps_rounding"} and not integers:
-            notes.add(_note("perhaps_rounding", **measured))
+            notes.add(note("perhaps_rounding", **measured))
     if integers:
         return found("integers")
     if rewritten and not aliased:
-        notes.add(_note("rewritten", rewritten=len(rewritten), wrong=len(wrong)))
+        notes.add(note("rewritten", rewritten=len(rewritten), wrong=len(wrong)))
     stored = _stored(watch, held[0], comparer.unpack) if watch.random else {}
     try:
         sampled = _sampled_from(stored, held, wrong, comparer.unpack) if stored else None
     except Exception:  # rows numpy cannot read: no evidence of sampling
         sampled = None
     if sampled is not None:
-        notes.add(_note("sampling", drew=", ".join(watch.seen), stored=sampled))
+        notes.add(note("sampling", drew=", ".join(watch.seen), stored=sampled))
     elif stored and not (aliased or rewritten):  # memory rewritten: a likelier story
-        notes.add(_note("randomness", drew=", ".join(watch.seen)))
+        notes.add(note("randomness", drew=", ".join(watch.seen)))
     shared = 0 if aliased or rewritten else _shared_inputs(held, comparer.unpack)
     if shared:
-        notes.add(_note("shared", shared=shared, drawn=len(held)))
+        notes.add(note("shared", shared=shared, drawn=len(held)))
         return found("shared", shared=shared)
     if aliased or rewritten:
         return found("aliased" if aliased else "rewritten")
     if sampled is not None:
         return found("sampling")
     if not stored and tf_ops:
-        notes.add(_note("tf_randomness", ops=", ".join(tf_ops)))
+        notes.add(note("tf_randomness", ops=", ".join(tf_ops)))
     return found("augmentation" if stored or tf_ops else "plain")
 
 
@@ -356,28 +334,16 @@ def _shared_inputs(held: list[Any], unpack: Any) -> int:
     whose targets differ: one buffer filled again after its targets were taken (a list
     filled from it). The same batch read twice (a view of stored data, an index read
     again next epoch) has the same targets, and does not count."""
-    try:
-        kept = []  # all held while addresses are read: a freed copy's could be reused
-        by_address: dict[int, list[bytes]] = {}
-        for i, batch in enumerate(held):
-            inputs, targets, path, targets_path = split_targets(batch, i, unpack)
-            leaves = flatten_at(inputs, path).leaves
-            if not leaves or targets is None:
-                continue
-            first = as_array(leaves[0][1], leaves[0][0])
-            wanted = [as_array(leaf, p) for p, leaf in flatten_at(targets, targets_path).leaves]
-            kept.append((first, wanted))
-            if first.size and first.ndim:
-                key = b"".join(np.ascontiguousarray(t).tobytes() for t in wanted)
-                by_address.setdefault(buffer_of(first)[1], []).append(key)
+    try:  # all held while addresses are read: a freed copy's could be reused
+        kept = [(_arrays(b, i, unpack), _arrays(b, i, unpack, 1)) for i, b in enumerate(held)]
     except Exception:  # inputs numpy cannot read: no evidence either way
         return 0
+    by_address: dict[int, list[bytes]] = {}
+    for inputs, targets in kept:
+        if inputs and inputs[0].size and inputs[0].ndim:
+            key = b"".join(np.ascontiguousarray(t).tobytes() for t in targets)
+            by_address.setdefault(buffer_of(inputs[0])[1], []).append(key)
     return sum(len(keys) for keys in by_address.values() if len(set(keys)) > 1)
-
-
-def _note(kind: str, **values: Any) -> str:
-    """One note of the targets report, from ``words.toml``."""
-    return say("targets_match", "note", kind, **values).text
 
 
 assert_targets_match = asserting(check_targets_match)
