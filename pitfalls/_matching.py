@@ -41,19 +41,15 @@ Targets finer than their inputs are allowed one ulp of the inputs' dtype (at the
 scale): what rounding each input to it moves a sum or a mean by, at most."""
 
 _NARROW_INT = re.compile(r"(?<![a-z])u?int(8|16)(?![0-9])")
-_NAMES = {
-    "bfloat16": "bfloat16",
+_ALIASES = {
     "float8": "bfloat16",  # ml_dtypes' and torch's float8_*: as coarse as the table goes
-    "float16": "float16",
     "half": "float16",
-    "float32": "float32",
     "complex64": "float32",
-    "float64": "float64",
     "double": "float64",
     "complex128": "float64",
 }
-"""Floating dtypes by a name in their text (torch.float16, <dtype: 'bfloat16'>), first
-match first: bfloat16 before float16."""
+"""Floating dtypes by a name in their text that holds none of :data:`TOLERANCES`' keys
+(torch.half, <dtype: 'complex64'>); those keys name themselves (torch.float16)."""
 
 
 def precision(dtype: Any) -> str | None:
@@ -62,8 +58,9 @@ def precision(dtype: Any) -> str | None:
     if isinstance(dtype, np.dtype) and dtype.kind in "fc":
         bits = 8 * dtype.itemsize // (2 if dtype.kind == "c" else 1)
         return {16: "float16", 32: "float32"}.get(bits, "float64")
-    text = str(dtype)
-    return next((found for name, found in _NAMES.items() if name in text), None)
+    text = str(dtype)  # bfloat16 is tried before float16, which it holds
+    name = next((n for n in (*TOLERANCES, *_ALIASES) if n in text), None)
+    return None if name is None else _ALIASES.get(name, name)
 
 
 def _dtype(leaf: Any, default: Any = None) -> Any:

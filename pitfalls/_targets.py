@@ -270,9 +270,8 @@ def _weigh(
     if not wrong:
         return found("later")
     aliased = aliasing is not None and aliasing.status == "failed"
-    if aliasing is not None and aliased:
-        bad, batches = len(aliasing.bad_batches), aliasing.batches
-        notes.add(note("aliasing", bad=bad, batches=batches))
+    if aliased and aliasing is not None:
+        notes.add(note("aliasing", bad=len(aliasing.bad_batches), batches=aliasing.batches))
     pairs = comparer.read_ahead(held, rewritten)
     if pairs:  # evidence even for a few batches; the cause when it explains half of them
         shown = pairs[:MAX_SHOWN]
