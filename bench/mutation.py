@@ -294,34 +294,6 @@ HARMLESS = (
         "the path of targets that are None is never read",
     ),
     Harmless(
-        "pitfalls/_matching.py",
-        "_integer_notes",
-        r'"iuf?"',
-        r'"XXiuf?XX"',
-        "the longer string still holds the same kinds",
-    ),
-    Harmless(
-        "pitfalls/_matching.py",
-        "_integer_notes",
-        r"^wrong = ",
-        r"^wrong = None$",
-        "x[None] selects every element; the close ones are integral and within 1, so the note's two conditions do not change",
-    ),
-    Harmless(
-        "pitfalls/_matching.py",
-        "_integer_notes",
-        r"astype\(np.float64\)",
-        r"astype\(None\)",
-        "astype(None) is float64",
-    ),
-    Harmless(
-        "pitfalls/_targets.py",
-        "check_targets_match",
-        r'"after later draws", rtol, atol, notes',
-        r"atol, None, unpack",
-        "notes are only added for batches as yielded",
-    ),
-    Harmless(
         "pitfalls/_aliasing.py",
         "check_generator_no_aliasing",
         r"^changed_paths.add\(path\)$",
@@ -406,13 +378,6 @@ HARMLESS = (
         "with numpy 2, == on two arrays is elementwise or raises: this line is not reached",
     ),
     Harmless(
-        "pitfalls/_matching.py",
-        "_integer_notes",
-        r"itemsize <= 2",
-        r"itemsize <= 3",
-        "no integer dtype is 3 bytes wide",
-    ),
-    Harmless(
         "pitfalls/_tree.py",
         "as_array",
         r"return leaf if type\(leaf\) is np.ndarray else np.asarray\(leaf\)",
@@ -447,13 +412,6 @@ HARMLESS = (
         r"if m.size else 0.0",
         r"else 1\.0",
         "an empty leaf compares no element whatever its atol",
-    ),
-    Harmless(
-        "pitfalls/_matching.py",
-        "precision",
-        r"itemsize <= 8",
-        r"itemsize <= 9",
-        "complex dtypes are 8 or 16 bytes wide (or 32): none in between",
     ),
     Harmless(
         "pitfalls/_matching.py",
@@ -515,24 +473,20 @@ HINTS = (
     # rewritten or shared, sampling, augmentation): the reason, the hint and the notes.
     ("pitfalls/_targets.py", "_weigh", ""),
     ("pitfalls/_matching.py", "_explain", ""),
-    ("pitfalls/_matching.py", "_measure", ""),
     ("pitfalls/_matching.py", "_integers", ""),
-    ("pitfalls/_matching.py", "_integer_notes", ""),
-    ("pitfalls/_targets.py", "_read_ahead_note", ""),
+    ("pitfalls/_matching.py", "_note", ""),
+    ("pitfalls/_matching.py", "rounding", ""),
     ("pitfalls/_targets.py", "_suggest", ""),
     ("pitfalls/_targets.py", "_sampled_from", ""),
-    ("pitfalls/_targets.py", "_rows_found", ""),
-    ("pitfalls/_targets.py", "_column", ""),
-    ("pitfalls/_targets.py", "_rows", ""),
+    ("pitfalls/_targets.py", "_arrays", ""),
     ("pitfalls/_targets.py", "_stored", ""),
-    ("pitfalls/_matching.py", "_range", ""),
     ("pitfalls/_matching.py", "_varies", ""),
     ("pitfalls/_targets.py", "_shared_inputs", ""),
     ("pitfalls/_matching.py", "narrow", ""),
     ("pitfalls/_matching.py", "scale", ""),
     ("pitfalls/_matching.py", "changed", ""),  # inputs rewritten since: the cause
     ("pitfalls/_matching.py", "read_ahead", ""),
-    ("pitfalls/_matching.py", "_same", ""),
+    ("pitfalls/_matching.py", "_matches", ""),
     ("pitfalls/_matching.py", "loosest", ""),  # the blame diagnosis' tolerance
     ("pitfalls/_matching.py", "parameter", ""),  # the tolerance shown, not the one applied
     ("pitfalls/_matching.py", "_record", ""),  # which tolerance the report shows
@@ -540,10 +494,9 @@ HINTS = (
     (
         "pitfalls/_matching.py",
         "compare",
-        r"_integer_notes\(|self\._explain\(|^self\.shapes = |^self\.expected\[index\] = "
-        r"|^want = self\._leaves\(index",  # the batch a misuse error names
+        r"self\._explain\(|^self\.shapes = |^self\.expected\[index\] = "
+        r"|^want = self\._expected\(index",  # the batch a misuse error names
     ),
-    ("pitfalls/_matching.py", "__init__", r"^self\.library = "),
     # How a source is named in a message (a factory's call, a class, a partial)
     ("pitfalls/_sources.py", "_unwrapped_name", ""),
     ("pitfalls/_sources.py", "_callable_name", ""),
@@ -554,7 +507,7 @@ HINTS = (
     (
         "pitfalls/_targets.py",
         "targets_report",
-        r"Randomness\(|^if i == 0:|add_root|^watch\.|^comparer\.library = |^torch_loader=|^given="
+        r"Randomness\(|^if i == 0:|add_root|^watch\.|^comparer\.library = |^fix = later_fix\(|^given = "
         r'|^"(rtol|atol)": comparer\.parameter|comparer\.loosest|^(timeout|unpack)=\w+,$',
     ),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from pitfalls._report import Finding
 from pitfalls._sources import add_note
-from pitfalls._tree import as_array, diff_arrays, flatten_at, split_batch
+from pitfalls._tree import Diff, as_array, diff_arrays, flatten_at, split_batch
 from pitfalls._words import say
 
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -40,35 +40,27 @@ values' scale are rounding: two computations of one rule in another order or lib
 Targets finer than their inputs are allowed one ulp of the inputs' dtype (at the targets'
 scale): what rounding each input to it moves a sum or a mean by, at most."""
 
-_NARROW_INT = re.compile(r"(?<![a-z])(u?)int(8|16)(?![0-9])")
+_NARROW_INT = re.compile(r"(?<![a-z])u?int(8|16)(?![0-9])")
+_ALIASES = {
+    "float8": "bfloat16",  # ml_dtypes' and torch's float8_*: as coarse as the table goes
+    "half": "float16",
+    "complex64": "float32",
+    "double": "float64",
+    "complex128": "float64",
+}
+"""Floating dtypes by a name in their text that holds none of :data:`TOLERANCES`' keys
+(torch.half, <dtype: 'complex64'>); those keys name themselves (torch.float16)."""
 
 
 def precision(dtype: Any) -> str | None:
     """The floating precision of a dtype (numpy's, torch's, TensorFlow's, JAX's): one of
     :data:`TOLERANCES`' keys, or None for integers, bools and anything not floating."""
-    if isinstance(dtype, np.dtype):
-        if dtype.kind == "f":
-            return {2: "float16", 4: "float32"}.get(dtype.itemsize, "float64")
-        if dtype.kind == "c":
-            return "float32" if dtype.itemsize <= 8 else "float64"
-        if dtype.kind == "V" and "float" in dtype.name:  # ml_dtypes: bfloat16, float8_*
-            return "bfloat16"
-        return None
-    text = str(dtype)  # torch.float16, <dtype: 'bfloat16'>
-    if "bfloat16" in text:
-        return "bfloat16"
-    for name, found in (
-        ("float16", "float16"),
-        ("half", "float16"),
-        ("float32", "float32"),
-        ("complex64", "float32"),
-        ("float64", "float64"),
-        ("double", "float64"),
-        ("complex128", "float64"),
-    ):
-        if name in text:
-            return found
-    return None
+    if isinstance(dtype, np.dtype) and dtype.kind in "fc":
+        bits = 8 * dtype.itemsize // (2 if dtype.kind == "c" else 1)
+        return {16: "float16", 32: "float32"}.get(bits, "float64")
+    text = str(dtype)  # bfloat16 is tried before float16, which it holds
+    name = next((n for n in (*TOLERANCES, *_ALIASES) if n in text), None)
+    return None if name is None else _ALIASES.get(name, name)
 
 
 def _dtype(leaf: Any, default: Any = None) -> Any:
@@ -99,86 +91,90 @@ class _Inputs:
         return coarsest([precision(_dtype(leaf)) for _, leaf in self.leaves])
 
     @cached_property
-    def narrow(self) -> tuple[str, str, int] | None:
-        """(path, dtype, bits) of the narrowest input of 8 or 16 bit integers, if any."""
+    def narrow(self) -> tuple[str, np.dtype[Any]] | None:
+        """(path, dtype) of the narrowest input of 8 or 16 bit integers, if any."""
         found = []
         for path, leaf in self.leaves:
             match = _NARROW_INT.search(str(_dtype(leaf, "")))
             if match:
-                found.append((int(match.group(2)), path, f"{match.group(1)}int{match.group(2)}"))
-        if not found:
-            return None
-        bits, path, name = min(found)
-        return path, name, bits
+                found.append((path, np.dtype(match.group(0))))
+        return min(found, key=lambda f: (f[1].itemsize, f[0]), default=None)
 
     @cached_property
     def scale(self) -> float:
         """The largest finite magnitude among the floating inputs (0 without any)."""
-        top = 0.0
-        for path, leaf in self.leaves:
-            if precision(_dtype(leaf)) is None:
-                continue
-            try:
-                a = np.abs(as_array(leaf, path))
-            except Exception:  # a leaf numpy cannot read: nothing to tell of it
-                continue
-            a = a[np.isfinite(a)]
-            if a.size:
-                top = max(top, float(a.max()))
-        return top
+        floating = [(path, leaf) for path, leaf in self.leaves if precision(_dtype(leaf))]
+        try:
+            return max((_magnitude(as_array(leaf, path)) for path, leaf in floating), default=0.0)
+        except Exception:  # a leaf numpy cannot read: no scale to tell
+            return 0.0
 
+    def rounding(self, gap: float, scale: float, name: str | None) -> tuple[str, str, float] | None:
+        """How rounding explains a largest difference ``gap`` of targets of floating
+        precision ``name`` (None: not floating) and largest magnitude ``scale``: (the note,
+        the precision, the scale it is measured at), or None.
 
-def _range(unsigned: bool, bits: int) -> tuple[int, int]:
-    return (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        ``rounding``: within :data:`ROUNDING_ULPS` ulps of the targets' own precision
+        (float32 at least) at their scale; ``rounding_inputs``: within one ulp of the
+        inputs' coarser precision (targets computed from the inputs before these were
+        rounded to float16); ``perhaps_rounding``: within one ulp of the inputs'
+        precision at the largest input (or a wrong rule: which inputs the rule reads is
+        unknown)."""
+        coarse = self.precision
+        if name is not None:
+            own = coarsest([name, "float32"]) or "float32"
+            if gap <= ROUNDING_ULPS * _EPS[own] * scale:
+                return "rounding", own, scale
+            if (
+                coarse is not None
+                and coarsest([own, coarse]) != own
+                and gap <= _EPS[coarse] * scale
+            ):
+                return "rounding_inputs", coarse, scale
+        if coarse is not None and gap <= _EPS[coarse] * self.scale:
+            return "perhaps_rounding", coarse, self.scale
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
 class _Mismatch:
     """One target leaf of one batch whose values differed when yielded: what explains it."""
 
-    batch: int
-    rounding: str | None
-    """The precision whose ulps bound every difference (rounding), or None."""
-    of_inputs: bool = False
-    """That precision is the inputs' (coarser than the targets'): targets computed from the
-    inputs before they were rounded to it."""
-    input_ulp: tuple[str, float] | None = None
-    """Not rounding at the targets' scale, but within one ulp of the largest input in the
-    inputs' precision, (that precision, that input): perhaps targets computed before the
-    inputs were rounded (or a wrong rule: which inputs the rule reads is unknown)."""
-    integers: bool
+    rounding: tuple[str, str, float] | None = None
+    """How rounding explains every difference (:meth:`_Inputs.rounding`), or None."""
+    integers: bool = False
     """Every difference is what a wrap-around or a floor division leaves."""
-    gap: float
+    gap: float = math.inf
     """The largest |targets - target_fn(inputs)| among the differing elements."""
-    scale: float
 
 
+Kept = list[tuple[np.ndarray, float, float]]
+"""target_fn's leaves for a batch, copied, with the (rtol, atol) they were compared with."""
+
+
+@dataclass
 class Comparer:
     """Compares targets with target_fn(inputs), batch after batch, and keeps the evidence."""
 
-    def __init__(
-        self,
-        target_fn: Callable[[Any], Any],
-        rtol: float | None,
-        atol: float | None,
-        unpack: Any,
-    ) -> None:
-        self.target_fn = target_fn
-        self.rtol, self.atol = rtol, atol
-        self.unpack = unpack
-        self.library = "numpy"
-        self.notes: set[str] = set()
-        self.kinds: set[tuple[str, str]] = set()
-        self.used: dict[str, tuple[float, float]] = {}
-        """The tolerances applied, by what set them (a precision, or the dtype compared exactly)."""
-        self.mismatches: list[_Mismatch] = []
-        self.shapes = False
-        """A leaf's shape differed from target_fn's when yielded."""
-        self.expected: dict[int, list[tuple[np.ndarray, float, float]]] = {}
-        """For each batch wrong when yielded: copies of target_fn's leaves then, with their
-        (rtol, atol)."""
+    target_fn: Callable[[Any], Any]
+    rtol: float | None
+    atol: float | None
+    unpack: Any
+    library: str = "numpy"
+    """The array library of the batches, whose words the notes use."""
+    notes: set[str] = field(default_factory=set)
+    kinds: set[tuple[str, str]] = field(default_factory=set)
+    """The dtype kinds of the targets and target_fn's compared, in pairs."""
+    used: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """The tolerances applied, by what set them (a precision, or the dtype compared exactly)."""
+    mismatches: list[_Mismatch] = field(default_factory=list)
+    shapes: bool = False
+    """A leaf's shape differed from target_fn's when yielded."""
+    expected: dict[int, Kept] = field(default_factory=dict)
+    """For each batch wrong when yielded: target_fn's leaves then."""
 
-    def _target(self, index: int, inputs: Any, when: str) -> Any:
+    def _expected(self, index: int, inputs: Any, when: str) -> tuple[tuple[str, Any], ...]:
+        """The leaves of ``target_fn(inputs)`` for batch ``index``; misuse named."""
         try:
             expected = self.target_fn(inputs)
         except Exception as exc:
@@ -190,9 +186,6 @@ class Comparer:
                 " target_fn must return the targets it expects for the inputs it is given,"
                 " nested like the yielded targets"
             )
-        return expected
-
-    def _leaves(self, index: int, expected: Any) -> tuple[tuple[str, Any], ...]:
         want = flatten_at(expected, "target_fn(inputs)").leaves
         for path, leaf in want:
             if leaf is None:
@@ -214,7 +207,6 @@ class Comparer:
             atol = default[1]
             if atol and a.dtype.kind in "biufc" and d.dtype.kind in "biufc":
                 atol *= min(1.0, max(_magnitude(a), _magnitude(d)))
-        self._record(name or str(a.dtype), rtol, atol)
         return rtol, atol, name
 
     def _record(self, key: str, rtol: float, atol: float) -> None:
@@ -233,9 +225,8 @@ class Comparer:
 
     def compare(self, index: int, batch: Any, when: str) -> list[Finding]:
         inputs, targets, inputs_path, targets_path = split_targets(batch, index, self.unpack)
-        expected = self._target(index, inputs, when)
+        want = self._expected(index, inputs, when)
         got = flatten_at(targets, targets_path).leaves
-        want = self._leaves(index, expected)
         if len(got) != len(want):
             raise ValueError(
                 f"target_fn returned {len(want)} array(s) for batch {index}, but the batch's"
@@ -250,40 +241,29 @@ class Comparer:
             d = as_array(desired, wpath)
             self.kinds.add((a.dtype.kind, d.dtype.kind))
             rtol, atol, name = self.tolerance(a, actual, d, desired)
-            kept.append((d, rtol, atol))
-            if a.shape != d.shape:
-                findings.append(
-                    Finding(
-                        batch=index,
-                        path=path,
-                        when=when,
-                        mismatched=a.size,
-                        total=a.size,
-                        problem=f"shape {a.shape}, but target_fn gives {d.shape}",
-                    )
-                )
-                self.shapes = self.shapes or when == "when yielded"
-                continue
+            shape = a.shape != d.shape
             diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
-            wider = None if diff is None else self.floor(atol, name, facts)
+            wider = None if diff is None or shape else self.floor(atol, name, facts)
             if wider is not None:  # the inputs' scale, read only when it could matter
                 atol = wider
-                kept[-1] = (d, rtol, atol)
-                self._record(name or str(a.dtype), rtol, atol)
                 diff = diff_arrays(path, d, a, rtol=rtol, atol=atol)
+            self._record(name or str(a.dtype), rtol, atol)
+            kept.append((d, rtol, atol))
+            if shape:
+                problem = f"shape {a.shape}, but target_fn gives {d.shape}"
+                diff = Diff(path, a.size, a.size, (), problem)
+                self.shapes = self.shapes or when == "when yielded"
             if diff is None:
                 continue
             findings.append(diff.finding(index, when))
-            if when == "when yielded":
-                self.notes.update(_integer_notes(path, a, d, self.library))
-                self.mismatches.append(self._explain(index, path, a, d, rtol, atol, name, facts))
+            if when == "when yielded" and not shape:
+                self.mismatches.append(self._explain(path, a, d, rtol, atol, name, facts))
         if findings and when == "when yielded":
             self.expected[index] = [(np.array(d, copy=True), r, t) for d, r, t in kept]
         return findings
 
     def _explain(
         self,
-        index: int,
         path: str,
         a: np.ndarray,
         d: np.ndarray,
@@ -293,115 +273,76 @@ class Comparer:
         facts: _Inputs,
     ) -> _Mismatch:
         """What the differing elements of one leaf look like: rounding, integer arithmetic."""
-        plain = _Mismatch(batch=index, rounding=None, integers=False, gap=math.inf, scale=0.0)
         if a.dtype.kind not in "biufc" or d.dtype.kind not in "biufc":
-            return plain
+            return _Mismatch()
         try:
-            return self._measure(index, path, a, d, rtol, atol, name, facts) or plain
+            wrong = ~np.isclose(a, d, rtol=rtol, atol=atol, equal_nan=True)
+            kind = np.complex128 if "c" in a.dtype.kind + d.dtype.kind else float
+            gaps = d[wrong].astype(kind) - a[wrong].astype(kind)
+            integers = self._integers(path, a, d, gaps, facts)
         except Exception:  # evidence only: a dtype numpy cannot subtract explains nothing
-            return plain
-
-    def _measure(
-        self,
-        index: int,
-        path: str,
-        a: np.ndarray,
-        d: np.ndarray,
-        rtol: float,
-        atol: float,
-        name: str | None,
-        facts: _Inputs,
-    ) -> _Mismatch | None:
-        wrong = ~np.isclose(a, d, rtol=rtol, atol=atol, equal_nan=True)
-        gaps = d[wrong].astype(np.complex128 if "c" in a.dtype.kind + d.dtype.kind else float)
-        gaps = gaps - a[wrong].astype(gaps.dtype)
+            return _Mismatch()
         if not gaps.size or not np.isfinite(gaps).all():
-            return None  # NaN against a number, or infinities: neither rounding nor integers
-        size = np.abs(gaps)
-        gap = float(size.max())
+            return _Mismatch()  # NaN against a number, or infinities: neither explains it
+        gap = float(np.abs(gaps).max())
         scale = max(_magnitude(a), _magnitude(d))
-        rounding, of_inputs = None, False
-        if name is not None:
-            # the targets' own precision (float32 at least), else the inputs' coarser one:
-            # targets computed from the inputs before these were rounded to float16
-            own = coarsest([name, "float32"])
-            coarse = coarsest([own, facts.precision])
-            if own is not None and gap <= ROUNDING_ULPS * _EPS[own] * scale:
-                rounding = own
-            elif coarse != own and coarse is not None and gap <= _EPS[coarse] * scale:
-                rounding, of_inputs = coarse, True
-        integers = gaps.dtype.kind == "f" and self._integers(path, a, d, gaps, facts)
-        input_ulp = None
-        coarse = facts.precision
-        if rounding is None and coarse is not None and gap <= _EPS[coarse] * facts.scale:
-            input_ulp = (coarse, facts.scale)
-        return _Mismatch(
-            batch=index,
-            rounding=rounding,
-            of_inputs=of_inputs,
-            input_ulp=input_ulp,
-            integers=integers,
-            gap=gap,
-            scale=scale,
-        )
+        return _Mismatch(rounding=facts.rounding(gap, scale, name), integers=integers, gap=gap)
 
     def _integers(
         self, path: str, a: np.ndarray, d: np.ndarray, gaps: np.ndarray, facts: _Inputs
     ) -> bool:
         """Is every difference what integer arithmetic leaves: a wrap-around in a dtype of 8
-        or 16 bits (a multiple of an eighth of its range), a floor (less than 1), or both?"""
+        or 16 bits (a multiple of an eighth of its range), a floor (less than 1), or both?
+        Notes say which: a division that floors, narrow targets, narrow inputs that wrap."""
         if a.dtype.kind not in "iu" or d.dtype.kind not in "iuf":
             return False
         floors = d.dtype.kind == "f"
-        moduli = []
-        if a.dtype.itemsize <= 2:
-            moduli.append(2 ** (8 * a.dtype.itemsize))
+        if floors and np.all(np.abs(gaps) < 1) and np.any(gaps != np.round(gaps)):
+            self._note("floors", path=path, dtype=a.dtype)
+        widths = [a.dtype.itemsize] if a.dtype.itemsize <= 2 else []
+        if widths:
+            self._note("narrow", a.dtype, path=path)
         narrow = facts.narrow
         if narrow is not None:
-            moduli.append(2 ** narrow[2])
-        if not moduli:
+            widths.append(narrow[1].itemsize)
+        if not widths:
             return floors and bool(np.all((np.abs(gaps) < 1) & (gaps != 0)))
-        step = min(moduli) / 8
+        step = 2 ** (8 * min(widths)) / 8
         turns = np.round(gaps / step)
         rest = gaps - turns * step
         left = np.abs(rest) < 1 if floors else rest == 0
         explained = bool(np.all(left & ((turns != 0) | (floors & (rest != 0)))))
         if explained and narrow is not None and a.dtype.itemsize > 2 and np.any(turns != 0):
-            where, dtype, bits = narrow
-            lo, hi = _range(dtype.startswith("u"), bits)
-            widen = say("common", "widen", self.library).text
-            self.notes.add(
-                say(
-                    "targets_match",
-                    "note",
-                    "narrow_inputs",
-                    where=where,
-                    dtype=dtype,
-                    lo=lo,
-                    hi=hi,
-                    path=path,
-                    step=f"{step:g}",
-                    widen=widen,
-                ).text
-            )
+            self._note("narrow_inputs", narrow[1], where=narrow[0], path=path, step=f"{step:g}")
         return explained
+
+    def _note(self, kind: str, wraps: np.dtype[Any] | None = None, **fields: Any) -> None:
+        """Keep a note; ``wraps``: the integer dtype it says wraps around."""
+        if wraps is not None:
+            info = np.iinfo(wraps)
+            widen = say("common", "widen", self.library).text
+            fields.update(dtype=wraps, lo=info.min, hi=info.max, widen=widen)
+        self.notes.add(note(kind, **fields))
+
+    def _matches(self, leaves: tuple[tuple[str, Any], ...], then: Kept) -> bool | None:
+        """Do ``leaves`` hold what ``then`` kept, within its tolerances? None when they
+        cannot be read or compared: no evidence either way."""
+        if len(leaves) != len(then):
+            return False
+        try:
+            return not any(
+                diff_arrays(path, d, as_array(leaf, path), rtol=rtol, atol=atol)
+                for (path, leaf), (d, rtol, atol) in zip(leaves, then)
+            )
+        except TypeError:
+            return None
 
     def changed(self, index: int, batch: Any) -> bool:
         """Does target_fn give other targets for the batch's inputs now than when it was
         yielded (a batch wrong when yielded): its inputs were rewritten since?"""
         inputs = split_targets(batch, index, self.unpack)[0]
-        want = self._leaves(index, self._target(index, inputs, "after later draws"))
-        then = self.expected[index]
-        if len(want) != len(then):
-            return True
-        for (path, leaf), (old, rtol, atol) in zip(want, then):
-            new = as_array(leaf, path)
-            try:
-                if new.shape != old.shape or diff_arrays(path, old, new, rtol=rtol, atol=atol):
-                    return True
-            except TypeError:  # elements that cannot be compared: no evidence either way
-                return False
-        return False
+        now = self._expected(index, inputs, "after later draws")
+        return self._matches(now, self.expected[index]) is False
 
     def read_ahead(self, held: list[Any], rewritten: list[int]) -> list[tuple[int, int]]:
         """(i, j) for each rewritten batch i whose inputs, when compared, gave the targets
@@ -412,23 +353,11 @@ class Comparer:
             if not any(_varies(d) for d, _, _ in then):
                 continue  # constant targets match any batch's: no evidence
             for j, batch in enumerate(held):
-                if j != i and self._same(then, batch, j):
+                targets = flatten_at(split_targets(batch, j, self.unpack)[1], "targets").leaves
+                if j != i and self._matches(targets, then):
                     pairs.append((i, j))
                     break
         return pairs
-
-    def _same(self, then: list[tuple[np.ndarray, float, float]], batch: Any, j: int) -> bool:
-        got = flatten_at(split_targets(batch, j, self.unpack)[1], "targets").leaves
-        if len(got) != len(then):
-            return False
-        for (path, leaf), (d, rtol, atol) in zip(got, then):
-            try:
-                a = as_array(leaf, path)
-                if a.shape != d.shape or diff_arrays(path, d, a, rtol=rtol, atol=atol):
-                    return False
-            except TypeError:  # a leaf that cannot be read or compared: no match
-                return False
-        return True
 
     def parameter(self, which: int, given: float | None) -> Any:
         """What to show for rtol (0) or atol (1): the value given, the one applied, or each
@@ -460,34 +389,9 @@ def _varies(a: np.ndarray) -> bool:
         return False
 
 
-def _integer_notes(path: str, actual: np.ndarray, desired: np.ndarray, library: str) -> list[str]:
-    """Say when integer targets explain a mismatch: a narrow dtype, or division that floors."""
-    if actual.dtype.kind not in "iu" or desired.dtype.kind not in "iuf":
-        return []
-    if actual.shape != desired.shape:
-        return []
-    notes = []
-    wrong = ~np.isclose(actual, desired)
-    d = desired[wrong].astype(np.float64)
-    a = actual[wrong].astype(np.float64)
-    if desired.dtype.kind == "f" and np.all(np.abs(d - a) < 1) and np.any(d != np.round(d)):
-        notes.append(say("targets_match", "note", "floors", path=path, dtype=actual.dtype).text)
-    if actual.dtype.itemsize <= 2:
-        info = np.iinfo(actual.dtype)
-        widen = say("common", "widen", library).text
-        notes.append(
-            say(
-                "targets_match",
-                "note",
-                "narrow",
-                path=path,
-                dtype=actual.dtype,
-                lo=info.min,
-                hi=info.max,
-                widen=widen,
-            ).text
-        )
-    return notes
+def note(kind: str, **values: Any) -> str:
+    """One note of the targets report, from ``words.toml``."""
+    return say("targets_match", "note", kind, **values).text
 
 
 def split_targets(batch: Any, index: int, unpack: Any) -> tuple[Any, Any, str, str]:

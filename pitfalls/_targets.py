@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from pitfalls import _fingerprint as fingerprint
 from pitfalls import _validate as validate
 from pitfalls._aliasing import (
     DEFAULT_DRAWS,
@@ -19,12 +20,7 @@ from pitfalls._aliasing import (
 )
 from pitfalls._boundary import asserting, checker
 from pitfalls._frameworks import tfdata as _tfdata
-from pitfalls._matching import (
-    ROUNDING_ULPS,
-    Comparer,
-    coarsest,
-    split_targets,
-)
+from pitfalls._matching import ROUNDING_ULPS, Comparer, coarsest, note, split_targets
 from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
 from pitfalls._sources import Ended, draw, ended_note, resolve
@@ -32,81 +28,39 @@ from pitfalls._tree import as_array, buffer_of, flatten_at
 from pitfalls._words import Words, say
 
 
-def _rows(batch: Any, unpack: Any) -> int:
-    """Rows in a batch: the first dimension of its first input with one (else 1)."""
-    shapes = [
-        as_array(a, path).shape
-        for path, a in flatten_at(split_targets(batch, 0, unpack)[0], "").leaves
-    ]
-    return next((shape[0] for shape in shapes if shape), 1)
+def _arrays(batch: Any, index: int, unpack: Any, role: int = 0) -> list[np.ndarray]:
+    """The arrays of a batch's inputs (``role`` 0) or targets (1)."""
+    part, path = split_targets(batch, index, unpack)[role], ("inputs", "targets")[role]
+    return [as_array(a, where) for where, a in flatten_at(part, path).leaves]
 
 
-def _stored(watch: Randomness, batch: Any, unpack: Any) -> dict[str, np.ndarray]:
+def _stored(watch: Randomness, batch: Any, unpack: Any) -> dict[str, Any]:
     """The arrays the source holds with rows for 2 batches or more: its stored samples.
 
     Random draws by a source that holds its samples are augmentation or
     sampling; by one that holds none, they make the data itself.
     """
-    rows = _rows(batch, unpack)
+    rows = next((x.shape[0] for x in _arrays(batch, 0, unpack) if x.shape), 1)
     return {name: a for name, a in held_by(watch.roots).arrays.items() if len(a) >= 2 * rows}
 
 
 def _sampled_from(
-    stored: dict[str, np.ndarray], held: list[Any], batches: list[int], unpack: Any
+    stored: dict[str, Any], held: list[Any], batches: list[int], unpack: Any
 ) -> str | None:
     """The stored array whose rows are every input row of these batches, unchanged: the
-    source samples its data, it does not augment it; None when some row is not found."""
-    found = None
+    source samples its data, it does not augment it; None when some row is not found.
+    Rows are compared by their fingerprints, in arrays of one dtype and row shape."""
+    arrays = {name: as_array(a, name) for name, a in stored.items()}
+    rows = {name: set(fingerprint.samples([a], len(a))) for name, a in arrays.items()}
+    found = []
     for i in batches[:3]:
-        for path, leaf in flatten_at(split_targets(held[i], i, unpack)[0], "inputs").leaves:
-            x = as_array(leaf, path)
-            if x.ndim == 0 or not len(x):
-                return None
-            name = next(
-                (
-                    n
-                    for n, a in stored.items()
-                    if a.shape[1:] == x.shape[1:] and a.dtype == x.dtype and _rows_found(x, a)
-                ),
-                None,
-            )
-            if name is None:
-                return None
-            found = found or name
-    return found
-
-
-_CANDIDATES = 256
-
-
-def _rows_found(rows: np.ndarray, stored: np.ndarray) -> bool:
-    """Is every row of ``rows`` equal to some row of ``stored`` (same shapes past the first)?
-
-    Cheap: rows are first narrowed by three elements each, compared as columns of
-    ``stored`` without copying it; only those candidates are compared whole.
-    """
-    rest = rows.shape[1:]
-    flat = rows.reshape(len(rows), -1)
-    width = flat.shape[1]
-    if not width:
-        return False
-    probes = sorted({0, width // 2, width - 1})
-    columns = [stored[_column(p, rest)] if rest else stored for p in probes]
-    for row in flat:
-        mask = columns[0] == row[probes[0]]
-        for column, p in zip(columns[1:], probes[1:]):
-            mask &= column == row[p]
-        candidates = np.flatnonzero(mask)[:_CANDIDATES]
-        if not candidates.size:
-            return False
-        if not (stored[candidates].reshape(len(candidates), -1) == row).all(axis=1).any():
-            return False
-    return True
-
-
-def _column(flat_index: int, rest: tuple[int, ...]) -> tuple[Any, ...]:
-    """The index of one element of every row: ``(:, i, j)`` for the flat position in a row."""
-    return (slice(None), *(int(i) for i in np.unravel_index(flat_index, rest)))
+        for x in _arrays(held[i], i, unpack):
+            drawn = set(fingerprint.samples([x], len(x))) if x.ndim else set()
+            alike = [
+                n for n, a in arrays.items() if (a.shape[1:], a.dtype) == (x.shape[1:], x.dtype)
+            ]
+            found.append(next((n for n in alike if drawn and drawn <= rows[n]), None))
+    return found[0] if found and None not in found else None
 
 
 def _suggest(gap: float) -> float:
@@ -119,61 +73,37 @@ class _Evidence:
     """What the check saw, from which the reason and the hint are chosen (data first)."""
 
     cause: str
-    """``later``, ``read_ahead``, ``rounding``, ``integers``, ``overwritten``,
-    ``sampling``, ``augmentation`` or ``plain``."""
-    style: str
-    library: str
-    torch_loader: bool
+    """``later`` (every batch matched when yielded), or the kind of TARGETS_MISMATCH
+    that explains it best: ``read_ahead``, ``rounding``, ``integers``, ``shared``,
+    ``aliased``, ``rewritten``, ``sampling``, ``augmentation`` or ``plain``."""
     labels: bool
     """The targets and target_fn's are integers or bools (class labels)."""
-    aliased: bool = False
-    """generator_no_aliasing failed on the same source (check_source knows)."""
-    rewritten: int = 0
+    rewritten: int
     """Batches wrong when yielded whose inputs changed again after later draws."""
     shared: int = 0
     """Batches drawn whose inputs share one buffer with another's (nothing changed while
     the check drew: a list filled from one buffer before)."""
     gap: float = 0.0
     ulp: str = "float32"
-    given: bool = False
-    """The user passed rtol or atol."""
 
 
-def _words(e: _Evidence, draws: int, status_ok: bool) -> Words:
+def _words(e: _Evidence, draws: int, status_ok: bool, fix: str, library: str, given: bool) -> Words:
     """The reason and hint for the evidence (``words.toml``), in the words of the user's
-    framework: the kind of mismatch picks the entry, the library the snippets."""
+    framework: the kind of mismatch picks the entry, the library the snippets; ``given``:
+    the user passed rtol or atol."""
     if status_ok:
         return say("targets_match", "passed", draws=draws)
-    fix = later_fix(e.style, e.library, e.torch_loader)
     if e.cause == "later":
         return say("targets_match", Cause.BATCH_CHANGED, fix=fix)
     kind = e.cause
-    if e.cause == "overwritten":
-        kind = "shared" if e.shared else "aliased" if e.aliased else "rewritten"
-    elif e.cause == "rounding" and e.given:
+    if kind == "rounding" and given:
         kind = "rounding_given"
-    elif e.cause in ("augmentation", "plain"):
-        kind = (
-            "_".join(
-                k
-                for k, on in (("labels", e.labels), ("augmentation", e.cause == "augmentation"))
-                if on
-            )
-            or "plain"
-        )
+    elif e.labels and kind in ("augmentation", "plain"):
+        kind = "labels_augmentation" if kind == "augmentation" else "labels"
+    snippets = {k: say("common", k, library).text for k in ("copy", "expand", "widen", "floating")}
+    atol = f"{_suggest(e.gap):g}"
     return say(
-        "targets_match",
-        Cause.TARGETS_MISMATCH,
-        kind,
-        fix=fix,
-        atol=f"{_suggest(e.gap):g}",
-        ulp=e.ulp,
-        shared=e.shared,
-        rewritten=e.rewritten,
-        copy=say("common", "copy", e.library).text,
-        expand=say("common", "expand", e.library).text,
-        widen=say("common", "widen", e.library).text,
-        floating=say("common", "floating", e.library).text,
+        "targets_match", Cause.TARGETS_MISMATCH, kind, fix=fix, atol=atol, **asdict(e), **snippets
     )
 
 
@@ -263,26 +193,19 @@ def targets_report(
                 watch.mark()
         watch.drew()
     asked, draws = draws, len(held)
-    wrong_at_yield = sorted({f.batch for f in findings if f.batch is not None})
     rewritten = []
     for i, batch in enumerate(held):
-        if i in comparer.expected:
-            if comparer.changed(i, batch):
-                rewritten.append(i)
-        else:
+        if i not in comparer.expected:
             findings += comparer.compare(i, batch, "after later draws")
+        elif comparer.changed(i, batch):
+            rewritten.append(i)
 
     graph = _tfdata.graph(resolved.obj) if _tfdata.is_dataset(resolved.obj) else None
     tf_ops = graph.random_ops if graph is not None else ()
-    found, notes = _weigh(comparer, watch, held, wrong_at_yield, rewritten, aliasing, tf_ops)
-    evidence = _Evidence(
-        **found,
-        style=source_style(resolved),
-        library=comparer.library,
-        torch_loader=is_torch_loader(resolved),
-        given=rtol is not None or atol is not None,
-    )
-    words = _words(evidence, draws, not findings)
+    evidence, notes = _weigh(comparer, watch, held, rewritten, aliasing, tf_ops)
+    fix = later_fix(source_style(resolved), comparer.library, is_torch_loader(resolved))
+    given = rtol is not None or atol is not None
+    words = _words(evidence, draws, not findings, fix, comparer.library, given)
     return Report(
         check="targets_match",
         cause=Cause.BATCH_CHANGED if evidence.cause == "later" else Cause.TARGETS_MISMATCH,
@@ -322,11 +245,10 @@ def _weigh(
     comparer: Comparer,
     watch: Randomness,
     held: list[Any],
-    wrong: list[int],
     rewritten: list[int],
     aliasing: Report | None,
     tf_ops: tuple[str, ...] = (),
-) -> tuple[dict[str, Any], set[str]]:
+) -> tuple[_Evidence, set[str]]:
     """The cause that explains the mismatches best, and the notes that back it.
 
     ``tf_ops``: the random ops of a tf.data pipeline's graph (a random flip in its map),
@@ -339,20 +261,22 @@ def _weigh(
     drawn by a source holding its samples (augmentation); none of these.
     """
     notes = set(comparer.notes)
+    wrong = sorted(comparer.expected)  # the batches wrong when yielded
     labels = bool(comparer.kinds) and all(a in "iub" and d in "iub" for a, d in comparer.kinds)
-    found: dict[str, Any] = {"labels": labels, "rewritten": len(rewritten)}
-    aliased = aliasing is not None and aliasing.status == "failed"
+
+    def found(cause: str, **measured: Any) -> tuple[_Evidence, set[str]]:
+        return _Evidence(cause=cause, labels=labels, rewritten=len(rewritten), **measured), notes
+
     if not wrong:
-        return {**found, "cause": "later"}, notes
+        return found("later")
+    aliased = aliasing is not None and aliasing.status == "failed"
     if aliased and aliasing is not None:
-        bad, batches = len(aliasing.bad_batches), aliasing.batches
-        notes.add(_note("aliasing", bad=bad, batches=batches))
-    mismatched = comparer.mismatches
+        notes.add(note("aliasing", bad=len(aliasing.bad_batches), batches=aliasing.batches))
     pairs = comparer.read_ahead(held, rewritten)
     if pairs:  # evidence even for a few batches; the cause when it explains half of them
         shown = pairs[:MAX_SHOWN]
         notes.add(
-            _note(
+            note(
                 "read_ahead",
                 batch_word="batches" if len(shown) > 1 else "batch",
                 rewritten=", ".join(str(i) for i, _ in shown),
@@ -362,45 +286,46 @@ def _weigh(
             )
         )
         if 2 * len(pairs) >= len(wrong):
-            return {**found, "cause": "read_ahead"}, notes
-    exact = bool(mismatched) and not comparer.shapes
-    if exact and all(m.rounding for m in mismatched):
+            return found("read_ahead")
+    mismatched = [] if comparer.shapes else comparer.mismatches
+    integers = bool(mismatched) and all(m.integers for m in mismatched)
+    rounds = [m.rounding for m in mismatched if m.rounding is not None]
+    if rounds and len(rounds) == len(mismatched):  # every difference rounding, or perhaps
+        kinds = {kind for kind, _, _ in rounds}
         gap = max(m.gap for m in mismatched)
-        ulp = coarsest([m.rounding for m in mismatched]) or "float32"
-        scale = max(m.scale for m in mismatched)
-        kind = "rounding_inputs" if any(m.of_inputs for m in mismatched) else "rounding"
-        notes.add(_note(kind, ulps=ROUNDING_ULPS, ulp=ulp, scale=f"{scale:.3g}", gap=f"{gap:.2g}"))
-        return {**found, "cause": "rounding", "gap": gap, "ulp": ulp}, notes
-    if exact and all(m.integers for m in mismatched):
-        return {**found, "cause": "integers"}, notes
-    near = [m.input_ulp for m in mismatched if m.input_ulp is not None]
-    if exact and len(near) == len(mismatched):
-        coarse = coarsest([name for name, _ in near])
-        gap, scale = max(m.gap for m in mismatched), max(s for _, s in near)
-        notes.add(_note("perhaps_rounding", gap=f"{gap:.2g}", ulp=coarse, scale=f"{scale:.3g}"))
+        ulp = coarsest([p for _, p, _ in rounds]) or "float32"
+        scale = f"{max(s for _, _, s in rounds):.3g}"
+        measured = {"ulps": ROUNDING_ULPS, "ulp": ulp, "scale": scale, "gap": f"{gap:.2g}"}
+        if "perhaps_rounding" not in kinds:
+            kind = "rounding_inputs" if "rounding_inputs" in kinds else "rounding"
+            notes.add(note(kind, **measured))
+            return found("rounding", gap=gap, ulp=ulp)
+        if kinds == {"perhaps_rounding"} and not integers:
+            notes.add(note("perhaps_rounding", **measured))
+    if integers:
+        return found("integers")
     if rewritten and not aliased:
-        notes.add(_note("rewritten", rewritten=len(rewritten), wrong=len(wrong)))
+        notes.add(note("rewritten", rewritten=len(rewritten), wrong=len(wrong)))
     stored = _stored(watch, held[0], comparer.unpack) if watch.random else {}
     try:
         sampled = _sampled_from(stored, held, wrong, comparer.unpack) if stored else None
-    except Exception:  # rows numpy cannot compare: no evidence of sampling
+    except Exception:  # rows numpy cannot read: no evidence of sampling
         sampled = None
     if sampled is not None:
-        notes.add(_note("sampling", drew=", ".join(watch.seen), stored=sampled))
+        notes.add(note("sampling", drew=", ".join(watch.seen), stored=sampled))
     elif stored and not (aliased or rewritten):  # memory rewritten: a likelier story
-        notes.add(_note("randomness", drew=", ".join(watch.seen)))
+        notes.add(note("randomness", drew=", ".join(watch.seen)))
     shared = 0 if aliased or rewritten else _shared_inputs(held, comparer.unpack)
     if shared:
-        notes.add(_note("shared", shared=shared, drawn=len(held)))
-        return {**found, "cause": "overwritten", "shared": shared}, notes
+        notes.add(note("shared", shared=shared, drawn=len(held)))
+        return found("shared", shared=shared)
     if aliased or rewritten:
-        return {**found, "cause": "overwritten", "aliased": aliased}, notes
+        return found("aliased" if aliased else "rewritten")
     if sampled is not None:
-        return {**found, "cause": "sampling"}, notes
-    if not stored and tf_ops and not (aliased or rewritten):
-        notes.add(_note("tf_randomness", ops=", ".join(tf_ops)))
-        return {**found, "cause": "augmentation"}, notes
-    return {**found, "cause": "augmentation" if stored else "plain"}, notes
+        return found("sampling")
+    if not stored and tf_ops:
+        notes.add(note("tf_randomness", ops=", ".join(tf_ops)))
+    return found("augmentation" if stored or tf_ops else "plain")
 
 
 def _shared_inputs(held: list[Any], unpack: Any) -> int:
@@ -408,28 +333,16 @@ def _shared_inputs(held: list[Any], unpack: Any) -> int:
     whose targets differ: one buffer filled again after its targets were taken (a list
     filled from it). The same batch read twice (a view of stored data, an index read
     again next epoch) has the same targets, and does not count."""
-    try:
-        kept = []  # all held while addresses are read: a freed copy's could be reused
-        by_address: dict[int, list[bytes]] = {}
-        for i, batch in enumerate(held):
-            inputs, targets, path, targets_path = split_targets(batch, i, unpack)
-            leaves = flatten_at(inputs, path).leaves
-            if not leaves or targets is None:
-                continue
-            first = as_array(leaves[0][1], leaves[0][0])
-            wanted = [as_array(leaf, p) for p, leaf in flatten_at(targets, targets_path).leaves]
-            kept.append((first, wanted))
-            if first.size and first.ndim:
-                key = b"".join(np.ascontiguousarray(t).tobytes() for t in wanted)
-                by_address.setdefault(buffer_of(first)[1], []).append(key)
+    try:  # all held while addresses are read: a freed copy's could be reused
+        kept = [(_arrays(b, i, unpack), _arrays(b, i, unpack, 1)) for i, b in enumerate(held)]
     except Exception:  # inputs numpy cannot read: no evidence either way
         return 0
+    by_address: dict[int, list[bytes]] = {}
+    for inputs, targets in kept:
+        if inputs and inputs[0].size and inputs[0].ndim:
+            key = b"".join(np.ascontiguousarray(t).tobytes() for t in targets)
+            by_address.setdefault(buffer_of(inputs[0])[1], []).append(key)
     return sum(len(keys) for keys in by_address.values() if len(set(keys)) > 1)
-
-
-def _note(kind: str, **values: Any) -> str:
-    """One note of the targets report, from ``words.toml``."""
-    return say("targets_match", "note", kind, **values).text
 
 
 assert_targets_match = asserting(check_targets_match)
