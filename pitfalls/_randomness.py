@@ -49,7 +49,9 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls._frameworks.rngs import get_state, same_state, set_state
+from pitfalls._frameworks import rngs
+from pitfalls._frameworks.rngs import get_state, same_state
+from pitfalls._words import say
 
 _MAX_DEPTH = 4
 _MAX_OBJECTS = 2000
@@ -209,43 +211,142 @@ _RANDOM_SEED = random.Random.seed.__code__
 """The code of ``random.Random.seed``: called with None, it draws from the system."""
 
 _KINDS: dict[type, str | None] = {}
-"""The kind of generator each type of object a method was called on is (None: none)."""
+"""The kind of generator each type of object seen in a call is (None: none)."""
+
+
+def _kind(obj: Any) -> str | None:
+    kind = _KINDS.get(type(obj), "")
+    if kind == "":
+        kind = _KINDS[type(obj)] = frameworks.rng_kind(obj)
+    return kind
 
 
 class _Watch:
-    """A profile hook over a read (its thread, and threads it starts): the ``random.Random``
-    generators whose methods it called, and whether it drew fresh entropy from the system
-    (``os.urandom``, ``random.Random.seed(None)``): a generator made without a seed."""
+    """What a read (its threads included) calls, while it runs: the generators whose
+    methods it called, and whether it drew fresh entropy from the system (``os.urandom``,
+    ``random.Random.seed(None)``: a generator made without a seed)."""
 
     def __init__(self) -> None:
-        self.drawn: dict[int, Any] = {}
+        self.drawn: dict[int, tuple[Any, str, Any]] = {}
+        """By id: each generator drawn from, its kind and its state as first seen (before
+        its first draw; None if it cannot be read)."""
         self.entropy = False
-        self._saved: tuple[Any, Any] | None = None
 
-    def _hook(self, frame: types.FrameType, event: str, arg: Any) -> None:
-        if event == "c_call":
-            owner = getattr(arg, "__self__", None)
-            kind = _KINDS.get(type(owner), "")
-            if kind == "":
-                kind = _KINDS[type(owner)] = frameworks.rng_kind(owner)
-            if kind is not None:
-                self.drawn[id(owner)] = owner
-            elif arg is os.urandom:
-                self.entropy = True
-        elif event == "call" and frame.f_code is _RANDOM_SEED:
-            self.entropy = self.entropy or frame.f_locals.get("a", 0) is None
+    def saw(self, owner: Any, kind: str) -> None:
+        if id(owner) not in self.drawn:
+            state = None
+            with contextlib.suppress(Exception):
+                state = get_state(owner, kind)
+            self.drawn[id(owner)] = (owner, kind, state)
 
     def start(self) -> None:
-        if self._saved is None:
-            self._saved = (sys.getprofile(), threading.getprofile())
-            sys.setprofile(self._hook)
-            threading.setprofile(self._hook)  # a read under a timeout runs in a helper thread
+        if self not in _WATCHES:
+            if not _WATCHES:
+                _observe(True)
+            _WATCHES.append(self)
 
     def stop(self) -> None:
-        if self._saved is not None:
-            sys.setprofile(self._saved[0])
-            threading.setprofile(self._saved[1])
-            self._saved = None
+        if self in _WATCHES:
+            _WATCHES.remove(self)
+            if not _WATCHES:
+                _observe(False)
+
+
+@contextlib.contextmanager
+def watching() -> Iterator[_Watch]:
+    """A :class:`_Watch` over the block."""
+    watch = _Watch()
+    watch.start()
+    try:
+        yield watch
+    finally:
+        watch.stop()
+
+
+_WATCHES: list[_Watch] = []
+"""The watches running now: every call seen is told to each (a read within a read)."""
+
+
+def _called(fn: Any, first: Any) -> None:
+    """``fn`` was called (``first``: its first argument, when known): a generator's method
+    (bound, or called on ``first``) is a draw; ``os.urandom`` is fresh entropy."""
+    owner = getattr(fn, "__self__", None)
+    if _kind(first) and getattr(type(first), getattr(fn, "__name__", ""), None) is fn:
+        owner = first
+    kind = _kind(owner)
+    if kind is not None:
+        for watch in _WATCHES:
+            watch.saw(owner, kind)
+    elif fn is os.urandom:
+        for watch in _WATCHES:
+            watch.entropy = True
+
+
+def _seeding(frame: types.FrameType) -> None:
+    """``random.Random.seed`` starts in ``frame``: with None, it draws from the system."""
+    if frame.f_locals.get("a", 0) is None:
+        for watch in _WATCHES:
+            watch.entropy = True
+
+
+def _profile(frame: types.FrameType, event: str, arg: Any) -> None:
+    if event == "c_call":
+        _called(arg, None)
+    elif event == "call" and frame.f_code is _RANDOM_SEED:
+        _seeding(frame)
+
+
+def _on_call(code: types.CodeType, offset: int, fn: Any, first: Any) -> None:
+    _called(fn, first)
+
+
+def _on_seed(code: types.CodeType, offset: int) -> None:
+    _seeding(sys._getframe(1))
+
+
+_MONITORING: Any = getattr(sys, "monitoring", None)
+"""``sys.monitoring`` (Python 3.12+), or None."""
+_SAVED: list[Any] = []
+"""What :func:`_observe` replaced: the sys.monitoring tool id it took, or the profile
+hooks there were."""
+
+
+def _observe(on: bool) -> None:
+    """Start (or stop) telling the watches what is called.
+
+    Through ``sys.monitoring`` (Python 3.12+), whose CALL event gives the callable and
+    its first argument for every call Python code makes: a numpy generator's compiled
+    methods are seen too. Before 3.12 (or with every tool id taken) through a profile
+    hook, of this thread and threads started since (a read under a timeout runs in a
+    helper thread), which sees C functions called but not numpy's compiled methods: only
+    ``random.Random``'s draws.
+    """
+    monitoring = _MONITORING
+    if not on and isinstance(_SAVED[0], int):
+        monitoring.set_events(_SAVED[0], 0)
+        monitoring.set_local_events(_SAVED[0], _RANDOM_SEED, 0)
+        monitoring.free_tool_id(_SAVED[0])
+    elif not on:
+        sys.setprofile(_SAVED[0])
+        threading.setprofile(_SAVED[1])
+    elif monitoring is not None and None in map(monitoring.get_tool, _TOOLS):
+        tool = next(t for t in _TOOLS if monitoring.get_tool(t) is None)
+        monitoring.use_tool_id(tool, "pitfalls")
+        events = monitoring.events
+        monitoring.register_callback(tool, events.CALL, _on_call)
+        monitoring.register_callback(tool, events.PY_START, _on_seed)
+        monitoring.set_local_events(tool, _RANDOM_SEED, events.PY_START)
+        monitoring.set_events(tool, events.CALL)
+        _SAVED[:] = [tool]
+    else:
+        _SAVED[:] = [sys.getprofile(), threading.getprofile()]
+        sys.setprofile(_profile)
+        threading.setprofile(_profile)
+
+
+_TOOLS = (3, 4)
+"""The sys.monitoring tool ids no tool claims by convention (debuggers, coverage and
+profilers take 0-2, optimizers 5): the first one free is taken while a read is watched."""
 
 
 # Seeding, observing, restoring ------------------------------------------------------
@@ -329,7 +430,7 @@ class Randomness:
         self.found_drawing = 0
         """How many generators were taken on as reads were seen drawing from them: the
         reads before were not made under their control."""
-        self._sighted: dict[int, Any] = {}
+        self._sighted: dict[int, tuple[Any, Any]] = {}
         """Generators not found on the source that an earlier read was seen drawing from:
         one seen in a second read is held across reads, and controlled from then on."""
 
@@ -341,19 +442,24 @@ class Randomness:
     def __exit__(self, *exc: Any) -> None:
         self._watch.stop()
         if self.restore:
-            _put_back(self._original.values(), self._keras_state)
+            rngs.put_back(self._original.values())
+            if self._keras_state is not None:
+                frameworks.tensorflow.put_back(self._keras_state)
 
     @staticmethod
     def _tf() -> bool:
         return bool(frameworks.tensorflow.keras() or frameworks.tensorflow.tensorflow())
 
-    def _remember(self, name: str, obj: Any, kind: str) -> None:
+    def _remember(self, name: str, obj: Any, kind: str, state: Any = None) -> None:
+        """Reseed, watch and put back ``obj`` (of ``kind``) as ``name`` from now on, to
+        ``state`` (its state now if None)."""
         if id(obj) in self._original:
             return
         try:
-            self._original[id(obj)] = (obj, kind, get_state(obj, kind))
+            state = get_state(obj, kind) if state is None else state
         except Exception:  # a state that cannot be read: neither reseeded nor watched
             return
+        self._original[id(obj)] = (obj, kind, state)
         self.rngs[name] = (obj, kind)
         bits = obj
         if kind == "numpy Generator":
@@ -400,15 +506,25 @@ class Randomness:
         }
         self._watch.start()
 
+    def named_states(self, *, first: bool = False) -> dict[str, Any]:
+        """Each RNG's state by name: now, or (``first``) as first found: when looked for,
+        or for one seen drawing, before its first draw."""
+        if first:
+            found = {name: id(obj) for name, (obj, _) in self.rngs.items()}
+            return {
+                name: self._original[key][2] for name, key in found.items() if key in self._original
+            }
+        return {name: get_state(obj, kind) for name, (obj, kind) in self.rngs.items()}
+
     def states(self) -> list[tuple[Any, str, Any]]:
         """Every watched RNG with its state now, for :meth:`put_back`."""
-        return _states(self.rngs.values())
+        return rngs.states(self.rngs.values())
 
     @staticmethod
     def put_back(states: list[tuple[Any, str, Any]]) -> None:
         """The states :meth:`states` took, set again: a read reseeded for comparison leaves
         the generators where training would find them (its draws undone, not replaced)."""
-        _put_back(states, None)
+        rngs.put_back(states)
 
     def mark(self) -> None:
         """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch)."""
@@ -442,13 +558,13 @@ class Randomness:
         """Take on the generators the read was seen drawing from that an earlier read drew
         from too: held somewhere across reads (a closure, another module), not made per read."""
         known = {id(obj) for obj, _ in self.rngs.values()}
-        for key, obj in self._watch.drawn.items():
+        for key, (obj, kind, state) in self._watch.drawn.items():
             if key in self._sighted and key not in known:
-                kind = frameworks.rng_kind(obj) or ""
-                self._remember(f"{kind} #{len(self.rngs) + 1} (seen drawing)", obj, kind)
+                first = self._sighted[key][1]  # put back as it was before its first draw
+                self._remember(f"{kind} #{len(self.rngs) + 1} (seen drawing)", obj, kind, first)
                 self.found_drawing += 1
             elif len(self._sighted) < _MAX_ITEMS:
-                self._sighted[key] = obj
+                self._sighted.setdefault(key, (obj, state))
         self._watch.drawn.clear()
 
     def per_read(self) -> None:
@@ -478,16 +594,8 @@ class Randomness:
         if self.hook is not None:
             names.append(f"your reseed={getattr(self.hook, '__name__', 'hook')}")
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-        if natural:
-            return (
-                f"Randomness: the source drew from {shown}; the epochs were read as training"
-                " reads them, nothing reseeded between them, and every generator was put"
-                " back afterwards."
-            )
-        return (
-            f"Randomness: the source drew from {shown}; every read compared was made"
-            " after reseeding them alike, and they were put back afterwards."
-        )
+        kind = "randomness_natural" if natural else "randomness"
+        return say("common", "note", kind, shown=shown).text
 
 
 TF_OPS = "TensorFlow's random ops (eager)"
@@ -501,29 +609,12 @@ def global_rngs_kept() -> Iterator[None]:
     """Python's, numpy's and torch's global RNGs, TensorFlow's global Generator and the
     Keras and TensorFlow global seeds as they are now, put back on exit: whatever a check
     drew or seeded (a factory building its pipeline, the reads, a blame pass, a training)."""
-    saved = _states(_globals().values())
+    saved = rngs.states(_globals().values())
     seeds = frameworks.tensorflow.seeds()
     try:
         yield
     finally:
-        _put_back(saved, seeds)
-
-
-def _states(rngs: Iterable[tuple[Any, str]]) -> list[tuple[Any, str, Any]]:
-    """Each (RNG, kind) with its state now; one whose state cannot be read is left out."""
-    out = []
-    for obj, kind in rngs:
-        with contextlib.suppress(Exception):
-            out.append((obj, kind, get_state(obj, kind)))
-    return out
-
-
-def _put_back(saved: Iterable[tuple[Any, str, Any]], seeds: dict[str, Any] | None) -> None:
-    """Each RNG's state as remembered, then Keras' and TensorFlow's seeds (if recorded)."""
-    for obj, kind, state in saved:
-        with contextlib.suppress(Exception):  # one that cannot be put back is left
-            set_state(obj, kind, state)
-    if seeds is not None:
+        rngs.put_back(saved)
         frameworks.tensorflow.put_back(seeds)
 
 
@@ -543,10 +634,6 @@ def fresh_entropy(read: Callable[[], Any]) -> bool:
     generator moves for: it is seen as it draws from the operating system, through
     ``os.urandom`` or ``random.Random.seed(None)``.
     """
-    watch = _Watch()
-    watch.start()
-    try:
+    with watching() as watch:
         read()
-    finally:
-        watch.stop()
     return watch.entropy

@@ -3,8 +3,9 @@ a generator's state through its library's public API, by its kind (:func:`rng_ki
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,22 @@ def set_state(obj: Any, kind: str, state: Any) -> None:
         obj.set_state(state)
     else:
         obj.state.assign(state)
+
+
+def states(rngs: Iterable[tuple[Any, str]]) -> list[tuple[Any, str, Any]]:
+    """Each (generator, kind) with its state now; one whose state cannot be read is left out."""
+    out = []
+    for obj, kind in rngs:
+        with contextlib.suppress(Exception):
+            out.append((obj, kind, get_state(obj, kind)))
+    return out
+
+
+def put_back(saved: Iterable[tuple[Any, str, Any]]) -> None:
+    """Each generator's state as :func:`states` read it; one that cannot be set is left."""
+    for obj, kind, state in saved:
+        with contextlib.suppress(Exception):
+            set_state(obj, kind, state)
 
 
 _SEEDED: dict[tuple[Any, int], Any] = {}
