@@ -11,9 +11,10 @@ random state:
   :func:`register_random`, the generators the source holds or its code refers
   to (:func:`held_by`), and those reads were seen drawing from; then it calls
   the user's ``reseed(seed)`` hook for the rest;
-* while a read runs, a profile hook watches it draw: a ``random.Random`` held
-  anywhere (a closure, another module) whose methods two reads called is
-  reseeded and watched from the next read on;
+* while a read runs, its calls are watched (``sys.monitoring`` on Python 3.12+,
+  a profile hook before): a generator held anywhere (a closure, another
+  module) whose methods two reads called is reseeded and watched from the
+  next read on, and put back as it was before its first draw;
 * it records which generators the read drew from (their state moved), so a
   check can say "random per read" with evidence; draws made only as an epoch
   starts (a permutation, a DataLoader's worker seed) are kept apart, as the
@@ -21,14 +22,16 @@ random state:
 * on exit every RNG it touched is put back as it was, Keras' and
   TensorFlow's global seeds included (TensorFlow's back to none at all).
 
-What it cannot see: a numpy generator held outside the source and its code's
-references (its methods, compiled, make no profile events), and the seeds
-TensorFlow ops took when their pipeline was built (see
-:mod:`pitfalls._frameworks.tfdata`); pass ``reseed=`` or register the generator
-for those. It also cannot tell a generator it cannot see from state that
-changes per read (a counter); :func:`stored_arrays` and :func:`changed_rows`
-give the checks another witness: data written in place changes arrays the
-source holds (numpy arrays, torch tensors, JAX arrays), randomness never does.
+What it cannot see: before Python 3.12, a numpy generator held outside the
+source and its code's references (its methods, compiled, make no profile
+events); draws made in C code (``map(rng.normal, ...)``) or in TensorFlow
+ops, whose seeds were taken when their pipeline was built (see
+:mod:`pitfalls._frameworks.tfdata`); pass ``reseed=`` or register the
+generator for those. It also cannot tell a generator it cannot see from state
+that changes per read (a counter); :func:`~pitfalls._written.stored_arrays`
+and :func:`~pitfalls._written.changed_rows` give the checks another witness:
+data written in place changes arrays the source holds (numpy arrays, torch
+tensors, JAX arrays), randomness never does.
 """
 
 from __future__ import annotations
@@ -222,9 +225,10 @@ def _kind(obj: Any) -> str | None:
 
 
 class _Watch:
-    """What a read (its threads included) calls, while it runs: the generators whose
-    methods it called, and whether it drew fresh entropy from the system (``os.urandom``,
-    ``random.Random.seed(None)``: a generator made without a seed)."""
+    """What a read (its threads included) calls while it runs (a context manager, or
+    :meth:`start` to :meth:`stop`): the generators whose methods it called, and whether
+    it drew fresh entropy from the system (``os.urandom``, ``random.Random.seed(None)``:
+    a generator made without a seed)."""
 
     def __init__(self) -> None:
         self.drawn: dict[int, tuple[Any, str, Any]] = {}
@@ -239,6 +243,13 @@ class _Watch:
                 state = get_state(owner, kind)
             self.drawn[id(owner)] = (owner, kind, state)
 
+    def __enter__(self) -> _Watch:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
     def start(self) -> None:
         if self not in _WATCHES:
             if not _WATCHES:
@@ -250,17 +261,6 @@ class _Watch:
             _WATCHES.remove(self)
             if not _WATCHES:
                 _observe(False)
-
-
-@contextlib.contextmanager
-def watching() -> Iterator[_Watch]:
-    """A :class:`_Watch` over the block."""
-    watch = _Watch()
-    watch.start()
-    try:
-        yield watch
-    finally:
-        watch.stop()
 
 
 _WATCHES: list[_Watch] = []
@@ -422,7 +422,6 @@ class Randomness:
         self.orders: set[int] = set()
         """Ids of RNGs that only ever draw orders (a DataLoader's ``generator``, which its
         sampler also draws from as the epoch ends): their draws count as at_start."""
-        self.reads = 0
         self._bits: set[int] = set()
         self._shared = False
         """Do two of the RNGs share a numpy bit generator (seeding one moves the other)?"""
@@ -550,7 +549,6 @@ class Randomness:
         for name in moved:
             order = at_start or id(self.rngs[name][0]) in self.orders
             (self.at_start if order else self.seen)[name] += 1
-        self.reads += 1
         self._sight()
         return moved
 
@@ -634,6 +632,6 @@ def fresh_entropy(read: Callable[[], Any]) -> bool:
     generator moves for: it is seen as it draws from the operating system, through
     ``os.urandom`` or ``random.Random.seed(None)``.
     """
-    with watching() as watch:
+    with _Watch() as watch:
         read()
     return watch.entropy

@@ -87,14 +87,15 @@ class _Probe:
         self.fn = fn
         self.rnd = Randomness(roots, restore=False)
 
-    def call(self) -> Call:
+    def call(self) -> tuple[bytes, Any, dict[str, Any], dict[str, Any]]:
+        """One call: (its values' digest, their first, the states as first found, now)."""
         if not self.rnd.rngs:  # after worker_init, which may replace a generator
             self.rnd.rescan()
         self.rnd.mark()
         digest, first = _digest(self.fn())
         self.rnd.drew()
         before, after = self.rnd.named_states(first=True), self.rnd.named_states()
-        return frameworks.torch.worker_id(), digest, first, _plain(before), _plain(after)
+        return digest, first, _plain(before), _plain(after)
 
 
 def _plain(states: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def _forked(probe: _Probe, worker_init: Any, worker_id: int, calls: int, out: An
         if worker_init is not None:
             worker_init(worker_id)
         for _ in range(calls):
-            out.put((worker_id, *probe.call()[1:]))
+            out.put((worker_id, *probe.call()))
     except BaseException as exc:
         add_note(exc, f"pitfalls: raised by fn or worker_init in worker {worker_id}")
         try:
@@ -170,10 +171,8 @@ def _run_forked(
             yield item
     finally:
         for p in procs:
-            p.join(timeout=0.5 if sum(sent) == workers * calls else 0)  # sent all: exiting
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=1)
+            p.terminate()  # one that sent all its calls is exiting anyway
+            p.join(timeout=1)
         out.close()
 
 
@@ -188,7 +187,13 @@ def _run_torch(
 ) -> Iterator[Call]:
     """The calls as a DataLoader's workers return them, one per (empty) batch."""
     loader = frameworks.torch.worker_loader(
-        dataset, lambda _: probe.call(), workers, workers * calls, worker_init, seed, timeout
+        dataset,
+        lambda _: (frameworks.torch.worker_id(), *probe.call()),
+        workers,
+        workers * calls,
+        worker_init,
+        seed,
+        timeout,
     )
     received = 0
     try:
@@ -205,7 +210,8 @@ def _run_torch(
 @dataclass(frozen=True)
 class _Worker:
     """What one worker sent back: a digest per call, the first call's first value, and the
-    RNG states before its first call and after its last."""
+    RNG states as first found (before the first call, or their first draw) and after the
+    last call."""
 
     digests: list[bytes]
     first: Any
@@ -218,7 +224,7 @@ def _gather(calls: Iterable[Call]) -> dict[int, _Worker]:
     for call in calls:
         got.setdefault(int(call[0]), []).append(call)
     return {
-        w: _Worker([c[1] for c in items], items[0][2], items[0][3], items[-1][4])
+        w: _Worker([c[1] for c in items], items[0][2], items[-1][3], items[-1][4])
         for w, items in sorted(got.items())
     }
 
@@ -503,10 +509,7 @@ def _notes(
 
 
 def _constant(results: dict[int, _Worker], calls: int, drew: list[str]) -> str:
-    try:
-        shown = safe_repr(results[min(results)].first)
-    except Exception:
-        shown = "[repr failed]"
+    shown = safe_repr(results[min(results)].first)
     kind = None if drew else "constant" if calls > 1 else "one_call"
     each = f"on each of its {calls} calls" if calls > 1 else "on its call"
     return say(
