@@ -360,8 +360,9 @@ referred to weakly)."""
 def register_random(rng: Any) -> Any:
     """Have every check reseed, watch and put back ``rng``, as its own.
 
-    For a generator pitfalls cannot find on the source (in a closure, another module, a
-    library's state): registered, it is seeded alike before the reads a check compares,
+    For a generator pitfalls cannot find on the source nor see drawing (a numpy generator
+    in another module before Python 3.12, one drawn from by C code, a library's state):
+    registered, it is seeded alike before the reads a check compares,
     so augmentation drawn from it no longer hides the comparison, and it is put back
     after each check. ``rng`` is a ``numpy.random.Generator`` or ``RandomState``, a
     ``random.Random``, a ``torch.Generator``, a ``tf.random.Generator`` or a Keras
