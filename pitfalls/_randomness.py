@@ -267,13 +267,17 @@ _WATCHES: list[_Watch] = []
 """The watches running now: every call seen is told to each (a read within a read)."""
 
 
-def _called(fn: Any, first: Any) -> None:
-    """``fn`` was called (``first``: its first argument, when known): a generator's method
-    (bound, or called on ``first``) is a draw; ``os.urandom`` is fresh entropy."""
-    owner = getattr(fn, "__self__", None)
-    if _kind(first) and getattr(type(first), getattr(fn, "__name__", ""), None) is fn:
-        owner = first
-    kind = _kind(owner)
+def _called(code: Any, offset: int, fn: Any, first: Any) -> None:
+    """``fn`` was called (``first``: its first argument, when known; ``code`` and
+    ``offset``: where, unused): a generator's method (bound, or called on ``first``) is a
+    draw; ``os.urandom`` is fresh entropy. The callback of sys.monitoring's CALL event."""
+    try:
+        owner = getattr(fn, "__self__", None)
+        if _kind(first) and getattr(type(first), getattr(fn, "__name__", ""), None) is fn:
+            owner = first
+        kind = _kind(owner)
+    except Exception:  # an object whose attributes raise: no generator, and its call goes on
+        return
     if kind is not None:
         for watch in _WATCHES:
             watch.saw(owner, kind)
@@ -291,13 +295,9 @@ def _seeding(frame: types.FrameType) -> None:
 
 def _profile(frame: types.FrameType, event: str, arg: Any) -> None:
     if event == "c_call":
-        _called(arg, None)
+        _called(None, 0, arg, None)
     elif event == "call" and frame.f_code is _RANDOM_SEED:
         _seeding(frame)
-
-
-def _on_call(code: types.CodeType, offset: int, fn: Any, first: Any) -> None:
-    _called(fn, first)
 
 
 def _on_seed(code: types.CodeType, offset: int) -> None:
@@ -333,7 +333,7 @@ def _observe(on: bool) -> None:
         tool = next(t for t in _TOOLS if monitoring.get_tool(t) is None)
         monitoring.use_tool_id(tool, "pitfalls")
         events = monitoring.events
-        monitoring.register_callback(tool, events.CALL, _on_call)
+        monitoring.register_callback(tool, events.CALL, _called)
         monitoring.register_callback(tool, events.PY_START, _on_seed)
         monitoring.set_local_events(tool, _RANDOM_SEED, events.PY_START)
         monitoring.set_events(tool, events.CALL)
@@ -506,25 +506,18 @@ class Randomness:
         }
         self._watch.start()
 
-    def named_states(self, *, first: bool = False) -> dict[str, Any]:
-        """Each RNG's state by name: now, or (``first``) as first found: when looked for,
-        or for one seen drawing, before its first draw."""
+    def states(self, *, first: bool = False) -> dict[str, Any]:
+        """Every RNG's state by name now, for :meth:`put_back`; or (``first``) as first
+        found: when looked for, or for one seen drawing, before its first draw."""
         if first:
             found = {name: id(obj) for name, (obj, _) in self.rngs.items()}
-            return {
-                name: self._original[key][2] for name, key in found.items() if key in self._original
-            }
+            return {name: self._original[i][2] for name, i in found.items() if i in self._original}
         return {name: get_state(obj, kind) for name, (obj, kind) in self.rngs.items()}
 
-    def states(self) -> list[tuple[Any, str, Any]]:
-        """Every watched RNG with its state now, for :meth:`put_back`."""
-        return rngs.states(self.rngs.values())
-
-    @staticmethod
-    def put_back(states: list[tuple[Any, str, Any]]) -> None:
+    def put_back(self, states: dict[str, Any]) -> None:
         """The states :meth:`states` took, set again: a read reseeded for comparison leaves
         the generators where training would find them (its draws undone, not replaced)."""
-        rngs.put_back(states)
+        rngs.put_back((*self.rngs[name], state) for name, state in states.items())
 
     def mark(self) -> None:
         """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch)."""

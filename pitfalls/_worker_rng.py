@@ -20,9 +20,9 @@ Two kinds of workers are modelled:
 In each worker the RNGs ``fn`` can reach are observed as the checks observe a
 read (:mod:`pitfalls._randomness`): the global ones, the generators held by
 what ``fn`` refers to (such as ``dataset.rng``), and those ``fn`` is seen
-drawing from. Their states before the first call and after each call tell
-which ``fn`` drew from, and which started in the same state in every worker
-(copied) or in different ones (reseeded). A ``fn`` whose values never vary
+drawing from. Which moved tells what ``fn`` drew from; their states as first
+found, which started in the same state in every worker (copied) or in
+different ones (reseeded). A ``fn`` whose values never vary
 cannot show a shared stream: the report is then inconclusive, not failed.
 """
 
@@ -53,10 +53,10 @@ from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
 from pitfalls._words import say
 
-Call = tuple[int, bytes, Any, dict[str, Any], dict[str, Any]]
+Call = tuple[int, bytes, Any, dict[str, Any], list[str]]
 """What a worker sends for one call of ``fn``: its id, a digest of the values ``fn``
-returned, the first of them, and the RNG states by name before its first call and after
-this one."""
+returned, the first of them, the RNG states by name as first found, and the RNGs this
+call drew from."""
 
 
 # In a worker: calling fn, watching the RNGs it draws from ------------------------------
@@ -81,21 +81,22 @@ class _Probe:
     """Calls ``fn`` in one worker, observing the RNGs as a check observes a read
     (:class:`Randomness`): the global ones, those held by what ``fn`` refers to, and those
     ``fn`` is seen drawing from in two calls; each one's state, by name, as first found
-    (before the first call, or its first draw) and after each call."""
+    (before the first call, or its first draw), and which each call drew from."""
 
     def __init__(self, fn: Callable[[], Any], roots: list[tuple[str, Any]]) -> None:
         self.fn = fn
         self.rnd = Randomness(roots, restore=False)
 
-    def call(self) -> tuple[bytes, Any, dict[str, Any], dict[str, Any]]:
-        """One call: (its values' digest, their first, the states as first found, now)."""
+    def call(self) -> tuple[bytes, Any, dict[str, Any], list[str]]:
+        """One call: (its values' digest, their first, the states as first found, the RNGs
+        it drew from: their state moved, or they were seen drawing)."""
         if not self.rnd.rngs:  # after worker_init, which may replace a generator
             self.rnd.rescan()
+        known = set(self.rnd.rngs)
         self.rnd.mark()
         digest, first = _digest(self.fn())
-        self.rnd.drew()
-        before, after = self.rnd.named_states(first=True), self.rnd.named_states()
-        return digest, first, _plain(before), _plain(after)
+        drew = [*self.rnd.drew(), *(name for name in self.rnd.rngs if name not in known)]
+        return digest, first, _plain(self.rnd.states(first=True)), drew
 
 
 def _plain(states: dict[str, Any]) -> dict[str, Any]:
@@ -207,26 +208,26 @@ def _run_torch(
         raise
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Worker:
-    """What one worker sent back: a digest per call, the first call's first value, and the
-    RNG states as first found (before the first call, or their first draw) and after the
-    last call."""
+    """What one worker sent back: a digest per call, the first call's first value, the RNG
+    states as first found (before the first call, or their first draw), and the RNGs its
+    calls drew from."""
 
     digests: list[bytes]
     first: Any
     before: dict[str, Any]
-    after: dict[str, Any]
+    drew: set[str]
 
 
 def _gather(calls: Iterable[Call]) -> dict[int, _Worker]:
-    got: dict[int, list[Call]] = {}
-    for call in calls:
-        got.setdefault(int(call[0]), []).append(call)
-    return {
-        w: _Worker([c[1] for c in items], items[0][2], items[-1][3], items[-1][4])
-        for w, items in sorted(got.items())
-    }
+    results: dict[int, _Worker] = {}
+    for worker_id, digest, first, before, drew in calls:
+        worker = results.setdefault(int(worker_id), _Worker([], first, {}, set()))
+        worker.digests.append(digest)
+        worker.before.update(before)  # with the generators seen drawing since
+        worker.drew.update(drew)
+    return dict(sorted(results.items()))
 
 
 # What fn refers to ---------------------------------------------------------------------
@@ -440,14 +441,7 @@ def _report(
         for b in ids[i + 1 :]
         if results[a].digests == results[b].digests
     ]
-    drew = sorted(
-        name
-        for name in set().union(*(w.after for w in results.values()))
-        if any(
-            name in w.before and not same_state(w.before[name], w.after[name])
-            for w in results.values()
-        )
-    )
+    drew = sorted(set().union(*(w.drew for w in results.values())))
     varies = any(len(set(w.digests)) > 1 for w in results.values())
     if worker_init is not None:
         parameters["worker_init"] = worker_init
