@@ -306,6 +306,9 @@ def _on_seed(code: types.CodeType, offset: int) -> None:
 
 _MONITORING: Any = getattr(sys, "monitoring", None)
 """``sys.monitoring`` (Python 3.12+), or None."""
+_TOOLS = (3, 4)
+"""The sys.monitoring tool ids no tool claims by convention (debuggers, coverage and
+profilers take 0-2, optimizers 5): the first one free is taken while a read is watched."""
 _SAVED: list[Any] = []
 """What :func:`_observe` replaced: the sys.monitoring tool id it took, or the profile
 hooks there were."""
@@ -342,11 +345,6 @@ def _observe(on: bool) -> None:
         _SAVED[:] = [sys.getprofile(), threading.getprofile()]
         sys.setprofile(_profile)
         threading.setprofile(_profile)
-
-
-_TOOLS = (3, 4)
-"""The sys.monitoring tool ids no tool claims by convention (debuggers, coverage and
-profilers take 0-2, optimizers 5): the first one free is taken while a read is watched."""
 
 
 # Seeding, observing, restoring ------------------------------------------------------
@@ -413,7 +411,9 @@ class Randomness:
         self.hook = hook
         self.restore = restore
         self.rngs: dict[str, tuple[Any, str]] = {}
-        self._original: dict[int, tuple[Any, str, Any]] = {}
+        self._first: dict[str, Any] = {}
+        """Each RNG's state as first found, by name: what it is put back to on exit."""
+        self._ids: set[int] = set()
         self._after_seed: dict[str, Any] = {}
         self.seen: Counter[str] = Counter()
         """How many reads drew from each RNG, by name."""
@@ -442,7 +442,7 @@ class Randomness:
     def __exit__(self, *exc: Any) -> None:
         self._watch.stop()
         if self.restore:
-            rngs.put_back(self._original.values())
+            rngs.put_back(self.rngs, self._first)
             if self._keras_state is not None:
                 frameworks.tensorflow.put_back(self._keras_state)
 
@@ -453,13 +453,14 @@ class Randomness:
     def _remember(self, name: str, obj: Any, kind: str, state: Any = None) -> None:
         """Reseed, watch and put back ``obj`` (of ``kind``) as ``name`` from now on, to
         ``state`` (its state now if None)."""
-        if id(obj) in self._original:
+        if id(obj) in self._ids:
             return
         try:
             state = get_state(obj, kind) if state is None else state
         except Exception:  # a state that cannot be read: neither reseeded nor watched
             return
-        self._original[id(obj)] = (obj, kind, state)
+        self._ids.add(id(obj))
+        self._first[name] = state
         self.rngs[name] = (obj, kind)
         bits = obj
         if kind == "numpy Generator":
@@ -509,15 +510,12 @@ class Randomness:
     def states(self, *, first: bool = False) -> dict[str, Any]:
         """Every RNG's state by name now, for :meth:`put_back`; or (``first``) as first
         found: when looked for, or for one seen drawing, before its first draw."""
-        if first:
-            found = {name: id(obj) for name, (obj, _) in self.rngs.items()}
-            return {name: self._original[i][2] for name, i in found.items() if i in self._original}
-        return {name: get_state(obj, kind) for name, (obj, kind) in self.rngs.items()}
+        return dict(self._first) if first else rngs.states(self.rngs)
 
     def put_back(self, states: dict[str, Any]) -> None:
         """The states :meth:`states` took, set again: a read reseeded for comparison leaves
         the generators where training would find them (its draws undone, not replaced)."""
-        rngs.put_back((*self.rngs[name], state) for name, state in states.items())
+        rngs.put_back(self.rngs, states)
 
     def mark(self) -> None:
         """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch)."""
@@ -601,12 +599,13 @@ def global_rngs_kept() -> Iterator[None]:
     """Python's, numpy's and torch's global RNGs, TensorFlow's global Generator and the
     Keras and TensorFlow global seeds as they are now, put back on exit: whatever a check
     drew or seeded (a factory building its pipeline, the reads, a blame pass, a training)."""
-    saved = rngs.states(_globals().values())
+    found = _globals()
+    saved = rngs.states(found)
     seeds = frameworks.tensorflow.seeds()
     try:
         yield
     finally:
-        rngs.put_back(saved)
+        rngs.put_back(found, saved)
         frameworks.tensorflow.put_back(seeds)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -74,19 +74,20 @@ def set_state(obj: Any, kind: str, state: Any) -> None:
         obj.state.assign(state)
 
 
-def states(rngs: Iterable[tuple[Any, str]]) -> list[tuple[Any, str, Any]]:
-    """Each (generator, kind) with its state now; one whose state cannot be read is left out."""
-    out = []
-    for obj, kind in rngs:
+def states(generators: dict[str, tuple[Any, str]]) -> dict[str, Any]:
+    """Each (generator, kind)'s state now, by name; one that cannot be read is left out."""
+    out = {}
+    for name, (obj, kind) in generators.items():
         with contextlib.suppress(Exception):
-            out.append((obj, kind, get_state(obj, kind)))
+            out[name] = get_state(obj, kind)
     return out
 
 
-def put_back(saved: Iterable[tuple[Any, str, Any]]) -> None:
-    """Each generator's state as :func:`states` read it; one that cannot be set is left."""
-    for obj, kind, state in saved:
+def put_back(generators: dict[str, tuple[Any, str]], saved: dict[str, Any]) -> None:
+    """The states :func:`states` read, set again, by name; one that cannot be is left."""
+    for name, state in saved.items():
         with contextlib.suppress(Exception):
+            obj, kind = generators[name]
             set_state(obj, kind, state)
 
 
