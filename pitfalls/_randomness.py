@@ -89,8 +89,9 @@ class Held:
     draws from one is random in a way pitfalls can name but not control."""
 
 
-def _leaf(obj: Any) -> bool:
-    """An RNG or an array (numpy, torch, JAX): what a module global is looked at for."""
+def is_data(obj: Any) -> bool:
+    """An RNG or an array (numpy, torch, JAX): what a module global is looked at for, and
+    what an attribute's state is not (judged by its rows or its draws)."""
     rng = frameworks.rng_kind(obj) is not None
     return rng or isinstance(obj, np.ndarray) or frameworks.is_tensor(obj)
 
@@ -129,7 +130,7 @@ def _references(fn: Any, code: bool) -> Iterable[tuple[str, Any]]:
     scope = fn.__globals__ if code else {}
     for key in sorted(code_names(fn.__code__)) if code else ():
         value = scope.get(key)
-        if _leaf(value) or isinstance(value, types.FunctionType):
+        if is_data(value) or isinstance(value, types.FunctionType):
             yield f"{fn.__module__}.{key}", value
 
 
