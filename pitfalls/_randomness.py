@@ -11,9 +11,10 @@ random state:
   :func:`register_random`, the generators the source holds or its code refers
   to (:func:`held_by`), and those reads were seen drawing from; then it calls
   the user's ``reseed(seed)`` hook for the rest;
-* while a read runs, a profile hook watches it draw: a ``random.Random`` held
-  anywhere (a closure, another module) whose methods two reads called is
-  reseeded and watched from the next read on;
+* while a read runs, its calls are watched (``sys.monitoring`` on Python 3.12+,
+  a profile hook before): a generator held anywhere (a closure, another
+  module) whose methods two reads called is reseeded and watched from the
+  next read on, and put back as it was before its first draw;
 * it records which generators the read drew from (their state moved), so a
   check can say "random per read" with evidence; draws made only as an epoch
   starts (a permutation, a DataLoader's worker seed) are kept apart, as the
@@ -21,14 +22,16 @@ random state:
 * on exit every RNG it touched is put back as it was, Keras' and
   TensorFlow's global seeds included (TensorFlow's back to none at all).
 
-What it cannot see: a numpy generator held outside the source and its code's
-references (its methods, compiled, make no profile events), and the seeds
-TensorFlow ops took when their pipeline was built (see
-:mod:`pitfalls._frameworks.tfdata`); pass ``reseed=`` or register the generator
-for those. It also cannot tell a generator it cannot see from state that
-changes per read (a counter); :func:`stored_arrays` and :func:`changed_rows`
-give the checks another witness: data written in place changes arrays the
-source holds (numpy arrays, torch tensors, JAX arrays), randomness never does.
+What it cannot see: before Python 3.12, a numpy generator held outside the
+source and its code's references (its methods, compiled, make no profile
+events); draws made in C code (``map(rng.normal, ...)``) or in TensorFlow
+ops, whose seeds were taken when their pipeline was built (see
+:mod:`pitfalls._frameworks.tfdata`); pass ``reseed=`` or register the
+generator for those. It also cannot tell a generator it cannot see from state
+that changes per read (a counter); :func:`~pitfalls._written.stored_arrays`
+and :func:`~pitfalls._written.changed_rows` give the checks another witness:
+data written in place changes arrays the source holds (numpy arrays, torch
+tensors, JAX arrays), randomness never does.
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls._frameworks.rngs import get_state, same_state, set_state
+from pitfalls._frameworks import rngs
+from pitfalls._frameworks.rngs import get_state, same_state
+from pitfalls._words import say
 
 _MAX_DEPTH = 4
 _MAX_OBJECTS = 2000
@@ -84,8 +89,9 @@ class Held:
     draws from one is random in a way pitfalls can name but not control."""
 
 
-def _leaf(obj: Any) -> bool:
-    """An RNG or an array (numpy, torch, JAX): what a module global is looked at for."""
+def is_data(obj: Any) -> bool:
+    """An RNG or an array (numpy, torch, JAX): what a module global is looked at for, and
+    what an attribute's state is not (judged by its rows or its draws)."""
     rng = frameworks.rng_kind(obj) is not None
     return rng or isinstance(obj, np.ndarray) or frameworks.is_tensor(obj)
 
@@ -124,7 +130,7 @@ def _references(fn: Any, code: bool) -> Iterable[tuple[str, Any]]:
     scope = fn.__globals__ if code else {}
     for key in sorted(code_names(fn.__code__)) if code else ():
         value = scope.get(key)
-        if _leaf(value) or isinstance(value, types.FunctionType):
+        if is_data(value) or isinstance(value, types.FunctionType):
             yield f"{fn.__module__}.{key}", value
 
 
@@ -209,43 +215,137 @@ _RANDOM_SEED = random.Random.seed.__code__
 """The code of ``random.Random.seed``: called with None, it draws from the system."""
 
 _KINDS: dict[type, str | None] = {}
-"""The kind of generator each type of object a method was called on is (None: none)."""
+"""The kind of generator each type of object seen in a call is (None: none)."""
+
+
+def _kind(obj: Any) -> str | None:
+    kind = _KINDS.get(type(obj), "")
+    if kind == "":
+        kind = _KINDS[type(obj)] = frameworks.rng_kind(obj)
+    return kind
 
 
 class _Watch:
-    """A profile hook over a read (its thread, and threads it starts): the ``random.Random``
-    generators whose methods it called, and whether it drew fresh entropy from the system
-    (``os.urandom``, ``random.Random.seed(None)``): a generator made without a seed."""
+    """What a read (its threads included) calls while it runs (a context manager, or
+    :meth:`start` to :meth:`stop`): the generators whose methods it called, and whether
+    it drew fresh entropy from the system (``os.urandom``, ``random.Random.seed(None)``:
+    a generator made without a seed)."""
 
     def __init__(self) -> None:
-        self.drawn: dict[int, Any] = {}
+        self.drawn: dict[int, tuple[Any, str, Any]] = {}
+        """By id: each generator drawn from, its kind and its state as first seen (before
+        its first draw; None if it cannot be read)."""
         self.entropy = False
-        self._saved: tuple[Any, Any] | None = None
 
-    def _hook(self, frame: types.FrameType, event: str, arg: Any) -> None:
-        if event == "c_call":
-            owner = getattr(arg, "__self__", None)
-            kind = _KINDS.get(type(owner), "")
-            if kind == "":
-                kind = _KINDS[type(owner)] = frameworks.rng_kind(owner)
-            if kind is not None:
-                self.drawn[id(owner)] = owner
-            elif arg is os.urandom:
-                self.entropy = True
-        elif event == "call" and frame.f_code is _RANDOM_SEED:
-            self.entropy = self.entropy or frame.f_locals.get("a", 0) is None
+    def saw(self, owner: Any, kind: str) -> None:
+        if id(owner) not in self.drawn:
+            state = None
+            with contextlib.suppress(Exception):
+                state = get_state(owner, kind)
+            self.drawn[id(owner)] = (owner, kind, state)
+
+    def __enter__(self) -> _Watch:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
 
     def start(self) -> None:
-        if self._saved is None:
-            self._saved = (sys.getprofile(), threading.getprofile())
-            sys.setprofile(self._hook)
-            threading.setprofile(self._hook)  # a read under a timeout runs in a helper thread
+        if self not in _WATCHES:
+            if not _WATCHES:
+                _observe(True)
+            _WATCHES.append(self)
 
     def stop(self) -> None:
-        if self._saved is not None:
-            sys.setprofile(self._saved[0])
-            threading.setprofile(self._saved[1])
-            self._saved = None
+        if self in _WATCHES:
+            _WATCHES.remove(self)
+            if not _WATCHES:
+                _observe(False)
+
+
+_WATCHES: list[_Watch] = []
+"""The watches running now: every call seen is told to each (a read within a read)."""
+
+
+def _called(code: Any, offset: int, fn: Any, first: Any) -> None:
+    """``fn`` was called (``first``: its first argument, when known; ``code`` and
+    ``offset``: where, unused): a generator's method (bound, or called on ``first``) is a
+    draw; ``os.urandom`` is fresh entropy. The callback of sys.monitoring's CALL event."""
+    try:
+        owner = getattr(fn, "__self__", None)
+        if _kind(first) and getattr(type(first), getattr(fn, "__name__", ""), None) is fn:
+            owner = first
+        kind = _kind(owner)
+    except Exception:  # an object whose attributes raise: no generator, and its call goes on
+        return
+    if kind is not None:
+        for watch in _WATCHES:
+            watch.saw(owner, kind)
+    elif fn is os.urandom:
+        for watch in _WATCHES:
+            watch.entropy = True
+
+
+def _seeding(frame: types.FrameType) -> None:
+    """``random.Random.seed`` starts in ``frame``: with None, it draws from the system."""
+    if frame.f_locals.get("a", 0) is None:
+        for watch in _WATCHES:
+            watch.entropy = True
+
+
+def _profile(frame: types.FrameType, event: str, arg: Any) -> None:
+    if event == "c_call":
+        _called(None, 0, arg, None)
+    elif event == "call" and frame.f_code is _RANDOM_SEED:
+        _seeding(frame)
+
+
+def _on_seed(code: types.CodeType, offset: int) -> None:
+    _seeding(sys._getframe(1))
+
+
+_MONITORING: Any = getattr(sys, "monitoring", None)
+"""``sys.monitoring`` (Python 3.12+), or None."""
+_TOOLS = (3, 4)
+"""The sys.monitoring tool ids no tool claims by convention (debuggers, coverage and
+profilers take 0-2, optimizers 5): the first one free is taken while a read is watched."""
+_SAVED: list[Any] = []
+"""What :func:`_observe` replaced: the sys.monitoring tool id it took, or the profile
+hooks there were."""
+
+
+def _observe(on: bool) -> None:
+    """Start (or stop) telling the watches what is called.
+
+    Through ``sys.monitoring`` (Python 3.12+), whose CALL event gives the callable and
+    its first argument for every call Python code makes: a numpy generator's compiled
+    methods are seen too. Before 3.12 (or with every tool id taken) through a profile
+    hook, of this thread and threads started since (a read under a timeout runs in a
+    helper thread), which sees C functions called but not numpy's compiled methods: only
+    ``random.Random``'s draws.
+    """
+    monitoring = _MONITORING
+    if not on and isinstance(_SAVED[0], int):
+        monitoring.set_events(_SAVED[0], 0)
+        monitoring.set_local_events(_SAVED[0], _RANDOM_SEED, 0)
+        monitoring.free_tool_id(_SAVED[0])
+    elif not on:
+        sys.setprofile(_SAVED[0])
+        threading.setprofile(_SAVED[1])
+    elif monitoring is not None and None in map(monitoring.get_tool, _TOOLS):
+        tool = next(t for t in _TOOLS if monitoring.get_tool(t) is None)
+        monitoring.use_tool_id(tool, "pitfalls")
+        events = monitoring.events
+        monitoring.register_callback(tool, events.CALL, _called)
+        monitoring.register_callback(tool, events.PY_START, _on_seed)
+        monitoring.set_local_events(tool, _RANDOM_SEED, events.PY_START)
+        monitoring.set_events(tool, events.CALL)
+        _SAVED[:] = [tool]
+    else:
+        _SAVED[:] = [sys.getprofile(), threading.getprofile()]
+        sys.setprofile(_profile)
+        threading.setprofile(_profile)
 
 
 # Seeding, observing, restoring ------------------------------------------------------
@@ -259,8 +359,9 @@ referred to weakly)."""
 def register_random(rng: Any) -> Any:
     """Have every check reseed, watch and put back ``rng``, as its own.
 
-    For a generator pitfalls cannot find on the source (in a closure, another module, a
-    library's state): registered, it is seeded alike before the reads a check compares,
+    For a generator pitfalls cannot find on the source nor see drawing (a numpy generator
+    in another module before Python 3.12, one drawn from by C code, a library's state):
+    registered, it is seeded alike before the reads a check compares,
     so augmentation drawn from it no longer hides the comparison, and it is put back
     after each check. ``rng`` is a ``numpy.random.Generator`` or ``RandomState``, a
     ``random.Random``, a ``torch.Generator``, a ``tf.random.Generator`` or a Keras
@@ -311,7 +412,9 @@ class Randomness:
         self.hook = hook
         self.restore = restore
         self.rngs: dict[str, tuple[Any, str]] = {}
-        self._original: dict[int, tuple[Any, str, Any]] = {}
+        self._first: dict[str, Any] = {}
+        """Each RNG's state as first found, by name: what it is put back to on exit."""
+        self._ids: set[int] = set()
         self._after_seed: dict[str, Any] = {}
         self.seen: Counter[str] = Counter()
         """How many reads drew from each RNG, by name."""
@@ -321,7 +424,6 @@ class Randomness:
         self.orders: set[int] = set()
         """Ids of RNGs that only ever draw orders (a DataLoader's ``generator``, which its
         sampler also draws from as the epoch ends): their draws count as at_start."""
-        self.reads = 0
         self._bits: set[int] = set()
         self._shared = False
         """Do two of the RNGs share a numpy bit generator (seeding one moves the other)?"""
@@ -329,7 +431,7 @@ class Randomness:
         self.found_drawing = 0
         """How many generators were taken on as reads were seen drawing from them: the
         reads before were not made under their control."""
-        self._sighted: dict[int, Any] = {}
+        self._sighted: dict[int, tuple[Any, Any]] = {}
         """Generators not found on the source that an earlier read was seen drawing from:
         one seen in a second read is held across reads, and controlled from then on."""
 
@@ -341,19 +443,25 @@ class Randomness:
     def __exit__(self, *exc: Any) -> None:
         self._watch.stop()
         if self.restore:
-            _put_back(self._original.values(), self._keras_state)
+            rngs.put_back(self.rngs, self._first)
+            if self._keras_state is not None:
+                frameworks.tensorflow.put_back(self._keras_state)
 
     @staticmethod
     def _tf() -> bool:
         return bool(frameworks.tensorflow.keras() or frameworks.tensorflow.tensorflow())
 
-    def _remember(self, name: str, obj: Any, kind: str) -> None:
-        if id(obj) in self._original:
+    def _remember(self, name: str, obj: Any, kind: str, state: Any = None) -> None:
+        """Reseed, watch and put back ``obj`` (of ``kind``) as ``name`` from now on, to
+        ``state`` (its state now if None)."""
+        if id(obj) in self._ids:
             return
         try:
-            self._original[id(obj)] = (obj, kind, get_state(obj, kind))
+            state = get_state(obj, kind) if state is None else state
         except Exception:  # a state that cannot be read: neither reseeded nor watched
             return
+        self._ids.add(id(obj))
+        self._first[name] = state
         self.rngs[name] = (obj, kind)
         bits = obj
         if kind == "numpy Generator":
@@ -400,15 +508,15 @@ class Randomness:
         }
         self._watch.start()
 
-    def states(self) -> list[tuple[Any, str, Any]]:
-        """Every watched RNG with its state now, for :meth:`put_back`."""
-        return _states(self.rngs.values())
+    def states(self, *, first: bool = False) -> dict[str, Any]:
+        """Every RNG's state by name now, for :meth:`put_back`; or (``first``) as first
+        found: when looked for, or for one seen drawing, before its first draw."""
+        return dict(self._first) if first else rngs.states(self.rngs)
 
-    @staticmethod
-    def put_back(states: list[tuple[Any, str, Any]]) -> None:
+    def put_back(self, states: dict[str, Any]) -> None:
         """The states :meth:`states` took, set again: a read reseeded for comparison leaves
         the generators where training would find them (its draws undone, not replaced)."""
-        _put_back(states, None)
+        rngs.put_back(self.rngs, states)
 
     def mark(self) -> None:
         """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch)."""
@@ -434,7 +542,6 @@ class Randomness:
         for name in moved:
             order = at_start or id(self.rngs[name][0]) in self.orders
             (self.at_start if order else self.seen)[name] += 1
-        self.reads += 1
         self._sight()
         return moved
 
@@ -442,13 +549,13 @@ class Randomness:
         """Take on the generators the read was seen drawing from that an earlier read drew
         from too: held somewhere across reads (a closure, another module), not made per read."""
         known = {id(obj) for obj, _ in self.rngs.values()}
-        for key, obj in self._watch.drawn.items():
+        for key, (obj, kind, state) in self._watch.drawn.items():
             if key in self._sighted and key not in known:
-                kind = frameworks.rng_kind(obj) or ""
-                self._remember(f"{kind} #{len(self.rngs) + 1} (seen drawing)", obj, kind)
+                first = self._sighted[key][1]  # put back as it was before its first draw
+                self._remember(f"{kind} #{len(self.rngs) + 1} (seen drawing)", obj, kind, first)
                 self.found_drawing += 1
             elif len(self._sighted) < _MAX_ITEMS:
-                self._sighted[key] = obj
+                self._sighted.setdefault(key, (obj, state))
         self._watch.drawn.clear()
 
     def per_read(self) -> None:
@@ -478,16 +585,8 @@ class Randomness:
         if self.hook is not None:
             names.append(f"your reseed={getattr(self.hook, '__name__', 'hook')}")
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-        if natural:
-            return (
-                f"Randomness: the source drew from {shown}; the epochs were read as training"
-                " reads them, nothing reseeded between them, and every generator was put"
-                " back afterwards."
-            )
-        return (
-            f"Randomness: the source drew from {shown}; every read compared was made"
-            " after reseeding them alike, and they were put back afterwards."
-        )
+        kind = "randomness_natural" if natural else "randomness"
+        return say("common", "note", kind, shown=shown).text
 
 
 TF_OPS = "TensorFlow's random ops (eager)"
@@ -501,29 +600,13 @@ def global_rngs_kept() -> Iterator[None]:
     """Python's, numpy's and torch's global RNGs, TensorFlow's global Generator and the
     Keras and TensorFlow global seeds as they are now, put back on exit: whatever a check
     drew or seeded (a factory building its pipeline, the reads, a blame pass, a training)."""
-    saved = _states(_globals().values())
+    found = _globals()
+    saved = rngs.states(found)
     seeds = frameworks.tensorflow.seeds()
     try:
         yield
     finally:
-        _put_back(saved, seeds)
-
-
-def _states(rngs: Iterable[tuple[Any, str]]) -> list[tuple[Any, str, Any]]:
-    """Each (RNG, kind) with its state now; one whose state cannot be read is left out."""
-    out = []
-    for obj, kind in rngs:
-        with contextlib.suppress(Exception):
-            out.append((obj, kind, get_state(obj, kind)))
-    return out
-
-
-def _put_back(saved: Iterable[tuple[Any, str, Any]], seeds: dict[str, Any] | None) -> None:
-    """Each RNG's state as remembered, then Keras' and TensorFlow's seeds (if recorded)."""
-    for obj, kind, state in saved:
-        with contextlib.suppress(Exception):  # one that cannot be put back is left
-            set_state(obj, kind, state)
-    if seeds is not None:
+        rngs.put_back(found, saved)
         frameworks.tensorflow.put_back(seeds)
 
 
@@ -543,10 +626,6 @@ def fresh_entropy(read: Callable[[], Any]) -> bool:
     generator moves for: it is seen as it draws from the operating system, through
     ``os.urandom`` or ``random.Random.seed(None)``.
     """
-    watch = _Watch()
-    watch.start()
-    try:
+    with _Watch() as watch:
         read()
-    finally:
-        watch.stop()
     return watch.entropy

@@ -17,26 +17,25 @@ Two kinds of workers are modelled:
   worker and gives ``get_worker_info()`` its id, seed and dataset copy, so a
   ``worker_init_fn`` written for DataLoader is tested as it will run.
 
-In each worker the RNGs ``fn`` can reach (the global ones, and generators held
-by what ``fn`` refers to, such as ``dataset.rng``) are read before the first
-call and after each call: the report says which ``fn`` drew from, and which
-started in the same state in every worker (copied) or in different ones
-(reseeded). A ``fn`` whose values never vary cannot show a shared stream: the
-report is then inconclusive, not failed.
+In each worker the RNGs ``fn`` can reach are observed as the checks observe a
+read (:mod:`pitfalls._randomness`): the global ones, the generators held by
+what ``fn`` refers to (such as ``dataset.rng``), and those ``fn`` is seen
+drawing from. Which moved tells what ``fn`` drew from; their states as first
+found, which started in the same state in every worker (copied) or in
+different ones (reseeded). A ``fn`` whose values never vary
+cannot show a shared stream: the report is then inconclusive, not failed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import pickle
 import queue
-import random
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,132 +45,87 @@ from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import asserting
-from pitfalls._frameworks.rngs import get_state
-from pitfalls._randomness import _globals, code_names, global_rngs_kept, held_by
+from pitfalls._frameworks import rngs
+from pitfalls._frameworks.rngs import same_state
+from pitfalls._randomness import Randomness, code_names, global_rngs_kept
 from pitfalls._report import Cause, Finding, Location, Report, safe_repr
 from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
 from pitfalls._words import say
 
-Values = tuple[tuple[str, np.ndarray], ...]
-"""One call's result: its leaves (path, a private copy), as a batch is flattened."""
+Call = tuple[int, bytes, Any, dict[str, Any], list[str]]
+"""What a worker sends for one call of ``fn``: its id, a digest of the values ``fn``
+returned, the first of them, the RNG states by name as first found, and the RNGs this
+call drew from."""
 
 
-# In a worker: calling fn and reading the RNGs it can reach ---------------------------
+# In a worker: calling fn, watching the RNGs it draws from ------------------------------
 
 
-def _values(result: Any) -> Values:
-    return tuple(
-        (path, np.array(as_array(leaf, path), copy=True)) for path, leaf in flatten(result).leaves
-    )
-
-
-def _plain(state: Any) -> Any:
-    """An RNG state as picklable plain data (a torch tensor as its bytes)."""
-    if hasattr(state, "numpy") and not isinstance(state, np.ndarray):
-        return np.asarray(state.numpy()).tobytes()
-    return state
+def _digest(result: Any) -> tuple[bytes, Any]:
+    """One call's result as a digest of its leaves (path, dtype, shape and values each, as
+    a batch is flattened), and its first value."""
+    parts, first = [], None
+    for path, leaf in flatten(result).leaves:
+        array = np.ascontiguousarray(as_array(leaf, path))
+        if array.dtype.kind in "fc":  # compared as values: -0.0 is 0.0, every NaN alike
+            array = np.where(np.isnan(array), np.nan, array + 0)
+        data = pickle.dumps(array.tolist()) if array.dtype.hasobject else array.tobytes()
+        parts += [f"{path} {array.dtype.str} {array.shape}".encode(), fingerprint.digest(data)]
+        if first is None and array.size:
+            first = array.ravel()[0]
+    return fingerprint.digest(b"\0".join(parts)), first
 
 
 class _Probe:
-    """Calls ``fn`` in one worker; notes the state of each RNG it can reach, by name, before
-    the first call and after each call (digests: equal states, equal digests)."""
+    """Calls ``fn`` in one worker, observing the RNGs as a check observes a read
+    (:class:`Randomness`): the global ones, those held by what ``fn`` refers to, and those
+    ``fn`` is seen drawing from in two calls; each one's state, by name, as first found
+    (before the first call, or its first draw), and which each call drew from."""
 
     def __init__(self, fn: Callable[[], Any], roots: list[tuple[str, Any]]) -> None:
         self.fn = fn
-        self.roots = roots
-        self.rngs: dict[str, tuple[Any, str]] | None = None
-        self.before: dict[str, bytes] = {}
+        self.rnd = Randomness(roots, restore=False)
 
-    def _find(self) -> dict[str, tuple[Any, str]]:
-        found = dict(_globals())
-        try:
-            held = held_by(self.roots).rngs
-        except Exception:  # an attribute that breaks when read: the globals only
-            held = {}
-        for name, obj in held.items():
-            kind = frameworks.rng_kind(obj)
-            if kind is not None and all(obj is not seen for seen, _ in found.values()):
-                found[name] = (obj, kind)
-        return found
-
-    def digests(self) -> dict[str, bytes]:
-        if self.rngs is None:
-            self.rngs = self._find()  # after worker_init, which may replace a generator
-        out = {}
-        for name, (obj, kind) in self.rngs.items():
-            try:
-                state = pickle.dumps(_plain(get_state(obj, kind)))
-            except Exception:  # a state that cannot be read: not watched
-                continue
-            out[name] = fingerprint.digest(state)
-        return out
-
-    def call(self) -> tuple[Values, dict[str, bytes], dict[str, bytes]]:
-        """(fn()'s values, the RNG digests before the first call, the digests after this one)."""
-        if self.rngs is None:
-            self.before = self.digests()
-        values = _values(self.fn())
-        return values, self.before, self.digests()
+    def call(self) -> tuple[bytes, Any, dict[str, Any], list[str]]:
+        """One call: (its values' digest, their first, the states as first found, the RNGs
+        it drew from: their state moved, or they were seen drawing)."""
+        if not self.rnd.rngs:  # after worker_init, which may replace a generator
+            self.rnd.rescan()
+        known = set(self.rnd.rngs)
+        self.rnd.mark()
+        digest, first = _digest(self.fn())
+        drew = [*self.rnd.drew(), *(name for name in self.rnd.rngs if name not in known)]
+        return digest, first, _plain(self.rnd.states(first=True)), drew
 
 
-@dataclass(frozen=True)
-class _Worker:
-    """What one worker sent back."""
+def _plain(states: dict[str, Any]) -> dict[str, Any]:
+    """RNG states as plain data to send to the parent (a torch tensor as a numpy array: a
+    tensor is sent as shared memory the parent must map before the worker exits)."""
+    return {
+        name: np.array(state.numpy()) if frameworks.is_tensor(state) else state
+        for name, state in states.items()
+    }
 
-    values: list[Values]
-    before: dict[str, bytes]
-    after: dict[str, bytes]
 
-
-def _forked(
-    probe: _Probe,
-    worker_init: Callable[[int], Any] | None,
-    worker_id: int,
-    calls: int,
-    out: Any,
-) -> None:
+def _forked(probe: _Probe, worker_init: Any, worker_id: int, calls: int, out: Any) -> None:
+    """A plain forked worker: ``worker_init``, then ``calls`` calls, each sent as it ends
+    (an exception instead, noted, as itself where it pickles)."""
     try:
         if worker_init is not None:
             worker_init(worker_id)
-        values: list[Values] = []
-        before: dict[str, bytes] = {}
-        after: dict[str, bytes] = {}
         for _ in range(calls):
-            value, before, after = probe.call()
-            values.append(value)
-        out.put((worker_id, _Worker(values, before, after), None))
-    except BaseException as exc:  # reported in the parent, as itself where it pickles
-        out.put((worker_id, None, _picklable(exc)))
-
-
-def _picklable(exc: BaseException) -> BaseException:
-    try:
-        pickle.dumps(exc)
-        return exc
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
-
-
-# Plain forked workers -----------------------------------------------------------------
-
-
-def _collect(procs: list[Any], out: Any, timeout: float | None) -> dict[int, _Worker]:
-    """Each worker's results; TimeoutError naming the workers still silent at the deadline."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    results: dict[int, _Worker] = {}
-    while len(results) < len(procs):
-        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            out.put((worker_id, *probe.call()))
+    except BaseException as exc:
+        add_note(exc, f"pitfalls: raised by fn or worker_init in worker {worker_id}")
         try:
-            worker_id, result, error = out.get(timeout=wait)
-        except queue.Empty:
-            silent = [w for w in range(len(procs)) if w not in results]
-            raise _timed_out(silent, timeout) from None
-        if error is not None:
-            add_note(error, f"pitfalls: raised by fn or worker_init in worker {worker_id}")
-            raise error
-        results[worker_id] = result
-    return results
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        out.put(exc)
+
+
+# Running the workers: plain forked processes, or a torch DataLoader's ------------------
 
 
 def _timed_out(silent: list[int], timeout: float | None) -> TimeoutError:
@@ -185,12 +139,10 @@ def _timed_out(silent: list[int], timeout: float | None) -> TimeoutError:
 
 
 def _run_forked(
-    probe: _Probe,
-    worker_init: Callable[[int], Any] | None,
-    workers: int,
-    calls: int,
-    timeout: float | None,
-) -> dict[int, _Worker]:
+    probe: _Probe, worker_init: Any, workers: int, calls: int, timeout: float | None
+) -> Iterator[Call]:
+    """The calls as plain forked workers send them; TimeoutError naming the workers still
+    short of their calls ``timeout`` seconds after the fork."""
     import multiprocessing  # here, not at import: it costs import pitfalls ~10 ms
 
     try:
@@ -202,61 +154,83 @@ def _run_forked(
         context.Process(target=_forked, args=(probe, worker_init, w, calls, out), daemon=True)
         for w in range(workers)
     ]
-    answered = False
+    sent = [0] * workers
     try:
         for p in procs:
             p.start()
-        results = _collect(procs, out, timeout)
-        answered = True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while sum(sent) < workers * calls:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = out.get(timeout=wait)
+            except queue.Empty:
+                silent = [w for w in range(workers) if sent[w] < calls]
+                raise _timed_out(silent, timeout) from None
+            if isinstance(item, BaseException):
+                raise item
+            sent[item[0]] += 1
+            yield item
     finally:
         for p in procs:
-            if answered and p.is_alive():  # it has sent its values and is exiting
-                p.join(timeout=0.5)
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=1)
+            p.terminate()  # one that sent all its calls is exiting anyway
+            p.join(timeout=1)
         out.close()
-    return results
-
-
-# A torch DataLoader's workers ----------------------------------------------------------
 
 
 def _run_torch(
     probe: _Probe,
     dataset: Any,
-    worker_init: Callable[[int], Any] | None,
+    worker_init: Any,
     workers: int,
     calls: int,
     seed: int | None,
     timeout: float | None,
-) -> dict[int, _Worker]:
-    def collate(samples: list[Any]) -> tuple[int, Values, dict[str, bytes], dict[str, bytes]]:
-        return (frameworks.torch.worker_id(), *probe.call())  # fn called once per batch
-
+) -> Iterator[Call]:
+    """The calls as a DataLoader's workers return them, one per (empty) batch."""
     loader = frameworks.torch.worker_loader(
-        dataset, collate, workers, workers * calls, worker_init, seed, timeout
+        dataset,
+        lambda _: (frameworks.torch.worker_id(), *probe.call()),
+        workers,
+        workers * calls,
+        worker_init,
+        seed,
+        timeout,
     )
-    got: dict[int, list[tuple[Values, dict[str, bytes], dict[str, bytes]]]] = {}
     received = 0
     try:
-        for worker_id, values, before, after in loader:
-            got.setdefault(int(worker_id), []).append((values, before, after))
+        for item in loader:
             received += 1
+            yield item
     except Exception as exc:
         if isinstance(exc, RuntimeError) and "timed out" in str(exc):  # due from this one
             raise _timed_out([received % workers], timeout) from None
         add_note(exc, "pitfalls: raised by fn or worker_init in a DataLoader worker")
         raise
-    return {
-        w: _Worker([v for v, _, _ in items], items[0][1], items[-1][2])
-        for w, items in sorted(got.items())
-    }
+
+
+@dataclass
+class _Worker:
+    """What one worker sent back: a digest per call, the first call's first value, the RNG
+    states as first found (before the first call, or their first draw), and the RNGs its
+    calls drew from."""
+
+    digests: list[bytes]
+    first: Any
+    before: dict[str, Any]
+    drew: set[str]
+
+
+def _gather(calls: Iterable[Call]) -> dict[int, _Worker]:
+    results: dict[int, _Worker] = {}
+    for worker_id, digest, first, before, drew in calls:
+        worker = results.setdefault(int(worker_id), _Worker([], first, {}, set()))
+        worker.digests.append(digest)
+        worker.before.update(before)  # with the generators seen drawing since
+        worker.drew.update(drew)
+    return dict(sorted(results.items()))
 
 
 # What fn refers to ---------------------------------------------------------------------
-
-
 _NOT_DATA = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
 
 
@@ -332,28 +306,6 @@ def _served(referents: list[tuple[str, Any]], worker_init: Any) -> Any:
 # The check -----------------------------------------------------------------------------
 
 
-def _same(a: list[Values], b: list[Values]) -> bool:
-    return all(_same_call(x, y) for x, y in zip(a, b))
-
-
-def _same_call(x: Values, y: Values) -> bool:
-    if len(x) != len(y):
-        return False
-    for (px, ax), (py, ay) in zip(x, y):
-        if px != py or ax.shape != ay.shape or ax.dtype != ay.dtype:
-            return False
-        if not np.array_equal(ax, ay, equal_nan=ax.dtype.kind in "fc"):
-            return False
-    return True
-
-
-def _first(values: Values) -> Any:
-    for _, array in values:
-        if array.size:
-            return array.ravel()[0]
-    return None
-
-
 _SPOKEN = {
     "random (global)": "Python's random",
     "np.random (global)": "numpy's global RNG",
@@ -374,10 +326,11 @@ def _starts(results: dict[int, _Worker], names: list[str]) -> tuple[list[str], l
     copied: list[str] = []
     reseeded: list[str] = []
     for name in names:
-        states = {w.before.get(name) for w in results.values()}
-        if None in states:
+        states = [w.before[name] for w in results.values() if name in w.before]
+        if len(states) < len(results):
             continue
-        (copied if len(states) == 1 else reseeded).append(name)
+        same = all(same_state(states[0], state) for state in states[1:])
+        (copied if same else reseeded).append(name)
     return copied, reseeded
 
 
@@ -410,12 +363,12 @@ def check_worker_randomness(
     notes say which). Otherwise they are plain forked processes, as a
     process pool or Keras' PyDataset makes: nothing is reseeded.
 
-    Before forking, Python's, numpy's and (if imported) torch's global RNGs
-    are seeded with ``seed``, as reproducible training code does (``None``:
-    fork with the states as they are); the caller's states are restored
-    afterwards. A worker that has not returned ``timeout`` seconds after the
-    fork raises ``TimeoutError`` naming it. Needs the ``fork`` start method
-    (Linux, macOS).
+    Before forking, the global RNGs (Python's, numpy's, and torch's and
+    TensorFlow's once made) are seeded with ``seed``, as reproducible training
+    code does (``None``: fork with the states as they are); the caller's states
+    are restored afterwards. A worker that has not returned ``timeout`` seconds
+    after the fork raises ``TimeoutError`` naming it. Needs the ``fork`` start
+    method (Linux, macOS).
     """
     if frameworks.torch.is_dataset(fn):
         if dataset is not None and dataset is not fn:
@@ -454,65 +407,42 @@ def check_worker_randomness(
         item for item in referents if item[1] is not dataset
     ]
     probe = _Probe(fn, roots)
-    with _seeded(seed):
-        if dataset is None:
-            results = _run_forked(probe, worker_init, workers, calls, timeout)
-        else:
-            results = _run_torch(probe, dataset, worker_init, workers, calls, seed, timeout)
-    return _report(results, workers, calls, seed, worker_init, dataset)
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    """Seed the global RNGs before forking; put the caller's states back afterwards."""
     with global_rngs_kept():
-        if seed is not None:
-            random.seed(seed)
-            np.random.seed(seed)
-            torch = sys.modules.get("torch")
-            if torch is not None and hasattr(torch, "manual_seed"):
-                torch.manual_seed(seed)
-        yield
+        for obj, kind in rngs.global_rngs().values():
+            if seed is not None:
+                rngs.seed(obj, kind, seed)
+        if dataset is None:
+            results = _gather(_run_forked(probe, worker_init, workers, calls, timeout))
+        else:
+            run = _run_torch(probe, dataset, worker_init, workers, calls, seed, timeout)
+            results = _gather(run)
+    return _report(
+        results, calls, worker_init, dataset, {"workers": workers, "calls": calls, "seed": seed}
+    )
 
 
 def _report(
     results: dict[int, _Worker],
-    workers: int,
     calls: int,
-    seed: int | None,
     worker_init: Callable[[int], Any] | None,
     dataset: Any,
+    parameters: dict[str, Any],
 ) -> Report:
     ids = sorted(results)
-    findings = []
-    for i, a in enumerate(ids):
-        for b in ids[i + 1 :]:
-            if _same(results[a].values, results[b].values):
-                findings.append(
-                    Finding(
-                        path=f"workers {a} and {b}",
-                        mismatched=calls,
-                        total=calls,
-                        locations=(
-                            Location(
-                                (),
-                                _first(results[a].values[0]),
-                                _first(results[b].values[0]),
-                            ),
-                        ),
-                        problem=f"drew the same {calls} values: one RNG stream, copied into both",
-                    )
-                )
-    drew = sorted(
-        {
-            name
-            for w in results.values()
-            for name, state in w.after.items()
-            if w.before.get(name, state) != state
-        }
-    )
-    varies = any(not _same_call(w.values[0], v) for w in results.values() for v in w.values[1:])
-    parameters: dict[str, Any] = {"workers": workers, "calls": calls, "seed": seed}
+    findings = [
+        Finding(
+            path=f"workers {a} and {b}",
+            mismatched=calls,
+            total=calls,
+            locations=(Location((), results[a].first, results[b].first),),
+            problem=f"drew the same {calls} values: one RNG stream, copied into both",
+        )
+        for i, a in enumerate(ids)
+        for b in ids[i + 1 :]
+        if results[a].digests == results[b].digests
+    ]
+    drew = sorted(set().union(*(w.drew for w in results.values())))
+    varies = any(len(set(w.digests)) > 1 for w in results.values())
     if worker_init is not None:
         parameters["worker_init"] = worker_init
     if dataset is not None:
@@ -521,8 +451,7 @@ def _report(
     if findings and not varies and (calls > 1 or not drew):
         inconclusive = _constant(results, calls, drew)
         findings = []
-    kind = "torch" if dataset is not None else None
-    words = say("worker_randomness", Cause.SHARED_RNG, kind)
+    words = say("worker_randomness", Cause.SHARED_RNG, "torch" if dataset is not None else None)
     return Report(
         check="worker_randomness",
         cause=Cause.NO_DRAWS if inconclusive else Cause.SHARED_RNG,
@@ -531,58 +460,50 @@ def _report(
         inconclusive=inconclusive,
         reason=words.text,
         hint=words.hint,
-        notes=tuple(_notes(results, drew, dataset, workers, bool(findings))),
+        notes=tuple(_notes(results, drew, dataset, parameters["workers"], bool(findings))),
         columns=("worker a, first value", "worker b"),
-        summary=say("worker_randomness", "passed", workers=workers).text,
+        summary=say("worker_randomness", "passed", workers=parameters["workers"]).text,
     )
 
 
 def _notes(
     results: dict[int, _Worker], drew: list[str], dataset: Any, workers: int, failed: bool
 ) -> list[str]:
+    """What the workers were, and which RNGs fn drew from, each copied or reseeded."""
+
+    def note(kind: str, **fields: Any) -> str:
+        return say("worker_randomness", "note", kind, **fields).text
+
     notes = []
     if dataset is not None:
-        everything = sorted({name for w in results.values() for name in w.before})
-        global_names = [n for n in everything if n.endswith(" (global)")]
-        _, reseeded = _starts(results, global_names)
-        seeded = (
-            f" {_names(reseeded)} started in a different state in each worker (reseeded per worker)"
-            if reseeded
-            else " no global RNG differed between workers"
-        )
+        names = sorted({name for w in results.values() for name in w.before})
+        _, reseeded = _starts(results, [n for n in names if n.endswith(" (global)")])
         notes.append(
-            f"Workers: {workers} processes of a torch DataLoader over"
-            f" {type(dataset).__name__}, with get_worker_info() set and DataLoader's"
-            f" seeding:{seeded}."
+            note(
+                "dataloader" if reseeded else "dataloader_unseeded",
+                workers=workers,
+                dataset=type(dataset).__name__,
+                reseeded=_names(reseeded),
+            )
         )
     if drew:
         copied, reseeded = _starts(results, drew)
-        same = "started in the same state in every worker (copied at the fork)"
-        other = "in a different state in each worker (reseeded)"
-        text = f"Randomness: fn drew from {_names(drew)}"
-        if copied and reseeded:
-            text += f": {_names(copied)} {same}, {_names(reseeded)} started {other}"
-        elif copied:
-            text += f", which {same}"
-        elif reseeded:
-            text += f", which started {other}"
-        notes.append(text + ".")
-    if failed and dataset is None and "torch" in sys.modules:
-        reseeds = [name for name in drew if name.endswith(" (global)")]
-        if reseeds:
-            notes.append(
-                f"If these workers are a torch DataLoader's: it reseeds {_names(reseeds)} per"
-                " worker, which plain forked processes do not; pass dataset= (your Dataset)"
-                " to run fn in DataLoader workers."
-            )
+        kind = "drew"
+        if copied:
+            kind += "_copied"
+        if reseeded:
+            kind += "_reseeded"
+        notes.append(
+            note(kind, drew=_names(drew), copied=_names(copied), reseeded=_names(reseeded))
+        )
+    reseeds = [name for name in drew if name.endswith(" (global)")]
+    if failed and dataset is None and reseeds and "torch" in sys.modules:
+        notes.append(note("not_dataloader", reseeds=_names(reseeds)))
     return notes
 
 
 def _constant(results: dict[int, _Worker], calls: int, drew: list[str]) -> str:
-    try:
-        shown = safe_repr(_first(results[min(results)].values[0]))
-    except Exception:
-        shown = "[repr failed]"
+    shown = safe_repr(results[min(results)].first)
     kind = None if drew else "constant" if calls > 1 else "one_call"
     each = f"on each of its {calls} calls" if calls > 1 else "on its call"
     return say(

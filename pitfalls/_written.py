@@ -12,17 +12,14 @@ from __future__ import annotations
 import types
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
+from pitfalls._randomness import _ATOMS, Held, is_data
 
-if TYPE_CHECKING:
-    from pitfalls._randomness import Held
-
-_ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, range)
 _MAX_ATTRIBUTES = 256
 _NOT_STATE = (
     np.ndarray,
@@ -81,11 +78,6 @@ def changed_rows(before: Stored) -> tuple[Change, ...]:
 # The source's own state: what a read changed on it ------------------------------------
 
 
-def _data(value: Any) -> bool:
-    rng = frameworks.rng_kind(value) is not None
-    return rng or frameworks.is_tensor(value)
-
-
 def _token(value: Any) -> Any:
     """What of an attribute a read could change that is neither data nor an RNG: a scalar's
     value, a container's length, which object is bound (None: not watched)."""
@@ -93,7 +85,7 @@ def _token(value: Any) -> Any:
         return ("value", value)
     if isinstance(value, (list, tuple, dict, set, frozenset)):
         return ("len", len(value))
-    if isinstance(value, _NOT_STATE) or _data(value) or callable(value):
+    if isinstance(value, _NOT_STATE) or is_data(value) or callable(value):
         return None  # data is judged by its rows, randomness by its draws
     return ("object", id(value))
 

@@ -25,7 +25,7 @@ import pitfalls
 # Plain forked workers, forked from a fresh interpreter ---------------------------------
 
 FORK_SCRIPT = """
-import itertools, json
+import itertools, json, random, types
 import numpy as np
 import pitfalls
 
@@ -34,9 +34,12 @@ def report(fn, **kwargs):
         r = pitfalls.check_worker_randomness(fn, **kwargs)
     except Exception as exc:
         return {"status": "error", "text": f"{type(exc).__name__}: {exc}", "findings": None}
-    return {"status": r.status, "text": str(r), "findings": [f.path for f in r.findings]}
+    findings = [f.path for f in r.findings]
+    return {"status": r.status, "text": str(r), "findings": findings, "notes": r.notes}
 
 counter = itertools.count()
+elsewhere = types.ModuleType("elsewhere")  # a generator fn refers to through a module
+elsewhere.rng = random.Random(3)
 print(json.dumps({
     "constant": report(lambda: 0.0),
     "draws_but_constant": report(lambda: np.random.normal(size=2) * 0.0),
@@ -44,6 +47,7 @@ print(json.dumps({
     "one_random_call": report(lambda: np.random.normal(size=2), calls=1),
     "counter": report(lambda: next(counter)),
     "pair": report(lambda: (np.random.normal(size=2), np.float32(1.0))),
+    "elsewhere": report(lambda: elsewhere.rng.random()),
 }))
 """
 
@@ -97,6 +101,18 @@ def test_state_copied_into_every_worker_still_fails(forked):
     repeats in every worker: the values vary per call, so the repeat is a finding."""
     assert forked["counter"]["findings"] == ["workers 0 and 1"]
     assert forked["pair"]["findings"] == ["workers 0 and 1"]  # a tuple, compared leaf by leaf
+
+
+def test_a_generator_fn_is_seen_drawing_from_is_named_as_it_started(forked):
+    """fn reaches its generator through a module, which nothing fn refers to holds: the
+    workers watch fn draw (as the checks watch a read), and the one drawn from in two
+    calls is compared as it was before its first draw: copied into both workers."""
+    out = forked["elsewhere"]
+    assert out["findings"] == ["workers 0 and 1"]
+    assert out["notes"][-1] == (
+        "Randomness: fn drew from random.Random #3 (seen drawing), which started in the same"
+        " state in every worker (copied at the fork)."
+    )
 
 
 # A torch DataLoader's workers ------------------------------------------------------------

@@ -3,6 +3,7 @@ a generator's state through its library's public API, by its kind (:func:`rng_ki
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from typing import Any
@@ -71,6 +72,23 @@ def set_state(obj: Any, kind: str, state: Any) -> None:
         obj.set_state(state)
     else:
         obj.state.assign(state)
+
+
+def states(generators: dict[str, tuple[Any, str]]) -> dict[str, Any]:
+    """Each (generator, kind)'s state now, by name; one that cannot be read is left out."""
+    out = {}
+    for name, (obj, kind) in generators.items():
+        with contextlib.suppress(Exception):
+            out[name] = get_state(obj, kind)
+    return out
+
+
+def put_back(generators: dict[str, tuple[Any, str]], saved: dict[str, Any]) -> None:
+    """The states :func:`states` read, set again, by name; one that cannot be is left."""
+    for name, state in saved.items():
+        with contextlib.suppress(Exception):
+            obj, kind = generators[name]
+            set_state(obj, kind, state)
 
 
 _SEEDED: dict[tuple[Any, int], Any] = {}
