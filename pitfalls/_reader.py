@@ -43,7 +43,7 @@ from pitfalls._frameworks import tfdata
 from pitfalls._frameworks.rngs import get_state, same_state
 from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import MAX_SHOWN, Blame, Cause, Finding, Report, Unjudged
-from pitfalls._sources import Source, add_note, article, call_within, resolve
+from pitfalls._sources import Source, add_note, article, call_within, resolve, restarts_itself
 from pitfalls._tree import Parts, as_array, flatten_at, split_batch
 from pitfalls._words import say
 from pitfalls._written import Change, source_state, state_changed
@@ -288,6 +288,14 @@ class Reader:
             self.late = bool(set(self.rnd.rngs) - known)
             return epoch
         once = self.source.kind in ("generator", "iterator")
+        if once and self.epochs > 1 and restarts_itself(self.current):
+            # a loader whose __iter__ starts each epoch, as a for loop over it would;
+            # one that gives nothing more is made again by its factory, if it has one
+            it = self._start(Source(self.current, "iterator"))
+            self.rnd.add_root("iterator", it)
+            again = self._read(lambda i: next(it), iterator=it)
+            if again.batches:
+                return again
         src = self.source.fresh() if once and self.epochs > 1 else self.source
         if self.epochs > 1 and not self.source.rereadable:
             kind, name = self.source.kind, type(self.source.obj).__qualname__

@@ -137,9 +137,9 @@ class Source:
         ``iter()`` of an iterable (one epoch; see :meth:`stream`)."""
         if self.kind == "indexable":
             return _by_index(self.obj)
-        if self.kind in ("generator", "iterator"):
+        if self.kind == "generator":
             return self.obj
-        try:
+        try:  # an iterator too: a for loop calls iter() first (a loader resets there)
             return iter(self.obj)
         except Exception as exc:
             add_note(exc, f"pitfalls: raised by iter() of the source {type(self.obj).__qualname__}")
@@ -157,6 +157,13 @@ class Source:
         if self.made_by is None:
             return self
         return resolve(self.made_by, self.name)
+
+
+def restarts_itself(obj: Any) -> bool:
+    """An iterator whose class defines ``__iter__`` in Python: a loader that starts an
+    epoch there (reshuffles, resets its position), as every ``for`` loop over it calls
+    it; a generator's or a builtin iterator's ``iter()`` only returns itself."""
+    return isinstance(obj, Iterator) and inspect.isfunction(getattr(type(obj), "__iter__", None))
 
 
 def _iterations(obj: Any) -> Iterator[Any]:

@@ -599,3 +599,37 @@ def test_an_epoch_that_stops_short_is_told_so_not_blamed_on_workers():
     assert report.status == "failed" and report.cause is Cause.SAMPLES_MISSING
     assert report.reason.startswith("An epoch did not deliver every sample, and none twice")
     assert "math.ceil(len(self.x) / self.batch_size)" in report.hint
+
+
+class PermutingLoader:
+    """A loader written as an iterator whose __iter__ starts each epoch (as JAX examples
+    write them): a for loop calls iter() at every epoch, and only then does __next__
+    work."""
+
+    def __init__(self, x, reshuffle=True):
+        self.x, self.reshuffle = x, reshuffle
+        self.rng = np.random.default_rng(3)
+
+    def __iter__(self):
+        order = np.arange(len(self.x))
+        self.order = self.rng.permutation(order) if self.reshuffle else order
+        self.position = 0
+        return self
+
+    def __next__(self):
+        if self.position >= len(self.x):
+            raise StopIteration
+        rows = self.order[self.position : self.position + BATCH]
+        self.position += BATCH
+        return self.x[rows], self.x[rows].mean(axis=1)
+
+
+@pytest.mark.parametrize("reshuffle", [True, False])
+def test_an_iterator_that_starts_epochs_in_iter_is_read_as_a_for_loop_reads_it(reshuffle):
+    # Two held-out JAX loaders: one crashed (__next__ before any __iter__), one was a false
+    # alarm (each epoch read from a new loader, which repeats the first permutation, where
+    # one loader iterated twice gives two orders).
+    x, _ = _data(48)
+    report = check_order_shuffled(lambda: PermutingLoader(x, reshuffle))
+    assert report.status == ("passed" if reshuffle else "failed"), str(report)
+    assert pitfalls.check_epoch_complete(lambda: PermutingLoader(x, reshuffle), x).ok
