@@ -27,7 +27,7 @@ from pitfalls._blame._pass import (
     _stored,
 )
 from pitfalls._blame._trace import Point
-from pitfalls._blame._where import _is_user_file, _stack
+from pitfalls._blame._where import _stack, _whose
 from pitfalls._compat import qualname
 from pitfalls._frameworks import rngs
 from pitfalls._report import MAX_SHOWN, Blame, Frame
@@ -164,7 +164,7 @@ class _StateWatch(_Pass):
     def _traced(self, index: int) -> bool:
         return self.looking(index)
 
-    def _point(self, point: Point) -> bool:
+    def on_point(self, point: Point) -> bool:
         read_no = self.steps - 1
         if point is not None:
             self.state.adopt(point[0])
@@ -225,7 +225,7 @@ _NUMBERS = (bool, int, float, complex, np.number, np.bool_)
 
 
 def _user_module(module: ModuleType | None) -> bool:
-    return module is not None and _is_user_file(getattr(module, "__file__", None) or "<>")
+    return module is not None and _whose(getattr(module, "__file__", None) or "<>") == "user"
 
 
 class _State:

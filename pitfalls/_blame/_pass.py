@@ -15,20 +15,13 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls._blame._trace import (
-    Point,
-    _Freezer,
-    _Observer,
-    _read_only,
-    _tracer,
-)
+from pitfalls._blame._trace import Point, _Freezer, _read_only, _tracer, _Watcher
 from pitfalls._blame._where import (
-    _attributes,
     _busy_threads,
     _children_alive,
-    _is_user,
     _stack,
     _traceback_frames,
+    _user_tracebacks,
 )
 from pitfalls._randomness import held_by
 from pitfalls._report import Blame, Frame
@@ -158,16 +151,15 @@ class _Outcome:
     processes that may have written."""
 
 
-class _Pass:
+class _Pass(_Watcher):
     """One read of a fresh copy of the source, driven by a plan through :meth:`step` and
     :meth:`hold`, watching what it holds: after each user line of the steps
     :meth:`_traced` says, and after each step.
 
-    ``freeze``: freeze what is held (and trace every step); ``candidate``: compare only
-    after that (file, line) runs, from step ``start``; ``trace_step``: compare after
-    every user line of that step. A change that keeps the invariant (``accept`` says
-    False: a reorder, a write that leaves the pairs matching) becomes the new state of
-    its group, and the watch goes on.
+    ``freeze``: freeze what is held (and trace every step); ``start``: compare after
+    every user line from that step on. A change that keeps the invariant (``accept``
+    says False: a reorder, a write that leaves the pairs matching) becomes the new
+    state of its group, and the watch goes on.
     """
 
     def __init__(
@@ -177,33 +169,26 @@ class _Pass:
         timeout: float | None,
         caller: int,
         freeze: bool = False,
-        candidate: tuple[str, int] | None = None,
-        start: int = 0,
-        trace_step: int | None = None,
+        start: int | None = None,
     ) -> None:
+        super().__init__()
         self.held: list[_Held] = []
         self.accept = accept
         self.freezer = _Freezer() if freeze else None
         self.timeout = timeout
         self.caller = caller
-        self.candidate = candidate
         self.start = start
-        self.trace_step = trace_step
         self.steps = 0
         self.found: _Outcome | None = None
-        self.observer = _Observer(self._threads_seen)
-        self.observer.on_point = self._point
-        self.tracer = _tracer(self.observer)
+        self.tracer = _tracer(self)
 
-    def _threads_seen(self) -> None:
+    def on_threads(self) -> None:
         if self.freezer is not None:
             self.freezer.restore()  # a thread of the source must never meet a frozen array
 
     def _traced(self, index: int) -> bool:
         """Are step ``index``'s lines traced?"""
-        if self.freezer is not None or index == self.trace_step:
-            return True
-        return self.candidate is not None and index >= self.start
+        return self.freezer is not None or (self.start is not None and index >= self.start)
 
     def _change(self, unfrozen: bool = False) -> tuple[int | None, str] | None:
         """(batch, path) of the first held batch that changed and broke the invariant
@@ -224,41 +209,39 @@ class _Pass:
         """The other threads that may have written: seen running the user's code, or
         started or waited on by the source."""
         exclude = {self.caller, threading.get_ident()}
-        threads = sorted(self.observer.foreign | set(_busy_threads(exclude)))
-        if self.observer.threads:
+        threads = sorted(self.foreign | set(_busy_threads(exclude)))
+        if self.threads:
             threads.append("threads the source started or waited on")
         return tuple(threads)
 
-    def _point(self, point: Point) -> bool:
-        if self.candidate is not None and (
-            point is None or (point[0].f_code.co_filename, point[1]) != self.candidate
-        ):
-            return False
+    def on_point(self, point: Point) -> bool:
         change = self._change(unfrozen=self.freezer is not None)
         if change is None:
             return False
         batch, path = change
         if point is None:
-            self.found = _Outcome("noline", self.steps - 1, batch=batch, path=path)
-            self.found.processes = _children_alive()
+            processes = _children_alive()
+            self.found = _Outcome(
+                "noline", self.steps - 1, batch=batch, path=path, processes=processes
+            )
             return True
         threads = self._threads()
-        self.found = _Outcome("found", self.steps - 1, _stack(*point), batch, path, threads)
-        self.found.processes = _children_alive() if threads else 0
+        processes = _children_alive() if threads else 0
+        frames = _stack(*point)
+        self.found = _Outcome(
+            "found", self.steps - 1, frames, batch, path, threads, processes=processes
+        )
         return True
 
     def step(self, fn: Callable[[], Any]) -> Any:
         """Run one step of the source (a draw, a read, a factory call) under the watch."""
         index = self.steps
         self.steps += 1
-        self.observer.lines = self._traced(index)
-        self.observer.pending = None
+        self.lines = self._traced(index)
+        self.pending = None
         try:
-            if self.timeout is None:
-                result = self.tracer.run(fn)
-            else:
-                run = functools.partial(self.tracer.run, fn)
-                result = call_within(run, self.timeout, f"finish step {index}")
+            run = functools.partial(self.tracer.run, fn)
+            result = call_within(run, self.timeout, f"finish step {index}")
         except StopIteration:
             raise _Stop(_Outcome("end", index)) from None
         except TimeoutError as exc:
@@ -266,17 +249,17 @@ class _Pass:
         except Exception as exc:
             raise self._failed(index, exc) from None
         finally:
-            self.observer.lines = False
-        if self.observer.error:
-            detail = _why("not_compared", error=self.observer.error)
+            self.lines = False
+        if self.error:
+            detail = _why("not_compared", error=self.error)
             raise _Stop(_Outcome("cannot", index, detail=detail))
         if self.found is not None:
             raise _Stop(self.found)
         change = self._guarded(self._change, index)
         if change is not None:
-            outcome = _Outcome("changed", index, batch=change[0], path=change[1])
-            outcome.processes = _children_alive()
-            raise _Stop(outcome)
+            batch, path = change
+            processes = _children_alive()
+            raise _Stop(_Outcome("changed", index, batch=batch, path=path, processes=processes))
         return result
 
     def _guarded(self, compare: Callable[[], Any], index: int) -> Any:
@@ -322,7 +305,7 @@ class _Pass:
                 merged[-1][1] = max(merged[-1][1], high)
             else:
                 merged.append([low, high])
-        for array in self.freezer.arrays():
+        for array in self.freezer.frozen:
             low, high = _byte_bounds(array)
             if array.size and not any(a <= low and high <= b for a, b in merged):
                 return None
@@ -376,14 +359,14 @@ class _Pass:
     def _freeze(self, held: _Held) -> None:
         if self.freezer is None or not self.freezer.enabled:
             return
-        if self.observer.threads or _busy_threads({self.caller, threading.get_ident()}):
+        if self.threads or _busy_threads({self.caller, threading.get_ident()}):
             self.freezer.restore()  # another thread runs user code: it must not meet one
             return
         for array in held.arrays():
             self.freezer.freeze(array)
 
     def close(self) -> None:
-        self.observer.closed = True
+        self.closed = True
         try:
             if self.freezer is not None:
                 self.freezer.restore()
@@ -404,15 +387,11 @@ def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
 def _reached(tb: TracebackType | None) -> list[np.ndarray]:
     """The arrays the innermost user frame of a traceback names: its locals, and the
     attributes of its ``self``."""
-    frame = None
-    while tb is not None:
-        if _is_user(tb.tb_frame.f_code):
-            frame = tb.tb_frame
-        tb = tb.tb_next
-    if frame is None:
+    entries = _user_tracebacks(tb)
+    if not entries:
         return []
-    values = list(frame.f_locals.values())
-    values += [v for _, v in _attributes(frame.f_locals.get("self"))]
+    local = entries[0].tb_frame.f_locals
+    values = [*local.values(), *getattr(local.get("self"), "__dict__", {}).values()]
     return [v for v in values if isinstance(v, np.ndarray)]
 
 
@@ -489,7 +468,9 @@ def _diagnose(
     before its effect could be judged (an owner's memory no batch holds yet, a write
     that may keep the invariant), when the batches changed unrefused and unseen by
     the per-line comparison (a view made before the freeze, C code), or when frozen
-    the source took another path; a third traces the step that second read names.
+    the source took another path: that read compares after every user line from the
+    step the first named, and a refused write's line found again there is confirmed
+    (freezing an owner refuses writes to parts no batch holds too).
     """
 
     def read(**how: Any) -> _Outcome:
@@ -497,19 +478,23 @@ def _diagnose(
 
     caller = threading.get_ident()
     first = read(freeze=True)
-    if first.kind == "frozen":
-        top = first.frames[0]
-        first = read(candidate=(top.file, top.line), start=first.step)
-        if first.kind == "found":  # the refused write, confirmed: this thread's own line
-            first = dataclasses.replace(first, how="frozen", threads=(), processes=0)
-    elif first.kind in ("end", "error"):
+    if first.kind in ("end", "error"):
         # Frozen, the source may take another path (it caught the refused write, or a
         # library reworded it): read it once more as it is, comparing after each step.
         plain = read()
         first = plain if plain.kind == "changed" else first
-    if first.kind == "changed":
-        first = read(trace_step=first.step)
-    return _explain(first, unit, what=what, steps=steps)
+    if first.kind not in ("frozen", "changed"):
+        return _explain(first, unit, what=what, steps=steps)
+    traced = read(start=first.step)
+    refused = first.frames[:1]
+    if traced.kind == "found" and refused and _at(traced.frames[0]) == _at(refused[0]):
+        # the refused write, confirmed: this thread's own line
+        traced = dataclasses.replace(traced, how="frozen", threads=(), processes=0)
+    return _explain(traced, unit, what=what, steps=steps)
+
+
+def _at(frame: Frame) -> tuple[str, int]:
+    return frame.file, frame.line
 
 
 _REASONS = {"other_threads": "other_threads", "unseen": "unseen", "nothing": "not_reproduced"}
