@@ -168,9 +168,7 @@ class _StateWatch(_Pass):
         read_no = self.steps - 1
         if point is not None:
             self.state.adopt(point[0])
-        changed = self.state.changed()
-        self.state.take(changed)
-        for name in changed:
+        for name in self.state.advance():
             if point is None:
                 self.noline = self.noline or _Outcome("noline", read_no, path=name)
             elif self.last.get(name) == read_no - 1:  # advanced on two reads in a row
@@ -244,7 +242,6 @@ class _State:
         module's, by a name a person can read."""
         self.codes: set[CodeType] = set()
         self.values = self.read()
-        self.now = self.values  # the values last read
 
     def _collect(self, items: dict[str, Any], name: str, value: Any, depth: int) -> None:
         """Put ``value``'s numbers and generators' states into ``items`` by name."""
@@ -312,16 +309,9 @@ class _State:
             return rngs.same_state(a, b)
         return bool(a == b) or (a != a and b != b)  # NaN is unchanged NaN
 
-    def changed(self) -> list[str]:
-        """The names whose value differs from the one last taken."""
+    def advance(self) -> list[str]:
+        """The names whose value changed since the last call, their new values taken."""
         now = self.read()
-        self.now = now
-        return [name for name in now.keys() | self.values.keys() if not self._same(name, now)]
-
-    def take(self, names: list[str]) -> None:
-        """Take the values of ``names`` as they were read last."""
-        for name in names:
-            if name in self.now:
-                self.values[name] = self.now[name]
-            else:
-                self.values.pop(name, None)
+        changed = [name for name in now.keys() | self.values.keys() if not self._same(name, now)]
+        self.values = now
+        return changed
