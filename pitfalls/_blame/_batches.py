@@ -22,7 +22,6 @@ from pitfalls._blame._pass import (
     _Outcome,
     _Pass,
     _plural,
-    _Stop,
     _stored,
     _why,
 )
@@ -244,8 +243,8 @@ def blame_epochs(
         for i in range(count if count is not None else _MAX_EPOCH):
             try:
                 batch = one.step(functools.partial(next, stream))
-            except _Stop as stop:
-                if stop.outcome.kind == "end" and count is None:
+            except _Outcome as stop:
+                if stop.kind == "end" and count is None:
                     break  # the end of epoch 1
                 raise
             parts = split_batch(batch, i, unpack)
@@ -256,7 +255,7 @@ def blame_epochs(
             one.hold(None, ((name, array),), group=name)
         if count is None:
             if not src.rereadable:
-                raise _Stop(_Outcome("cannot", detail=_why("read_once")))
+                raise _Outcome("cannot", detail=_why("read_once"))
             # As the check reads epoch 2: iter() again on an iterable (the same object, whose
             # stored data epoch 1 may have rewritten), a fresh copy of a generator.
             again = src.fresh() if src.kind in ("generator", "iterator") else src

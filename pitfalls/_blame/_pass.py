@@ -126,17 +126,16 @@ def _any_change(held: _Held, group: list[_Held]) -> bool:
 # One diagnosis pass -------------------------------------------------------------------
 
 
-class _Stop(Exception):
-    def __init__(self, outcome: _Outcome) -> None:
-        super().__init__(outcome.kind)
-        self.outcome = outcome
+@dataclass(eq=False)
+class _Outcome(Exception):
+    """How a read ended, raised to end it.
 
+    ``kind``: "found" (a line, at a trace point), "frozen" (a write raised), "changed"
+    (seen only at the end of a step), "noline" (changed while no user line ran), "end"
+    (nothing changed), "error" (the source raised), "timeout", "cannot" (``detail``
+    says why).
+    """
 
-@dataclass
-class _Outcome:
-    # kind: "found" (a line, at a trace point), "frozen" (a write raised), "changed" (seen
-    # only at the end of a step), "noline" (changed while no user line ran), "end" (nothing
-    # changed), "error" (the source raised), "timeout", "cannot" (``detail`` says why).
     kind: str
     step: int = -1
     frames: tuple[Frame, ...] = ()
@@ -243,23 +242,23 @@ class _Pass(_Watcher):
             run = functools.partial(self.tracer.run, fn)
             result = call_within(run, self.timeout, f"finish step {index}")
         except StopIteration:
-            raise _Stop(_Outcome("end", index)) from None
+            raise _Outcome("end", index) from None
         except TimeoutError as exc:
-            raise _Stop(_Outcome("timeout", index, detail=str(exc))) from None
+            raise _Outcome("timeout", index, detail=str(exc)) from None
         except Exception as exc:
             raise self._failed(index, exc) from None
         finally:
             self.lines = False
         if self.error:
             detail = _why("not_compared", error=self.error)
-            raise _Stop(_Outcome("cannot", index, detail=detail))
+            raise _Outcome("cannot", index, detail=detail)
         if self.found is not None:
-            raise _Stop(self.found)
+            raise self.found
         change = self._guarded(self._change, index)
         if change is not None:
             batch, path = change
             processes = _children_alive()
-            raise _Stop(_Outcome("changed", index, batch=batch, path=path, processes=processes))
+            raise _Outcome("changed", index, batch=batch, path=path, processes=processes)
         return result
 
     def _guarded(self, compare: Callable[[], Any], index: int) -> Any:
@@ -268,22 +267,22 @@ class _Pass(_Watcher):
             return compare()
         except Exception as exc:
             detail = _why("not_compared", error=f"{type(exc).__name__}: {exc}")
-            raise _Stop(_Outcome("cannot", index, detail=detail)) from None
+            raise _Outcome("cannot", index, detail=detail) from None
 
-    def _failed(self, index: int, exc: Exception) -> _Stop:
+    def _failed(self, index: int, exc: Exception) -> _Outcome:
         ro = _read_only(exc)
         if ro is not None and self.freezer is not None and self.freezer.enabled:
             frames = _traceback_frames(ro.__traceback__)
             if not frames:
-                return _Stop(_Outcome("changed", index))  # no user line: trace the step
+                return _Outcome("changed", index)  # no user line: trace the step
             hit = self._refused_into_held(ro.__traceback__)
             if hit is not None:
-                return _Stop(_Outcome("found", index, frames, *hit, how="frozen"))
+                return _Outcome("found", index, frames, *hit, how="frozen")
             # The refused write ended this read before its effect could be judged: what it
             # would have written, and any later write, are seen by reading again.
-            return _Stop(_Outcome("frozen", index, frames))
+            return _Outcome("frozen", index, frames)
         detail = f"{type(exc).__name__}: {exc}"
-        return _Stop(_Outcome("error", index, detail=detail))
+        return _Outcome("error", index, detail=detail)
 
     def _refused_into_held(self, tb: TracebackType | None) -> tuple[int | None, str] | None:
         """(batch, path) a refused write went into, when that alone breaks the invariant:
@@ -336,11 +335,6 @@ class _Pass(_Watcher):
         self.held.append(held)
         if active:
             self._freeze(held)
-
-    def label(self, batch: int | None) -> None:
-        """Report a change of what is held, from now on, as one of ``batch`` (an index read)."""
-        for held in self.held:
-            held.batch = batch
 
     def settle(self) -> None:
         """Start watching the inactive held batches, less the reused buffers: those that
@@ -421,9 +415,9 @@ def _run(plan: Plan, one: _Pass) -> _Outcome:
     """Read the source through ``one`` as ``plan`` says; what the read ended on."""
     try:
         plan(one)
-    except _Stop as stop:
-        _forget(stop)
-        return stop.outcome
+    except _Outcome as outcome:
+        _forget(outcome)
+        return outcome
     except Exception as exc:  # raised reading a batch outside a step (its layout, say)
         detail = _why("not_read", error=f"{type(exc).__name__}: {exc}")
         _forget(exc)
