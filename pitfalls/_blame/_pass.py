@@ -156,7 +156,8 @@ class _Pass(_Watcher):
     :meth:`_traced` says, and after each step.
 
     ``freeze``: freeze what is held (and trace every step); ``start``: compare after
-    every user line from that step on. A change that keeps the invariant (``accept``
+    every user line from that step on, or (``candidate``) only after that (file, line)
+    runs. A change that keeps the invariant (``accept``
     says False: a reorder, a write that leaves the pairs matching) becomes the new
     state of its group, and the watch goes on.
     """
@@ -169,6 +170,7 @@ class _Pass(_Watcher):
         caller: int,
         freeze: bool = False,
         start: int | None = None,
+        candidate: tuple[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.held: list[_Held] = []
@@ -177,6 +179,7 @@ class _Pass(_Watcher):
         self.timeout = timeout
         self.caller = caller
         self.start = start
+        self.candidate = candidate
         self.steps = 0
         self.found: _Outcome | None = None
         self.tracer = _tracer(self)
@@ -214,6 +217,10 @@ class _Pass(_Watcher):
         return tuple(threads)
 
     def on_point(self, point: Point) -> bool:
+        if self.candidate is not None and (
+            point is None or (point[0].f_code.co_filename, point[1]) != self.candidate
+        ):
+            return False
         change = self._change(unfrozen=self.freezer is not None)
         if change is None:
             return False
@@ -462,9 +469,9 @@ def _diagnose(
     before its effect could be judged (an owner's memory no batch holds yet, a write
     that may keep the invariant), when the batches changed unrefused and unseen by
     the per-line comparison (a view made before the freeze, C code), or when frozen
-    the source took another path: that read compares after every user line from the
-    step the first named, and a refused write's line found again there is confirmed
-    (freezing an owner refuses writes to parts no batch holds too).
+    the source took another path. A refused write's line is confirmed by comparing
+    after it runs (freezing an owner refuses writes to parts no batch holds too); a
+    change seen only after a step is looked for after every user line from that step.
     """
 
     def read(**how: Any) -> _Outcome:
@@ -477,18 +484,14 @@ def _diagnose(
         # library reworded it): read it once more as it is, comparing after each step.
         plain = read()
         first = plain if plain.kind == "changed" else first
-    if first.kind not in ("frozen", "changed"):
-        return _explain(first, unit, what=what, steps=steps)
-    traced = read(start=first.step)
-    refused = first.frames[:1]
-    if traced.kind == "found" and refused and _at(traced.frames[0]) == _at(refused[0]):
-        # the refused write, confirmed: this thread's own line
-        traced = dataclasses.replace(traced, how="frozen", threads=(), processes=0)
-    return _explain(traced, unit, what=what, steps=steps)
-
-
-def _at(frame: Frame) -> tuple[str, int]:
-    return frame.file, frame.line
+    if first.kind == "frozen":
+        top = first.frames[0]
+        first = read(start=first.step, candidate=(top.file, top.line))
+        if first.kind == "found":  # the refused write, confirmed: this thread's own line
+            first = dataclasses.replace(first, how="frozen", threads=(), processes=0)
+    if first.kind == "changed":
+        first = read(start=first.step)
+    return _explain(first, unit, what=what, steps=steps)
 
 
 _REASONS = {"other_threads": "other_threads", "unseen": "unseen", "nothing": "not_reproduced"}
