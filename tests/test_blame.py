@@ -24,16 +24,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pitfalls import check_epoch_repeatable, check_generator_no_aliasing, check_index_stable
-from pitfalls._blame import (
-    Blame,
-    Frame,
-    _busy_threads,
-    _idle,
-    blame_aliasing,
-    blame_epochs,
-    blame_index,
-    blame_targets,
-)
+from pitfalls._blame import blame_aliasing, blame_epochs, blame_index, blame_targets
+from pitfalls._blame._where import _busy_threads, _idle
+from pitfalls._report import Blame, Frame
 from pitfalls._sources import resolve
 from pitfalls.reproductions import generators
 

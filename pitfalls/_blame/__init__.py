@@ -47,14 +47,8 @@ from __future__ import annotations
 
 from pitfalls._blame._batches import blame_aliasing, blame_epochs, blame_targets
 from pitfalls._blame._index import blame_index
-from pitfalls._blame._where import _busy_threads, _idle
-from pitfalls._report import Blame, Frame
 
 __all__ = [
-    "Blame",
-    "Frame",
-    "_busy_threads",
-    "_idle",
     "blame_aliasing",
     "blame_epochs",
     "blame_index",

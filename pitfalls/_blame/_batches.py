@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,7 +22,6 @@ from pitfalls._blame._pass import (
     _Outcome,
     _Pass,
     _plural,
-    _Stop,
     _stored,
     _why,
 )
@@ -88,14 +88,6 @@ class _InProcess:
         return dataclasses.replace(blame, note=note)
 
 
-def _untouched(source: Any) -> Randomness:
-    """The random generators the source holds (and the global ones) put back as they were
-    once the diagnosis ends: a source object read again must meet the checks that follow
-    as it would have without blame, however many times blame read it."""
-    obj = source.obj if isinstance(source, Source) else source
-    return Randomness([("self", obj)])
-
-
 def _is_object_source(obj: Any) -> bool:
     return (
         inspect.isgenerator(obj)
@@ -105,8 +97,37 @@ def _is_object_source(obj: Any) -> bool:
     )
 
 
-def _draw(stream: Iterator[Any]) -> Callable[[], Any]:
-    return lambda: next(stream)
+Plan = Callable[[_InProcess, _Pass], None]
+"""How a blame reads its fresh copies (made by the first argument) through a pass."""
+
+
+def _diagnose_fresh(source: Any, plan: Plan, **options: Any) -> Blame:
+    """Diagnose fresh copies of ``source`` read as ``plan`` says (``options``: as for
+    :func:`_diagnose`), or say why there are none.
+
+    The random generators the source holds (and the global ones) are put back as they
+    were once the diagnosis ends: a source object read again must meet the checks that
+    follow as it would have without blame, however many times blame read it.
+    """
+    fresh = _fresh(source)
+    if isinstance(fresh, str):
+        return Blame(reason=fresh)
+    make = _InProcess(fresh)
+    obj = source.obj if isinstance(source, Source) else source
+    with Randomness([("self", obj)]):
+        return make.mark(_diagnose(functools.partial(plan, make), **options))
+
+
+def _draws(draws: int, parts: Callable[[Any, int], tuple[tuple[str, Any], ...]]) -> Plan:
+    """Draw ``draws`` batches from a fresh copy, holding the ``parts`` of each."""
+
+    def plan(make: _InProcess, one: _Pass) -> None:
+        stream = one.step(lambda: make().stream())
+        for i in range(draws):
+            batch = one.step(functools.partial(next, stream))
+            one.hold(i, parts(batch, i))
+
+    return plan
 
 
 # Entry points -------------------------------------------------------------------------
@@ -122,19 +143,8 @@ def blame_aliasing(source: Any, *, draws: int, timeout: float | None = None) -> 
     """
     draws = validate.draws(draws)
     timeout = validate.timeout("timeout", timeout)
-    fresh = _fresh(source)
-    if isinstance(fresh, str):
-        return Blame(reason=fresh)
-    make = _InProcess(fresh)
-
-    def plan(one: _Pass) -> None:
-        stream = one.step(lambda: make().stream())
-        for i in range(draws):
-            batch = one.step(_draw(stream))
-            one.hold(i, (("", batch),))
-
-    with _untouched(source):
-        return make.mark(_diagnose(plan, timeout=timeout, steps=f"{draws} draws"))
+    plan = _draws(draws, lambda batch, i: (("", batch),))
+    return _diagnose_fresh(source, plan, timeout=timeout, steps=f"{draws} draws")
 
 
 def blame_targets(
@@ -161,27 +171,19 @@ def blame_targets(
     atol = validate.tolerance("atol", atol)
     timeout = validate.timeout("timeout", timeout)
     unpack = validate.optional_function("unpack", unpack)
-    fresh = _fresh(source)
-    if isinstance(fresh, str):
-        return Blame(reason=fresh)
-    make = _InProcess(fresh)
 
-    def plan(one: _Pass) -> None:
-        stream = one.step(lambda: make().stream())
-        for i in range(draws):
-            batch = one.step(_draw(stream))
-            parts = split_batch(batch, i, unpack)
-            watched = [(parts.inputs_path, parts.inputs)]
-            if parts.targets is not None:
-                watched.append((parts.targets_path, parts.targets))
-            one.hold(i, tuple(watched))
+    def pair(batch: Any, i: int) -> tuple[tuple[str, Any], ...]:
+        parts = split_batch(batch, i, unpack)
+        watched = [(parts.inputs_path, parts.inputs)]
+        if parts.targets is not None:
+            watched.append((parts.targets_path, parts.targets))
+        return tuple(watched)
 
     def broken(held: _Held, group: list[_Held]) -> bool:
         return not _rule_holds(held, target_fn, rtol, atol)
 
-    with _untouched(source):
-        blame = _diagnose(plan, accept=broken, timeout=timeout, steps=f"{draws} draws")
-    return make.mark(blame)
+    plan = _draws(draws, pair)
+    return _diagnose_fresh(source, plan, accept=broken, timeout=timeout, steps=f"{draws} draws")
 
 
 def _rule_holds(held: _Held, target_fn: Callable[[Any], Any], rtol: float, atol: float) -> bool:
@@ -230,12 +232,8 @@ def blame_epochs(
     steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
     timeout = validate.timeout("timeout", timeout)
     unpack = validate.optional_function("unpack", unpack)
-    fresh = _fresh(source)
-    if isinstance(fresh, str):
-        return Blame(reason=fresh)
-    make = _InProcess(fresh)
 
-    def plan(one: _Pass) -> None:
+    def plan(make: _InProcess, one: _Pass) -> None:
         src: Source = one.step(make)
         stored = _stored_arrays(src)  # the data it holds before reading a batch
         length = src.length if src.kind == "indexable" else None
@@ -244,9 +242,9 @@ def blame_epochs(
         inputs = []
         for i in range(count if count is not None else _MAX_EPOCH):
             try:
-                batch = one.step(_draw(stream))
-            except _Stop as stop:
-                if stop.outcome.kind == "end" and count is None:
+                batch = one.step(functools.partial(next, stream))
+            except _Outcome as stop:
+                if stop.kind == "end" and count is None:
                     break  # the end of epoch 1
                 raise
             parts = split_batch(batch, i, unpack)
@@ -257,19 +255,18 @@ def blame_epochs(
             one.hold(None, ((name, array),), group=name)
         if count is None:
             if not src.rereadable:
-                raise _Stop(_Outcome("cannot", detail=_why("read_once")))
+                raise _Outcome("cannot", detail=_why("read_once"))
             # As the check reads epoch 2: iter() again on an iterable (the same object, whose
             # stored data epoch 1 may have rewritten), a fresh copy of a generator.
             again = src.fresh() if src.kind in ("generator", "iterator") else src
             stream = one.step(again.batches)
         for _ in range(len(inputs)):
-            one.step(_draw(stream))
+            one.step(functools.partial(next, stream))
 
     def rewritten(held: _Held, group: list[_Held]) -> bool:
         return not _same_samples(group)
 
-    with _untouched(source):
-        return make.mark(_diagnose(plan, accept=rewritten, timeout=timeout, steps="two epochs"))
+    return _diagnose_fresh(source, plan, accept=rewritten, timeout=timeout, steps="two epochs")
 
 
 def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:

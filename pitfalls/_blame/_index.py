@@ -23,11 +23,10 @@ from pitfalls._blame._pass import (
     _Outcome,
     _Pass,
     _run,
-    _Stop,
     _stored,
 )
 from pitfalls._blame._trace import Point
-from pitfalls._blame._where import _is_user_file, _stack
+from pitfalls._blame._where import _stack, _whose
 from pitfalls._compat import qualname
 from pitfalls._frameworks import rngs
 from pitfalls._report import MAX_SHOWN, Blame, Frame
@@ -69,7 +68,7 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
         return _cannot("no_batches", "index")
     order = [*range(count), *reversed(range(count))]
     reads = _StateWatch(obj, count, timeout=timeout, caller=threading.get_ident())
-    outcome = _run(functools.partial(_read_twice, obj, order), reads)
+    outcome = _run(lambda one: reads.read_twice(order), reads)
     state = _explain(outcome, "index", _STATE_REASONS, name=outcome.path, last=count - 1)
     rewritten = reads.rewritten()
     if not rewritten:
@@ -93,7 +92,7 @@ def _blame_stored(
     def plan(one: _Pass) -> None:
         one.hold(None, tuple(arrays), group="stored data")
         for i in indices:
-            one.label(i)
+            one.held[0].batch = i  # a change is reported as one of the index read
             one.step(functools.partial(obj.__getitem__, i))
 
     blame = _diagnose(
@@ -108,23 +107,6 @@ def _blame_stored(
     names = ", ".join(name for name, _ in arrays[:MAX_SHOWN])
     steps = f"{indices[0]}..{indices[-1]}"
     return _cannot("stored_not_again", "index", names=names, indices=steps)
-
-
-def _read_twice(obj: Any, order: list[int], one: _StateWatch) -> None:
-    """Read ``order`` (each index, then each again) until the state and the stored data
-    are told; end on what the state watch found."""
-    for read_no, index in enumerate(order):
-        one.index = index
-        if read_no == one.count:
-            one.watch_stored()
-        if not one.looking(read_no) and read_no >= one.count and (one.changed or not one.stored):
-            break  # the state and the stored data are both told
-        batch = one.step(functools.partial(obj.__getitem__, index))
-        one.rows = max(one.rows, _rows_of(batch))
-        for name, held in one.stored.items():
-            if name not in one.changed and held.changed() is not None:
-                one.changed[name] = read_no
-    raise _Stop(one.number or one.random or one.noline or _Outcome("end", one.steps))
 
 
 _MAX_STORED_ONE = 1 << 28
@@ -153,24 +135,19 @@ class _StateWatch(_Pass):
         second time."""
         self.rows = 0  # the most rows a batch read had
 
-    def looking(self, read_no: int) -> bool:
-        """Still looking for state advanced per read at read ``read_no``? A number found
-        ends it, and so does a read after a generator was found (a number advanced per
-        read shows by then)."""
+    def _traced(self, index: int) -> bool:
+        """Still looking for state advanced per read (tracing) at read ``index``? A number
+        found ends it, and so does a read after a generator was found (a number advanced
+        per read shows by then)."""
         if self.number is not None:
             return False
-        return self.random is None or read_no <= self.random.step + 1
+        return self.random is None or index <= self.random.step + 1
 
-    def _traced(self, index: int) -> bool:
-        return self.looking(index)
-
-    def _point(self, point: Point) -> bool:
+    def on_point(self, point: Point) -> bool:
         read_no = self.steps - 1
         if point is not None:
             self.state.adopt(point[0])
-        changed = self.state.changed()
-        self.state.take(changed)
-        for name in changed:
+        for name in self.state.advance():
             if point is None:
                 self.noline = self.noline or _Outcome("noline", read_no, path=name)
             elif self.last.get(name) == read_no - 1:  # advanced on two reads in a row
@@ -184,6 +161,23 @@ class _StateWatch(_Pass):
                 self.last[name] = read_no
                 self.first[name] = (_stack(*point), self.index)
         return False
+
+    def read_twice(self, order: list[int]) -> None:
+        """Read ``order`` (each index, then each again) until the state and the stored data
+        are told; end on what the state watch found."""
+        for read_no, index in enumerate(order):
+            self.index = index
+            if read_no == self.count:
+                self.watch_stored()
+            stored_told = bool(self.changed) or not self.stored
+            if read_no >= self.count and stored_told and not self._traced(read_no):
+                break  # the state and the stored data are both told
+            batch = self.step(functools.partial(self.obj.__getitem__, index))
+            self.rows = max(self.rows, _rows_of(batch))
+            for name, held in self.stored.items():
+                if name not in self.changed and held.changed() is not None:
+                    self.changed[name] = read_no
+        raise self.number or self.random or self.noline or _Outcome("end", self.steps)
 
     def watch_stored(self) -> None:
         """Copy the arrays the source holds, as the second reads begin.
@@ -225,7 +219,7 @@ _NUMBERS = (bool, int, float, complex, np.number, np.bool_)
 
 
 def _user_module(module: ModuleType | None) -> bool:
-    return module is not None and _is_user_file(getattr(module, "__file__", None) or "<>")
+    return module is not None and _whose(getattr(module, "__file__", None) or "<>") == "user"
 
 
 class _State:
@@ -244,7 +238,6 @@ class _State:
         module's, by a name a person can read."""
         self.codes: set[CodeType] = set()
         self.values = self.read()
-        self.now = self.values  # the values last read
 
     def _collect(self, items: dict[str, Any], name: str, value: Any, depth: int) -> None:
         """Put ``value``'s numbers and generators' states into ``items`` by name."""
@@ -312,16 +305,9 @@ class _State:
             return rngs.same_state(a, b)
         return bool(a == b) or (a != a and b != b)  # NaN is unchanged NaN
 
-    def changed(self) -> list[str]:
-        """The names whose value differs from the one last taken."""
+    def advance(self) -> list[str]:
+        """The names whose value changed since the last call, their new values taken."""
         now = self.read()
-        self.now = now
-        return [name for name in now.keys() | self.values.keys() if not self._same(name, now)]
-
-    def take(self, names: list[str]) -> None:
-        """Take the values of ``names`` as they were read last."""
-        for name in names:
-            if name in self.now:
-                self.values[name] = self.now[name]
-            else:
-                self.values.pop(name, None)
+        changed = [name for name in now.keys() | self.values.keys() if not self._same(name, now)]
+        self.values = now
+        return changed

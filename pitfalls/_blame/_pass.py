@@ -15,20 +15,13 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls._blame._trace import (
-    Point,
-    _Freezer,
-    _Observer,
-    _read_only,
-    _tracer,
-)
+from pitfalls._blame._trace import Point, _Freezer, _read_only, _tracer, _Watcher
 from pitfalls._blame._where import (
-    _attributes,
     _busy_threads,
     _children_alive,
-    _is_user,
     _stack,
     _traceback_frames,
+    _user_tracebacks,
 )
 from pitfalls._randomness import held_by
 from pitfalls._report import Blame, Frame
@@ -133,17 +126,16 @@ def _any_change(held: _Held, group: list[_Held]) -> bool:
 # One diagnosis pass -------------------------------------------------------------------
 
 
-class _Stop(Exception):
-    def __init__(self, outcome: _Outcome) -> None:
-        super().__init__(outcome.kind)
-        self.outcome = outcome
+@dataclass(eq=False)
+class _Outcome(Exception):
+    """How a read ended, raised to end it.
 
+    ``kind``: "found" (a line, at a trace point), "frozen" (a write raised), "changed"
+    (seen only at the end of a step), "noline" (changed while no user line ran), "end"
+    (nothing changed), "error" (the source raised), "timeout", "cannot" (``detail``
+    says why).
+    """
 
-@dataclass
-class _Outcome:
-    # kind: "found" (a line, at a trace point), "frozen" (a write raised), "changed" (seen
-    # only at the end of a step), "noline" (changed while no user line ran), "end" (nothing
-    # changed), "error" (the source raised), "timeout", "cannot" (``detail`` says why).
     kind: str
     step: int = -1
     frames: tuple[Frame, ...] = ()
@@ -158,16 +150,16 @@ class _Outcome:
     processes that may have written."""
 
 
-class _Pass:
+class _Pass(_Watcher):
     """One read of a fresh copy of the source, driven by a plan through :meth:`step` and
     :meth:`hold`, watching what it holds: after each user line of the steps
     :meth:`_traced` says, and after each step.
 
-    ``freeze``: freeze what is held (and trace every step); ``candidate``: compare only
-    after that (file, line) runs, from step ``start``; ``trace_step``: compare after
-    every user line of that step. A change that keeps the invariant (``accept`` says
-    False: a reorder, a write that leaves the pairs matching) becomes the new state of
-    its group, and the watch goes on.
+    ``freeze``: freeze what is held (and trace every step); ``start``: compare after
+    every user line from that step on, or (``candidate``) only after that (file, line)
+    runs. A change that keeps the invariant (``accept``
+    says False: a reorder, a write that leaves the pairs matching) becomes the new
+    state of its group, and the watch goes on.
     """
 
     def __init__(
@@ -177,33 +169,28 @@ class _Pass:
         timeout: float | None,
         caller: int,
         freeze: bool = False,
+        start: int | None = None,
         candidate: tuple[str, int] | None = None,
-        start: int = 0,
-        trace_step: int | None = None,
     ) -> None:
+        super().__init__()
         self.held: list[_Held] = []
         self.accept = accept
         self.freezer = _Freezer() if freeze else None
         self.timeout = timeout
         self.caller = caller
-        self.candidate = candidate
         self.start = start
-        self.trace_step = trace_step
+        self.candidate = candidate
         self.steps = 0
         self.found: _Outcome | None = None
-        self.observer = _Observer(self._threads_seen)
-        self.observer.on_point = self._point
-        self.tracer = _tracer(self.observer)
+        self.tracer = _tracer(self)
 
-    def _threads_seen(self) -> None:
+    def on_threads(self) -> None:
         if self.freezer is not None:
             self.freezer.restore()  # a thread of the source must never meet a frozen array
 
     def _traced(self, index: int) -> bool:
         """Are step ``index``'s lines traced?"""
-        if self.freezer is not None or index == self.trace_step:
-            return True
-        return self.candidate is not None and index >= self.start
+        return self.freezer is not None or (self.start is not None and index >= self.start)
 
     def _change(self, unfrozen: bool = False) -> tuple[int | None, str] | None:
         """(batch, path) of the first held batch that changed and broke the invariant
@@ -224,12 +211,12 @@ class _Pass:
         """The other threads that may have written: seen running the user's code, or
         started or waited on by the source."""
         exclude = {self.caller, threading.get_ident()}
-        threads = sorted(self.observer.foreign | set(_busy_threads(exclude)))
-        if self.observer.threads:
+        threads = sorted(self.foreign | set(_busy_threads(exclude)))
+        if self.threads:
             threads.append("threads the source started or waited on")
         return tuple(threads)
 
-    def _point(self, point: Point) -> bool:
+    def on_point(self, point: Point) -> bool:
         if self.candidate is not None and (
             point is None or (point[0].f_code.co_filename, point[1]) != self.candidate
         ):
@@ -239,44 +226,46 @@ class _Pass:
             return False
         batch, path = change
         if point is None:
-            self.found = _Outcome("noline", self.steps - 1, batch=batch, path=path)
-            self.found.processes = _children_alive()
+            processes = _children_alive()
+            self.found = _Outcome(
+                "noline", self.steps - 1, batch=batch, path=path, processes=processes
+            )
             return True
         threads = self._threads()
-        self.found = _Outcome("found", self.steps - 1, _stack(*point), batch, path, threads)
-        self.found.processes = _children_alive() if threads else 0
+        processes = _children_alive() if threads else 0
+        frames = _stack(*point)
+        self.found = _Outcome(
+            "found", self.steps - 1, frames, batch, path, threads, processes=processes
+        )
         return True
 
     def step(self, fn: Callable[[], Any]) -> Any:
         """Run one step of the source (a draw, a read, a factory call) under the watch."""
         index = self.steps
         self.steps += 1
-        self.observer.lines = self._traced(index)
-        self.observer.pending = None
+        self.lines = self._traced(index)
+        self.pending = None
         try:
-            if self.timeout is None:
-                result = self.tracer.run(fn)
-            else:
-                run = functools.partial(self.tracer.run, fn)
-                result = call_within(run, self.timeout, f"finish step {index}")
+            run = functools.partial(self.tracer.run, fn)
+            result = call_within(run, self.timeout, f"finish step {index}")
         except StopIteration:
-            raise _Stop(_Outcome("end", index)) from None
+            raise _Outcome("end", index) from None
         except TimeoutError as exc:
-            raise _Stop(_Outcome("timeout", index, detail=str(exc))) from None
+            raise _Outcome("timeout", index, detail=str(exc)) from None
         except Exception as exc:
             raise self._failed(index, exc) from None
         finally:
-            self.observer.lines = False
-        if self.observer.error:
-            detail = _why("not_compared", error=self.observer.error)
-            raise _Stop(_Outcome("cannot", index, detail=detail))
+            self.lines = False
+        if self.error:
+            detail = _why("not_compared", error=self.error)
+            raise _Outcome("cannot", index, detail=detail)
         if self.found is not None:
-            raise _Stop(self.found)
+            raise self.found
         change = self._guarded(self._change, index)
         if change is not None:
-            outcome = _Outcome("changed", index, batch=change[0], path=change[1])
-            outcome.processes = _children_alive()
-            raise _Stop(outcome)
+            batch, path = change
+            processes = _children_alive()
+            raise _Outcome("changed", index, batch=batch, path=path, processes=processes)
         return result
 
     def _guarded(self, compare: Callable[[], Any], index: int) -> Any:
@@ -285,22 +274,22 @@ class _Pass:
             return compare()
         except Exception as exc:
             detail = _why("not_compared", error=f"{type(exc).__name__}: {exc}")
-            raise _Stop(_Outcome("cannot", index, detail=detail)) from None
+            raise _Outcome("cannot", index, detail=detail) from None
 
-    def _failed(self, index: int, exc: Exception) -> _Stop:
+    def _failed(self, index: int, exc: Exception) -> _Outcome:
         ro = _read_only(exc)
         if ro is not None and self.freezer is not None and self.freezer.enabled:
             frames = _traceback_frames(ro.__traceback__)
             if not frames:
-                return _Stop(_Outcome("changed", index))  # no user line: trace the step
+                return _Outcome("changed", index)  # no user line: trace the step
             hit = self._refused_into_held(ro.__traceback__)
             if hit is not None:
-                return _Stop(_Outcome("found", index, frames, *hit, how="frozen"))
+                return _Outcome("found", index, frames, *hit, how="frozen")
             # The refused write ended this read before its effect could be judged: what it
             # would have written, and any later write, are seen by reading again.
-            return _Stop(_Outcome("frozen", index, frames))
+            return _Outcome("frozen", index, frames)
         detail = f"{type(exc).__name__}: {exc}"
-        return _Stop(_Outcome("error", index, detail=detail))
+        return _Outcome("error", index, detail=detail)
 
     def _refused_into_held(self, tb: TracebackType | None) -> tuple[int | None, str] | None:
         """(batch, path) a refused write went into, when that alone breaks the invariant:
@@ -322,7 +311,7 @@ class _Pass:
                 merged[-1][1] = max(merged[-1][1], high)
             else:
                 merged.append([low, high])
-        for array in self.freezer.arrays():
+        for array in self.freezer.frozen:
             low, high = _byte_bounds(array)
             if array.size and not any(a <= low and high <= b for a, b in merged):
                 return None
@@ -354,11 +343,6 @@ class _Pass:
         if active:
             self._freeze(held)
 
-    def label(self, batch: int | None) -> None:
-        """Report a change of what is held, from now on, as one of ``batch`` (an index read)."""
-        for held in self.held:
-            held.batch = batch
-
     def settle(self) -> None:
         """Start watching the inactive held batches, less the reused buffers: those that
         already changed, and those whose memory another of them holds too."""
@@ -376,14 +360,14 @@ class _Pass:
     def _freeze(self, held: _Held) -> None:
         if self.freezer is None or not self.freezer.enabled:
             return
-        if self.observer.threads or _busy_threads({self.caller, threading.get_ident()}):
+        if self.threads or _busy_threads({self.caller, threading.get_ident()}):
             self.freezer.restore()  # another thread runs user code: it must not meet one
             return
         for array in held.arrays():
             self.freezer.freeze(array)
 
     def close(self) -> None:
-        self.observer.closed = True
+        self.closed = True
         try:
             if self.freezer is not None:
                 self.freezer.restore()
@@ -404,15 +388,11 @@ def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
 def _reached(tb: TracebackType | None) -> list[np.ndarray]:
     """The arrays the innermost user frame of a traceback names: its locals, and the
     attributes of its ``self``."""
-    frame = None
-    while tb is not None:
-        if _is_user(tb.tb_frame.f_code):
-            frame = tb.tb_frame
-        tb = tb.tb_next
-    if frame is None:
+    entries = _user_tracebacks(tb)
+    if not entries:
         return []
-    values = list(frame.f_locals.values())
-    values += [v for _, v in _attributes(frame.f_locals.get("self"))]
+    local = entries[0].tb_frame.f_locals
+    values = [*local.values(), *getattr(local.get("self"), "__dict__", {}).values()]
     return [v for v in values if isinstance(v, np.ndarray)]
 
 
@@ -442,9 +422,9 @@ def _run(plan: Plan, one: _Pass) -> _Outcome:
     """Read the source through ``one`` as ``plan`` says; what the read ended on."""
     try:
         plan(one)
-    except _Stop as stop:
-        _forget(stop)
-        return stop.outcome
+    except _Outcome as outcome:
+        _forget(outcome)
+        return outcome
     except Exception as exc:  # raised reading a batch outside a step (its layout, say)
         detail = _why("not_read", error=f"{type(exc).__name__}: {exc}")
         _forget(exc)
@@ -489,7 +469,9 @@ def _diagnose(
     before its effect could be judged (an owner's memory no batch holds yet, a write
     that may keep the invariant), when the batches changed unrefused and unseen by
     the per-line comparison (a view made before the freeze, C code), or when frozen
-    the source took another path; a third traces the step that second read names.
+    the source took another path. A refused write's line is confirmed by comparing
+    after it runs (freezing an owner refuses writes to parts no batch holds too); a
+    change seen only after a step is looked for after every user line from that step.
     """
 
     def read(**how: Any) -> _Outcome:
@@ -497,18 +479,18 @@ def _diagnose(
 
     caller = threading.get_ident()
     first = read(freeze=True)
-    if first.kind == "frozen":
-        top = first.frames[0]
-        first = read(candidate=(top.file, top.line), start=first.step)
-        if first.kind == "found":  # the refused write, confirmed: this thread's own line
-            first = dataclasses.replace(first, how="frozen", threads=(), processes=0)
-    elif first.kind in ("end", "error"):
+    if first.kind in ("end", "error"):
         # Frozen, the source may take another path (it caught the refused write, or a
         # library reworded it): read it once more as it is, comparing after each step.
         plain = read()
         first = plain if plain.kind == "changed" else first
+    if first.kind == "frozen":
+        top = first.frames[0]
+        first = read(start=first.step, candidate=(top.file, top.line))
+        if first.kind == "found":  # the refused write, confirmed: this thread's own line
+            first = dataclasses.replace(first, how="frozen", threads=(), processes=0)
     if first.kind == "changed":
-        first = read(trace_step=first.step)
+        first = read(start=first.step)
     return _explain(first, unit, what=what, steps=steps)
 
 

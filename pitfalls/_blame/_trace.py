@@ -12,11 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pitfalls._blame._where import (
-    _is_threading,
-    _is_user,
-    _user_on_stack,
-)
+from pitfalls._blame._where import _is_threading, _is_user, _user_frames
 
 # Freezing -----------------------------------------------------------------------------
 
@@ -33,7 +29,8 @@ class _Freezer:
     """Arrays made read-only, with what it takes to make them writeable again."""
 
     def __init__(self) -> None:
-        self._frozen: list[tuple[int, np.ndarray]] = []  # (depth in its base chain, array)
+        self.frozen: list[np.ndarray] = []
+        """In the order frozen: each after the arrays owning its memory, as restored."""
         self._ids: set[int] = set()
         self.enabled = True
 
@@ -49,33 +46,25 @@ class _Freezer:
             node = node.base
         if node is not None and not _writable_buffer(node):
             return  # numpy would refuse to restore the flag: leave the chain alone
-        for depth, a in enumerate(reversed(chain)):  # the owner has depth 0
+        for a in reversed(chain):  # the owner first
             if id(a) not in self._ids and a.flags.writeable:
                 a.flags.writeable = False
                 self._ids.add(id(a))
-                self._frozen.append((depth, a))
-
-    def arrays(self) -> list[np.ndarray]:
-        return [a for _, a in self._frozen]
+                self.frozen.append(a)
 
     def restore(self) -> None:
         """Make writeable again every array made read-only, owners before their views."""
         self.enabled = False
-        pending = sorted(self._frozen, key=lambda item: item[0])
-        self._frozen, self._ids = [], set()
-        failed: list[tuple[int, np.ndarray]] = []
-        for _ in range(len(pending) + 1):
-            for item in pending:
-                try:
-                    item[1].flags.writeable = True
-                except ValueError:  # a base not yet restored: try again after it
-                    failed.append(item)
-            if not failed or len(failed) == len(pending):
-                break
-            pending, failed = failed, []
+        failed = 0
+        for a in self.frozen:
+            try:
+                a.flags.writeable = True
+            except ValueError:
+                failed += 1
+        self.frozen, self._ids = [], set()
         if failed:
             raise RuntimeError(
-                f"pitfalls could not make {len(failed)} array(s) writeable again after"
+                f"pitfalls could not make {failed} array(s) writeable again after"
                 " freezing them; please report this as a bug"
             )
 
@@ -107,15 +96,15 @@ Point = tuple[FrameType, int] | None
 code that ran was not the user's."""
 
 
-class _Observer:
-    """Turns trace events into points: after each line of the user's code, ``on_point``
-    is called with the line that just ran, and stops the tracing by returning True."""
+class _Watcher:
+    """The one callback layer of both tracers: turns their events into points. After each
+    line of the user's code, :meth:`on_point` is called with the line that just ran and
+    stops the comparing by returning True."""
 
-    def __init__(self, on_threads: Callable[[], None]) -> None:
+    def __init__(self) -> None:
         self.lines = False
+        """Are lines compared now?"""
         self.pending: Point = None
-        self.on_point: Callable[[Point], bool] = lambda point: False
-        self.on_threads = on_threads
         self.threads = False
         """The source called into threading, queue, concurrent.futures, ..."""
         self.foreign: set[str] = set()
@@ -124,51 +113,58 @@ class _Observer:
         self.error = ""
         """Why a comparison failed, if one did."""
 
+    def on_point(self, point: Point) -> bool:
+        """Compare after ``point``; True once done."""
+        return False
+
+    def on_threads(self) -> None:
+        """The source started, woke or waits for another thread."""
+
     def call(self, frame: FrameType) -> bool:
         """A frame starts or resumes; True to trace its lines."""
         if self.closed:
             return False
         if not _is_user(frame.f_code):
-            if not self.threads and _is_threading(frame) and _user_on_stack(frame.f_back):
+            if not self.threads and _is_threading(frame) and any(_user_frames(frame.f_back)):
                 self.threads = True
-                try:
-                    self.on_threads()
-                except Exception as exc:  # never into the user's frame
-                    self.error = f"{type(exc).__name__}: {exc}"
+                self._safely(self.on_threads)
             return False
         if not self.lines:
             return False
-        self._point()
-        self.pending = (frame, frame.f_lineno)
+        self.line(frame)
         return True
 
     def line(self, frame: FrameType) -> None:
+        """A line of ``frame`` is about to run: the one pending has run."""
         if self.lines and not self.closed:
-            self._point()
+            self._safely(self._point)
             self.pending = (frame, frame.f_lineno)
 
     def leave(self, frame: FrameType) -> None:
+        """``frame`` returns or yields: its caller's line is pending again."""
         if self.lines and not self.closed:
-            self._point()
+            self._safely(self._point)
             caller = frame.f_back
             user = caller is not None and _is_user(caller.f_code)
             self.pending = (caller, caller.f_lineno) if user and caller is not None else None
 
     def _point(self) -> None:
+        if self.on_point(self.pending):
+            self.lines = False
+
+    def _safely(self, fn: Callable[[], None]) -> None:
         try:
-            done = self.on_point(self.pending)
+            fn()
         except Exception as exc:  # never let a failed comparison escape into the user's frame
             self.error = f"{type(exc).__name__}: {exc}"
-            done = True
-        if done:
             self.lines = False
 
 
 class _SetTrace:
     """``sys.settrace`` in the thread that runs the source (Python < 3.12)."""
 
-    def __init__(self, observer: _Observer) -> None:
-        self.observer = observer
+    def __init__(self, watcher: _Watcher) -> None:
+        self.watcher = watcher
         self.traced: list[FrameType] = []
 
     def run(self, fn: Callable[[], Any]) -> Any:
@@ -183,104 +179,96 @@ class _SetTrace:
             self.traced.clear()
 
     def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if event == "call" and self.observer.call(frame):
+        if event == "call" and self.watcher.call(frame):
             self.traced.append(frame)
             return self._local
         return None
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if self.observer.closed:
+        if self.watcher.closed:
             return None
         if event == "line":
-            self.observer.line(frame)
+            self.watcher.line(frame)
         elif event == "return":
-            self.observer.leave(frame)
+            self.watcher.leave(frame)
         return self._local
 
     def close(self) -> None:
         pass
 
 
+_MONITORING: Any = getattr(sys, "monitoring", None)
+"""``sys.monitoring`` on Python 3.12+, else None."""
+
+
 class _Monitoring:
     """``sys.monitoring`` (Python 3.12+): one tool id, events filtered to one thread."""
 
-    def __init__(self, observer: _Observer, tool: int) -> None:
-        self.observer = observer
+    def __init__(self, watcher: _Watcher, tool: int) -> None:
+        self.watcher = watcher
         self.tool = tool
         self.ident = -1
         self.codes: set[CodeType] = set()
+        self.events = _MONITORING.events
+        self.handlers = {
+            self.events.PY_START: self._start,
+            self.events.PY_RESUME: self._start,
+            self.events.PY_RETURN: self._return,
+            self.events.PY_YIELD: self._return,
+            self.events.LINE: self._line,
+        }
+        for event, handler in self.handlers.items():
+            _MONITORING.register_callback(tool, event, handler)
 
     @classmethod
-    def open(cls, observer: _Observer) -> _Monitoring | None:
-        if sys.version_info < (3, 12):
-            return None
-        mon = sys.monitoring
-        for tool in (mon.PROFILER_ID, 5, 4, 3):
-            if mon.get_tool(tool) is None:
+    def open(cls, watcher: _Watcher) -> _Monitoring | None:
+        """The tracer on a free tool id, or None (no sys.monitoring, or no id free)."""
+        for tool in (_MONITORING.PROFILER_ID, 5, 4, 3) if _MONITORING else ():
+            if _MONITORING.get_tool(tool) is None:
                 try:
-                    mon.use_tool_id(tool, "pitfalls blame")
+                    _MONITORING.use_tool_id(tool, "pitfalls blame")
                 except ValueError:  # taken meanwhile
                     continue
-                tracer = cls(observer, tool)
-                events = mon.events
-                mon.register_callback(tool, events.PY_START, tracer._start)
-                mon.register_callback(tool, events.PY_RESUME, tracer._start)
-                mon.register_callback(tool, events.PY_RETURN, tracer._return)
-                mon.register_callback(tool, events.PY_YIELD, tracer._return)
-                mon.register_callback(tool, events.LINE, tracer._line)
-                return tracer
+                return cls(watcher, tool)
         return None
 
     def run(self, fn: Callable[[], Any]) -> Any:
-        if sys.version_info < (3, 12):  # pragma: no cover - open() returns None there
-            return fn()
-        mon = sys.monitoring
         self.ident = threading.get_ident()
-        mon.set_events(self.tool, mon.events.PY_START | mon.events.PY_RESUME)
+        _MONITORING.set_events(self.tool, self.events.PY_START | self.events.PY_RESUME)
         try:
             return fn()
         finally:
-            mon.set_events(self.tool, 0)
+            _MONITORING.set_events(self.tool, 0)
 
     def _mine(self, code: CodeType) -> bool:
         if threading.get_ident() == self.ident:
             return True
-        if _is_user(code) and not self.observer.closed:
-            self.observer.foreign.add(threading.current_thread().name)
+        if _is_user(code) and not self.watcher.closed:
+            self.watcher.foreign.add(threading.current_thread().name)
         return False
 
     def _start(self, code: CodeType, offset: int) -> Any:
-        if not self._mine(code):
-            return None
-        if self.observer.call(sys._getframe(1)) and code not in self.codes:
-            if sys.version_info >= (3, 12):
-                mon = sys.monitoring
-                events = mon.events.LINE | mon.events.PY_RETURN | mon.events.PY_YIELD
-                mon.set_local_events(self.tool, code, events)
+        if self._mine(code) and self.watcher.call(sys._getframe(1)) and code not in self.codes:
+            lines = self.events.LINE | self.events.PY_RETURN | self.events.PY_YIELD
+            _MONITORING.set_local_events(self.tool, code, lines)
             self.codes.add(code)
-        return None
 
     def _line(self, code: CodeType, line: int) -> Any:
         if self._mine(code):
-            self.observer.line(sys._getframe(1))
-        return None
+            self.watcher.line(sys._getframe(1))
 
     def _return(self, code: CodeType, offset: int, value: Any) -> Any:
         if self._mine(code):
-            self.observer.leave(sys._getframe(1))
-        return None
+            self.watcher.leave(sys._getframe(1))
 
     def close(self) -> None:
-        if sys.version_info < (3, 12):  # pragma: no cover
-            return
-        mon = sys.monitoring
-        mon.set_events(self.tool, 0)
+        _MONITORING.set_events(self.tool, 0)
         for code in self.codes:
-            mon.set_local_events(self.tool, code, 0)
-        for event in ("PY_START", "PY_RESUME", "PY_RETURN", "PY_YIELD", "LINE"):
-            mon.register_callback(self.tool, getattr(mon.events, event), None)
-        mon.free_tool_id(self.tool)
+            _MONITORING.set_local_events(self.tool, code, 0)
+        for event in self.handlers:
+            _MONITORING.register_callback(self.tool, event, None)
+        _MONITORING.free_tool_id(self.tool)
 
 
-def _tracer(observer: _Observer) -> _SetTrace | _Monitoring:
-    return _Monitoring.open(observer) or _SetTrace(observer)
+def _tracer(watcher: _Watcher) -> _SetTrace | _Monitoring:
+    return _Monitoring.open(watcher) or _SetTrace(watcher)

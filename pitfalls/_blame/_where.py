@@ -3,80 +3,70 @@ processes that may have written instead."""
 
 from __future__ import annotations
 
+import functools
 import linecache
 import os
-import site
 import sys
 import sysconfig
 import threading
+from collections.abc import Iterator
 from types import CodeType, FrameType, TracebackType
-from typing import Any
 
 from pitfalls._compat import qualname
 from pitfalls._report import Frame
 
 # Which code is the user's --------------------------------------------------------------
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # pitfalls/
-_LESSONS = os.path.join(_PACKAGE, "reproductions")
-
 
 def _norm(path: str) -> str:
     return os.path.normcase(os.path.realpath(path))
 
 
-def _library_dirs() -> tuple[str, ...]:
-    dirs: set[str] = set()
+def _libraries() -> tuple[str, ...]:
+    """The directories of the standard library and of installed packages (site-packages,
+    a distribution's dist-packages, the user's site directory), each ending in a separator."""
     paths = sysconfig.get_paths()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        if key in paths:
-            dirs.add(paths[key])
-    for getter in ("getsitepackages", "getusersitepackages"):
-        try:
-            found = getattr(site, getter)()
-        except Exception:  # some embedded interpreters' site module lacks them
-            continue
-        dirs.update([found] if isinstance(found, str) else found)
-    dirs.update(p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages"))
+    dirs = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
+    dirs += [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
     return tuple(sorted({_norm(d) + os.sep for d in dirs if d}))
 
 
-_LIBRARIES = _library_dirs()
-_USER_FILES: dict[str, bool] = {}
+_LIBRARIES = _libraries()
+_PACKAGE = _norm(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
+_LESSONS = _PACKAGE + "reproductions" + os.sep
 
 
-def _is_user_file(filename: str) -> bool:
-    """True for the user's code: not numpy, not pitfalls (but its reproductions), not
-    the standard library nor anything installed in site-packages."""
-    known = _USER_FILES.get(filename)
-    if known is not None:
-        return known
+@functools.cache
+def _whose(filename: str) -> str:
+    """Whose code a file is: ``"ours"`` (pitfalls, the edge of the source's frames; its
+    reproductions are the user's), ``"library"`` (the standard library, anything
+    installed, a frozen or compiled module's frame) or ``"user"``."""
     if filename.startswith("<"):  # <frozen ...>, <string>, <__array_function__ internals>
-        user = False
-    elif not os.path.isabs(filename) and not os.path.exists(filename):
-        user = False  # a compiled module's frame (numpy/random/_generator.pyx)
-    else:
-        path = _norm(filename)
-        if path.startswith(_norm(_LESSONS) + os.sep):
-            user = True
-        elif path.startswith(_norm(_PACKAGE) + os.sep):
-            user = False
-        else:
-            user = not path.startswith(_LIBRARIES)
-    _USER_FILES[filename] = user
-    return user
+        return "library"
+    if not os.path.isabs(filename) and not os.path.exists(filename):
+        return "library"  # a compiled module's frame (numpy/random/_generator.pyx)
+    path = _norm(filename)
+    if path.startswith(_LESSONS):
+        return "user"
+    if path.startswith(_PACKAGE):
+        return "ours"
+    return "library" if path.startswith(_LIBRARIES) else "user"
 
 
 def _is_user(code: CodeType) -> bool:
-    return _is_user_file(code.co_filename)
+    return _whose(code.co_filename) == "user"
 
 
-def _is_ours(code: CodeType) -> bool:
-    """pitfalls' own code (the reproductions excepted): the edge of the source's frames."""
-    path = _norm(code.co_filename)
-    return path.startswith(_norm(_PACKAGE) + os.sep) and not path.startswith(
-        _norm(_LESSONS) + os.sep
-    )
+def _user_frames(frame: FrameType | None, whole: bool = False) -> Iterator[FrameType]:
+    """The user's frames among ``frame`` and its callers, innermost first, up to pitfalls'
+    own code (``whole``: the whole stack)."""
+    while frame is not None:
+        whose = _whose(frame.f_code.co_filename)
+        if whose == "ours" and not whole:
+            return
+        if whose == "user":
+            yield frame
+        frame = frame.f_back
 
 
 def _frame(code: CodeType, line: int) -> Frame:
@@ -89,25 +79,26 @@ def _frame(code: CodeType, line: int) -> Frame:
 
 
 def _stack(frame: FrameType, line: int) -> tuple[Frame, ...]:
-    """The user frames from ``frame`` (at ``line``) up to pitfalls' own code, innermost first."""
-    frames = [_frame(frame.f_code, line)]
-    caller = frame.f_back
-    while caller is not None and not _is_ours(caller.f_code):
-        if _is_user(caller.f_code):
-            frames.append(_frame(caller.f_code, caller.f_lineno))
-        caller = caller.f_back
-    return tuple(frames)
+    """The frames a blame names: ``frame`` (at ``line``), then its user callers."""
+    callers = [_frame(f.f_code, f.f_lineno) for f in _user_frames(frame.f_back)]
+    return (_frame(frame.f_code, line), *callers)
+
+
+def _user_tracebacks(tb: TracebackType | None) -> list[TracebackType]:
+    """The entries of a traceback in the user's code, innermost (the raising line) first."""
+    entries = []
+    while tb is not None:
+        if _is_user(tb.tb_frame.f_code):
+            entries.append(tb)
+        tb = tb.tb_next
+    return entries[::-1]
 
 
 def _traceback_frames(tb: TracebackType | None) -> tuple[Frame, ...]:
-    """The user frames of a traceback, innermost (the raising line) first."""
-    frames = []
-    while tb is not None:
-        if _is_user(tb.tb_frame.f_code):
-            frames.append(_frame(tb.tb_frame.f_code, tb.tb_lineno))
-        tb = tb.tb_next
-    return tuple(reversed(frames))
+    return tuple(_frame(t.tb_frame.f_code, t.tb_lineno) for t in _user_tracebacks(tb))
 
+
+# Other threads and processes -----------------------------------------------------------
 
 _WAITS = {
     "threading": {"start", "join", "wait", "wait_for", "acquire", "release", "set", "notify"},
@@ -125,15 +116,6 @@ def _is_threading(frame: FrameType) -> bool:
         return False
     waits = _WAITS.get(name.split(".", 1)[0])
     return waits is not None and frame.f_code.co_name in waits
-
-
-def _user_on_stack(frame: FrameType | None) -> bool:
-    """Is a user frame among ``frame`` and its callers, below pitfalls' own code?"""
-    while frame is not None and not _is_ours(frame.f_code):
-        if _is_user(frame.f_code):
-            return True
-        frame = frame.f_back
-    return False
 
 
 def _idle(frame: FrameType) -> bool:
@@ -168,20 +150,14 @@ def _busy_threads(exclude: set[int]) -> list[str]:
     stacks = sys._current_frames()
     try:
         for ident, frame in stacks.items():
-            if ident in exclude or _idle(frame):
-                continue
-            f: FrameType | None = frame
-            while f is not None:
-                if _is_user(f.f_code):
-                    busy.append(names.get(ident, f"thread {ident}"))
-                    break
-                f = f.f_back
+            if ident not in exclude and not _idle(frame) and any(_user_frames(frame, True)):
+                busy.append(names.get(ident, f"thread {ident}"))
     finally:
         # This thread's own frame is among them: holding it in a local of that very
         # frame is a reference cycle, which keeps every frame below it (the source
         # and its iterators, a DataLoader's workers) alive until the collector runs.
         del stacks
-        frame = f = None  # type: ignore[assignment]
+        frame = None  # type: ignore[assignment]
     return busy
 
 
@@ -198,11 +174,3 @@ def _children_alive() -> int:
         return len(mp.active_children())
     except Exception:  # an interpreter shutting down, a child table being rebuilt
         return 0
-
-
-def _attributes(obj: Any) -> list[tuple[str, Any]]:
-    try:
-        attributes = vars(obj)
-    except TypeError:  # no __dict__
-        return []
-    return [(k, v) for k, v in list(attributes.items())[:256] if not k.startswith("__")]
