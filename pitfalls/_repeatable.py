@@ -10,7 +10,7 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
-from pitfalls._randomness import FRESH_ENTROPY, Randomness, fresh_entropy
+from pitfalls._randomness import FRESH_ENTROPY, fresh_entropy
 from pitfalls._reader import (
     EPOCH_SEED,
     Epoch,
@@ -20,11 +20,9 @@ from pitfalls._reader import (
     compare,
     drew,
     missing,
-    parameters,
+    reading,
     remainder,
     report,
-    roots,
-    setup,
     shown,
 )
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
@@ -78,13 +76,9 @@ def check_epoch_repeatable(
     """
     from pitfalls import _blame  # imported when first needed
 
-    resolved, steps_per_epoch, timeout, unpack, reseed = setup(
-        source, steps_per_epoch, timeout, unpack, reseed
-    )
-    with Randomness(roots(resolved), reseed) as rnd:
-        reader = Reader(resolved, steps_per_epoch, timeout, unpack, rnd)
+    with reading(source, steps_per_epoch, timeout, unpack, reseed) as reader:
         verdict = (_indexable if reader.indexable else _stream)(reader)
-    torch = frameworks.torch
+    resolved, torch = reader.given, frameworks.torch
     persistent = torch.workers(resolved.obj) if torch.persistent(resolved.obj) else 0
     unexplained = bool(verdict.findings) and verdict.cause not in _WITNESSED
     if unexplained and reader.state_changed and not persistent:  # the evidence: a counter
@@ -95,7 +89,7 @@ def check_epoch_repeatable(
     blame = None
     if verdict.findings:
         blame = _blame.blame_epochs(
-            resolved, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack
+            resolved, steps_per_epoch=reader.steps, timeout=reader.timeout, unpack=reader.unpack
         )
     if unexplained and persistent:
         if blame is not None and blame.found:  # the write, found in this process
@@ -105,15 +99,7 @@ def check_epoch_repeatable(
         verdict.fields["workers"] = persistent
     if verdict.cause is Cause.STORED_DATA_WRITTEN and verdict.kind is None:
         verdict.kind = "torch" if reader.library == "torch" else source_style(resolved)
-    return report(
-        "epoch_repeatable",
-        verdict,
-        resolved,
-        rnd,
-        parameters=parameters(steps_per_epoch, reader.lengths[0], reseed),
-        batches=reader.read,
-        blame=blame,
-    )
+    return report("epoch_repeatable", verdict, reader, blame=blame)
 
 
 def _indexable(reader: Reader) -> Verdict:
@@ -175,7 +161,7 @@ def _judge(
         return _unexplained(reader, (), stored)
     graph = reader.graph
     rebuildable = graph is not None and graph.reshuffles and reader.rebuilt
-    rebuildable = rebuildable and reader.stream is None  # then epoch 1 must come back
+    rebuildable = rebuildable and not reader.stream  # then epoch 1 must come back
     if rebuildable and compare(reader.rebuilt_epoch().samples, first.samples).same:
         return Verdict(kind="rebuilt", fields={"n": n})
     if graph is not None and (graph.random_ops or (graph.reshuffles and not reader.rebuilt)):
