@@ -6,15 +6,12 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
 from pitfalls._reader import (
-    Layout,
     Reader,
     Verdict,
     compare,
@@ -62,20 +59,8 @@ def check_epoch_complete(
     options = {"reads": "natural", "data": data, "partial": True}
     with reading(source, steps_per_epoch, timeout, unpack, **options) as reader:
         epoch = reader.epoch(None, transition=False)
-        if epoch.batches and epoch.layout != shape:
-            raise ValueError(
-                f"dataset's samples are {_shown(shape)}, but the source's batches hold"
-                f" samples of {_shown(epoch.layout)}: dataset must hold the samples as"
-                " the source delivers them, in the same shape and dtype, since they are"
-                " compared byte for byte"
-                + (
-                    "; a batch that holds its inputs as a tuple or list of rows is read as"
-                    " that many inputs: pass unpack=lambda batch: (np.stack(batch[0]),"
-                    " np.stack(batch[1]))"
-                    if len(epoch.layout) > 1
-                    else ""
-                )
-            )
+        if epoch.batches:
+            validate.same_layout("dataset", shape, epoch.layout)
         delivered, sizes = epoch.samples, epoch.sizes
         diff = compare(reference, delivered)
         wanted = set(reference)
@@ -194,12 +179,6 @@ def _findings(
             samples(when="not in dataset", mismatched=strangers, total=delivered, problem=problem)
         )
     return tuple(found)
-
-
-def _shown(shape: Layout) -> str:
-    """``shape (3,) float32``, one per array of a sample."""
-    parts = [f"shape {s} {np.dtype(dtype).name}" for s, dtype in shape]
-    return " and ".join(parts) if parts else "empty"
 
 
 assert_epoch_complete = asserting(check_epoch_complete)

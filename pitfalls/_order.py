@@ -11,8 +11,18 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
-from pitfalls._reader import Epoch, Reader, Verdict, change_note, drew, reading, report, shown
-from pitfalls._report import Cause, Finding, Report
+from pitfalls._reader import (
+    Epoch,
+    Reader,
+    Verdict,
+    change_note,
+    drew,
+    finding,
+    reading,
+    report,
+    shown,
+)
+from pitfalls._report import Cause, Report
 from pitfalls._written import changed_rows, stored_arrays
 
 
@@ -190,8 +200,7 @@ def _unjudged(reader: Reader, changes: Any) -> Verdict:
 
 
 def _same_order(n: int, problem: str) -> Verdict:
-    finding = Finding(path="sample order", when="epoch 2", mismatched=n, total=n, problem=problem)
-    return Verdict(Cause.SAME_ORDER, findings=(finding,))
+    return Verdict(Cause.SAME_ORDER, findings=(finding("sample order", "epoch 2", n, n, problem),))
 
 
 def _same_batches(n: int, batches: int, what: str) -> Verdict:
@@ -199,10 +208,8 @@ def _same_batches(n: int, batches: int, what: str) -> Verdict:
         f"each of the {batches} batches of epoch 2 holds the same {what} as in epoch 1;"
         " only the order inside each batch changed"
     )
-    finding = Finding(
-        path="batch membership", when="epoch 2", mismatched=n, total=n, problem=problem
-    )
-    return Verdict(Cause.SAME_BATCHES, findings=(finding,))
+    found = finding("batch membership", "epoch 2", n, n, problem)
+    return Verdict(Cause.SAME_BATCHES, findings=(found,))
 
 
 def _in_both(first: list[bytes], second: list[bytes]) -> tuple[list[bytes], list[bytes]]:

@@ -30,9 +30,8 @@ from a :class:`Verdict` (evidence) to a :class:`~pitfalls.Report` (words from
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,24 +133,6 @@ def _target_rows(parts: Parts, n: int) -> list[bytes] | None:
     return fingerprint.samples(arrays, n)
 
 
-def _next_batch(get: Callable[[], Any], index: int, timeout: float | None) -> Any:
-    """``get()``, bounded by ``timeout``; what the source raises carries a note saying so.
-
-    StopIteration ends the epoch (passed on). Memory running out is not blamed on the
-    source: the check holds what it read too.
-    """
-    try:
-        return call_within(get, timeout, f"yield batch {index}")
-    except (StopIteration, TimeoutError):
-        raise
-    except MemoryError as exc:
-        add_note(exc, f"pitfalls: memory ran out while reading batch {index} of the source")
-        raise
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by the source while reading batch {index}")
-        raise
-
-
 def _endless(batches: int, samples: int, nbytes: int, length: int | None, data_bytes: int) -> str:
     """Why an epoch read this far has no end in sight, or ""; a length (of batches, or of
     the dataset's samples) raises the limits, and so does the dataset's size in bytes."""
@@ -247,17 +228,7 @@ class Reader:
         """The iteration ``next()`` reads (None before the first, and by index)."""
         self.count = steps_per_epoch
         if self.indexable:
-            length = source.length
-            if steps_per_epoch is None and length is None:
-                raise ValueError(
-                    "source has no length (num_batches is None): pass steps_per_epoch="
-                )
-            if steps_per_epoch is not None and length is not None and steps_per_epoch > length:
-                raise ValueError(
-                    f"steps_per_epoch={steps_per_epoch} is more than the {length} batches"
-                    " of source; an epoch of an indexable source reads each index once"
-                )
-            self.count = steps_per_epoch or length
+            self.count = validate.indexed_epoch("steps_per_epoch", steps_per_epoch, source.length)
         elif self.stream:
             self.rnd.control(EPOCH_SEED)
             self._open()
@@ -332,9 +303,24 @@ class Reader:
         self._build()
         return self.epoch(EPOCH_SEED)
 
-    def _get(self, b: int) -> Any:
-        """Batch ``b`` of this epoch: by index, or the iteration's next."""
-        return self.source.obj[b] if self.indexable else next(self.it)
+    def _batch(self, b: int) -> Any:
+        """Batch ``b`` of this epoch (by index, or the iteration's next), bounded by
+        ``timeout``; what the source raises carries a note saying so.
+
+        StopIteration ends the epoch (passed on). Memory running out is not blamed on the
+        source: the check holds what it read too.
+        """
+        get = (lambda: self.source.obj[b]) if self.indexable else (lambda: next(self.it))
+        try:
+            return call_within(get, self.timeout, f"yield batch {self.read}")
+        except (StopIteration, TimeoutError):
+            raise
+        except MemoryError as exc:
+            add_note(exc, f"pitfalls: memory ran out while reading batch {self.read} of the source")
+            raise
+        except Exception as exc:
+            add_note(exc, f"pitfalls: raised by the source while reading batch {self.read}")
+            raise
 
     def _read(self) -> Epoch:
         """One epoch: each read reseeded (or marked) before it as :attr:`reads` says, an
@@ -359,9 +345,8 @@ class Reader:
                 self.rnd.control(b)
             elif (b > 0 or self.indexable) and self.reads != "seeded":
                 self.rnd.mark()  # the first batch of an iterator: watched since iter()
-            index = self.read
             try:
-                batch = _next_batch(functools.partial(self._get, b), index, self.timeout)
+                batch = self._batch(b)
             except StopIteration:
                 between = b == 0 and self.stream and self.epochs > 1
                 if between and not restarted and self._open():
@@ -373,7 +358,7 @@ class Reader:
                 self.rnd.put_back(kept)
             if b == 0 and not self.indexable:
                 self._made_anew()  # a generator's locals exist once it runs
-            samples += epoch.add(split_batch(batch, index, self.unpack), index)
+            samples += epoch.add(split_batch(batch, self.read, self.unpack), self.read)
             self.read += 1
             b += 1
         self.lengths.append(b)
@@ -472,19 +457,21 @@ def remainder(sizes: list[int], left_out: int) -> bool:
     return len(set(sizes)) == 1 and 0 < left_out < sizes[0]
 
 
+def finding(path: str, when: str, mismatched: int, total: int, problem: str) -> Finding:
+    """A :class:`Finding` about samples, its fields in the order its message reads them."""
+    return Finding(path=path, when=when, mismatched=mismatched, total=total, problem=problem)
+
+
 def missing(first: list[bytes], second: list[bytes], path: str, when: str) -> Finding:
     """A finding: the samples of ``first`` that ``second`` lacks, the first few by position."""
     lost = compare(first, second).missing
     where = [i for i, s in enumerate(first) if s in lost][:MAX_SHOWN]
-    return Finding(
-        path=path,
-        when=when,
-        mismatched=lost.total(),
-        total=len(first),
-        problem=f"{lost.total()} / {len(first)} samples of epoch 1 are not in epoch 2"
+    problem = (
+        f"{lost.total()} / {len(first)} samples of epoch 1 are not in epoch 2"
         f" (epoch 1 had {len(first)} samples, epoch 2 {len(second)});"
-        f" first missing: samples {where}",
+        f" first missing: samples {where}"
     )
+    return finding(path, when, lost.total(), len(first), problem)
 
 
 def change_note(changes: tuple[Change, ...], when: str) -> str:

@@ -19,6 +19,7 @@ from pitfalls._reader import (
     change_note,
     compare,
     drew,
+    finding,
     missing,
     reading,
     remainder,
@@ -77,7 +78,7 @@ def check_epoch_repeatable(
     from pitfalls import _blame  # imported when first needed
 
     with reading(source, steps_per_epoch, timeout, unpack, reseed) as reader:
-        verdict = (_indexable if reader.indexable else _stream)(reader)
+        verdict = _epochs(reader)
     resolved, torch = reader.given, frameworks.torch
     persistent = torch.workers(resolved.obj) if torch.persistent(resolved.obj) else 0
     unexplained = bool(verdict.findings) and verdict.cause not in _WITNESSED
@@ -102,30 +103,26 @@ def check_epoch_repeatable(
     return report("epoch_repeatable", verdict, reader, blame=blame)
 
 
-def _indexable(reader: Reader) -> Verdict:
-    """Epoch 1 read twice by index under the same seeds, then epoch 2 after on_epoch_end."""
+def _epochs(reader: Reader) -> Verdict:
+    """Epoch 2 against epoch 1, both from the same seed; an indexable source's reads that
+    draw: epoch 1 read twice by index under the same seeds, then epoch 2 after
+    on_epoch_end."""
     first = reader.epoch(EPOCH_SEED, transition=False)  # as Keras' first epoch
+    if reader.late:  # a generator's own RNG, found as epoch 1 ran: reseeded from now on
+        first = reader.epoch(EPOCH_SEED)
     stored = stored_arrays(reader.held(), 2 * max(first.sizes))
-    if not reader.rnd.random:  # reads draw nothing: epoch 2 against epoch 1, sample by sample
+    if not reader.indexable or not reader.rnd.random:  # epoch 2 against 1, sample by sample
         return _judge(reader, first, reader.epoch(EPOCH_SEED), stored)
     again = reader.epoch(EPOCH_SEED, transition=False)
     if again.batches != first.batches:
         changes = changed_rows(stored)
         if not changes:
-            return _unexplained(reader, (), stored)
+            return _unexplained(reader, stored)
         note = change_note(changes, "while reading")
         return Verdict(
             Cause.STORED_DATA_WRITTEN, findings=(_changed_reads(first, again),), notes=(note,)
         )
     return _judge(reader, again, reader.epoch(EPOCH_SEED), stored, random_reads=True)
-
-
-def _stream(reader: Reader) -> Verdict:
-    first = reader.epoch(EPOCH_SEED)
-    if reader.late:  # a generator's own RNG, found as epoch 1 ran: reseeded from now on
-        first = reader.epoch(EPOCH_SEED)
-    stored = stored_arrays(reader.held(), 2 * max(first.sizes))
-    return _judge(reader, first, reader.epoch(EPOCH_SEED), stored)
 
 
 def _judge(
@@ -142,14 +139,10 @@ def _judge(
         return Verdict(fields={"n": n})
     changes = changed_rows(stored)
     left_out = diff.missing.total()
-    if (
-        not changes
-        and left_out == diff.extra.total()
-        and remainder(first.sizes + second.sizes, left_out)
-    ):
-        return Verdict(
-            kind="remainder", fields={"n": n, "left_out": left_out, "size": first.sizes[0]}
-        )
+    swapped = left_out == diff.extra.total() and remainder(first.sizes + second.sizes, left_out)
+    if swapped and not changes:  # each epoch left out another remainder
+        fields = {"n": n, "left_out": left_out, "size": first.sizes[0]}
+        return Verdict(kind="remainder", fields=fields)
     lost = (missing(first.samples, second.samples, "samples of epoch 1", "in epoch 2"),)
     if changes:
         when = "by on_epoch_end" if random_reads else "while reading"
@@ -158,7 +151,7 @@ def _judge(
     if random_reads:
         if stored:
             return Verdict(kind="stored", fields={"n": n, "arrays": shown(stored)})
-        return _unexplained(reader, (), stored)
+        return _unexplained(reader, stored)
     graph = reader.graph
     rebuildable = graph is not None and graph.reshuffles and reader.rebuilt
     rebuildable = rebuildable and not reader.stream  # then epoch 1 must come back
@@ -169,18 +162,18 @@ def _judge(
         kind = "tfdata_rebuilt" if reader.rebuilt else "tfdata"
         return Verdict(Cause.RANDOMNESS_UNREACHED, kind, fields={"ops": ops})
     if reader.rnd.random:  # epoch 2's reads drew, where epoch 1's did not
-        return _unexplained(reader, (), stored)
+        return _unexplained(reader, stored)
     keys = list(reader.held().keys)
     if keys:
         return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
     read = (lambda: reader.source.obj[0]) if reader.indexable else None
-    return _unexplained(reader, lost, stored, read)
+    return _unexplained(reader, stored, lost, read)
 
 
 def _unexplained(
     reader: Reader,
-    findings: tuple[Finding, ...],
     stored: Stored,
+    findings: tuple[Finding, ...] = (),
     read: Callable[[], Any] | None = None,
 ) -> Verdict:
     """Why a difference is not judged (no evidence: nothing changed that pitfalls can see);
@@ -203,14 +196,11 @@ def _changed_reads(first: Epoch, again: Epoch) -> Finding:
     a, b = first.samples, again.samples
     differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
     differ += list(range(min(len(a), len(b)), max(len(a), len(b))))
-    return Finding(
-        path="samples of epoch 1",
-        when="read again",
-        mismatched=len(differ),
-        total=len(a),
-        problem=f"{len(differ)} / {len(a)} samples differ when the same indices are read"
-        f" again under the same seeds; first: samples {differ[:MAX_SHOWN]}",
+    problem = (
+        f"{len(differ)} / {len(a)} samples differ when the same indices are read"
+        f" again under the same seeds; first: samples {differ[:MAX_SHOWN]}"
     )
+    return finding("samples of epoch 1", "read again", len(differ), len(a), problem)
 
 
 def _repaired(first: Epoch, second: Epoch) -> Verdict | None:
@@ -218,7 +208,7 @@ def _repaired(first: Epoch, second: Epoch) -> Verdict | None:
     a dropped remainder) paired otherwise: inputs reordered apart from their targets
     (``np.random.shuffle(self.x)`` without ``self.y``); None when it does not."""
     t1, t2 = first.sample_targets, second.sample_targets
-    if t1 is None or t2 is None or len(t1) != len(first.samples) or len(t2) != len(second.samples):
+    if t1 is None or t2 is None:  # (else one per sample: Epoch keeps whole batches' targets)
         return None
     diff = compare(first.samples, second.samples)
     left_out = diff.missing.total()
@@ -231,14 +221,10 @@ def _repaired(first: Epoch, second: Epoch) -> Verdict | None:
     if moved < 2:
         return None
     n = len(first.samples)
-    finding = Finding(
-        path="sample pairs",
-        when="epoch 2",
-        mismatched=moved,
-        total=n,
-        problem=f"{moved} / {n} inputs of epoch 1 come with another target in epoch 2",
+    problem = f"{moved} / {n} inputs of epoch 1 come with another target in epoch 2"
+    return Verdict(
+        Cause.PAIRS_CHANGED, findings=(finding("sample pairs", "epoch 2", moved, n, problem),)
     )
-    return Verdict(Cause.PAIRS_CHANGED, findings=(finding,))
 
 
 assert_epoch_repeatable = asserting(check_epoch_repeatable)

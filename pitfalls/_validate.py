@@ -261,3 +261,41 @@ def dataset(name: str, value: Any) -> list[np.ndarray]:
         sizes = ", ".join(f"{path} {len(a)}" for (path, _), a in zip(leaves, arrays))
         raise ValueError(f"{what}; its arrays disagree on the number of samples: {sizes}")
     return arrays
+
+
+def same_layout(name: str, expected: tuple[Any, ...], got: tuple[Any, ...]) -> None:
+    """``name``'s samples laid out as the batches' (``got``): per array of a sample, its
+    shape without the sample axis and its dtype; they are compared byte for byte."""
+    if expected == got:
+        return
+    hint = (
+        "; a batch that holds its inputs as a tuple or list of rows is read as that many"
+        " inputs: pass unpack=lambda batch: (np.stack(batch[0]), np.stack(batch[1]))"
+    )
+    raise ValueError(
+        f"{name}'s samples are {_layout(expected)}, but the source's batches hold samples"
+        f" of {_layout(got)}: {name} must hold the samples as the source delivers them, in"
+        " the same shape and dtype, since they are compared byte for byte"
+        + (hint if len(got) > 1 else "")
+    )
+
+
+def _layout(layout: tuple[Any, ...]) -> str:
+    """``shape (3,) float32``, one per array of a sample."""
+    parts = [f"shape {shape} {np.dtype(dtype).name}" for shape, dtype in layout]
+    return " and ".join(parts) if parts else "empty"
+
+
+def indexed_epoch(name: str, value: int | None, length: int | None) -> int:
+    """The batches an epoch of an indexable source reads: ``value`` (``steps_per_epoch``,
+    validated), at most its ``length``, or else its length."""
+    if value is None:
+        if length is None:
+            raise ValueError(f"source has no length (num_batches is None): pass {name}=")
+        return length
+    if length is not None and value > length:
+        raise ValueError(
+            f"{name}={value} is more than the {length} batches of source; an epoch of an"
+            " indexable source reads each index once"
+        )
+    return value
