@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -11,16 +10,7 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
-from pitfalls._reader import (
-    Reader,
-    Verdict,
-    compare,
-    drew,
-    layout,
-    reading,
-    remainder,
-    report,
-)
+from pitfalls._reader import Reader, Verdict, compare, finding, layout, reading, remainder
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
 from pitfalls._sources import Source
 
@@ -63,14 +53,13 @@ def check_epoch_complete(
             validate.same_layout("dataset", shape, epoch.layout)
         delivered, sizes = epoch.samples, epoch.sizes
         diff = compare(reference, delivered)
-        wanted = set(reference)
         rotated = 0
         if not diff.extra and remainder(sizes, len(reference) - len(delivered)):
             rotated = _rotates(reader, delivered, reference)
     resolved, rnd, graph = reader.given, reader.rnd, reader.graph
     order = {fp: i for i, fp in reversed(list(enumerate(reference)))}
-    twice = sorted(order[fp] for fp in diff.extra if fp in wanted)
-    strangers = sum(k for fp, k in diff.extra.items() if fp not in wanted)
+    twice = sorted(order[fp] for fp in diff.extra if fp in order)
+    strangers = sum(k for fp, k in diff.extra.items() if fp not in order)
     shared = frameworks.torch.iterable_workers(resolved.obj) if twice else 0
     short = len(reference) - len(delivered)
     dropped = not shared and remainder(sizes, short) and (strangers > 0 or not twice)
@@ -88,7 +77,7 @@ def check_epoch_complete(
     if dropped and strangers:  # which rows were left out?
         verdict = Verdict(Cause.AUGMENTED_SAMPLES, "remainder")
     elif strangers and rnd.random:
-        verdict = Verdict(Cause.AUGMENTED_SAMPLES, "random", fields={"drew": drew(rnd)})
+        verdict = Verdict(Cause.AUGMENTED_SAMPLES, "random", fields={"drew": reader.drawn})
     elif strangers and graph is not None and graph.random_ops:
         verdict = Verdict(
             Cause.AUGMENTED_SAMPLES, "tfdata", fields={"ops": ", ".join(graph.random_ops)}
@@ -105,13 +94,13 @@ def check_epoch_complete(
         verdict = Verdict(kind="rotated", fields={"left_out": rotated})
     else:
         missing = sorted(order[fp] for fp in diff.missing)
-        extra = sum(k for fp, k in diff.extra.items() if fp in wanted)
+        extra = sum(k for fp, k in diff.extra.items() if fp in order)
         findings = _findings(twice, extra, missing, strangers, len(reference), len(delivered))
         cause = Cause.SAMPLES_TWICE if twice else Cause.SAMPLES_MISSING
         verdict = Verdict(cause if findings else None, kind, findings, fix=fix)
     verdict.fields = {**fields, **verdict.fields}
     parameters = {"steps_per_epoch": len(sizes), "samples": len(reference)}
-    return report("epoch_complete", verdict, reader, parameters=parameters, batches=len(sizes))
+    return reader.report("epoch_complete", verdict, parameters=parameters, batches=len(sizes))
 
 
 def _kind(
@@ -158,26 +147,23 @@ def _drawn_in_process(reader: Reader) -> str:
     options = {"reads": "natural", "partial": True}
     with reading(copy, reader.steps, reader.timeout, reader.unpack, **options) as here:
         here.epoch(None, transition=False)
-    return drew(here.rnd) if here.rnd.random else ""
+    return here.drawn if here.rnd.random else ""
 
 
 def _findings(
     twice: list[int], extra: int, missing: list[int], strangers: int, total: int, delivered: int
 ) -> tuple[Finding, ...]:
     """Samples delivered twice, never delivered, and not in dataset: one finding each."""
-    samples = functools.partial(Finding, path="samples")
     found = []
     if twice:
         problem = f"{extra} extra deliveries of {len(twice)} samples; first: {twice[:MAX_SHOWN]}"
-        found.append(samples(when="duplicated", mismatched=extra, total=total, problem=problem))
+        found.append(finding("samples", "duplicated", extra, total, problem))
     if missing:
         problem = f"{len(missing)} / {total} samples never delivered; first: {missing[:MAX_SHOWN]}"
-        found.append(samples(when="dropped", mismatched=len(missing), total=total, problem=problem))
+        found.append(finding("samples", "dropped", len(missing), total, problem))
     if strangers:
         problem = f"{strangers} delivered samples are not rows of dataset"
-        found.append(
-            samples(when="not in dataset", mismatched=strangers, total=delivered, problem=problem)
-        )
+        found.append(finding("samples", "not in dataset", strangers, delivered, problem))
     return tuple(found)
 
 

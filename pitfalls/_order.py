@@ -11,17 +11,7 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
-from pitfalls._reader import (
-    Epoch,
-    Reader,
-    Verdict,
-    change_note,
-    drew,
-    finding,
-    reading,
-    report,
-    shown,
-)
+from pitfalls._reader import Epoch, Reader, Verdict, change_note, finding, reading, shown
 from pitfalls._report import Cause, Report
 from pitfalls._written import changed_rows, stored_arrays
 
@@ -91,18 +81,16 @@ def check_order_shuffled(
         if verdict is None:
             verdict = _unjudged(reader, changed_rows(stored))
         elif verdict.cause is Cause.SAME_ORDER:
-            verdict.kind, verdict.fix, verdict.fields = _words_for(
-                reader, source_style(reader.given)
-            )
+            verdict.kind, verdict.fix, verdict.fields = _words_for(reader)
         verdict.fields.setdefault("n", len(first.samples))
-    return report("order_shuffled", verdict, reader)
+    return reader.report("order_shuffled", verdict)
 
 
-def _words_for(reader: Reader, style: str) -> tuple[str | None, str | None, dict[str, Any]]:
+def _words_for(reader: Reader) -> tuple[str | None, str | None, dict[str, Any]]:
     """The words for an order that never changes: (kind, the hint's kind, fields), by the
     loader's library, the evidence (a tf.data graph, generators made anew from one seed
     each epoch, a JAX key) and the kind of source."""
-    same_seed, keys = reader.iterables, list(reader.held().keys)
+    same_seed, keys, style = reader.iterables, list(reader.held().keys), source_style(reader.given)
     graph, library = reader.graph, reader.library
     if library == "tf.data":
         if graph is None:
@@ -143,36 +131,25 @@ def _rule(reader: Reader, first: Epoch, second: Epoch) -> Verdict | None:
     be matched (augmented per read, left out)."""
     n, k = len(first.samples), len(first.batches)
     if first.samples == second.samples:
-        return _same_order(n, f"epoch 2 repeats epoch 1's order of all {n} samples")
+        return _same_order(n, f"order of all {n} samples")
     if Counter(first.samples) == Counter(second.samples):
         if _same_batches_in(first.batches, second.batches):
             return _same_batches(n, k, "samples")
         return Verdict()
     if not reader.indexable and k > 1 and first.batches[1:] == second.batches[1:]:
-        return _same_order(
-            n,
-            f"epoch 2 repeats epoch 1's order of all {n} samples; only the first batch,"
-            " read as the epoch started, was augmented differently",
-        )
+        first_only = "only the first batch, read as the epoch started, was augmented differently"
+        return _same_order(n, f"order of all {n} samples; {first_only}")
     kept1, kept2 = _in_both(first.samples, second.samples)
     if len(kept1) >= 2 and kept1 != kept2:
         return Verdict(kind="common", fields={"differ": n - len(kept1), "common": len(kept1)})
     if len(kept1) >= 2 and _unlikely(kept1):
-        return _same_order(
-            n,
-            f"epoch 2 repeats epoch 1's order of the {len(kept1)} samples both epochs"
-            f" hold (of {n})",
-        )
+        return _same_order(n, f"order of the {len(kept1)} samples both epochs hold (of {n})")
     a, b = first.targets, second.targets
     if a is None or b is None:
         return None
     ta, tb = [t for batch in a for t in batch], [t for batch in b for t in batch]
     if ta == tb and _unlikely(ta):
-        return _same_order(
-            n,
-            f"epoch 2 repeats epoch 1's sequence of all {n} targets (the inputs differ:"
-            " random per read)",
-        )
+        return _same_order(n, f"sequence of all {n} targets (the inputs differ: random per read)")
     if ta != tb and _identifying(ta) and Counter(ta) == Counter(tb):
         if _same_batches_in(a, b):
             return _same_batches(n, k, "targets (the inputs differ: random per read)")
@@ -188,7 +165,7 @@ def _unjudged(reader: Reader, changes: Any) -> Verdict:
     if frameworks.torch.persistent(obj):
         return Verdict(Cause.UNOBSERVED_CODE, fields={"workers": frameworks.torch.workers(obj)})
     if reader.rnd.random:
-        return Verdict(Cause.RANDOMNESS_UNREACHED, fields={"drew": drew(reader.rnd)})
+        return Verdict(Cause.RANDOMNESS_UNREACHED, fields={"drew": reader.drawn})
     if graph is not None and graph.random_ops:
         return Verdict(
             Cause.RANDOMNESS_UNREACHED, "tfdata", fields={"ops": ", ".join(graph.random_ops)}
@@ -199,7 +176,9 @@ def _unjudged(reader: Reader, changes: Any) -> Verdict:
     return Verdict(Cause.NOTHING_SEEN)
 
 
-def _same_order(n: int, problem: str) -> Verdict:
+def _same_order(n: int, what: str) -> Verdict:
+    """Epoch 2 repeats epoch 1's ``what``."""
+    problem = f"epoch 2 repeats epoch 1's {what}"
     return Verdict(Cause.SAME_ORDER, findings=(finding("sample order", "epoch 2", n, n, problem),))
 
 

@@ -141,13 +141,10 @@ def _endless(batches: int, samples: int, nbytes: int, length: int | None, data_b
     limits[2] = max(limits[2], 2 * data_bytes)
     if batches < limits[0] and samples < limits[1] and nbytes < limits[2]:
         return ""
-    size = (
-        f"{nbytes / 2**20:.0f} MB"
-        if nbytes >= 2**20
-        else f"{nbytes / 2**10:.0f} kB"
-        if nbytes >= 2**10
-        else f"{nbytes} bytes"
-    )
+    size = f"{nbytes} bytes"
+    for unit, scale in (("kB", 2**10), ("MB", 2**20)):
+        if nbytes >= scale:
+            size = f"{nbytes / scale:.0f} {unit}"
     return (
         f"source has no end after {batches} batches ({samples} samples, {size} of inputs)"
         " in one epoch: pass steps_per_epoch=, the batches of one epoch, if it is endless"
@@ -195,8 +192,8 @@ class Reader:
         self.timeout = timeout
         self.unpack = unpack
         self.rnd = randomness
-        self.read = 0
-        self.epochs = 0
+        self.read = self.epochs = 0
+        """The batches read, and the epochs begun."""
         self.lengths: list[int] = []
         """The batches of each epoch read."""
         self.reads = reads
@@ -250,7 +247,6 @@ class Reader:
         self.rnd.control(_BUILD_SEED)
         self.rebuilt = True
         self.source = self.source.fresh()
-        self.current = self.source.obj
         tfdata.keep_if_from_hf(self.source.obj)
 
     def _open(self) -> bool:
@@ -402,15 +398,52 @@ class Reader:
             roots.append(("self", self.current))
         return held_by(roots + self.rnd.roots[1:])
 
+    @property
+    def drawn(self) -> str:
+        """The generators the reads drew from, most drawn first."""
+        return ", ".join(name for name, _ in self.rnd.seen.most_common(3)) or "your reseed= hook"
+
+    def report(
+        self,
+        check: str,
+        verdict: Verdict,
+        *,
+        parameters: dict[str, Any] | None = None,
+        batches: int | None = None,
+        blame: Blame | None = None,
+    ) -> Report:
+        """The report of an epoch check: the verdict's words, and what the reads drew from.
+        ``parameters`` default to ``steps_per_epoch`` (the batches of the first epoch read,
+        when not given) and ``reseed``; ``batches`` to all the reader read."""
+        words = say(check, verdict.cause or "passed", verdict.kind, **verdict.fields)
+        if verdict.fix is not None:
+            fix = say(check, verdict.cause, verdict.fix, **verdict.fields)
+            words = words._replace(hint=fix.hint)
+        failed = bool(verdict.findings)
+        unjudged = Unjudged(verdict.cause, words.text) if verdict.cause and not failed else ""
+        note = self.rnd.note(natural=self.reads == "natural")
+        if parameters is None:
+            parameters = {"steps_per_epoch": self.steps or self.lengths[0]}
+            parameters |= {"reseed": self.rnd.hook} if self.rnd.hook is not None else {}
+        return Report(
+            check=check,
+            cause=verdict.cause,
+            parameters=parameters,
+            batches=self.read if batches is None else batches,
+            findings=verdict.findings,
+            inconclusive=unjudged,
+            reason=words.text if failed else "",
+            hint=words.hint if failed else "",
+            notes=verdict.notes + ((note,) if note else ()),
+            summary=words.text if verdict.cause is None else "",
+            source=self.given.description,
+            blame=blame,
+        )
+
 
 @contextlib.contextmanager
 def reading(
-    source: Any,
-    steps_per_epoch: Any,
-    timeout: Any,
-    unpack: Any,
-    reseed: Any = None,
-    **options: Any,
+    source: Any, steps_per_epoch: Any, timeout: Any, unpack: Any, reseed: Any = None, **options: Any
 ) -> Iterator[Reader]:
     """A :class:`Reader` of ``source`` (``options`` are its own), the arguments every
     epoch check takes validated; its reads under :class:`Randomness` control, which
@@ -479,11 +512,6 @@ def change_note(changes: tuple[Change, ...], when: str) -> str:
     return f"Stored data written {when}: " + ", ".join(parts) + "."
 
 
-def drew(rnd: Randomness) -> str:
-    """The generators the reads drew from, most drawn first."""
-    return ", ".join(name for name, _ in rnd.seen.most_common(3)) or "your reseed= hook"
-
-
 def shown(names: Any) -> str:
     """The first few names, for a message; ``none found`` when there are none."""
     return ", ".join(list(names)[:MAX_SHOWN]) or "none found"
@@ -502,40 +530,3 @@ class Verdict:
     notes: tuple[str, ...] = ()
     fix: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
-
-
-def report(
-    check: str,
-    verdict: Verdict,
-    reader: Reader,
-    *,
-    parameters: dict[str, Any] | None = None,
-    batches: int | None = None,
-    blame: Blame | None = None,
-) -> Report:
-    """The report of an epoch check: the verdict's words, and what the reads drew from.
-    ``parameters`` default to ``steps_per_epoch`` (the batches of the first epoch read,
-    when not given) and ``reseed``; ``batches`` to all the reader read."""
-    words = say(check, verdict.cause or "passed", verdict.kind, **verdict.fields)
-    if verdict.fix is not None:
-        words = words._replace(hint=say(check, verdict.cause, verdict.fix, **verdict.fields).hint)
-    failed = bool(verdict.findings)
-    rnd = reader.rnd
-    note = rnd.note(natural=reader.reads == "natural")
-    if parameters is None:
-        parameters = {"steps_per_epoch": reader.steps or reader.lengths[0]}
-        parameters |= {"reseed": rnd.hook} if rnd.hook is not None else {}
-    return Report(
-        check=check,
-        cause=verdict.cause,
-        parameters=parameters,
-        batches=reader.read if batches is None else batches,
-        findings=verdict.findings,
-        inconclusive=Unjudged(verdict.cause, words.text) if verdict.cause and not failed else "",
-        reason=words.text if failed else "",
-        hint=words.hint if failed else "",
-        notes=verdict.notes + ((note,) if note else ()),
-        summary=words.text if verdict.cause is None else "",
-        source=reader.given.description,
-        blame=blame,
-    )

@@ -13,17 +13,16 @@ from pitfalls._boundary import asserting, checker
 from pitfalls._randomness import FRESH_ENTROPY, fresh_entropy
 from pitfalls._reader import (
     EPOCH_SEED,
+    Comparison,
     Epoch,
     Reader,
     Verdict,
     change_note,
     compare,
-    drew,
     finding,
     missing,
     reading,
     remainder,
-    report,
     shown,
 )
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
@@ -100,7 +99,7 @@ def check_epoch_repeatable(
         verdict.fields["workers"] = persistent
     if verdict.cause is Cause.STORED_DATA_WRITTEN and verdict.kind is None:
         verdict.kind = "torch" if reader.library == "torch" else source_style(resolved)
-    return report("epoch_repeatable", verdict, reader, blame=blame)
+    return reader.report("epoch_repeatable", verdict, blame=blame)
 
 
 def _epochs(reader: Reader) -> Verdict:
@@ -118,10 +117,8 @@ def _epochs(reader: Reader) -> Verdict:
         changes = changed_rows(stored)
         if not changes:
             return _unexplained(reader, stored)
-        note = change_note(changes, "while reading")
-        return Verdict(
-            Cause.STORED_DATA_WRITTEN, findings=(_changed_reads(first, again),), notes=(note,)
-        )
+        note, found = change_note(changes, "while reading"), _changed_reads(first, again)
+        return Verdict(Cause.STORED_DATA_WRITTEN, findings=(found,), notes=(note,))
     return _judge(reader, again, reader.epoch(EPOCH_SEED), stored, random_reads=True)
 
 
@@ -129,12 +126,11 @@ def _judge(
     reader: Reader, first: Epoch, second: Epoch, stored: Stored, *, random_reads: bool = False
 ) -> Verdict:
     """Epoch 2 against epoch 1 as multisets (valid when no read draws random numbers);
-    ``random_reads``: reads drew, so epoch 2 is judged by the stored arrays instead."""
-    n = len(first.samples)
-    pairs = _repaired(first, second)
+    ``random_reads``: reads  so epoch 2 is judged by the stored arrays instead."""
+    n, diff = len(first.samples), compare(first.samples, second.samples)
+    pairs = _repaired(first, second, diff)
     if pairs is not None:
         return pairs
-    diff = compare(first.samples, second.samples)
     if diff.same:
         return Verdict(fields={"n": n})
     changes = changed_rows(stored)
@@ -161,7 +157,7 @@ def _judge(
         ops = ", ".join(graph.random_ops) or "ShuffleDataset, reshuffled every iteration"
         kind = "tfdata_rebuilt" if reader.rebuilt else "tfdata"
         return Verdict(Cause.RANDOMNESS_UNREACHED, kind, fields={"ops": ops})
-    if reader.rnd.random:  # epoch 2's reads drew, where epoch 1's did not
+    if reader.rnd.random:  # epoch 2's reads  where epoch 1's did not
         return _unexplained(reader, stored)
     keys = list(reader.held().keys)
     if keys:
@@ -180,15 +176,11 @@ def _unexplained(
     ``read`` reads one batch again, watched for fresh entropy."""
     rnd, arrays = reader.rnd, shown(stored)
     if rnd.random:
-        return Verdict(
-            Cause.RANDOMNESS_UNREACHED,
-            findings=findings,
-            fields={"drew": drew(rnd), "arrays": arrays},
-        )
+        fields = {"drew": reader.drawn, "arrays": arrays}
+        return Verdict(Cause.RANDOMNESS_UNREACHED, findings=findings, fields=fields)
     if read is not None and fresh_entropy(read):
-        return Verdict(
-            Cause.FRESH_ENTROPY, findings=findings, fields={"fresh_entropy": FRESH_ENTROPY}
-        )
+        fields = {"fresh_entropy": FRESH_ENTROPY}
+        return Verdict(Cause.FRESH_ENTROPY, findings=findings, fields=fields)
     return Verdict(Cause.NOTHING_SEEN, findings=findings, fields={"arrays": arrays})
 
 
@@ -203,14 +195,13 @@ def _changed_reads(first: Epoch, again: Epoch) -> Finding:
     return finding("samples of epoch 1", "read again", len(differ), len(a), problem)
 
 
-def _repaired(first: Epoch, second: Epoch) -> Verdict | None:
+def _repaired(first: Epoch, second: Epoch, diff: Comparison) -> Verdict | None:
     """A failed verdict when epoch 2 holds epoch 1's inputs and epoch 1's targets (but for
     a dropped remainder) paired otherwise: inputs reordered apart from their targets
     (``np.random.shuffle(self.x)`` without ``self.y``); None when it does not."""
     t1, t2 = first.sample_targets, second.sample_targets
     if t1 is None or t2 is None:  # (else one per sample: Epoch keeps whole batches' targets)
         return None
-    diff = compare(first.samples, second.samples)
     left_out = diff.missing.total()
     if left_out != diff.extra.total():
         return None  # other inputs, not the same ones paired otherwise
