@@ -52,16 +52,15 @@ def check_epoch_complete(
         if epoch.batches:
             validate.same_layout("dataset", shape, epoch.layout)
         delivered, sizes = epoch.samples, epoch.sizes
-        diff = compare(reference, delivered)
+        diff, short = compare(reference, delivered), len(reference) - len(delivered)
         rotated = 0
-        if not diff.extra and remainder(sizes, len(reference) - len(delivered)):
+        if not diff.extra and remainder(sizes, short):
             rotated = _rotates(reader, delivered, reference)
     resolved, rnd, graph = reader.given, reader.rnd, reader.graph
     order = {fp: i for i, fp in reversed(list(enumerate(reference)))}
     twice = sorted(order[fp] for fp in diff.extra if fp in order)
     strangers = sum(k for fp, k in diff.extra.items() if fp not in order)
     shared = frameworks.torch.iterable_workers(resolved.obj) if twice else 0
-    short = len(reference) - len(delivered)
     dropped = not shared and remainder(sizes, short) and (strangers > 0 or not twice)
     kind, fix = _kind(resolved, graph, shared, dropped, strangers > 0 and not twice)
     fields: dict[str, Any] = {

@@ -393,10 +393,8 @@ class Reader:
 
     def held(self) -> Any:
         """What the source holds now: the object, this epoch's copy, iterators, the factory."""
-        roots = [("self", self.source.obj)]
-        if self.current is not self.source.obj:
-            roots.append(("self", self.current))
-        return held_by(roots + self.rnd.roots[1:])
+        # (an object met twice is walked once)
+        return held_by([("self", self.source.obj), ("self", self.current), *self.rnd.roots[1:]])
 
     @property
     def drawn(self) -> str:
