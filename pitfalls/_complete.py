@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import math
 from collections.abc import Callable
 from typing import Any
-
-import numpy as np
 
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
-from pitfalls._randomness import Randomness
-from pitfalls._reader import (
-    Layout,
-    Reader,
-    Verdict,
-    compare,
-    drew,
-    layout,
-    remainder,
-    report,
-    roots,
-)
+from pitfalls._reader import Reader, Verdict, compare, finding, layout, reading, remainder
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
-from pitfalls._sources import Source, resolve
-from pitfalls._tree import _MAX_DEPTH, LeafError, as_array, flatten_at
-
-_DATASET = (
-    "dataset must hold the samples on axis 0: an array, a nested list of numbers (read"
-    " as one array), or the nesting of the batches' inputs"
-)
+from pitfalls._sources import Source
 
 
 @checker
@@ -64,53 +43,26 @@ def check_epoch_complete(
     has random ops) and such strangers appear, the report is inconclusive
     (check with the augmentation off). Every RNG the reads drew from is put back.
     """
-    steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
-    timeout = validate.timeout("timeout", timeout)
-    unpack = validate.optional_function("unpack", unpack)
-    reference, shape = _dataset_rows(dataset)
-    resolved = resolve(source)
-    sample_bytes = sum(math.prod(s) * np.dtype(dtype).itemsize for s, dtype in shape)
-    data = (len(reference), len(reference) * sample_bytes)
-    with Randomness(roots(resolved)) as rnd:
-        reader = Reader(
-            resolved,
-            steps_per_epoch,
-            timeout,
-            unpack,
-            rnd,
-            build=False,
-            reads="natural",
-            data=data,
-            partial=True,
-        )
+    arrays = validate.dataset("dataset", dataset)
+    reference, shape = fingerprint.samples(arrays, len(arrays[0])), layout(arrays)
+    data = (len(reference), sum(a.nbytes for a in arrays))
+    options = {"reads": "natural", "data": data, "partial": True}
+    with reading(source, steps_per_epoch, timeout, unpack, **options) as reader:
         epoch = reader.epoch(None, transition=False)
-        if epoch.batches and epoch.layout != shape:
-            raise ValueError(
-                f"dataset's samples are {_shown(shape)}, but the source's batches hold"
-                f" samples of {_shown(epoch.layout)}: dataset must hold the samples as"
-                " the source delivers them, in the same shape and dtype, since they are"
-                " compared byte for byte"
-                + (
-                    "; a batch that holds its inputs as a tuple or list of rows is read as"
-                    " that many inputs: pass unpack=lambda batch: (np.stack(batch[0]),"
-                    " np.stack(batch[1]))"
-                    if len(epoch.layout) > 1
-                    else ""
-                )
-            )
+        if epoch.batches:
+            validate.same_layout("dataset", shape, epoch.layout)
         delivered, sizes = epoch.samples, epoch.sizes
-        diff = compare(reference, delivered)
-        wanted = set(reference)
+        diff, short = compare(reference, delivered), len(reference) - len(delivered)
         rotated = 0
-        if not diff.extra and remainder(sizes, len(reference) - len(delivered)):
+        if not diff.extra and remainder(sizes, short):
             rotated = _rotates(reader, delivered, reference)
+    resolved, rnd, graph = reader.given, reader.rnd, reader.graph
     order = {fp: i for i, fp in reversed(list(enumerate(reference)))}
-    twice = sorted(order[fp] for fp in diff.extra if fp in wanted)
-    strangers = sum(k for fp, k in diff.extra.items() if fp not in wanted)
+    twice = sorted(order[fp] for fp in diff.extra if fp in order)
+    strangers = sum(k for fp, k in diff.extra.items() if fp not in order)
     shared = frameworks.torch.iterable_workers(resolved.obj) if twice else 0
-    short = len(reference) - len(delivered)
     dropped = not shared and remainder(sizes, short) and (strangers > 0 or not twice)
-    kind, fix = _kind(resolved, reader.graph, shared, dropped, strangers > 0 and not twice)
+    kind, fix = _kind(resolved, graph, shared, dropped, strangers > 0 and not twice)
     fields: dict[str, Any] = {
         "total": len(reference),
         "delivered": len(delivered),
@@ -120,20 +72,17 @@ def check_epoch_complete(
         "short": short,
         "workers": shared,
     }
-    graph = reader.graph
     workers = frameworks.torch.workers(resolved.obj)
     if dropped and strangers:  # which rows were left out?
         verdict = Verdict(Cause.AUGMENTED_SAMPLES, "remainder")
     elif strangers and rnd.random:
-        verdict = Verdict(Cause.AUGMENTED_SAMPLES, "random", fields={"drew": drew(rnd)})
+        verdict = Verdict(Cause.AUGMENTED_SAMPLES, "random", fields={"drew": reader.drawn})
     elif strangers and graph is not None and graph.random_ops:
         verdict = Verdict(
             Cause.AUGMENTED_SAMPLES, "tfdata", fields={"ops": ", ".join(graph.random_ops)}
         )
     elif (  # draws made in the workers are out of sight: read a copy in this process
-        strangers
-        and workers
-        and (here := _drawn_in_process(resolved, steps_per_epoch, timeout, unpack))
+        strangers and workers and (here := _drawn_in_process(reader))
     ):
         verdict = Verdict(
             Cause.AUGMENTED_SAMPLES, "workers", fields={"drew": here, "workers": workers}
@@ -144,19 +93,13 @@ def check_epoch_complete(
         verdict = Verdict(kind="rotated", fields={"left_out": rotated})
     else:
         missing = sorted(order[fp] for fp in diff.missing)
-        extra = sum(k for fp, k in diff.extra.items() if fp in wanted)
+        extra = sum(k for fp, k in diff.extra.items() if fp in order)
         findings = _findings(twice, extra, missing, strangers, len(reference), len(delivered))
         cause = Cause.SAMPLES_TWICE if twice else Cause.SAMPLES_MISSING
         verdict = Verdict(cause if findings else None, kind, findings, fix=fix)
     verdict.fields = {**fields, **verdict.fields}
-    return report(
-        "epoch_complete",
-        verdict,
-        resolved,
-        rnd,
-        parameters={"steps_per_epoch": len(sizes), "samples": len(reference)},
-        batches=len(sizes),
-    )
+    parameters = {"steps_per_epoch": len(sizes), "samples": len(reference)}
+    return reader.report("epoch_complete", verdict, parameters=parameters, batches=len(sizes))
 
 
 def _kind(
@@ -186,8 +129,7 @@ def _rotates(reader: Reader, first: list[bytes], reference: list[bytes]) -> int:
     leaves out others than the first (``drop_last`` under shuffling: every sample is
     trained on across epochs), else 0 (the same ones are never delivered, or no next
     epoch can be had)."""
-    source = reader.source
-    if source.kind in ("generator", "iterator") and source.made_by is None:
+    if not reader.source.rereadable:
         return 0
     left_out = set(reference) - set(first)
     if set(reference) - set(reader.epoch(None).samples) == left_out:
@@ -195,90 +137,33 @@ def _rotates(reader: Reader, first: list[bytes], reference: list[bytes]) -> int:
     return len(left_out)
 
 
-def _drawn_in_process(
-    source: Source, steps_per_epoch: int | None, timeout: float | None, unpack: Any
-) -> str:
+def _drawn_in_process(reader: Reader) -> str:
     """What a copy of a DataLoader with worker processes, read for one epoch in this
     process (``num_workers=0``), draws random numbers from, by name; "" when nothing."""
-    copy, _ = frameworks.torch.single_process(source.obj)
+    copy, _ = frameworks.torch.single_process(reader.given.obj)
     if copy is None:
         return ""
-    here = Source(copy, source.kind, None, source.name)
-    with Randomness(roots(here)) as rnd:
-        reader = Reader(
-            here, steps_per_epoch, timeout, unpack, rnd, build=False, reads="natural", partial=True
-        )
-        reader.epoch(None, transition=False)
-    return drew(rnd) if rnd.random else ""
+    options = {"reads": "natural", "partial": True}
+    with reading(copy, reader.steps, reader.timeout, reader.unpack, **options) as here:
+        here.epoch(None, transition=False)
+    return here.drawn if here.rnd.random else ""
 
 
 def _findings(
     twice: list[int], extra: int, missing: list[int], strangers: int, total: int, delivered: int
 ) -> tuple[Finding, ...]:
     """Samples delivered twice, never delivered, and not in dataset: one finding each."""
-    samples = functools.partial(Finding, path="samples")
     found = []
     if twice:
         problem = f"{extra} extra deliveries of {len(twice)} samples; first: {twice[:MAX_SHOWN]}"
-        found.append(samples(when="duplicated", mismatched=extra, total=total, problem=problem))
+        found.append(finding("samples", "duplicated", extra, total, problem))
     if missing:
         problem = f"{len(missing)} / {total} samples never delivered; first: {missing[:MAX_SHOWN]}"
-        found.append(samples(when="dropped", mismatched=len(missing), total=total, problem=problem))
+        found.append(finding("samples", "dropped", len(missing), total, problem))
     if strangers:
         problem = f"{strangers} delivered samples are not rows of dataset"
-        found.append(
-            samples(when="not in dataset", mismatched=strangers, total=delivered, problem=problem)
-        )
+        found.append(finding("samples", "not in dataset", strangers, delivered, problem))
     return tuple(found)
-
-
-def _numbers_only(node: Any, depth: int = 0) -> bool:
-    """A list or tuple, nested or not, of Python or numpy numbers (no array in it).
-
-    Nested deeper than a batch may be, it is not: flattening it then says so.
-    """
-    if isinstance(node, (list, tuple)):
-        return depth < _MAX_DEPTH and all(_numbers_only(item, depth + 1) for item in node)
-    return isinstance(node, (bool, int, float, complex, np.number, np.bool_))
-
-
-def _dataset_rows(dataset: Any) -> tuple[list[bytes], Layout]:
-    """One fingerprint per sample of ``dataset``, as a batch's samples are taken, and the
-    layout of a sample (compared with the batches' before any verdict).
-
-    A nested list of numbers (``[[1, 2], [3, 4]]``: no array in it, so it cannot be
-    the nesting of the inputs, whose leaves need a sample axis) is read as the
-    array numpy makes of it, its rows the samples.
-    """
-    if dataset is None or isinstance(dataset, (str, bytes)):
-        raise TypeError(f"{_DATASET}; got {validate.got(dataset)}")
-    if isinstance(dataset, (list, tuple)) and _numbers_only(dataset):
-        try:
-            dataset = np.asarray(dataset)
-        except ValueError as exc:  # ragged: rows of different lengths
-            raise ValueError(
-                f"{_DATASET}; this nested list is ragged, not one array ({exc})"
-            ) from None
-    try:
-        leaves = list(flatten_at(dataset, "dataset").leaves)
-        arrays = [as_array(leaf, path) for path, leaf in leaves]
-    except LeafError as exc:  # an object that is no array: in the words of dataset
-        raise TypeError(f"{_DATASET}; {exc}".replace("a batch leaf", "a leaf")) from None
-    scalar = next((path for (path, _), a in zip(leaves, arrays) if a.ndim == 0), None)
-    if not arrays or scalar:
-        raise ValueError(
-            f"{_DATASET}; " + (f"{scalar} is a scalar" if scalar else "it holds no array")
-        )
-    if any(len(a) != len(arrays[0]) for a in arrays):
-        sizes = ", ".join(f"{path} {len(a)}" for (path, _), a in zip(leaves, arrays))
-        raise ValueError(f"{_DATASET}; its arrays disagree on the number of samples: {sizes}")
-    return fingerprint.samples(arrays, len(arrays[0])), layout(arrays)
-
-
-def _shown(shape: Layout) -> str:
-    """``shape (3,) float32``, one per array of a sample."""
-    parts = [f"shape {s} {np.dtype(dtype).name}" for s, dtype in shape]
-    return " and ".join(parts) if parts else "empty"
 
 
 assert_epoch_complete = asserting(check_epoch_complete)

@@ -11,20 +11,8 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
-from pitfalls._randomness import Randomness
-from pitfalls._reader import (
-    Epoch,
-    Reader,
-    Verdict,
-    change_note,
-    drew,
-    parameters,
-    report,
-    roots,
-    setup,
-    shown,
-)
-from pitfalls._report import Cause, Finding, Report
+from pitfalls._reader import Epoch, Reader, Verdict, change_note, finding, reading, shown
+from pitfalls._report import Cause, Report
 from pitfalls._written import changed_rows, stored_arrays
 
 
@@ -61,14 +49,8 @@ def check_order_shuffled(
     same seeding would meet. A shuffle drawn lazily in the middle of an epoch
     (not at its start) reads as augmentation.
     """
-    resolved, steps_per_epoch, timeout, unpack, reseed = setup(
-        source, steps_per_epoch, timeout, unpack, reseed
-    )
-    with Randomness(roots(resolved), reseed) as rnd:
-        # as training reads: nothing reseeded, only watched
-        reader = Reader(
-            resolved, steps_per_epoch, timeout, unpack, rnd, build=False, reads="natural"
-        )
+    with reading(source, steps_per_epoch, timeout, unpack, reseed, reads="natural") as reader:
+        rnd = reader.rnd  # as training reads: nothing reseeded, only watched
         first = reader.epoch(None)
         stored = stored_arrays(reader.held(), 2 * max(first.sizes))
         second = reader.epoch(None)
@@ -77,7 +59,7 @@ def check_order_shuffled(
         # watched generator moves until a global seed gives them their op-seed sequence:
         # with TensorFlow imported, an undecided pair of epochs is read again, seeded.
         unseen_ops = frameworks.tensorflow.tensorflow() is not None
-        if verdict is None and (rnd.random or reseed or unseen_ops) and not reader.tf:
+        if verdict is None and (rnd.random or unseen_ops) and not reader.tf:
             # augmented per read: two more epochs, each read reseeded with its position and
             # its generators put back after it, so that only what drew as the epoch
             # started (on_epoch_end, iter(), the first batch) can make a new order
@@ -86,7 +68,7 @@ def check_order_shuffled(
             start = rnd.states()
             second = reader.epoch(None)
             verdict = _rule(reader, first, second)
-            if verdict is None and (reader.stream is not None or reader.source.rereadable):
+            if verdict is None and (reader.stream or reader.source.rereadable):
                 # epoch 2 once more: an indexable source's indices without on_epoch_end,
                 # any other from the generators' state at its start. The same batches
                 # again: the reads are reproducible, so what made epoch 2 differ from
@@ -99,25 +81,16 @@ def check_order_shuffled(
         if verdict is None:
             verdict = _unjudged(reader, changed_rows(stored))
         elif verdict.cause is Cause.SAME_ORDER:
-            verdict.kind, verdict.fix, verdict.fields = _words_for(reader, source_style(resolved))
+            verdict.kind, verdict.fix, verdict.fields = _words_for(reader)
         verdict.fields.setdefault("n", len(first.samples))
-        natural = reader.reads == "natural"
-    return report(
-        "order_shuffled",
-        verdict,
-        resolved,
-        rnd,
-        parameters=parameters(steps_per_epoch, reader.lengths[0], reseed),
-        batches=reader.read,
-        natural=natural,
-    )
+    return reader.report("order_shuffled", verdict)
 
 
-def _words_for(reader: Reader, style: str) -> tuple[str | None, str | None, dict[str, Any]]:
+def _words_for(reader: Reader) -> tuple[str | None, str | None, dict[str, Any]]:
     """The words for an order that never changes: (kind, the hint's kind, fields), by the
     loader's library, the evidence (a tf.data graph, generators made anew from one seed
     each epoch, a JAX key) and the kind of source."""
-    same_seed, keys = reader.iterables, list(reader.held().keys)
+    same_seed, keys, style = reader.iterables, list(reader.held().keys), source_style(reader.given)
     graph, library = reader.graph, reader.library
     if library == "tf.data":
         if graph is None:
@@ -158,40 +131,27 @@ def _rule(reader: Reader, first: Epoch, second: Epoch) -> Verdict | None:
     be matched (augmented per read, left out)."""
     n, k = len(first.samples), len(first.batches)
     if first.samples == second.samples:
-        return _same_order(n, f"epoch 2 repeats epoch 1's order of all {n} samples")
+        return _same_order(n, f"order of all {n} samples")
     if Counter(first.samples) == Counter(second.samples):
-        if _membership(first.batches) == _membership(second.batches) and _informative_batches(
-            first.batches
-        ):
+        if _same_batches_in(first.batches, second.batches):
             return _same_batches(n, k, "samples")
         return Verdict()
     if not reader.indexable and k > 1 and first.batches[1:] == second.batches[1:]:
-        return _same_order(
-            n,
-            f"epoch 2 repeats epoch 1's order of all {n} samples; only the first batch,"
-            " read as the epoch started, was augmented differently",
-        )
+        first_only = "only the first batch, read as the epoch started, was augmented differently"
+        return _same_order(n, f"order of all {n} samples; {first_only}")
     kept1, kept2 = _in_both(first.samples, second.samples)
     if len(kept1) >= 2 and kept1 != kept2:
         return Verdict(kind="common", fields={"differ": n - len(kept1), "common": len(kept1)})
-    if len(kept1) >= 2 and _informative(kept1):
-        return _same_order(
-            n,
-            f"epoch 2 repeats epoch 1's order of the {len(kept1)} samples both epochs"
-            f" hold (of {n})",
-        )
+    if len(kept1) >= 2 and _unlikely(kept1):
+        return _same_order(n, f"order of the {len(kept1)} samples both epochs hold (of {n})")
     a, b = first.targets, second.targets
     if a is None or b is None:
         return None
     ta, tb = [t for batch in a for t in batch], [t for batch in b for t in batch]
-    if ta == tb and _informative(ta):
-        return _same_order(
-            n,
-            f"epoch 2 repeats epoch 1's sequence of all {n} targets (the inputs differ:"
-            " random per read)",
-        )
+    if ta == tb and _unlikely(ta):
+        return _same_order(n, f"sequence of all {n} targets (the inputs differ: random per read)")
     if ta != tb and _identifying(ta) and Counter(ta) == Counter(tb):
-        if _membership(a) == _membership(b) and _informative_batches(a):
+        if _same_batches_in(a, b):
             return _same_batches(n, k, "targets (the inputs differ: random per read)")
         return Verdict(kind="targets")
     return None
@@ -205,7 +165,7 @@ def _unjudged(reader: Reader, changes: Any) -> Verdict:
     if frameworks.torch.persistent(obj):
         return Verdict(Cause.UNOBSERVED_CODE, fields={"workers": frameworks.torch.workers(obj)})
     if reader.rnd.random:
-        return Verdict(Cause.RANDOMNESS_UNREACHED, fields={"drew": drew(reader.rnd)})
+        return Verdict(Cause.RANDOMNESS_UNREACHED, fields={"drew": reader.drawn})
     if graph is not None and graph.random_ops:
         return Verdict(
             Cause.RANDOMNESS_UNREACHED, "tfdata", fields={"ops": ", ".join(graph.random_ops)}
@@ -216,9 +176,10 @@ def _unjudged(reader: Reader, changes: Any) -> Verdict:
     return Verdict(Cause.NOTHING_SEEN)
 
 
-def _same_order(n: int, problem: str) -> Verdict:
-    finding = Finding(path="sample order", when="epoch 2", mismatched=n, total=n, problem=problem)
-    return Verdict(Cause.SAME_ORDER, findings=(finding,))
+def _same_order(n: int, what: str) -> Verdict:
+    """Epoch 2 repeats epoch 1's ``what``."""
+    problem = f"epoch 2 repeats epoch 1's {what}"
+    return Verdict(Cause.SAME_ORDER, findings=(finding("sample order", "epoch 2", n, n, problem),))
 
 
 def _same_batches(n: int, batches: int, what: str) -> Verdict:
@@ -226,10 +187,8 @@ def _same_batches(n: int, batches: int, what: str) -> Verdict:
         f"each of the {batches} batches of epoch 2 holds the same {what} as in epoch 1;"
         " only the order inside each batch changed"
     )
-    finding = Finding(
-        path="batch membership", when="epoch 2", mismatched=n, total=n, problem=problem
-    )
-    return Verdict(Cause.SAME_BATCHES, findings=(finding,))
+    found = finding("batch membership", "epoch 2", n, n, problem)
+    return Verdict(Cause.SAME_BATCHES, findings=(found,))
 
 
 def _in_both(first: list[bytes], second: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -256,18 +215,19 @@ def _identifying(targets: list[bytes]) -> bool:
     return len(set(targets)) >= 0.9 * len(targets) and len(targets) >= 2
 
 
-def _informative(targets: list[bytes]) -> bool:
-    """Would a random reordering keep this sequence with chance below 1e-6?"""
-    counts = Counter(targets).values()
-    log_chance = sum(math.lgamma(c + 1) for c in counts) - math.lgamma(len(targets) + 1)
-    return log_chance < math.log(1e-6)
+def _unlikely(sequence: list[bytes]) -> bool:
+    """Would a random reordering keep this sequence, with chance below 1e-6?"""
+    return _unlikely_batches([[item] for item in sequence])
 
 
-def _membership(batches: list[list[bytes]]) -> list[Counter[bytes]]:
-    return [Counter(batch) for batch in batches]
+def _same_batches_in(first: list[list[bytes]], second: list[list[bytes]]) -> bool:
+    """Does every batch of ``second`` hold what the same batch of ``first`` held, in
+    batches a random reordering would hardly keep so?"""
+    same = [Counter(batch) for batch in first] == [Counter(batch) for batch in second]
+    return same and _unlikely_batches(first)
 
 
-def _informative_batches(batches: list[list[bytes]]) -> bool:
+def _unlikely_batches(batches: list[list[bytes]]) -> bool:
     """Would a random reordering of the epoch keep every batch's samples, with chance below
     1e-6? (Two batches of two keep theirs one time in three: no evidence.)"""
     counts = Counter(s for batch in batches for s in batch).values()

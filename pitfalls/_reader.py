@@ -20,7 +20,8 @@ augmentation hides the order, reads with each read reseeded and its generators
 put back. Where randomness still makes two epochs incomparable, the report is
 inconclusive and says why; it never passes for it, and never fails for it.
 
-Shared here: :class:`Epoch` and :class:`Reader`; one comparison of two multisets
+Shared here: :class:`Epoch`, :class:`Reader` and :func:`reading` (the arguments
+validated, the source resolved, its reads under control); one comparison of two multisets
 of samples (:func:`compare`) and one remainder rule (:func:`remainder`); one way
 from a :class:`Verdict` (evidence) to a :class:`~pitfalls.Report` (words from
 ``words.toml``), :func:`report`.
@@ -28,9 +29,9 @@ from a :class:`Verdict` (evidence) to a :class:`~pitfalls.Report` (words from
 
 from __future__ import annotations
 
-import functools
+import contextlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,20 @@ class Epoch:
     def sizes(self) -> list[int]:
         return [len(batch) for batch in self.batches]
 
+    def add(self, parts: Parts, index: int) -> int:
+        """Batch ``index``'s samples (and their targets), fingerprinted; how many there were."""
+        arrays = _input_arrays(parts, index)
+        n = len(arrays[0])
+        self.layout = self.layout or layout(arrays)
+        self.batches.append(fingerprint.samples(arrays, n))
+        self.nbytes += sum(a.nbytes for a in arrays)
+        rows = _target_rows(parts, n)
+        if rows is None or self.targets is None:
+            self.targets = None
+        else:
+            self.targets.append(rows)
+        return n
+
 
 Layout = tuple[tuple[tuple[int, ...], str], ...]
 """Per array of a sample (in leaf order): its shape without the sample axis, its dtype."""
@@ -118,24 +133,6 @@ def _target_rows(parts: Parts, n: int) -> list[bytes] | None:
     return fingerprint.samples(arrays, n)
 
 
-def _next_batch(get: Callable[[], Any], index: int, timeout: float | None) -> Any:
-    """``get()``, bounded by ``timeout``; what the source raises carries a note saying so.
-
-    StopIteration ends the epoch (passed on). Memory running out is not blamed on the
-    source: the check holds what it read too.
-    """
-    try:
-        return call_within(get, timeout, f"yield batch {index}")
-    except (StopIteration, TimeoutError):
-        raise
-    except MemoryError as exc:
-        add_note(exc, f"pitfalls: memory ran out while reading batch {index} of the source")
-        raise
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by the source while reading batch {index}")
-        raise
-
-
 def _endless(batches: int, samples: int, nbytes: int, length: int | None, data_bytes: int) -> str:
     """Why an epoch read this far has no end in sight, or ""; a length (of batches, or of
     the dataset's samples) raises the limits, and so does the dataset's size in bytes."""
@@ -144,13 +141,10 @@ def _endless(batches: int, samples: int, nbytes: int, length: int | None, data_b
     limits[2] = max(limits[2], 2 * data_bytes)
     if batches < limits[0] and samples < limits[1] and nbytes < limits[2]:
         return ""
-    size = (
-        f"{nbytes / 2**20:.0f} MB"
-        if nbytes >= 2**20
-        else f"{nbytes / 2**10:.0f} kB"
-        if nbytes >= 2**10
-        else f"{nbytes} bytes"
-    )
+    size = f"{nbytes} bytes"
+    for unit, scale in (("kB", 2**10), ("MB", 2**20)):
+        if nbytes >= scale:
+            size = f"{nbytes / scale:.0f} {unit}"
     return (
         f"source has no end after {batches} batches ({samples} samples, {size} of inputs)"
         " in one epoch: pass steps_per_epoch=, the batches of one epoch, if it is endless"
@@ -161,19 +155,23 @@ def _endless(batches: int, samples: int, nbytes: int, length: int | None, data_b
 class Reader:
     """Reads epochs of a source, each read under :class:`Randomness` control.
 
-    Indexable: ``on_epoch_end()`` (when ``transition``) then indices 0..n-1.
-    Otherwise an epoch starts with ``iter()``, a fresh copy from the factory, or
-    (``steps_per_epoch``) the next stretch of one stream (started again where it
-    ends between two epochs). How each read is made is :attr:`reads`.
+    One plan for every source: an epoch is ``count`` reads (without a count, the
+    reads until the source stops), each reseeded, watched or both as :attr:`reads`
+    says. An indexable source is read by index, 0..n-1, after ``on_epoch_end()``
+    (when ``transition``). Any other is read with ``next()`` from an iteration
+    (:meth:`_open`): a new one for each epoch (``iter()`` of an iterable, a
+    generator made again by its factory), or, with ``steps_per_epoch``, one
+    stream whose epochs are its next stretches, opened again where it stops
+    between two epochs.
 
     A tf.data pipeline with a factory is built again under a fixed seed
-    (``build``), so that its random ops have seeds (see :mod:`pitfalls._frameworks.tfdata`):
-    every iteration then replays the same random numbers, as the comparison of
-    two epochs' samples needs. The order and completeness checks read the
-    pipeline as the user built it instead: seeded, a random op drawn once per
-    epoch (Hugging Face's ``to_tf_dataset(shuffle=True)`` draws its permutation
-    so) would repeat. Either is read on one thread, reseeded only as each
-    iteration starts (its threads read ahead of ``next()``).
+    (``reads="seeded"``), so that its random ops have seeds (see
+    :mod:`pitfalls._frameworks.tfdata`): every iteration then replays the same
+    random numbers, as the comparison of two epochs' samples needs. The order and
+    completeness checks read the pipeline as the user built it instead: seeded, a
+    random op drawn once per epoch (Hugging Face's ``to_tf_dataset(shuffle=True)``
+    draws its permutation so) would repeat. Either is read on one thread, reseeded
+    only as each iteration starts (its threads read ahead of ``next()``).
     """
 
     def __init__(
@@ -184,17 +182,18 @@ class Reader:
         unpack: Any,
         randomness: Randomness,
         *,
-        build: bool = True,
         reads: str = "seeded",
         data: tuple[int, int] = (0, 0),
         partial: bool = False,
     ) -> None:
+        self.given = source
+        """The source as the user gave it (a report names it)."""
         self.steps = steps_per_epoch
         self.timeout = timeout
         self.unpack = unpack
         self.rnd = randomness
-        self.read = 0
-        self.epochs = 0
+        self.read = self.epochs = 0
+        """The batches read, and the epochs begun."""
         self.lengths: list[int] = []
         """The batches of each epoch read."""
         self.reads = reads
@@ -208,35 +207,30 @@ class Reader:
         self.partial = partial
         """An epoch may stop before ``steps_per_epoch``, or yield nothing: judged, no error."""
         self.indexable = source.kind == "indexable"
+        self.stream = steps_per_epoch is not None and not self.indexable
+        """One iteration read across epochs, ``steps_per_epoch`` batches at a time."""
         self.tf = tfdata.is_dataset(source.obj)
         self.rebuilt = False
         """A tf.data pipeline built again by its factory, under :data:`_BUILD_SEED`."""
+        self.source = source
         if self.tf:
             tfdata.keep_if_from_hf(source.obj)
-        if build and self.tf and source.made_by is not None:
-            source = self._build(source)
-        self.source = source
-        self.graph = tfdata.graph(source.obj) if self.tf else None
-        self.stream: Iterator[Any] | None = None
-        self.current: Any = source.obj
-        self.library = frameworks.library_of(source.obj)
+            if reads == "seeded" and source.made_by is not None:
+                self._build()
+        self.graph = tfdata.graph(self.source.obj) if self.tf else None
+        self.library = frameworks.library_of(self.source.obj)
+        self.current: Any = self.source.obj
+        """What is read now: the source, or the generator made for this epoch."""
+        self.it: Any = None
+        """The iteration ``next()`` reads (None before the first, and by index)."""
+        self.in_place = False
+        """The last iteration was started by iter() of the object read before."""
         self.count = steps_per_epoch
         if self.indexable:
-            length = source.length
-            if steps_per_epoch is None and length is None:
-                raise ValueError(
-                    "source has no length (num_batches is None): pass steps_per_epoch="
-                )
-            if steps_per_epoch is not None and length is not None and steps_per_epoch > length:
-                raise ValueError(
-                    f"steps_per_epoch={steps_per_epoch} is more than the {length} batches"
-                    " of source; an epoch of an indexable source reads each index once"
-                )
-            self.count = length if steps_per_epoch is None else steps_per_epoch
-        elif steps_per_epoch is not None:
+            self.count = validate.indexed_epoch("steps_per_epoch", steps_per_epoch, source.length)
+        elif self.stream:
             self.rnd.control(EPOCH_SEED)
-            self.stream = self._start(source)
-            self.rnd.add_root("stream", self.stream)
+            self._open()
         self.state_changed: list[str] = []
         """Attributes of the source's own objects that its reads changed (a counter)."""
         self.iterables: list[str] = []
@@ -250,92 +244,98 @@ class Reader:
         if self.library == "torch":
             self.rnd.orders.update(id(g) for g in frameworks.torch.order_generators(source.obj))
 
-    def _build(self, source: Source) -> Source:
-        """``source`` made again by its factory under :data:`_BUILD_SEED`."""
+    def _build(self) -> None:
+        """The source made again by its factory under :data:`_BUILD_SEED`."""
         self.rnd.control(_BUILD_SEED)
         self.rebuilt = True
-        built = source.fresh()
-        tfdata.keep_if_from_hf(built.obj)
-        return built
+        self.source = self.source.fresh()
+        tfdata.keep_if_from_hf(self.source.obj)
 
-    def _start(self, source: Source) -> Iterator[Any]:
-        """An iterator over one epoch (or, ``steps_per_epoch``, a stream) of ``source``."""
-        if self.tf:  # on one thread, as one iteration
-            source = Source(tfdata.one_thread(source.obj), "iterable")
-        it = source.batches()
-        self.library = self.library or frameworks.library_of(it)
-        return it
-
-    def epoch(self, seed: int | None, *, transition: bool = True) -> Epoch:
-        """Read one epoch; start it under ``seed`` (``transition=False``: same indices again;
-        None: nothing reseeded as it starts, as training goes from one epoch to the next)."""
-        self.epochs += 1
-        reseed = seed is not None and (transition or not self.indexable)
-        if self.tf and self.stream is not None:
-            reseed = False  # its threads read ahead of next(): reseeded only as it started
-        if reseed and seed is not None:
-            self.rnd.control(seed)
-        elif seed is None:
-            self.rnd.mark()  # what iter() draws (a DataLoader's seeds) counts as the start
-        if self.indexable:
-            end = getattr(self.source.obj, "on_epoch_end", None)
-            if transition and callable(end):
-                end()
-            return self._read(lambda i: self.source.obj[i])
-        if self.stream is not None:
-            known = set(self.rnd.rngs)
-            epoch = self._read(lambda i: next(self.stream))  # type: ignore[arg-type]
-            self.late = bool(set(self.rnd.rngs) - known)
-            return epoch
-        once = self.source.kind in ("generator", "iterator")
-        if once and self.epochs > 1 and restarts_itself(self.current):
-            # a loader whose __iter__ starts each epoch, as a for loop over it would;
-            # one that gives nothing more is made again by its factory, if it has one
-            it = self._start(Source(self.current, "iterator"))
-            self.rnd.add_root("iterator", it)
-            again = self._read(lambda i: next(it), iterator=it)
-            if again.batches:
-                return again
-        src = self.source.fresh() if once and self.epochs > 1 else self.source
-        if self.epochs > 1 and not self.source.rereadable:
-            kind, name = self.source.kind, type(self.source.obj).__qualname__
+    def _open(self, in_place: bool = True) -> bool:
+        """Start an iteration: the source's first, or its next between two epochs (``iter()``
+        of an iterable, or of a loader whose class starts its epochs in ``__iter__``, as a
+        for loop over it does; else a generator made again by its factory); a tf.data
+        pipeline on one thread. False when a stream cannot be started again."""
+        source = self.source
+        self.in_place = in_place and self.it is not None and restarts_itself(self.current)
+        if self.in_place:
+            source = Source(self.current, "iterator")
+        elif self.it is not None and not source.rereadable:
+            if self.stream:
+                return False  # the stream stops: fewer batches than epochs need
+            kind, name = source.kind, type(source.obj).__qualname__
             what = article(kind) if name == kind else f"{article(name)} ({article(kind)})"
             raise ValueError(
                 f"source is {what}, which can be read only once: pass its"
                 " factory (a generator function or class), an iterable, or"
                 " steps_per_epoch= for an endless stream of epochs"
             )
-        it = self._start(src)
-        self.current = src.obj
-        self.rnd.add_root("iterator", it)
-        return self._read(lambda i: next(it), iterator=it)
+        elif self.it is not None and source.kind in ("generator", "iterator"):
+            source = source.fresh()
+        self.current = source.obj
+        if self.tf:  # on one thread, as one iteration
+            source = Source(tfdata.one_thread(source.obj), "iterable")
+        self.it = source.batches()
+        self.library = self.library or frameworks.library_of(self.it)
+        self.rnd.add_root("stream" if self.stream else "iterator", self.it)
+        return True
+
+    def epoch(self, seed: int | None, *, transition: bool = True) -> Epoch:
+        """Read one epoch; start it under ``seed`` (``transition=False``: same indices again;
+        None: nothing reseeded as it starts, as training goes from one epoch to the next)."""
+        self.epochs += 1
+        if seed is None:
+            self.rnd.mark()  # what iter() draws (a DataLoader's seeds) counts as the start
+        elif (transition or not self.indexable) and not (self.tf and self.stream):
+            self.rnd.control(seed)  # (a pipeline's threads read ahead: seeded as it started)
+        if self.indexable:
+            end = getattr(self.source.obj, "on_epoch_end", None)
+            if transition and callable(end):
+                end()
+        elif not self.stream:
+            self._open()
+        known = set(self.rnd.rngs)
+        epoch = self._read()
+        if not epoch.batches and self.in_place and self.source.made_by is not None:
+            self._open(in_place=False)  # a one-shot iterator: its factory makes the next
+            epoch = self._read()
+        self.late = self.stream and bool(set(self.rnd.rngs) - known)
+        return epoch
 
     def rebuilt_epoch(self) -> Epoch:
         """Epoch 1 once more: a tf.data pipeline built again and read from the same seed
         (its iterations draw new orders from seeds held inside it)."""
-        self.source = self._build(self.source)
-        self.current = self.source.obj
+        self._build()
         return self.epoch(EPOCH_SEED)
 
-    def _restart(self) -> bool:
-        """Start the stream again where it ended between two epochs (as an iterable's next
-        ``iter()``, or its factory's next generator); False when it cannot be."""
-        if self.source.kind in ("generator", "iterator"):
-            if self.source.made_by is None:
-                return False
-            self.source = self.source.fresh()
-        self.stream = self._start(self.source)
-        self.rnd.add_root("stream", self.stream)
-        return True
+    def _batch(self, b: int) -> Any:
+        """Batch ``b`` of this epoch (by index, or the iteration's next), bounded by
+        ``timeout``; what the source raises carries a note saying so.
 
-    def _read(self, get: Callable[[int], Any], iterator: Any = None) -> Epoch:
-        """One epoch, by ``get(position)``: an index's read is reseeded (or marked) before
-        it, an iterator's first batch counts from its start (``iter()``)."""
-        first_seeded = self.indexable
+        StopIteration ends the epoch (passed on). Memory running out is not blamed on the
+        source: the check holds what it read too.
+        """
+        get = (lambda: self.source.obj[b]) if self.indexable else (lambda: next(self.it))
+        try:
+            return call_within(get, self.timeout, f"yield batch {self.read}")
+        except (StopIteration, TimeoutError):
+            raise
+        except MemoryError as exc:
+            add_note(exc, f"pitfalls: memory ran out while reading batch {self.read} of the source")
+            raise
+        except Exception as exc:
+            add_note(exc, f"pitfalls: raised by the source while reading batch {self.read}")
+            raise
+
+    def _read(self) -> Epoch:
+        """One epoch: each read reseeded (or marked) before it as :attr:`reads` says, an
+        iteration's first batch watched from its start (``iter()``), its draws noted after."""
+        opened = not self.indexable and not self.stream  # iter() started this epoch
         epoch = Epoch()
         b = samples = 0
         restarted = False
-        state = source_state(self.current)
+        current = self.current
+        state = source_state(current)
         length = self.source.length or self.data[0] or None
         # a pipeline's threads read ahead of next(): no reseeding
         per_read = not self.tf and self.reads != "natural"
@@ -345,37 +345,25 @@ class Reader:
                 if endless:
                     raise ValueError(endless)
             kept = None
-            if per_read and (b > 0 or first_seeded):
+            if (b > 0 or self.indexable) and per_read:
                 kept = self.rnd.states() if self.reads == "kept" else None
                 self.rnd.control(b)
-            elif self.reads != "seeded" and (b > 0 or first_seeded):
+            elif (b > 0 or self.indexable) and self.reads != "seeded":
                 self.rnd.mark()  # the first batch of an iterator: watched since iter()
-            index = self.read
             try:
-                batch = _next_batch(functools.partial(get, b), index, self.timeout)
+                batch = self._batch(b)
             except StopIteration:
-                between = b == 0 and self.stream is not None and self.epochs > 1
-                if between and not restarted and self._restart():
-                    restarted = True  # get reads self.stream: the new one
+                between = b == 0 and self.stream and self.epochs > 1
+                if between and not restarted and self._open():
+                    restarted = True  # the stream started again where it ended
                     continue
                 break
-            self.rnd.drew(at_start=iterator is not None and b == 0)
+            self.rnd.drew(at_start=opened and b == 0)
             if kept is not None:
                 self.rnd.put_back(kept)
-            if b == 0 and (iterator is not None or self.stream is not None):
+            if b == 0 and not self.indexable:
                 self._made_anew()  # a generator's locals exist once it runs
-            parts = split_batch(batch, index, self.unpack)
-            arrays = _input_arrays(parts, index)
-            n = len(arrays[0])
-            epoch.layout = epoch.layout or layout(arrays)
-            epoch.batches.append(fingerprint.samples(arrays, n))
-            epoch.nbytes += sum(a.nbytes for a in arrays)
-            samples += n
-            rows = _target_rows(parts, n)
-            if rows is None or epoch.targets is None:
-                epoch.targets = None
-            else:
-                epoch.targets.append(rows)
+            samples += epoch.add(split_batch(batch, self.read, self.unpack), self.read)
             self.read += 1
             b += 1
         self.lengths.append(b)
@@ -387,9 +375,9 @@ class Reader:
             )
         if b == 0 and not self.partial:
             raise ValueError("source yielded no batches")
-        changed = state_changed(state, source_state(self.current))
+        changed = state_changed(state, source_state(current))
         self.state_changed += [name for name in changed if name not in self.state_changed]
-        if b == 1 and iterator is not None:  # its first batch is all of it: drawn per read
+        if b == 1 and opened:  # its first batch is all of it: drawn per read
             self.rnd.per_read()
         return epoch
 
@@ -414,27 +402,70 @@ class Reader:
 
     def held(self) -> Any:
         """What the source holds now: the object, this epoch's copy, iterators, the factory."""
-        roots = [("self", self.source.obj)]
-        if self.current is not self.source.obj:
-            roots.append(("self", self.current))
-        return held_by(roots + self.rnd.roots[1:])
+        # (an object met twice is walked once)
+        return held_by([("self", self.source.obj), ("self", self.current), *self.rnd.roots[1:]])
+
+    @property
+    def drawn(self) -> str:
+        """The generators the reads drew from, most drawn first."""
+        return ", ".join(name for name, _ in self.rnd.seen.most_common(3)) or "your reseed= hook"
+
+    def report(
+        self,
+        check: str,
+        verdict: Verdict,
+        *,
+        parameters: dict[str, Any] | None = None,
+        batches: int | None = None,
+        blame: Blame | None = None,
+    ) -> Report:
+        """The report of an epoch check: the verdict's words, and what the reads drew from.
+        ``parameters`` default to ``steps_per_epoch`` (the batches of the first epoch read,
+        when not given) and ``reseed``; ``batches`` to all the reader read."""
+        words = say(check, verdict.cause or "passed", verdict.kind, **verdict.fields)
+        if verdict.fix is not None:
+            fix = say(check, verdict.cause, verdict.fix, **verdict.fields)
+            words = words._replace(hint=fix.hint)
+        failed = bool(verdict.findings)
+        unjudged = Unjudged(verdict.cause, words.text) if verdict.cause and not failed else ""
+        note = self.rnd.note(natural=self.reads == "natural")
+        if parameters is None:
+            parameters = {"steps_per_epoch": self.steps or self.lengths[0]}
+            parameters |= {"reseed": self.rnd.hook} if self.rnd.hook is not None else {}
+        return Report(
+            check=check,
+            cause=verdict.cause,
+            parameters=parameters,
+            batches=self.read if batches is None else batches,
+            findings=verdict.findings,
+            inconclusive=unjudged,
+            reason=words.text if failed else "",
+            hint=words.hint if failed else "",
+            notes=verdict.notes + ((note,) if note else ()),
+            summary=words.text if verdict.cause is None else "",
+            source=self.given.description,
+            blame=blame,
+        )
 
 
-def roots(source: Source) -> list[tuple[str, Any]]:
-    """Where the source's own RNGs may be: the object, and the factory that made it."""
-    found = [("self" if source.kind in ("indexable", "iterable") else "source", source.obj)]
-    return found + ([("factory", source.made_by)] if source.made_by is not None else [])
-
-
-def setup(
-    source: Any, steps_per_epoch: Any, timeout: Any, unpack: Any, reseed: Any = None
-) -> tuple[Source, int | None, float | None, Any, Any]:
-    """The arguments every epoch check takes, validated, and the source resolved."""
+@contextlib.contextmanager
+def reading(
+    source: Any, steps_per_epoch: Any, timeout: Any, unpack: Any, reseed: Any = None, **options: Any
+) -> Iterator[Reader]:
+    """A :class:`Reader` of ``source`` (``options`` are its own), the arguments every
+    epoch check takes validated; its reads under :class:`Randomness` control, which
+    puts back every generator they drew from at the end."""
     steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
     timeout = validate.timeout("timeout", timeout)
     unpack = validate.optional_function("unpack", unpack)
     reseed = validate.optional_function("reseed", reseed)
-    return resolve(source), steps_per_epoch, timeout, unpack, reseed
+    resolved = resolve(source)
+    # where the source's own RNGs may be: the object, and the factory that made it
+    roots = [("self" if resolved.kind in ("indexable", "iterable") else "source", resolved.obj)]
+    if resolved.made_by is not None:
+        roots.append(("factory", resolved.made_by))
+    with Randomness(roots, reseed) as rnd:
+        yield Reader(resolved, steps_per_epoch, timeout, unpack, rnd, **options)
 
 
 # Judging: one comparison, one remainder rule, one way to a Report ---------------------
@@ -466,29 +497,26 @@ def remainder(sizes: list[int], left_out: int) -> bool:
     return len(set(sizes)) == 1 and 0 < left_out < sizes[0]
 
 
+def finding(path: str, when: str, mismatched: int, total: int, problem: str) -> Finding:
+    """A :class:`Finding` about samples, its fields in the order its message reads them."""
+    return Finding(path=path, when=when, mismatched=mismatched, total=total, problem=problem)
+
+
 def missing(first: list[bytes], second: list[bytes], path: str, when: str) -> Finding:
     """A finding: the samples of ``first`` that ``second`` lacks, the first few by position."""
     lost = compare(first, second).missing
     where = [i for i, s in enumerate(first) if s in lost][:MAX_SHOWN]
-    return Finding(
-        path=path,
-        when=when,
-        mismatched=lost.total(),
-        total=len(first),
-        problem=f"{lost.total()} / {len(first)} samples of epoch 1 are not in epoch 2"
+    problem = (
+        f"{lost.total()} / {len(first)} samples of epoch 1 are not in epoch 2"
         f" (epoch 1 had {len(first)} samples, epoch 2 {len(second)});"
-        f" first missing: samples {where}",
+        f" first missing: samples {where}"
     )
+    return finding(path, when, lost.total(), len(first), problem)
 
 
 def change_note(changes: tuple[Change, ...], when: str) -> str:
     parts = [f"{c.name} ({c.changed} of {c.rows} rows)" for c in changes[:MAX_SHOWN]]
     return f"Stored data written {when}: " + ", ".join(parts) + "."
-
-
-def drew(rnd: Randomness) -> str:
-    """The generators the reads drew from, most drawn first."""
-    return ", ".join(name for name, _ in rnd.seen.most_common(3)) or "your reseed= hook"
 
 
 def shown(names: Any) -> str:
@@ -509,42 +537,3 @@ class Verdict:
     notes: tuple[str, ...] = ()
     fix: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
-
-
-def report(
-    check: str,
-    verdict: Verdict,
-    source: Source,
-    rnd: Randomness,
-    *,
-    parameters: dict[str, Any],
-    batches: int,
-    blame: Blame | None = None,
-    natural: bool = False,
-) -> Report:
-    """The report of an epoch check: the verdict's words, and what the reads drew from."""
-    words = say(check, verdict.cause or "passed", verdict.kind, **verdict.fields)
-    if verdict.fix is not None:
-        words = words._replace(hint=say(check, verdict.cause, verdict.fix, **verdict.fields).hint)
-    failed = bool(verdict.findings)
-    note = rnd.note(natural=natural)
-    return Report(
-        check=check,
-        cause=verdict.cause,
-        parameters=parameters,
-        batches=batches,
-        findings=verdict.findings,
-        inconclusive=Unjudged(verdict.cause, words.text) if verdict.cause and not failed else "",
-        reason=words.text if failed else "",
-        hint=words.hint if failed else "",
-        notes=verdict.notes + ((note,) if note else ()),
-        summary=words.text if verdict.cause is None else "",
-        source=source.description,
-        blame=blame,
-    )
-
-
-def parameters(steps_per_epoch: int | None, batches: int, reseed: Any) -> dict[str, Any]:
-    """``steps_per_epoch`` (the batches of an epoch read, when not given) and ``reseed``."""
-    params: dict[str, Any] = {"steps_per_epoch": steps_per_epoch or batches}
-    return params | ({"reseed": reseed} if reseed is not None else {})

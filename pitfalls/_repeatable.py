@@ -10,21 +10,19 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
-from pitfalls._randomness import FRESH_ENTROPY, Randomness, fresh_entropy
+from pitfalls._randomness import FRESH_ENTROPY, fresh_entropy
 from pitfalls._reader import (
     EPOCH_SEED,
+    Comparison,
     Epoch,
     Reader,
     Verdict,
     change_note,
     compare,
-    drew,
+    finding,
     missing,
-    parameters,
+    reading,
     remainder,
-    report,
-    roots,
-    setup,
     shown,
 )
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
@@ -78,13 +76,9 @@ def check_epoch_repeatable(
     """
     from pitfalls import _blame  # imported when first needed
 
-    resolved, steps_per_epoch, timeout, unpack, reseed = setup(
-        source, steps_per_epoch, timeout, unpack, reseed
-    )
-    with Randomness(roots(resolved), reseed) as rnd:
-        reader = Reader(resolved, steps_per_epoch, timeout, unpack, rnd)
-        verdict = (_indexable if reader.indexable else _stream)(reader)
-    torch = frameworks.torch
+    with reading(source, steps_per_epoch, timeout, unpack, reseed) as reader:
+        verdict = _epochs(reader)
+    resolved, torch = reader.given, frameworks.torch
     persistent = torch.workers(resolved.obj) if torch.persistent(resolved.obj) else 0
     unexplained = bool(verdict.findings) and verdict.cause not in _WITNESSED
     if unexplained and reader.state_changed and not persistent:  # the evidence: a counter
@@ -95,7 +89,7 @@ def check_epoch_repeatable(
     blame = None
     if verdict.findings:
         blame = _blame.blame_epochs(
-            resolved, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack
+            resolved, steps_per_epoch=reader.steps, timeout=reader.timeout, unpack=reader.unpack
         )
     if unexplained and persistent:
         if blame is not None and blame.found:  # the write, found in this process
@@ -105,65 +99,46 @@ def check_epoch_repeatable(
         verdict.fields["workers"] = persistent
     if verdict.cause is Cause.STORED_DATA_WRITTEN and verdict.kind is None:
         verdict.kind = "torch" if reader.library == "torch" else source_style(resolved)
-    return report(
-        "epoch_repeatable",
-        verdict,
-        resolved,
-        rnd,
-        parameters=parameters(steps_per_epoch, reader.lengths[0], reseed),
-        batches=reader.read,
-        blame=blame,
-    )
+    return reader.report("epoch_repeatable", verdict, blame=blame)
 
 
-def _indexable(reader: Reader) -> Verdict:
-    """Epoch 1 read twice by index under the same seeds, then epoch 2 after on_epoch_end."""
+def _epochs(reader: Reader) -> Verdict:
+    """Epoch 2 against epoch 1, both from the same seed; an indexable source's reads that
+    draw: epoch 1 read twice by index under the same seeds, then epoch 2 after
+    on_epoch_end."""
     first = reader.epoch(EPOCH_SEED, transition=False)  # as Keras' first epoch
+    if reader.late:  # a generator's own RNG, found as epoch 1 ran: reseeded from now on
+        first = reader.epoch(EPOCH_SEED)
     stored = stored_arrays(reader.held(), 2 * max(first.sizes))
-    if not reader.rnd.random:  # reads draw nothing: epoch 2 against epoch 1, sample by sample
+    if not reader.indexable or not reader.rnd.random:  # epoch 2 against 1, sample by sample
         return _judge(reader, first, reader.epoch(EPOCH_SEED), stored)
     again = reader.epoch(EPOCH_SEED, transition=False)
     if again.batches != first.batches:
         changes = changed_rows(stored)
         if not changes:
-            return _unexplained(reader, (), stored)
-        note = change_note(changes, "while reading")
-        return Verdict(
-            Cause.STORED_DATA_WRITTEN, findings=(_changed_reads(first, again),), notes=(note,)
-        )
+            return _unexplained(reader, stored)
+        note, found = change_note(changes, "while reading"), _changed_reads(first, again)
+        return Verdict(Cause.STORED_DATA_WRITTEN, findings=(found,), notes=(note,))
     return _judge(reader, again, reader.epoch(EPOCH_SEED), stored, random_reads=True)
-
-
-def _stream(reader: Reader) -> Verdict:
-    first = reader.epoch(EPOCH_SEED)
-    if reader.late:  # a generator's own RNG, found as epoch 1 ran: reseeded from now on
-        first = reader.epoch(EPOCH_SEED)
-    stored = stored_arrays(reader.held(), 2 * max(first.sizes))
-    return _judge(reader, first, reader.epoch(EPOCH_SEED), stored)
 
 
 def _judge(
     reader: Reader, first: Epoch, second: Epoch, stored: Stored, *, random_reads: bool = False
 ) -> Verdict:
     """Epoch 2 against epoch 1 as multisets (valid when no read draws random numbers);
-    ``random_reads``: reads drew, so epoch 2 is judged by the stored arrays instead."""
-    n = len(first.samples)
-    pairs = _repaired(first, second)
+    ``random_reads``: reads  so epoch 2 is judged by the stored arrays instead."""
+    n, diff = len(first.samples), compare(first.samples, second.samples)
+    pairs = _repaired(first, second, diff)
     if pairs is not None:
         return pairs
-    diff = compare(first.samples, second.samples)
     if diff.same:
         return Verdict(fields={"n": n})
     changes = changed_rows(stored)
     left_out = diff.missing.total()
-    if (
-        not changes
-        and left_out == diff.extra.total()
-        and remainder(first.sizes + second.sizes, left_out)
-    ):
-        return Verdict(
-            kind="remainder", fields={"n": n, "left_out": left_out, "size": first.sizes[0]}
-        )
+    swapped = left_out == diff.extra.total() and remainder(first.sizes + second.sizes, left_out)
+    if swapped and not changes:  # each epoch left out another remainder
+        fields = {"n": n, "left_out": left_out, "size": first.sizes[0]}
+        return Verdict(kind="remainder", fields=fields)
     lost = (missing(first.samples, second.samples, "samples of epoch 1", "in epoch 2"),)
     if changes:
         when = "by on_epoch_end" if random_reads else "while reading"
@@ -172,44 +147,40 @@ def _judge(
     if random_reads:
         if stored:
             return Verdict(kind="stored", fields={"n": n, "arrays": shown(stored)})
-        return _unexplained(reader, (), stored)
+        return _unexplained(reader, stored)
     graph = reader.graph
     rebuildable = graph is not None and graph.reshuffles and reader.rebuilt
-    rebuildable = rebuildable and reader.stream is None  # then epoch 1 must come back
+    rebuildable = rebuildable and not reader.stream  # then epoch 1 must come back
     if rebuildable and compare(reader.rebuilt_epoch().samples, first.samples).same:
         return Verdict(kind="rebuilt", fields={"n": n})
     if graph is not None and (graph.random_ops or (graph.reshuffles and not reader.rebuilt)):
         ops = ", ".join(graph.random_ops) or "ShuffleDataset, reshuffled every iteration"
         kind = "tfdata_rebuilt" if reader.rebuilt else "tfdata"
         return Verdict(Cause.RANDOMNESS_UNREACHED, kind, fields={"ops": ops})
-    if reader.rnd.random:  # epoch 2's reads drew, where epoch 1's did not
-        return _unexplained(reader, (), stored)
+    if reader.rnd.random:  # epoch 2's reads  where epoch 1's did not
+        return _unexplained(reader, stored)
     keys = list(reader.held().keys)
     if keys:
         return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
     read = (lambda: reader.source.obj[0]) if reader.indexable else None
-    return _unexplained(reader, lost, stored, read)
+    return _unexplained(reader, stored, lost, read)
 
 
 def _unexplained(
     reader: Reader,
-    findings: tuple[Finding, ...],
     stored: Stored,
+    findings: tuple[Finding, ...] = (),
     read: Callable[[], Any] | None = None,
 ) -> Verdict:
     """Why a difference is not judged (no evidence: nothing changed that pitfalls can see);
     ``read`` reads one batch again, watched for fresh entropy."""
     rnd, arrays = reader.rnd, shown(stored)
     if rnd.random:
-        return Verdict(
-            Cause.RANDOMNESS_UNREACHED,
-            findings=findings,
-            fields={"drew": drew(rnd), "arrays": arrays},
-        )
+        fields = {"drew": reader.drawn, "arrays": arrays}
+        return Verdict(Cause.RANDOMNESS_UNREACHED, findings=findings, fields=fields)
     if read is not None and fresh_entropy(read):
-        return Verdict(
-            Cause.FRESH_ENTROPY, findings=findings, fields={"fresh_entropy": FRESH_ENTROPY}
-        )
+        fields = {"fresh_entropy": FRESH_ENTROPY}
+        return Verdict(Cause.FRESH_ENTROPY, findings=findings, fields=fields)
     return Verdict(Cause.NOTHING_SEEN, findings=findings, fields={"arrays": arrays})
 
 
@@ -217,24 +188,20 @@ def _changed_reads(first: Epoch, again: Epoch) -> Finding:
     a, b = first.samples, again.samples
     differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
     differ += list(range(min(len(a), len(b)), max(len(a), len(b))))
-    return Finding(
-        path="samples of epoch 1",
-        when="read again",
-        mismatched=len(differ),
-        total=len(a),
-        problem=f"{len(differ)} / {len(a)} samples differ when the same indices are read"
-        f" again under the same seeds; first: samples {differ[:MAX_SHOWN]}",
+    problem = (
+        f"{len(differ)} / {len(a)} samples differ when the same indices are read"
+        f" again under the same seeds; first: samples {differ[:MAX_SHOWN]}"
     )
+    return finding("samples of epoch 1", "read again", len(differ), len(a), problem)
 
 
-def _repaired(first: Epoch, second: Epoch) -> Verdict | None:
+def _repaired(first: Epoch, second: Epoch, diff: Comparison) -> Verdict | None:
     """A failed verdict when epoch 2 holds epoch 1's inputs and epoch 1's targets (but for
     a dropped remainder) paired otherwise: inputs reordered apart from their targets
     (``np.random.shuffle(self.x)`` without ``self.y``); None when it does not."""
     t1, t2 = first.sample_targets, second.sample_targets
-    if t1 is None or t2 is None or len(t1) != len(first.samples) or len(t2) != len(second.samples):
+    if t1 is None or t2 is None:  # (else one per sample: Epoch keeps whole batches' targets)
         return None
-    diff = compare(first.samples, second.samples)
     left_out = diff.missing.total()
     if left_out != diff.extra.total():
         return None  # other inputs, not the same ones paired otherwise
@@ -245,14 +212,10 @@ def _repaired(first: Epoch, second: Epoch) -> Verdict | None:
     if moved < 2:
         return None
     n = len(first.samples)
-    finding = Finding(
-        path="sample pairs",
-        when="epoch 2",
-        mismatched=moved,
-        total=n,
-        problem=f"{moved} / {n} inputs of epoch 1 come with another target in epoch 2",
+    problem = f"{moved} / {n} inputs of epoch 1 come with another target in epoch 2"
+    return Verdict(
+        Cause.PAIRS_CHANGED, findings=(finding("sample pairs", "epoch 2", moved, n, problem),)
     )
-    return Verdict(Cause.PAIRS_CHANGED, findings=(finding,))
 
 
 assert_epoch_repeatable = asserting(check_epoch_repeatable)

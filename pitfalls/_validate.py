@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from pitfalls._tree import _MAX_DEPTH, LeafError, as_array, flatten_at
+
 T = TypeVar("T")
 
 
@@ -215,4 +217,85 @@ def message(name: str, value: Any) -> str | None:
     """The ``msg=`` option: None or a str."""
     if value is not None and not isinstance(value, str):
         raise TypeError(f"{name} must be a str or None, got {got(value)}")
+    return value
+
+
+def _numbers_only(node: Any, depth: int = 0) -> bool:
+    """A list or tuple, nested or not, of Python or numpy numbers (no array in it).
+
+    Nested deeper than a batch may be, it is not: flattening it then says so.
+    """
+    if isinstance(node, (list, tuple)):
+        return depth < _MAX_DEPTH and all(_numbers_only(item, depth + 1) for item in node)
+    return isinstance(node, (bool, int, float, complex, np.number, np.bool_))
+
+
+def dataset(name: str, value: Any) -> list[np.ndarray]:
+    """The arrays of a dataset that holds its samples on axis 0, as a batch holds them: an
+    array, or the nesting of the batches' inputs, each leaf with as many rows.
+
+    A nested list of numbers (``[[1, 2], [3, 4]]``: no array in it, so it cannot be
+    the nesting of the inputs, whose leaves need a sample axis) is read as the
+    array numpy makes of it, its rows the samples.
+    """
+    what = (
+        f"{name} must hold the samples on axis 0: an array, a nested list of numbers (read"
+        " as one array), or the nesting of the batches' inputs"
+    )
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{what}; got {got(value)}")
+    if isinstance(value, (list, tuple)) and _numbers_only(value):
+        try:
+            value = np.asarray(value)
+        except ValueError as exc:  # ragged: rows of different lengths
+            raise ValueError(f"{what}; this nested list is ragged, not one array ({exc})") from None
+    try:
+        leaves = list(flatten_at(value, name).leaves)
+        arrays = [as_array(leaf, path) for path, leaf in leaves]
+    except LeafError as exc:  # an object that is no array: in the words of dataset
+        raise TypeError(f"{what}; {exc}".replace("a batch leaf", "a leaf")) from None
+    scalar = next((path for (path, _), a in zip(leaves, arrays) if a.ndim == 0), None)
+    if not arrays or scalar:
+        raise ValueError(f"{what}; " + (f"{scalar} is a scalar" if scalar else "it holds no array"))
+    if any(len(a) != len(arrays[0]) for a in arrays):
+        sizes = ", ".join(f"{path} {len(a)}" for (path, _), a in zip(leaves, arrays))
+        raise ValueError(f"{what}; its arrays disagree on the number of samples: {sizes}")
+    return arrays
+
+
+def same_layout(name: str, expected: tuple[Any, ...], got: tuple[Any, ...]) -> None:
+    """``name``'s samples laid out as the batches' (``got``): per array of a sample, its
+    shape without the sample axis and its dtype; they are compared byte for byte."""
+    if expected == got:
+        return
+    hint = (
+        "; a batch that holds its inputs as a tuple or list of rows is read as that many"
+        " inputs: pass unpack=lambda batch: (np.stack(batch[0]), np.stack(batch[1]))"
+    )
+    raise ValueError(
+        f"{name}'s samples are {_layout(expected)}, but the source's batches hold samples"
+        f" of {_layout(got)}: {name} must hold the samples as the source delivers them, in"
+        " the same shape and dtype, since they are compared byte for byte"
+        + (hint if len(got) > 1 else "")
+    )
+
+
+def _layout(layout: tuple[Any, ...]) -> str:
+    """``shape (3,) float32``, one per array of a sample."""
+    parts = [f"shape {shape} {np.dtype(dtype).name}" for shape, dtype in layout]
+    return " and ".join(parts) if parts else "empty"
+
+
+def indexed_epoch(name: str, value: int | None, length: int | None) -> int:
+    """The batches an epoch of an indexable source reads: ``value`` (``steps_per_epoch``,
+    validated), at most its ``length``, or else its length."""
+    if value is None:
+        if length is None:
+            raise ValueError(f"source has no length (num_batches is None): pass {name}=")
+        return length
+    if length is not None and value > length:
+        raise ValueError(
+            f"{name}={value} is more than the {length} batches of source; an epoch of an"
+            " indexable source reads each index once"
+        )
     return value
