@@ -89,7 +89,11 @@ def check_epoch_repeatable(
     blame = None
     if verdict.findings:
         blame = _blame.blame_epochs(
-            resolved, steps_per_epoch=reader.steps, timeout=reader.timeout, unpack=reader.unpack
+            resolved,
+            steps_per_epoch=reader.steps,
+            timeout=reader.timeout,
+            unpack=reader.unpack,
+            reordered=verdict.cause is Cause.PAIRS_CHANGED,
         )
     if unexplained and persistent:
         if blame is not None and blame.found:  # the write, found in this process

@@ -215,6 +215,7 @@ def blame_epochs(
     steps_per_epoch: int | None = None,
     timeout: float | None = None,
     unpack: Callable[[Any], tuple[Any, Any]] | None = None,
+    reordered: bool = False,
 ) -> Blame:
     """The line that rewrote the data between epochs, after a failed epoch check.
 
@@ -227,7 +228,10 @@ def blame_epochs(
     the dataset, and are dropped), and so are the arrays and CPU tensors the
     source holds (``self.dataset.images``); the first write in epoch 2 that
     changes their samples is blamed, e.g. ``x /= 255`` on a slice of the
-    stored data. Reordering the samples (an in-place shuffle) is not a rewrite.
+    stored data. Reordering the samples (an in-place shuffle) is not a rewrite,
+    except with ``reordered``: inputs paired with other targets in epoch 2
+    (``Cause.PAIRS_CHANGED``), where the first write that moves a stored array's
+    rows is blamed (``np.random.shuffle(self.x)`` without ``self.y``).
     """
     steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
     timeout = validate.timeout("timeout", timeout)
@@ -264,6 +268,8 @@ def blame_epochs(
             one.step(functools.partial(next, stream))
 
     def rewritten(held: _Held, group: list[_Held]) -> bool:
+        if reordered and held.batch is None:  # an array the source stores: rows moved
+            return True
         return not _same_samples(group)
 
     return _diagnose_fresh(source, plan, accept=rewritten, timeout=timeout, steps="two epochs")
