@@ -83,7 +83,8 @@ def _walk(
     seen: set[int],
 ) -> None:
     if depth > _MAX_DEPTH:
-        raise ValueError(f"{path}: batch is nested more than {_MAX_DEPTH} levels deep")
+        shown = path if len(path) <= 60 else f"{path[:28]}...{path[-28:]}"
+        raise ValueError(f"{shown}: batch is nested more than {_MAX_DEPTH} levels deep")
     if isinstance(node, Mapping):
         keys = tuple(node.keys())
         _enter(node, path, seen)

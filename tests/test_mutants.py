@@ -367,6 +367,9 @@ def test_nesting_64_levels_deep_is_allowed_and_65_is_an_error(kind):
         flatten(nested(kind, 65))
     with pytest.raises(ValueError, match=r"^inputs.*: batch is nested more than 64 levels"):
         flatten((nested(kind, 64), np.zeros(1)))
+    with pytest.raises(ValueError) as raised:  # the path shown in short, not 65 steps long
+        flatten(nested(kind, 65))
+    assert len(str(raised.value)) < 120 and "..." in str(raised.value)
     with pytest.raises(ValueError, match="nested more than 64"):
         check_targets_match([(np.zeros(1), nested(kind, 65))] * 2, lambda x: x, draws=2)
     deep_targets = [(np.zeros(1), nested(kind, 64))] * 2
