@@ -86,6 +86,8 @@ TESTS = (
     "tests/test_blame.py",
     "tests/test_mutants.py",
     "tests/test_hints.py",
+    "tests/test_misuse.py",
+    "tests/test_words.py",
 )
 """The tests run against each mutant: fast, in-process, no TensorFlow.
 
@@ -516,6 +518,18 @@ beside this bench, with its own tests): a survivor here changes what a report *s
 about a failure, never whether it fails. Listed apart, and not counted."""
 
 OUT_OF_REACH = (
+    (
+        "pitfalls/_targets.py",
+        "targets_report",
+        r"^graph = _tfdata\.graph|^tf_ops = graph\.random_ops",
+        "a tf.data pipeline's random ops: tests/test_tfdata.py pins them",
+    ),
+    (
+        "pitfalls/_sources.py",
+        "add_note",
+        r"sys\.version_info|__notes__|^notes = \[\]|^if notes is None|^notes\.append",
+        "PEP 678 notes before Python 3.11: the floor environment (Python 3.10) runs these",
+    ),
     (
         "pitfalls/_sources.py",
         "resolve",

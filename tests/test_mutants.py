@@ -1180,3 +1180,93 @@ def test_a_msg_that_is_not_a_str_names_msg(check):
     args = ([], lambda x: x) if check == "assert_targets_match" else ([],)
     with pytest.raises(TypeError, match=r"^msg must be a str or None, got int 5$"):
         getattr(pitfalls, check)(*args, msg=5)
+
+
+# Seals: batches too large to copy are kept as digests of 64 KiB blocks ---------------------
+
+
+def test_a_sealed_batch_counts_exactly_the_elements_of_the_blocks_that_changed():
+    """Bug (mutation testing): the digest path of large batches had no test of its own:
+    a changed block went uncounted, or counted whole past the array's end, or the first
+    changed index was off."""
+    from pitfalls._tree import BLOCK_BYTES, broken_seal, seal
+
+    per_block = BLOCK_BYTES // 4  # float32 elements in one block
+    a = np.zeros((3, per_block - 7), np.float32)  # 3 blocks, the last one short
+    sealed = seal(flatten(a))
+    assert broken_seal(sealed, flatten(a)) == ([], None)  # unchanged: no diff
+    size = a.size
+    a.reshape(-1)[-1] = 1.0  # the last element: in the short last block
+    a.reshape(-1)[per_block + 5] = 2.0  # the middle block
+    (diff,), structure = broken_seal(sealed, flatten(a))
+    assert structure is None and not diff.exact
+    assert (diff.mismatched, diff.total) == (size - per_block, size)
+    first = np.unravel_index(per_block, a.shape)
+    assert f"2 of 3 blocks of its bytes ({BLOCK_BYTES // 1024} KiB each" in diff.problem
+    assert f"the first at index {[int(i) for i in first]}" in diff.problem
+
+
+def test_a_sealed_batch_read_back_in_another_shape_or_dtype_is_a_change():
+    from pitfalls._tree import BLOCK_BYTES, broken_seal, seal
+
+    a = np.zeros(BLOCK_BYTES, np.float32)  # 4 blocks, digested
+    sealed = seal(flatten(a))
+    for other in (a.reshape(2, -1), a.view(np.int32), a[:-1]):
+        diffs, structure = broken_seal(sealed, flatten(other))
+        assert structure is None and len(diffs) == 1 and diffs[0].mismatched > 0
+    # a small array, or one of objects, is copied and compared element by element
+    small = np.arange(4.0)
+    kept = seal(flatten(small))
+    small[2] = -1.0
+    (diff,), _ = broken_seal(kept, flatten(small))
+    assert diff.exact and diff.mismatched == 1
+
+
+def test_fingerprints_read_every_dtype_and_every_array_of_a_sample():
+    """Bug (mutation testing): the fallback for dtypes numpy cannot view as bytes, and the
+    digest of a sample spread over several arrays, had no test of their own."""
+    from pitfalls import _fingerprint as fingerprint
+
+    x = np.arange(6.0).reshape(3, 2)
+    y = np.array([1, 2, 1])
+    both = fingerprint.samples([x, y], 3)
+    assert len(set(both)) == 3  # every sample told apart
+    assert both != fingerprint.samples([x], 3)  # the second array counts
+    assert fingerprint.samples([x, y[::-1]], 3)[1] == both[1]  # only the sample's own rows
+    swapped = fingerprint.samples([x, np.array([1, 1, 2])], 3)
+    assert swapped[0] == both[0] and swapped[1] != both[1]
+    rows = fingerprint.as_bytes(np.array([b"ab", b"cd"], dtype="S2").reshape(2, 1))
+    assert rows.tolist() == [list(b"ab"), list(b"cd")]
+    objects = np.array([[1, "a"], [2, "b"]], dtype=object)  # no byte view: copied out
+    held = fingerprint.as_bytes(objects)
+    assert held.dtype == np.uint8 and held.shape == (2, 2 * objects.itemsize)
+
+
+def test_an_iterator_that_keeps_the_sequence_protocol_is_read_by_index():
+    """Bug (mutation testing): the Sequence-before-Iterator rule (Keras' own
+    ImageDataGenerator.flow is both) was pinned only by tests that need tf_keras."""
+    from pitfalls._sources import resolve
+
+    class FlowLike:
+        def __init__(self):
+            self.x = np.arange(16.0).reshape(8, 2)
+            self.position = 0
+
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return self.x[2 * i : 2 * i + 2]
+
+        def on_epoch_end(self):
+            pass
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            self.position += 1
+            return self[(self.position - 1) % 4]
+
+    assert resolve(FlowLike()).kind == "indexable"
+    assert pitfalls.check_epoch_repeatable(FlowLike).ok  # read by index: it has an end

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pitfalls import (
+    Cause,
     TargetMismatchError,
     assert_source,
     assert_targets_match,
@@ -68,6 +69,15 @@ def test_shared_input_fails_only_after_later_draws():
     assert {f.when for f in report.findings} == {"after later draws"}
     assert report.bad_batches == tuple(range(15))  # the last one was not overwritten yet
     assert "another batch's targets" in report.reason
+    # the evidence, as data: batches changed after they were handed out
+    assert report.cause is Cause.BATCH_CHANGED
+
+
+def test_the_cause_tells_a_wrong_rule_from_rewritten_batches_and_a_pass_has_none():
+    wrong = check_targets_match(integer_division_target, mean_of_pair)
+    assert wrong.cause is Cause.TARGETS_MISMATCH and wrong.reason
+    fine = check_targets_match(lambda: fresh_vectorized(8, seed=0, form="pair"), mean_target)
+    assert fine.ok and fine.cause is None and fine.reason == "" and fine.hint == ""
 
 
 def test_sample_weights_are_allowed_and_ignored():
