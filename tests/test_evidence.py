@@ -524,10 +524,11 @@ def test_a_generator_in_another_module_is_found_by_watching_the_reads_draw():
 
 
 def test_a_numpy_generator_in_another_module_is_seen_drawing_where_python_shows_the_call():
-    # numpy's methods are compiled (Cython): a profile hook never sees them called, so
-    # before Python 3.12 such a generator goes unseen and the check cannot judge; from
-    # 3.12 sys.monitoring's CALL event names the method and the generator it is called
-    # on, so it is reseeded alike, and put back as it was before its first draw.
+    # numpy 2's methods are compiled (Cython): a profile hook never sees them called, so
+    # before Python 3.12 such a generator goes unseen and the check cannot judge (numpy
+    # 1.x's are builtin methods, which the hook does see); from 3.12 sys.monitoring's
+    # CALL event names the method and the generator it is called on. Seen, it is
+    # reseeded alike, and put back as it was before its first draw.
     x, y = _data(48)
     elsewhere = types.ModuleType("elsewhere")
     elsewhere.rng = np.random.default_rng(5)
@@ -542,9 +543,12 @@ def test_a_numpy_generator_in_another_module_is_seen_drawing_where_python_shows_
 
     state = elsewhere.rng.bit_generator.state
     report = check_index_stable(ModuleAugmenting)
-    if sys.version_info >= (3, 12):
+    seen = "(seen drawing)" in " ".join(report.notes)
+    if sys.version_info >= (3, 12) or np.lib.NumpyVersion(np.__version__) < "2.0.0":
+        assert seen, str(report)
+    if seen:
         assert report.status == "passed", str(report)
-        assert "numpy Generator #" in report.notes[-1] and "(seen drawing)" in report.notes[-1]
+        assert "numpy Generator #" in report.notes[-1]
         assert elsewhere.rng.bit_generator.state == state
     else:
         assert report.status == "inconclusive", str(report)
