@@ -19,13 +19,8 @@ from __future__ import annotations
 import functools
 import string
 import sys
-from importlib import resources
+from pathlib import Path
 from typing import Any, NamedTuple
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 
 class Words(NamedTuple):
@@ -37,8 +32,13 @@ class Words(NamedTuple):
 
 @functools.cache
 def table() -> dict[str, Any]:
-    """The parsed ``words.toml``: check -> verdict -> {text, hint, kind -> {...}}."""
-    return tomllib.loads(resources.files("pitfalls").joinpath("words.toml").read_text("utf-8"))
+    """The parsed ``words.toml``: check -> verdict -> {text, hint, kind -> {...}}; read
+    when a check first reports, not at ``import pitfalls``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    return tomllib.loads(Path(__file__).with_name("words.toml").read_text("utf-8"))
 
 
 def entry(check: str, verdict: Any, kind: str | None = None) -> dict[str, str]:

@@ -7,14 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import pitfalls
 
 
 def test_all_lists_exactly_the_public_names():
+    # dir(): the checkers are imported on first use, so they are not all in vars() yet
     public = {
         name
-        for name, value in vars(pitfalls).items()
-        if not name.startswith("_") and not inspect.ismodule(value)
+        for name in dir(pitfalls)
+        if not name.startswith("_") and not inspect.ismodule(getattr(pitfalls, name))
     }
     assert set(pitfalls.__all__) == public
     assert len(pitfalls.__all__) == len(set(pitfalls.__all__))
@@ -29,6 +32,20 @@ def test_importing_pitfalls_does_not_import_a_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_importing_pitfalls_imports_its_reports_only_and_a_checker_when_first_used():
+    # import pitfalls costs little more than numpy: the checkers load when first used
+    code = (
+        "import sys, pitfalls;"
+        "before = sorted(m for m in sys.modules if m.startswith('pitfalls'));"
+        "pitfalls.check_no_broadcast;"
+        "print(before, 'pitfalls._shapes' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['pitfalls', 'pitfalls._report'] True"
+    with pytest.raises(AttributeError, match="has no attribute 'check_nothing'"):
+        pitfalls.check_nothing  # noqa: B018
 
 
 def test_every_assert_has_a_check_twin_with_the_same_options_plus_msg():
