@@ -197,36 +197,27 @@ def check(args: argparse.Namespace, out: Any = None) -> int:
     return 0 if ok else 1
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is not >= {minimum}")
-        return value
+def _parsed(convert: Callable[[str], Any], check: Callable[[Any], Any]) -> Callable[[str], Any]:
+    """An argparse type: the text as ``convert`` reads it (else argparse's ``invalid int
+    value: 'x'``), then checked by ``check``, the API's own check of that argument, so
+    that both say one thing in one way."""
 
-    parse.__name__ = "int"  # argparse says "invalid int value: 'x'"
+    def parse(text: str) -> Any:
+        value = convert(text)
+        try:
+            return check(value)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = convert.__name__
     return parse
 
 
 def _seconds(text: str) -> float:
     value = float(text)
-    if not 0 < value <= 7 * 24 * 3600:
+    if not 0 < value <= validate.MAX_TIMEOUT:
         raise argparse.ArgumentTypeError(f"{text} is not a number of seconds above 0, up to a week")
     return value
-
-
-def _tolerance(name: str) -> Callable[[str], float]:
-    """An argparse type for ``--rtol`` / ``--atol``: a number, checked as the API checks it."""
-
-    def parse(text: str) -> float:
-        value = float(text)  # a ValueError here: argparse's "invalid number value: 'x'"
-        try:
-            return validate.tolerance(name, value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = "number"  # argparse says "invalid number value: 'x'"
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,13 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--draws",
-        type=_at_least(2),
+        type=_parsed(int, lambda value: validate.draws(value, "--draws")),
         default=DEFAULT_DRAWS,
         help="batches to draw (default: %(default)s)",
     )
     c.add_argument(
         "--rtol",
-        type=_tolerance("--rtol"),
+        type=_parsed(float, functools.partial(validate.tolerance, "--rtol")),
         default=None,
         metavar="R",
         help="relative tolerance of the targets check (default: by dtype, 1.3e-06 for float32,"
@@ -275,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--atol",
-        type=_tolerance("--atol"),
+        type=_parsed(float, functools.partial(validate.tolerance, "--atol")),
         default=None,
         metavar="A",
         help="absolute tolerance of the targets check (default: by dtype, 1e-05 for float32,"
@@ -305,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--steps-per-epoch",
-        type=_at_least(1),
+        type=_parsed(int, lambda n: validate.integer("--steps-per-epoch", n, minimum=1)),
         metavar="N",
         help="read an endless source as epochs of N batches",
     )

@@ -9,6 +9,7 @@ locations, and a hint that names the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ class Frame:
         return f"{_shown_path(self.file)}:{self.line} in {self.function}: {code}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "function": self.function, "code": self.code}
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,20 +92,15 @@ class Blame:
         """JSON-able data with fixed keys: the writing line's file, line, function and
         code at the top level (None when not found), every frame under ``frames``."""
         top = self.frame
+        at = {
+            key: getattr(top, key) if top else None for key in ("file", "line", "function", "code")
+        }
         return {
             "found": self.found,
-            "how": self.how,
-            "batch": self.batch,
-            "path": self.path,
-            "unit": self.unit,
-            "file": top.file if top else None,
-            "line": top.line if top else None,
-            "function": top.function if top else None,
-            "code": top.code if top else None,
+            **{key: getattr(self, key) for key in ("how", "batch", "path", "unit")},
+            **at,
             "frames": [f.to_dict() for f in self.frames],
-            "reason": self.reason,
-            "note": self.note,
-            "why": self.why,
+            **{key: getattr(self, key) for key in ("reason", "note", "why")},
         }
 
     def lines(self) -> list[str]:
@@ -528,29 +524,6 @@ class UnderfitError(PitfallError):
     """A model did not fit, within the training budget, data that it can represent."""
 
 
-# Shown as pitfalls.AliasingError in tracebacks, the name users import.
-for _public in (
-    Location,
-    Finding,
-    Report,
-    Cause,
-    PitfallError,
-    InconclusiveError,
-    AliasingError,
-    TargetMismatchError,
-    IndexUnstableError,
-    BatchDependenceError,
-    EpochChangedError,
-    EpochIncompleteError,
-    SharedRngError,
-    OrderNotShuffledError,
-    BroadcastError,
-    PredictionShapeError,
-    UnderfitError,
-):
-    _public.__module__ = "pitfalls"
-
-
 ERRORS: dict[str, type[PitfallError]] = {
     "generator_no_aliasing": AliasingError,
     "targets_match": TargetMismatchError,
@@ -565,6 +538,18 @@ ERRORS: dict[str, type[PitfallError]] = {
     "fits": UnderfitError,
 }
 """The error each check raises, by ``Report.check``."""
+
+# Shown as pitfalls.AliasingError in tracebacks, the name users import.
+for _public in (
+    Location,
+    Finding,
+    Report,
+    Cause,
+    PitfallError,
+    InconclusiveError,
+    *ERRORS.values(),
+):
+    _public.__module__ = "pitfalls"
 
 
 def raise_for(reports: Report | tuple[Report, ...], msg: str | None = None) -> None:

@@ -139,11 +139,11 @@ def pitfalls_cli(capsys, *argv):
         (["demo", "--batch-size", "0"], "0 is not >= 1"),
         (["demo", "--depths", "1,x"], "is not a comma-separated list of ints"),
         (["demo", "--depths", "-1"], "depths must be >= 0"),
-        (["check", "x:y", "--draws", "1"], "argument --draws: 1 is not >= 2"),
+        (["check", "x:y", "--draws", "1"], "argument --draws: --draws=1 must be at least 2"),
         (["check", "x:y", "--timeout", "0"], "0 is not a number of seconds above 0, up to a week"),
         (["check", "x:y", "--rtol", "-1"], "argument --rtol: --rtol=-1.0 must be at least 0"),
         (["check", "x:y", "--atol", "nan"], "argument --atol: --atol=nan must be a finite number"),
-        (["check", "x:y", "--atol", "abc"], "argument --atol: invalid number value: 'abc'"),
+        (["check", "x:y", "--atol", "abc"], "argument --atol: invalid float value: 'abc'"),
         ([], "the following arguments are required: command"),
     ],
 )
