@@ -52,14 +52,14 @@ def check_epoch_complete(
         if epoch.batches:
             validate.same_layout("dataset", shape, epoch.layout)
         delivered, sizes = epoch.samples, epoch.sizes
-        diff, short = compare(reference, delivered), len(reference) - len(delivered)
+        (lost, extra), short = compare(reference, delivered), len(reference) - len(delivered)
         rotated = 0
-        if not diff.extra and remainder(sizes, short):
+        if not extra and remainder(sizes, short):
             rotated = _rotates(reader, delivered, reference)
     resolved, rnd, graph = reader.given, reader.rnd, reader.graph
     order = {fp: i for i, fp in reversed(list(enumerate(reference)))}
-    twice = sorted(order[fp] for fp in diff.extra if fp in order)
-    strangers = sum(k for fp, k in diff.extra.items() if fp not in order)
+    twice = sorted(order[fp] for fp in extra if fp in order)
+    strangers = sum(k for fp, k in extra.items() if fp not in order)
     shared = frameworks.torch.iterable_workers(resolved.obj) if twice else 0
     dropped = not shared and remainder(sizes, short) and (strangers > 0 or not twice)
     kind, fix = _kind(resolved, graph, shared, dropped, strangers > 0 and not twice)
@@ -92,8 +92,8 @@ def check_epoch_complete(
     elif rotated and not twice:
         verdict = Verdict(kind="rotated", fields={"left_out": rotated})
     else:
-        missing = sorted(order[fp] for fp in diff.missing)
-        extra = sum(k for fp, k in diff.extra.items() if fp in order)
+        missing = sorted(order[fp] for fp in lost)
+        extra = sum(k for fp, k in extra.items() if fp in order)
         findings = _findings(twice, extra, missing, strangers, len(reference), len(delivered))
         cause = Cause.SAMPLES_TWICE if twice else Cause.SAMPLES_MISSING
         verdict = Verdict(cause if findings else None, kind, findings, fix=fix)

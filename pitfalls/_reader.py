@@ -471,23 +471,12 @@ def reading(
 # Judging: one comparison, one remainder rule, one way to a Report ---------------------
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Samples delivered (``got``) against samples expected, as multisets."""
-
-    missing: Counter[bytes]
-    """Expected samples not delivered (as many times as they are short)."""
-    extra: Counter[bytes]
-    """Delivered samples beyond those expected: twice, or not expected at all."""
-
-    @property
-    def same(self) -> bool:
-        return not self.missing and not self.extra
-
-
-def compare(expected: list[bytes], got: list[bytes]) -> Comparison:
+def compare(expected: list[bytes], got: list[bytes]) -> tuple[Counter[bytes], Counter[bytes]]:
+    """Samples delivered (``got``) against samples expected, as multisets: the expected
+    ones not delivered (as many times as they are short), and those delivered beyond
+    the expected (twice, or not expected at all)."""
     a, b = Counter(expected), Counter(got)
-    return Comparison(missing=a - b, extra=b - a)
+    return a - b, b - a
 
 
 def remainder(sizes: list[int], left_out: int) -> bool:
@@ -504,7 +493,7 @@ def finding(path: str, when: str, mismatched: int, total: int, problem: str) -> 
 
 def missing(first: list[bytes], second: list[bytes], path: str, when: str) -> Finding:
     """A finding: the samples of ``first`` that ``second`` lacks, the first few by position."""
-    lost = compare(first, second).missing
+    lost, _ = compare(first, second)
     where = [i for i, s in enumerate(first) if s in lost][:MAX_SHOWN]
     problem = (
         f"{lost.total()} / {len(first)} samples of epoch 1 are not in epoch 2"

@@ -13,7 +13,6 @@ from pitfalls._boundary import asserting, checker
 from pitfalls._randomness import FRESH_ENTROPY, fresh_entropy
 from pitfalls._reader import (
     EPOCH_SEED,
-    Comparison,
     Epoch,
     Reader,
     Verdict,
@@ -131,15 +130,15 @@ def _judge(
 ) -> Verdict:
     """Epoch 2 against epoch 1 as multisets (valid when no read draws random numbers);
     ``random_reads``: reads  so epoch 2 is judged by the stored arrays instead."""
-    n, diff = len(first.samples), compare(first.samples, second.samples)
-    pairs = _repaired(first, second, diff)
+    n, (lost, extra) = len(first.samples), compare(first.samples, second.samples)
+    left_out = lost.total()
+    pairs = _repaired(first, second, left_out, extra.total())
     if pairs is not None:
         return pairs
-    if diff.same:
+    if not lost and not extra:
         return Verdict(fields={"n": n})
     changes = changed_rows(stored)
-    left_out = diff.missing.total()
-    swapped = left_out == diff.extra.total() and remainder(first.sizes + second.sizes, left_out)
+    swapped = left_out == extra.total() and remainder(first.sizes + second.sizes, left_out)
     if swapped and not changes:  # each epoch left out another remainder
         fields = {"n": n, "left_out": left_out, "size": first.sizes[0]}
         return Verdict(kind="remainder", fields=fields)
@@ -155,7 +154,7 @@ def _judge(
     graph = reader.graph
     rebuildable = graph is not None and graph.reshuffles and reader.rebuilt
     rebuildable = rebuildable and not reader.stream  # then epoch 1 must come back
-    if rebuildable and compare(reader.rebuilt_epoch().samples, first.samples).same:
+    if rebuildable and Counter(reader.rebuilt_epoch().samples) == Counter(first.samples):
         return Verdict(kind="rebuilt", fields={"n": n})
     if graph is not None and (graph.random_ops or (graph.reshuffles and not reader.rebuilt)):
         ops = ", ".join(graph.random_ops) or "ShuffleDataset, reshuffled every iteration"
@@ -199,17 +198,16 @@ def _changed_reads(first: Epoch, again: Epoch) -> Finding:
     return finding("samples of epoch 1", "read again", len(differ), len(a), problem)
 
 
-def _repaired(first: Epoch, second: Epoch, diff: Comparison) -> Verdict | None:
+def _repaired(first: Epoch, second: Epoch, left_out: int, extra: int) -> Verdict | None:
     """A failed verdict when epoch 2 holds epoch 1's inputs and epoch 1's targets (but for
     a dropped remainder) paired otherwise: inputs reordered apart from their targets
     (``np.random.shuffle(self.x)`` without ``self.y``); None when it does not."""
     t1, t2 = first.sample_targets, second.sample_targets
     if t1 is None or t2 is None:  # (else one per sample: Epoch keeps whole batches' targets)
         return None
-    left_out = diff.missing.total()
-    if left_out != diff.extra.total():
+    if left_out != extra:
         return None  # other inputs, not the same ones paired otherwise
-    if compare(t1, t2).missing.total() > left_out:
+    if compare(t1, t2)[0].total() > left_out:
         return None  # other targets: augmented, not re-paired
     pairs1, pairs2 = Counter(zip(first.samples, t1)), Counter(zip(second.samples, t2))
     moved = (pairs1 - pairs2).total() - left_out
