@@ -121,9 +121,8 @@ def _input_arrays(parts: Parts, b: int) -> list[np.ndarray]:
 
 
 def _target_rows(parts: Parts, n: int) -> list[bytes] | None:
-    """One fingerprint per sample's targets; None when they are not arrays of n rows."""
-    if parts.targets is None:
-        return None
+    """One fingerprint per sample's targets; None when they are not arrays of n rows (or
+    there are none)."""
     try:
         arrays = _arrays(parts.targets, parts.targets_path)
     except Exception:  # targets that are not arrays: no evidence from them

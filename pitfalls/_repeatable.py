@@ -119,7 +119,7 @@ def _epochs(reader: Reader) -> Verdict:
     if again.batches != first.batches:
         changes = changed_rows(stored)
         if not changes:
-            return _unexplained(reader, stored)
+            return _unreached(reader, stored)
         note, found = change_note(changes, "while reading"), _changed_reads(first, again)
         return Verdict(Cause.STORED_DATA_WRITTEN, findings=(found,), notes=(note,))
     return _judge(reader, again, reader.epoch(EPOCH_SEED), stored, random_reads=True)
@@ -129,7 +129,8 @@ def _judge(
     reader: Reader, first: Epoch, second: Epoch, stored: Stored, *, random_reads: bool = False
 ) -> Verdict:
     """Epoch 2 against epoch 1 as multisets (valid when no read draws random numbers);
-    ``random_reads``: reads  so epoch 2 is judged by the stored arrays instead."""
+    ``random_reads``: the reads draw random numbers, so that epoch 2 is judged by the
+    stored arrays instead."""
     n, (lost, extra) = len(first.samples), compare(first.samples, second.samples)
     left_out = lost.total()
     pairs = _repaired(first, second, left_out, extra.total())
@@ -142,15 +143,15 @@ def _judge(
     if swapped and not changes:  # each epoch left out another remainder
         fields = {"n": n, "left_out": left_out, "size": first.sizes[0]}
         return Verdict(kind="remainder", fields=fields)
-    lost = (missing(first.samples, second.samples, "samples of epoch 1", "in epoch 2"),)
+    found = (missing(first.samples, second.samples, "samples of epoch 1", "in epoch 2"),)
     if changes:
         when = "by on_epoch_end" if random_reads else "while reading"
         kind = "on_epoch_end" if random_reads else None
-        return Verdict(Cause.STORED_DATA_WRITTEN, kind, lost, (change_note(changes, when),))
+        return Verdict(Cause.STORED_DATA_WRITTEN, kind, found, (change_note(changes, when),))
     if random_reads:
         if stored:
             return Verdict(kind="stored", fields={"n": n, "arrays": shown(stored)})
-        return _unexplained(reader, stored)
+        return _unreached(reader, stored)
     graph = reader.graph
     rebuildable = graph is not None and graph.reshuffles and reader.rebuilt
     rebuildable = rebuildable and not reader.stream  # then epoch 1 must come back
@@ -160,31 +161,23 @@ def _judge(
         ops = ", ".join(graph.random_ops) or "ShuffleDataset, reshuffled every iteration"
         kind = "tfdata_rebuilt" if reader.rebuilt else "tfdata"
         return Verdict(Cause.RANDOMNESS_UNREACHED, kind, fields={"ops": ops})
-    if reader.rnd.random:  # epoch 2's reads  where epoch 1's did not
-        return _unexplained(reader, stored)
+    if reader.rnd.random:  # epoch 2's reads drew where epoch 1's did not
+        return _unreached(reader, stored)
     keys = list(reader.held().keys)
     if keys:
         return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
-    read = (lambda: reader.source.obj[0]) if reader.indexable else None
-    return _unexplained(reader, stored, lost, read)
+    # nothing pitfalls can see explains the difference: one batch read again, watched
+    if reader.indexable and fresh_entropy(lambda: reader.source.obj[0]):
+        entropy = {"fresh_entropy": FRESH_ENTROPY}
+        return Verdict(Cause.FRESH_ENTROPY, findings=found, fields=entropy)
+    return Verdict(Cause.NOTHING_SEEN, findings=found, fields={"arrays": shown(stored)})
 
 
-def _unexplained(
-    reader: Reader,
-    stored: Stored,
-    findings: tuple[Finding, ...] = (),
-    read: Callable[[], Any] | None = None,
-) -> Verdict:
-    """Why a difference is not judged (no evidence: nothing changed that pitfalls can see);
-    ``read`` reads one batch again, watched for fresh entropy."""
-    rnd, arrays = reader.rnd, shown(stored)
-    if rnd.random:
-        fields = {"drew": reader.drawn, "arrays": arrays}
-        return Verdict(Cause.RANDOMNESS_UNREACHED, findings=findings, fields=fields)
-    if read is not None and fresh_entropy(read):
-        fields = {"fresh_entropy": FRESH_ENTROPY}
-        return Verdict(Cause.FRESH_ENTROPY, findings=findings, fields=fields)
-    return Verdict(Cause.NOTHING_SEEN, findings=findings, fields={"arrays": arrays})
+def _unreached(reader: Reader, stored: Stored) -> Verdict:
+    """Reads that drew random numbers and still differ: randomness pitfalls did not reseed
+    alike (no evidence either way)."""
+    fields = {"drew": reader.drawn, "arrays": shown(stored)}
+    return Verdict(Cause.RANDOMNESS_UNREACHED, fields=fields)
 
 
 def _changed_reads(first: Epoch, again: Epoch) -> Finding:

@@ -94,8 +94,8 @@ def check_source(
     unpack = validate.optional_function("unpack", unpack)
     reseed = validate.optional_function("reseed", reseed)
     first = resolve(source)
-    epoch = {"steps_per_epoch": steps_per_epoch}
-    options = {**epoch, "timeout": timeout, "unpack": unpack}
+    epoch: dict[str, Any] = {"steps_per_epoch": steps_per_epoch}
+    options: dict[str, Any] = {**epoch, "timeout": timeout, "unpack": unpack}
     with Randomness([("self", first.obj)]):  # every RNG left as the checks found it
         aliasing = check_generator_no_aliasing(first, draws=draws, timeout=timeout)
         # the other checks: each its parameters (said when it cannot run) and its call

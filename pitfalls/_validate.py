@@ -63,11 +63,9 @@ def integer(
     return value
 
 
-def optional_integer(
-    name: str, value: Any, *, minimum: int | None = None, why: str = ""
-) -> int | None:
+def optional_integer(name: str, value: Any, *, minimum: int | None = None) -> int | None:
     """None, or an int as :func:`integer` wants it."""
-    return None if value is None else integer(name, value, minimum=minimum, why=why)
+    return None if value is None else integer(name, value, minimum=minimum)
 
 
 def draws(value: Any, name: str = "draws") -> int:
