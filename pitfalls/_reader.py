@@ -490,18 +490,6 @@ def finding(path: str, when: str, mismatched: int, total: int, problem: str) -> 
     return Finding(path=path, when=when, mismatched=mismatched, total=total, problem=problem)
 
 
-def missing(first: list[bytes], second: list[bytes], path: str, when: str) -> Finding:
-    """A finding: the samples of ``first`` that ``second`` lacks, the first few by position."""
-    lost, _ = compare(first, second)
-    where = [i for i, s in enumerate(first) if s in lost][:MAX_SHOWN]
-    problem = (
-        f"{lost.total()} / {len(first)} samples of epoch 1 are not in epoch 2"
-        f" (epoch 1 had {len(first)} samples, epoch 2 {len(second)});"
-        f" first missing: samples {where}"
-    )
-    return finding(path, when, lost.total(), len(first), problem)
-
-
 def change_note(changes: tuple[Change, ...], when: str) -> str:
     parts = [f"{c.name} ({c.changed} of {c.rows} rows)" for c in changes[:MAX_SHOWN]]
     return f"Stored data written {when}: " + ", ".join(parts) + "."

@@ -19,7 +19,6 @@ from pitfalls._reader import (
     change_note,
     compare,
     finding,
-    missing,
     reading,
     remainder,
     shown,
@@ -143,7 +142,7 @@ def _judge(
     if swapped and not changes:  # each epoch left out another remainder
         fields = {"n": n, "left_out": left_out, "size": first.sizes[0]}
         return Verdict(kind="remainder", fields=fields)
-    found = (missing(first.samples, second.samples, "samples of epoch 1", "in epoch 2"),)
+    found = (_missing(first.samples, second.samples),)
     if changes:
         when = "by on_epoch_end" if random_reads else "while reading"
         kind = "on_epoch_end" if random_reads else None
@@ -178,6 +177,18 @@ def _unreached(reader: Reader, stored: Stored) -> Verdict:
     alike (no evidence either way)."""
     fields = {"drew": reader.drawn, "arrays": shown(stored)}
     return Verdict(Cause.RANDOMNESS_UNREACHED, fields=fields)
+
+
+def _missing(first: list[bytes], second: list[bytes]) -> Finding:
+    """The samples of epoch 1 that epoch 2 lacks, the first few by position."""
+    lost, _ = compare(first, second)
+    where = [i for i, s in enumerate(first) if s in lost][:MAX_SHOWN]
+    problem = (
+        f"{lost.total()} / {len(first)} samples of epoch 1 are not in epoch 2"
+        f" (epoch 1 had {len(first)} samples, epoch 2 {len(second)});"
+        f" first missing: samples {where}"
+    )
+    return finding("samples of epoch 1", "in epoch 2", lost.total(), len(first), problem)
 
 
 def _changed_reads(first: Epoch, again: Epoch) -> Finding:
