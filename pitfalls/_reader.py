@@ -132,19 +132,19 @@ def _target_rows(parts: Parts, n: int) -> list[bytes] | None:
     return fingerprint.samples(arrays, n)
 
 
-def _endless(batches: int, samples: int, nbytes: int, length: int | None, data_bytes: int) -> str:
-    """Why an epoch read this far has no end in sight, or ""; a length (of batches, or of
-    the dataset's samples) raises the limits, and so does the dataset's size in bytes."""
+def _endless(batches: int, samples: int, nbytes: int, length: int | None, data_bytes: int) -> None:
+    """A ValueError when an epoch read this far has no end in sight; a length (of batches,
+    or of the dataset's samples) raises the limits, and so does the dataset's size in bytes."""
     scale = 1 if length is None else max(1, -(-2 * length // _ENDLESS[0]))
     limits = [limit * scale for limit in _ENDLESS]
     limits[2] = max(limits[2], 2 * data_bytes)
     if batches < limits[0] and samples < limits[1] and nbytes < limits[2]:
-        return ""
+        return
     size = f"{nbytes} bytes"
     for unit, scale in (("kB", 2**10), ("MB", 2**20)):
         if nbytes >= scale:
             size = f"{nbytes / scale:.0f} {unit}"
-    return (
+    raise ValueError(
         f"source has no end after {batches} batches ({samples} samples, {size} of inputs)"
         " in one epoch: pass steps_per_epoch=, the batches of one epoch, if it is endless"
         " (or if its epochs are longer still)"
@@ -340,9 +340,7 @@ class Reader:
         per_read = not self.tf and self.reads != "natural"
         while self.count is None or b < self.count:
             if self.count is None:
-                endless = _endless(b, samples, epoch.nbytes, length, self.data[1])
-                if endless:
-                    raise ValueError(endless)
+                _endless(b, samples, epoch.nbytes, length, self.data[1])
             kept = None
             if (b > 0 or self.indexable) and per_read:
                 kept = self.rnd.states() if self.reads == "kept" else None
