@@ -298,6 +298,8 @@ class Reader:
         if not epoch.batches and self.in_place and self.source.made_by is not None:
             self._open(in_place=False)  # a one-shot iterator: its factory makes the next
             epoch = self._read()
+        if not epoch.batches and not self.partial:
+            raise ValueError("source yielded no batches")
         self.late = self.stream and bool(set(self.rnd.rngs) - known)
         return epoch
 
@@ -370,8 +372,6 @@ class Reader:
                 f"source stopped after {self.read} batches; {count} epochs of"
                 f" steps_per_epoch={self.steps} need {self.epochs * self.steps}"
             )
-        if b == 0 and not self.partial:
-            raise ValueError("source yielded no batches")
         changed = state_changed(state, source_state(current))
         self.state_changed += [name for name in changed if name not in self.state_changed]
         if b == 1 and opened:  # its first batch is all of it: drawn per read
