@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pitfalls import _fingerprint as fingerprint
@@ -94,7 +95,8 @@ def check_epoch_complete(
         verdict = Verdict(cause if findings else None, kind, findings, fix=fix)
     verdict.fields = {**fields, **verdict.fields}
     parameters = {"steps_per_epoch": len(sizes), "samples": len(reference)}
-    return reader.report("epoch_complete", verdict, parameters=parameters, batches=len(sizes))
+    report = reader.report("epoch_complete", verdict)  # of the first epoch read, by the dataset
+    return replace(report, parameters=parameters, batches=len(sizes))
 
 
 def _kind(

@@ -407,18 +407,10 @@ class Reader:
         """The generators the reads drew from, most drawn first."""
         return ", ".join(name for name, _ in self.rnd.seen.most_common(3)) or "your reseed= hook"
 
-    def report(
-        self,
-        check: str,
-        verdict: Verdict,
-        *,
-        parameters: dict[str, Any] | None = None,
-        batches: int | None = None,
-        blame: Blame | None = None,
-    ) -> Report:
-        """The report of an epoch check: the verdict's words, and what the reads drew from.
-        ``parameters`` default to ``steps_per_epoch`` (the batches of the first epoch read,
-        when not given) and ``reseed``; ``batches`` to all the reader read."""
+    def report(self, check: str, verdict: Verdict, blame: Blame | None = None) -> Report:
+        """The report of an epoch check: the verdict's words, and what the reads drew from;
+        its parameters ``steps_per_epoch`` (the batches of the first epoch read, when not
+        given) and ``reseed``, its batches all the reader read."""
         words = say(check, verdict.cause or "passed", verdict.kind, **verdict.fields)
         if verdict.fix is not None:
             fix = say(check, verdict.cause, verdict.fix, **verdict.fields)
@@ -426,14 +418,13 @@ class Reader:
         failed = bool(verdict.findings)
         unjudged = Unjudged(verdict.cause, words.text) if verdict.cause and not failed else ""
         note = self.rnd.note(natural=self.reads == "natural")
-        if parameters is None:
-            parameters = {"steps_per_epoch": self.steps or self.lengths[0]}
-            parameters |= {"reseed": self.rnd.hook} if self.rnd.hook is not None else {}
+        parameters: dict[str, Any] = {"steps_per_epoch": self.steps or self.lengths[0]}
+        parameters |= {"reseed": self.rnd.hook} if self.rnd.hook is not None else {}
         return Report(
             check=check,
             cause=verdict.cause,
             parameters=parameters,
-            batches=self.read if batches is None else batches,
+            batches=self.read,
             findings=verdict.findings,
             inconclusive=unjudged,
             reason=words.text if failed else "",
