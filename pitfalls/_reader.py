@@ -389,10 +389,7 @@ class Reader:
             last = self._made.get(name)
             if last is not None and last[0] is obj:
                 continue
-            try:
-                state = get_state(obj, kind)
-            except Exception:  # a state that cannot be read: no evidence
-                continue
+            state = get_state(obj, kind)  # (Randomness keeps only RNGs whose state it read)
             if last is not None and same_state(last[1], state) and name not in self.iterables:
                 self.iterables.append(name)
             self._made[name] = (obj, state)

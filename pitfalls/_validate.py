@@ -16,18 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls._report import safe_repr
 from pitfalls._tree import _MAX_DEPTH, LeafError, as_array, flatten_at
 
 
 def got(value: Any) -> str:
-    """``str '3'``: a value's type and a short repr, for messages; never raises."""
-    try:
-        text = repr(value)
-    except Exception:
-        text = "?"
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
+    """``str '3'``: a value's type and a short repr, for messages; never raises (the repr
+    every report shows, :func:`~pitfalls._report.safe_repr`)."""
+    return f"{type(value).__name__} {safe_repr(value)}"
 
 
 def is_int(value: Any) -> bool:

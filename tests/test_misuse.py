@@ -149,3 +149,18 @@ def test_inputs_that_disagree_on_the_batch_size_are_refused():
 def test_an_indexable_source_of_no_batches_has_nothing_to_read():
     with pytest.raises(ValueError, match=r"no batches to read \(its length is 0\)"):
         pitfalls.check_index_stable(_Indexed(n=0))
+
+
+def test_a_misused_value_is_named_even_when_its_repr_fails_or_runs_long():
+    class Opaque:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    source = [np.zeros(2), np.ones(2)]
+    with pytest.raises(
+        TypeError, match=r"draws must be an int, got Opaque \[repr failed for <Opaque>\]$"
+    ):
+        pitfalls.check_generator_no_aliasing(source, draws=Opaque())
+    with pytest.raises(TypeError, match=r"draws must be an int, got str 'xxxxx.*\.\.\.$") as raised:
+        pitfalls.check_generator_no_aliasing(source, draws="x" * 1000)
+    assert len(str(raised.value)) < 100
