@@ -109,9 +109,8 @@ def check_index_stable(
         seconds: dict[int, Snapshot] = {}
         for i in reversed(range(count)):
             rnd.control(i)
-            batch = _read(obj, i, "second read", timeout)
+            flat = flatten(_read(obj, i, "second read", timeout))
             rnd.drew()
-            flat = flatten(batch)
             seconds[i] = snapshot(flat)
             diffs, structure = diff_snapshot(first[i], flat)
             if structure is not None:
