@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pitfalls import _fingerprint as fingerprint
@@ -52,14 +53,14 @@ def check_epoch_complete(
         if epoch.batches:
             validate.same_layout("dataset", shape, epoch.layout)
         delivered, sizes = epoch.samples, epoch.sizes
-        diff, short = compare(reference, delivered), len(reference) - len(delivered)
+        (lost, extra), short = compare(reference, delivered), len(reference) - len(delivered)
         rotated = 0
-        if not diff.extra and remainder(sizes, short):
+        if not extra and remainder(sizes, short):
             rotated = _rotates(reader, delivered, reference)
     resolved, rnd, graph = reader.given, reader.rnd, reader.graph
     order = {fp: i for i, fp in reversed(list(enumerate(reference)))}
-    twice = sorted(order[fp] for fp in diff.extra if fp in order)
-    strangers = sum(k for fp, k in diff.extra.items() if fp not in order)
+    twice = sorted(order[fp] for fp in extra if fp in order)
+    strangers = sum(k for fp, k in extra.items() if fp not in order)
     shared = frameworks.torch.iterable_workers(resolved.obj) if twice else 0
     dropped = not shared and remainder(sizes, short) and (strangers > 0 or not twice)
     kind, fix = _kind(resolved, graph, shared, dropped, strangers > 0 and not twice)
@@ -72,7 +73,6 @@ def check_epoch_complete(
         "short": short,
         "workers": shared,
     }
-    workers = frameworks.torch.workers(resolved.obj)
     if dropped and strangers:  # which rows were left out?
         verdict = Verdict(Cause.AUGMENTED_SAMPLES, "remainder")
     elif strangers and rnd.random:
@@ -81,25 +81,22 @@ def check_epoch_complete(
         verdict = Verdict(
             Cause.AUGMENTED_SAMPLES, "tfdata", fields={"ops": ", ".join(graph.random_ops)}
         )
-    elif (  # draws made in the workers are out of sight: read a copy in this process
-        strangers and workers and (here := _drawn_in_process(reader))
-    ):
-        verdict = Verdict(
-            Cause.AUGMENTED_SAMPLES, "workers", fields={"drew": here, "workers": workers}
-        )
+    elif strangers and (here := _drawn_in_process(reader)):  # draws out of sight, in workers
+        verdict = Verdict(Cause.AUGMENTED_SAMPLES, "workers", fields=here)
     elif strangers and strangers == len(delivered):
         verdict = Verdict(Cause.AUGMENTED_SAMPLES)
     elif rotated and not twice:
         verdict = Verdict(kind="rotated", fields={"left_out": rotated})
     else:
-        missing = sorted(order[fp] for fp in diff.missing)
-        extra = sum(k for fp, k in diff.extra.items() if fp in order)
-        findings = _findings(twice, extra, missing, strangers, len(reference), len(delivered))
+        missing = sorted(order[fp] for fp in lost)
+        repeats = sum(k for fp, k in extra.items() if fp in order)
+        findings = _findings(twice, repeats, missing, strangers, len(reference), len(delivered))
         cause = Cause.SAMPLES_TWICE if twice else Cause.SAMPLES_MISSING
         verdict = Verdict(cause if findings else None, kind, findings, fix=fix)
     verdict.fields = {**fields, **verdict.fields}
     parameters = {"steps_per_epoch": len(sizes), "samples": len(reference)}
-    return reader.report("epoch_complete", verdict, parameters=parameters, batches=len(sizes))
+    report = reader.report("epoch_complete", verdict)  # of the first epoch read, by the dataset
+    return replace(report, parameters=parameters, batches=len(sizes))
 
 
 def _kind(
@@ -137,16 +134,17 @@ def _rotates(reader: Reader, first: list[bytes], reference: list[bytes]) -> int:
     return len(left_out)
 
 
-def _drawn_in_process(reader: Reader) -> str:
+def _drawn_in_process(reader: Reader) -> dict[str, Any]:
     """What a copy of a DataLoader with worker processes, read for one epoch in this
-    process (``num_workers=0``), draws random numbers from, by name; "" when nothing."""
-    copy, _ = frameworks.torch.single_process(reader.given.obj)
+    process (``num_workers=0``), draws random numbers from (``drew``, by name), and the
+    loader's ``workers``; empty when it draws nothing (or is no such loader)."""
+    copy, workers = frameworks.torch.single_process(reader.given.obj)
     if copy is None:
-        return ""
+        return {}
     options = {"reads": "natural", "partial": True}
     with reading(copy, reader.steps, reader.timeout, reader.unpack, **options) as here:
         here.epoch(None, transition=False)
-    return here.drawn if here.rnd.random else ""
+    return {"drew": here.drawn, "workers": workers} if here.rnd.random else {}
 
 
 def _findings(

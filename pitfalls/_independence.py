@@ -148,13 +148,10 @@ def check_batch_independent(
     perturbed = min(max_perturbed, n)
     findings = []
     names = _argument_names(fn, len(arrays))
-    for k, values in enumerate(arrays):
-        name = names[k]
+    for k, (name, values) in enumerate(zip(names, arrays)):
         for j in range(perturbed):
-            changed = [
-                _as_given(_perturbed(values, j, rng), args[i]) if i == k else args[i]
-                for i in range(len(arrays))
-            ]
+            changed = list(args)  # only argument k, sample j perturbed
+            changed[k] = _as_given(_perturbed(values, j, rng), args[k])
             moved = _call(fn, changed, training, f"the batch with {name}[{j}] perturbed")
             same = np.isclose(moved, base, rtol=rtol, atol=atol, equal_nan=True)
             same = same.reshape(n, -1).all(axis=1)

@@ -121,9 +121,8 @@ def _input_arrays(parts: Parts, b: int) -> list[np.ndarray]:
 
 
 def _target_rows(parts: Parts, n: int) -> list[bytes] | None:
-    """One fingerprint per sample's targets; None when they are not arrays of n rows."""
-    if parts.targets is None:
-        return None
+    """One fingerprint per sample's targets; None when they are not arrays of n rows (or
+    there are none)."""
     try:
         arrays = _arrays(parts.targets, parts.targets_path)
     except Exception:  # targets that are not arrays: no evidence from them
@@ -133,19 +132,19 @@ def _target_rows(parts: Parts, n: int) -> list[bytes] | None:
     return fingerprint.samples(arrays, n)
 
 
-def _endless(batches: int, samples: int, nbytes: int, length: int | None, data_bytes: int) -> str:
-    """Why an epoch read this far has no end in sight, or ""; a length (of batches, or of
-    the dataset's samples) raises the limits, and so does the dataset's size in bytes."""
+def _endless(batches: int, samples: int, nbytes: int, length: int | None, data_bytes: int) -> None:
+    """A ValueError when an epoch read this far has no end in sight; a length (of batches,
+    or of the dataset's samples) raises the limits, and so does the dataset's size in bytes."""
     scale = 1 if length is None else max(1, -(-2 * length // _ENDLESS[0]))
     limits = [limit * scale for limit in _ENDLESS]
     limits[2] = max(limits[2], 2 * data_bytes)
     if batches < limits[0] and samples < limits[1] and nbytes < limits[2]:
-        return ""
+        return
     size = f"{nbytes} bytes"
     for unit, scale in (("kB", 2**10), ("MB", 2**20)):
         if nbytes >= scale:
             size = f"{nbytes / scale:.0f} {unit}"
-    return (
+    raise ValueError(
         f"source has no end after {batches} batches ({samples} samples, {size} of inputs)"
         " in one epoch: pass steps_per_epoch=, the batches of one epoch, if it is endless"
         " (or if its epochs are longer still)"
@@ -299,6 +298,8 @@ class Reader:
         if not epoch.batches and self.in_place and self.source.made_by is not None:
             self._open(in_place=False)  # a one-shot iterator: its factory makes the next
             epoch = self._read()
+        if not epoch.batches and not self.partial:
+            raise ValueError("source yielded no batches")
         self.late = self.stream and bool(set(self.rnd.rngs) - known)
         return epoch
 
@@ -341,9 +342,7 @@ class Reader:
         per_read = not self.tf and self.reads != "natural"
         while self.count is None or b < self.count:
             if self.count is None:
-                endless = _endless(b, samples, epoch.nbytes, length, self.data[1])
-                if endless:
-                    raise ValueError(endless)
+                _endless(b, samples, epoch.nbytes, length, self.data[1])
             kept = None
             if (b > 0 or self.indexable) and per_read:
                 kept = self.rnd.states() if self.reads == "kept" else None
@@ -373,8 +372,6 @@ class Reader:
                 f"source stopped after {self.read} batches; {count} epochs of"
                 f" steps_per_epoch={self.steps} need {self.epochs * self.steps}"
             )
-        if b == 0 and not self.partial:
-            raise ValueError("source yielded no batches")
         changed = state_changed(state, source_state(current))
         self.state_changed += [name for name in changed if name not in self.state_changed]
         if b == 1 and opened:  # its first batch is all of it: drawn per read
@@ -392,10 +389,7 @@ class Reader:
             last = self._made.get(name)
             if last is not None and last[0] is obj:
                 continue
-            try:
-                state = get_state(obj, kind)
-            except Exception:  # a state that cannot be read: no evidence
-                continue
+            state = get_state(obj, kind)  # (Randomness keeps only RNGs whose state it read)
             if last is not None and same_state(last[1], state) and name not in self.iterables:
                 self.iterables.append(name)
             self._made[name] = (obj, state)
@@ -410,18 +404,10 @@ class Reader:
         """The generators the reads drew from, most drawn first."""
         return ", ".join(name for name, _ in self.rnd.seen.most_common(3)) or "your reseed= hook"
 
-    def report(
-        self,
-        check: str,
-        verdict: Verdict,
-        *,
-        parameters: dict[str, Any] | None = None,
-        batches: int | None = None,
-        blame: Blame | None = None,
-    ) -> Report:
-        """The report of an epoch check: the verdict's words, and what the reads drew from.
-        ``parameters`` default to ``steps_per_epoch`` (the batches of the first epoch read,
-        when not given) and ``reseed``; ``batches`` to all the reader read."""
+    def report(self, check: str, verdict: Verdict, blame: Blame | None = None) -> Report:
+        """The report of an epoch check: the verdict's words, and what the reads drew from;
+        its parameters ``steps_per_epoch`` (the batches of the first epoch read, when not
+        given) and ``reseed``, its batches all the reader read."""
         words = say(check, verdict.cause or "passed", verdict.kind, **verdict.fields)
         if verdict.fix is not None:
             fix = say(check, verdict.cause, verdict.fix, **verdict.fields)
@@ -429,14 +415,13 @@ class Reader:
         failed = bool(verdict.findings)
         unjudged = Unjudged(verdict.cause, words.text) if verdict.cause and not failed else ""
         note = self.rnd.note(natural=self.reads == "natural")
-        if parameters is None:
-            parameters = {"steps_per_epoch": self.steps or self.lengths[0]}
-            parameters |= {"reseed": self.rnd.hook} if self.rnd.hook is not None else {}
+        parameters: dict[str, Any] = {"steps_per_epoch": self.steps or self.lengths[0]}
+        parameters |= {"reseed": self.rnd.hook} if self.rnd.hook is not None else {}
         return Report(
             check=check,
             cause=verdict.cause,
             parameters=parameters,
-            batches=self.read if batches is None else batches,
+            batches=self.read,
             findings=verdict.findings,
             inconclusive=unjudged,
             reason=words.text if failed else "",
@@ -471,23 +456,12 @@ def reading(
 # Judging: one comparison, one remainder rule, one way to a Report ---------------------
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Samples delivered (``got``) against samples expected, as multisets."""
-
-    missing: Counter[bytes]
-    """Expected samples not delivered (as many times as they are short)."""
-    extra: Counter[bytes]
-    """Delivered samples beyond those expected: twice, or not expected at all."""
-
-    @property
-    def same(self) -> bool:
-        return not self.missing and not self.extra
-
-
-def compare(expected: list[bytes], got: list[bytes]) -> Comparison:
+def compare(expected: list[bytes], got: list[bytes]) -> tuple[Counter[bytes], Counter[bytes]]:
+    """Samples delivered (``got``) against samples expected, as multisets: the expected
+    ones not delivered (as many times as they are short), and those delivered beyond
+    the expected (twice, or not expected at all)."""
     a, b = Counter(expected), Counter(got)
-    return Comparison(missing=a - b, extra=b - a)
+    return a - b, b - a
 
 
 def remainder(sizes: list[int], left_out: int) -> bool:
@@ -500,18 +474,6 @@ def remainder(sizes: list[int], left_out: int) -> bool:
 def finding(path: str, when: str, mismatched: int, total: int, problem: str) -> Finding:
     """A :class:`Finding` about samples, its fields in the order its message reads them."""
     return Finding(path=path, when=when, mismatched=mismatched, total=total, problem=problem)
-
-
-def missing(first: list[bytes], second: list[bytes], path: str, when: str) -> Finding:
-    """A finding: the samples of ``first`` that ``second`` lacks, the first few by position."""
-    lost = compare(first, second).missing
-    where = [i for i, s in enumerate(first) if s in lost][:MAX_SHOWN]
-    problem = (
-        f"{lost.total()} / {len(first)} samples of epoch 1 are not in epoch 2"
-        f" (epoch 1 had {len(first)} samples, epoch 2 {len(second)});"
-        f" first missing: samples {where}"
-    )
-    return finding(path, when, lost.total(), len(first), problem)
 
 
 def change_note(changes: tuple[Change, ...], when: str) -> str:

@@ -13,14 +13,12 @@ from pitfalls._boundary import asserting, checker
 from pitfalls._randomness import FRESH_ENTROPY, fresh_entropy
 from pitfalls._reader import (
     EPOCH_SEED,
-    Comparison,
     Epoch,
     Reader,
     Verdict,
     change_note,
     compare,
     finding,
-    missing,
     reading,
     remainder,
     shown,
@@ -120,7 +118,7 @@ def _epochs(reader: Reader) -> Verdict:
     if again.batches != first.batches:
         changes = changed_rows(stored)
         if not changes:
-            return _unexplained(reader, stored)
+            return _unreached(reader, stored)
         note, found = change_note(changes, "while reading"), _changed_reads(first, again)
         return Verdict(Cause.STORED_DATA_WRITTEN, findings=(found,), notes=(note,))
     return _judge(reader, again, reader.epoch(EPOCH_SEED), stored, random_reads=True)
@@ -130,62 +128,67 @@ def _judge(
     reader: Reader, first: Epoch, second: Epoch, stored: Stored, *, random_reads: bool = False
 ) -> Verdict:
     """Epoch 2 against epoch 1 as multisets (valid when no read draws random numbers);
-    ``random_reads``: reads  so epoch 2 is judged by the stored arrays instead."""
-    n, diff = len(first.samples), compare(first.samples, second.samples)
-    pairs = _repaired(first, second, diff)
+    ``random_reads``: the reads draw random numbers, so that epoch 2 is judged by the
+    stored arrays instead."""
+    n, (lost, extra) = len(first.samples), compare(first.samples, second.samples)
+    left_out = lost.total()
+    pairs = _repaired(first, second, left_out, extra.total())
     if pairs is not None:
         return pairs
-    if diff.same:
+    if not lost and not extra:
         return Verdict(fields={"n": n})
     changes = changed_rows(stored)
-    left_out = diff.missing.total()
-    swapped = left_out == diff.extra.total() and remainder(first.sizes + second.sizes, left_out)
+    swapped = left_out == extra.total() and remainder(first.sizes + second.sizes, left_out)
     if swapped and not changes:  # each epoch left out another remainder
         fields = {"n": n, "left_out": left_out, "size": first.sizes[0]}
         return Verdict(kind="remainder", fields=fields)
-    lost = (missing(first.samples, second.samples, "samples of epoch 1", "in epoch 2"),)
+    found = (_missing(first.samples, second.samples),)
     if changes:
         when = "by on_epoch_end" if random_reads else "while reading"
         kind = "on_epoch_end" if random_reads else None
-        return Verdict(Cause.STORED_DATA_WRITTEN, kind, lost, (change_note(changes, when),))
+        return Verdict(Cause.STORED_DATA_WRITTEN, kind, found, (change_note(changes, when),))
     if random_reads:
         if stored:
             return Verdict(kind="stored", fields={"n": n, "arrays": shown(stored)})
-        return _unexplained(reader, stored)
+        return _unreached(reader, stored)
     graph = reader.graph
     rebuildable = graph is not None and graph.reshuffles and reader.rebuilt
     rebuildable = rebuildable and not reader.stream  # then epoch 1 must come back
-    if rebuildable and compare(reader.rebuilt_epoch().samples, first.samples).same:
+    if rebuildable and Counter(reader.rebuilt_epoch().samples) == Counter(first.samples):
         return Verdict(kind="rebuilt", fields={"n": n})
     if graph is not None and (graph.random_ops or (graph.reshuffles and not reader.rebuilt)):
         ops = ", ".join(graph.random_ops) or "ShuffleDataset, reshuffled every iteration"
         kind = "tfdata_rebuilt" if reader.rebuilt else "tfdata"
         return Verdict(Cause.RANDOMNESS_UNREACHED, kind, fields={"ops": ops})
-    if reader.rnd.random:  # epoch 2's reads  where epoch 1's did not
-        return _unexplained(reader, stored)
+    if reader.rnd.random:  # epoch 2's reads drew where epoch 1's did not
+        return _unreached(reader, stored)
     keys = list(reader.held().keys)
     if keys:
         return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
-    read = (lambda: reader.source.obj[0]) if reader.indexable else None
-    return _unexplained(reader, stored, lost, read)
+    # nothing pitfalls can see explains the difference: one batch read again, watched
+    if reader.indexable and fresh_entropy(lambda: reader.source.obj[0]):
+        entropy = {"fresh_entropy": FRESH_ENTROPY}
+        return Verdict(Cause.FRESH_ENTROPY, findings=found, fields=entropy)
+    return Verdict(Cause.NOTHING_SEEN, findings=found, fields={"arrays": shown(stored)})
 
 
-def _unexplained(
-    reader: Reader,
-    stored: Stored,
-    findings: tuple[Finding, ...] = (),
-    read: Callable[[], Any] | None = None,
-) -> Verdict:
-    """Why a difference is not judged (no evidence: nothing changed that pitfalls can see);
-    ``read`` reads one batch again, watched for fresh entropy."""
-    rnd, arrays = reader.rnd, shown(stored)
-    if rnd.random:
-        fields = {"drew": reader.drawn, "arrays": arrays}
-        return Verdict(Cause.RANDOMNESS_UNREACHED, findings=findings, fields=fields)
-    if read is not None and fresh_entropy(read):
-        fields = {"fresh_entropy": FRESH_ENTROPY}
-        return Verdict(Cause.FRESH_ENTROPY, findings=findings, fields=fields)
-    return Verdict(Cause.NOTHING_SEEN, findings=findings, fields={"arrays": arrays})
+def _unreached(reader: Reader, stored: Stored) -> Verdict:
+    """Reads that drew random numbers and still differ: randomness pitfalls did not reseed
+    alike (no evidence either way)."""
+    fields = {"drew": reader.drawn, "arrays": shown(stored)}
+    return Verdict(Cause.RANDOMNESS_UNREACHED, fields=fields)
+
+
+def _missing(first: list[bytes], second: list[bytes]) -> Finding:
+    """The samples of epoch 1 that epoch 2 lacks, the first few by position."""
+    lost, _ = compare(first, second)
+    where = [i for i, s in enumerate(first) if s in lost][:MAX_SHOWN]
+    problem = (
+        f"{lost.total()} / {len(first)} samples of epoch 1 are not in epoch 2"
+        f" (epoch 1 had {len(first)} samples, epoch 2 {len(second)});"
+        f" first missing: samples {where}"
+    )
+    return finding("samples of epoch 1", "in epoch 2", lost.total(), len(first), problem)
 
 
 def _changed_reads(first: Epoch, again: Epoch) -> Finding:
@@ -199,17 +202,16 @@ def _changed_reads(first: Epoch, again: Epoch) -> Finding:
     return finding("samples of epoch 1", "read again", len(differ), len(a), problem)
 
 
-def _repaired(first: Epoch, second: Epoch, diff: Comparison) -> Verdict | None:
+def _repaired(first: Epoch, second: Epoch, left_out: int, extra: int) -> Verdict | None:
     """A failed verdict when epoch 2 holds epoch 1's inputs and epoch 1's targets (but for
     a dropped remainder) paired otherwise: inputs reordered apart from their targets
     (``np.random.shuffle(self.x)`` without ``self.y``); None when it does not."""
     t1, t2 = first.sample_targets, second.sample_targets
     if t1 is None or t2 is None:  # (else one per sample: Epoch keeps whole batches' targets)
         return None
-    left_out = diff.missing.total()
-    if left_out != diff.extra.total():
+    if left_out != extra:
         return None  # other inputs, not the same ones paired otherwise
-    if compare(t1, t2).missing.total() > left_out:
+    if compare(t1, t2)[0].total() > left_out:
         return None  # other targets: augmented, not re-paired
     pairs1, pairs2 = Counter(zip(first.samples, t1)), Counter(zip(second.samples, t2))
     moved = (pairs1 - pairs2).total() - left_out

@@ -94,99 +94,56 @@ def check_source(
     unpack = validate.optional_function("unpack", unpack)
     reseed = validate.optional_function("reseed", reseed)
     first = resolve(source)
+    epoch: dict[str, Any] = {"steps_per_epoch": steps_per_epoch}
+    options: dict[str, Any] = {**epoch, "timeout": timeout, "unpack": unpack}
     with Randomness([("self", first.obj)]):  # every RNG left as the checks found it
-        return _run(
-            first,
-            target_fn,
-            draws,
-            timeout,
-            epochs,
-            shuffled,
-            steps_per_epoch,
-            unpack,
-            reseed,
-            (rtol, atol),
-            dataset,
-        )
-
-
-def _run(
-    first: Source,
-    target_fn: Callable[[Any], Any] | None,
-    draws: int,
-    timeout: float | None,
-    epochs: bool | None,
-    shuffled: bool,
-    steps_per_epoch: int | None,
-    unpack: Callable[[Any], tuple[Any, Any]] | None,
-    reseed: Callable[[int], Any] | None,
-    tolerances: tuple[float | None, float | None],
-    dataset: Any = None,
-) -> tuple[Report, ...]:
-    used = False
-
-    def fresh() -> Source | None:
-        nonlocal used
-        if not used:
-            used = True
-            return first
-        return first.fresh() if first.rereadable else None
-
-    aliasing = check_generator_no_aliasing(fresh(), draws=draws, timeout=timeout)
-    reports = [aliasing]
-    if target_fn is not None:
-        src = fresh()
-        rtol, atol = tolerances
-        reports.append(
-            _read_once(
-                "targets_match",
-                first,
+        aliasing = check_generator_no_aliasing(first, draws=draws, timeout=timeout)
+        # the other checks: each its parameters (said when it cannot run) and its call
+        checks: dict[str, tuple[dict[str, Any], Callable[[Source], Report]]] = {}
+        if target_fn is not None:
+            checks["targets_match"] = (
                 {"target_fn": target_fn, "draws": draws, "rtol": rtol, "atol": atol},
+                lambda src: targets_report(
+                    src,
+                    target_fn,
+                    draws=draws,
+                    rtol=rtol,
+                    atol=atol,
+                    timeout=timeout,
+                    unpack=unpack,
+                    aliasing=aliasing,  # a failure there is evidence for this report's reason
+                ),
             )
-            if src is None
-            else targets_report(
-                src,
-                target_fn,
-                draws=draws,
-                rtol=rtol,
-                atol=atol,
-                timeout=timeout,
-                unpack=unpack,
-                aliasing=aliasing,  # a failure there is evidence for this report's reason
+        if first.kind == "indexable":  # (an indexable source can always be read again)
+            checks["index_stable"] = (
+                {},
+                lambda src: check_index_stable(src, draws=draws, timeout=timeout, reseed=reseed),
             )
+        has_epochs = steps_per_epoch is not None or (
+            first.length is not None and first.kind in ("indexable", "iterable")
         )
-    if first.kind == "indexable":
-        src = fresh()
-        assert src is not None  # an indexable source can always be read again
-        reports.append(check_index_stable(src, draws=draws, timeout=timeout, reseed=reseed))
-    has_epochs = steps_per_epoch is not None or (
-        first.length is not None and first.kind in ("indexable", "iterable")
-    )
-    epoch_checks = (
-        [] if not (epochs or (epochs is None and has_epochs)) else [check_epoch_repeatable]
-    )
-    if shuffled:
-        epoch_checks.append(check_order_shuffled)
-    for check in epoch_checks:
-        src = fresh()
-        name = "epoch_repeatable" if check is check_epoch_repeatable else "order_shuffled"
-        reports.append(
-            _read_once(name, first, {"steps_per_epoch": steps_per_epoch})
-            if src is None
-            else check(
-                src, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack, reseed=reseed
+        if epochs or (epochs is None and has_epochs):
+            checks["epoch_repeatable"] = (
+                epoch,
+                lambda src: check_epoch_repeatable(src, **options, reseed=reseed),
             )
-        )
-    if dataset is not None:
-        src = fresh()
-        reports.append(
-            _read_once("epoch_complete", first, {"steps_per_epoch": steps_per_epoch})
-            if src is None
-            else check_epoch_complete(
-                src, dataset, steps_per_epoch=steps_per_epoch, timeout=timeout, unpack=unpack
+        if shuffled:
+            checks["order_shuffled"] = (
+                epoch,
+                lambda src: check_order_shuffled(src, **options, reseed=reseed),
             )
-        )
-    return tuple(reports)
+        if dataset is not None:
+            checks["epoch_complete"] = (
+                epoch,
+                lambda src: check_epoch_complete(src, dataset, **options),
+            )
+        reports = [aliasing]
+        for check, (parameters, run) in checks.items():  # each on a fresh copy of the source
+            if first.rereadable:
+                reports.append(run(first.fresh()))
+            else:
+                reports.append(_read_once(check, first, dict(parameters)))
+        return tuple(reports)
 
 
 assert_source = asserting(check_source)

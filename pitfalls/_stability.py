@@ -11,11 +11,12 @@ from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._boundary import asserting, checker
 from pitfalls._randomness import FRESH_ENTROPY, Randomness, fresh_entropy, held_by
+from pitfalls._reader import change_note
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
 from pitfalls._sources import add_note, batch_count, call_within, resolve
 from pitfalls._tree import Snapshot, diff_snapshot, flatten, snapshot
 from pitfalls._words import say
-from pitfalls._written import Change, changed_rows, source_state, state_changed, stored_arrays
+from pitfalls._written import changed_rows, source_state, state_changed, stored_arrays
 
 
 def _read(source: Any, index: int, when: str, timeout: float | None) -> Any:
@@ -28,15 +29,8 @@ def _read(source: Any, index: int, when: str, timeout: float | None) -> Any:
         raise
 
 
-_CAUSES = {
-    "another index": Cause.ANOTHER_INDEX,
-    "stored data": Cause.STORED_DATA_WRITTEN,
-    "state": Cause.SOURCE_STATE_CHANGED,
-    "random": Cause.RANDOMNESS_UNREACHED,
-    "unexplained": Cause.NOTHING_SEEN,
-    "fresh entropy": Cause.FRESH_ENTROPY,
-}
-"""The cause each kind of evidence gives."""
+_UNJUDGED = (Cause.RANDOMNESS_UNREACHED, Cause.NOTHING_SEEN, Cause.FRESH_ENTROPY)
+"""The causes that leave the reads unjudged: no evidence of a bug either way."""
 
 
 def _same(a: Snapshot, b: Snapshot, part: str = "") -> bool:
@@ -115,9 +109,8 @@ def check_index_stable(
         seconds: dict[int, Snapshot] = {}
         for i in reversed(range(count)):
             rnd.control(i)
-            batch = _read(obj, i, "second read", timeout)
+            flat = flatten(_read(obj, i, "second read", timeout))
             rnd.drew()
-            flat = flatten(batch)
             seconds[i] = snapshot(flat)
             diffs, structure = diff_snapshot(first[i], flat)
             if structure is not None:
@@ -127,11 +120,10 @@ def check_index_stable(
             findings += [d.finding(i, "read again") for d in diffs]
             if diffs or structure is not None:
                 unstable.append(i)
-        evidence, notes = "", list[str]()
+        cause, notes = None, list[str]()
         if unstable:
-            evidence, notes = _explain(obj, first, seconds, unstable, rnd, timeout, state)
+            cause, notes = _explain(obj, first, seconds, unstable, rnd, timeout, state)
     findings.sort(key=lambda f: (f.batch, f.path))
-    cause = _CAUSES.get(evidence)
     words = say(
         "index_stable",
         cause or "passed",
@@ -142,7 +134,7 @@ def check_index_stable(
         last=count - 1,
         fresh_entropy=FRESH_ENTROPY,
     )
-    inconclusive = words.text if evidence in ("random", "unexplained", "fresh entropy") else ""
+    inconclusive = words.text if cause in _UNJUDGED else ""
     if inconclusive:
         findings = []
     note = rnd.note()
@@ -172,10 +164,10 @@ def _explain(
     rnd: Randomness,
     timeout: float | None,
     state: dict[str, Any],
-) -> tuple[str, list[str]]:
-    """Why reads differ: ``"another index"``, ``"stored data"``, ``"state"`` (an attribute
-    of the source the reads changed, from ``state``, taken before them), ``"random"`` (a
-    watched generator drew), fresh entropy drawn, or ``"unexplained"``."""
+) -> tuple[Cause, list[str]]:
+    """Why reads differ: another index's batch served, stored data written, an attribute
+    of the source the reads changed (from ``state``, taken before them), a watched
+    generator that drew, fresh entropy drawn, or nothing seen; and the notes saying so."""
     served = []
     for i in sorted(unstable):
         j = next((j for j in first if j != i and _same(first[j], seconds[i])), None)
@@ -185,33 +177,28 @@ def _explain(
             served.append((i, j))
     if served:
         shown = ", ".join(f"index {i} gave index {j}'s batch" for i, j in served[:MAX_SHOWN])
-        return "another index", [say("index_stable", "note", "another_index", shown=shown).text]
+        return Cause.ANOTHER_INDEX, [say("index_stable", "note", "another_index", shown=shown).text]
     before = stored_arrays(held_by([("self", obj)]), 2 * max(map(_rows, first.values())))
     rnd.control(unstable[0])  # one more read, watched: stored data, fresh entropy
     entropy = fresh_entropy(lambda: _read(obj, unstable[0], "read to watch the source", timeout))
     rnd.drew()
     changes = changed_rows(before)
     if changes:
-        return "stored data", [_note(changes)]
+        return Cause.STORED_DATA_WRITTEN, [change_note(changes, "while reading")]
     if rnd.random:
-        return "random", []
+        return Cause.RANDOMNESS_UNREACHED, []
     if entropy:
-        return "fresh entropy", []
+        return Cause.FRESH_ENTROPY, []
     changed = state_changed(state, source_state(obj))
     if changed:
         shown = ", ".join(changed[:MAX_SHOWN])
-        return "state", [say("index_stable", "note", "state", shown=shown).text]
-    return "unexplained", []
+        return Cause.SOURCE_STATE_CHANGED, [say("index_stable", "note", "state", shown=shown).text]
+    return Cause.NOTHING_SEEN, []
 
 
 def _rows(snap: Snapshot) -> int:
     """Samples in a batch: the length of its first array with an axis."""
     return next((len(a) for _, a in snap.arrays if a.ndim), 1)
-
-
-def _note(changes: tuple[Change, ...]) -> str:
-    parts = [f"{c.name} ({c.changed} of {c.rows} rows)" for c in changes[:MAX_SHOWN]]
-    return say("index_stable", "note", "stored_data", shown=", ".join(parts)).text
 
 
 assert_index_stable = asserting(check_index_stable)

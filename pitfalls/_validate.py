@@ -11,28 +11,19 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from pitfalls._report import safe_repr
 from pitfalls._tree import _MAX_DEPTH, LeafError, as_array, flatten_at
-
-T = TypeVar("T")
 
 
 def got(value: Any) -> str:
-    """``str '3'``: a value's type and a short repr, for messages; never raises."""
-    try:
-        text = repr(value)
-    except Exception:
-        text = "?"
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
-
-
-_got = got  # the name it had before messages outside this module used it
+    """``str '3'``: a value's type and a short repr, for messages; never raises (the repr
+    every report shows, :func:`~pitfalls._report.safe_repr`)."""
+    return f"{type(value).__name__} {safe_repr(value)}"
 
 
 def is_int(value: Any) -> bool:
@@ -68,11 +59,9 @@ def integer(
     return value
 
 
-def optional_integer(
-    name: str, value: Any, *, minimum: int | None = None, why: str = ""
-) -> int | None:
+def optional_integer(name: str, value: Any, *, minimum: int | None = None) -> int | None:
     """None, or an int as :func:`integer` wants it."""
-    return None if value is None else integer(name, value, minimum=minimum, why=why)
+    return None if value is None else integer(name, value, minimum=minimum)
 
 
 def draws(value: Any, name: str = "draws") -> int:
@@ -199,18 +188,6 @@ def flag(name: str, value: Any) -> bool:
 
 def optional_flag(name: str, value: Any) -> bool | None:
     return None if value is None else flag(name, value)
-
-
-def choice(name: str, value: Any, choices: Iterable[T]) -> T:
-    """One of ``choices``."""
-    options = tuple(choices)
-    if not isinstance(value, str) and all(isinstance(c, str) for c in options):
-        raise TypeError(
-            f"{name} must be a str, one of {', '.join(map(repr, options))}; got {got(value)}"
-        )
-    if value not in options:
-        raise ValueError(f"{name}={value!r} must be one of {', '.join(map(repr, options))}")
-    return value
 
 
 def message(name: str, value: Any) -> str | None:

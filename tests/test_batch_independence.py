@@ -88,11 +88,52 @@ def test_integer_inputs_are_perturbed_within_range():
             ValueError,
             "rtol=-1.0",
         ),
+        (lambda: check_batch_independent(lambda x: x), TypeError, "pass fn's arguments after it"),
+        (
+            lambda: check_batch_independent(lambda x: (x, x), np.zeros(3)),
+            ValueError,
+            "fn returned several outputs",
+        ),
+        (
+            lambda: check_batch_independent(lambda x: object(), np.zeros(3)),
+            TypeError,
+            "fn returned object, which numpy cannot read",
+        ),
+        (
+            lambda: check_batch_independent(lambda x: x, np.array(["a", "b", "c"])),
+            TypeError,
+            "cannot perturb an array of dtype <U1",
+        ),
     ],
 )
 def test_misuse(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_an_error_raised_by_fn_says_which_call_raised_it():
+    def fn(x):
+        if x[1] != 0:
+            raise RuntimeError("boom")
+        return x
+
+    with pytest.raises(RuntimeError, match="boom") as raised:
+        check_batch_independent(fn, np.zeros(3))
+    assert "pitfalls: raised by fn on the batch with x[1] perturbed" in raised.value.__notes__
+
+
+def test_boolean_inputs_are_perturbed_by_flipping():
+    mask = np.array([[True, False], [False, False], [True, True]])
+    assert_batch_independent(lambda m: m.sum(axis=1), mask)
+    with pytest.raises(BatchDependenceError, match=r"mask\[1\], perturbed"):  # row 1 flipped
+        assert_batch_independent(lambda mask: mask.sum(axis=1) + mask.sum(), mask)
+
+
+def test_a_function_without_a_signature_names_its_arguments_by_position():
+    report = check_batch_independent(np.add, np.ones(3), np.ones(3))  # a ufunc: no signature
+    assert report.ok
+    report = check_batch_independent(lambda a, b: a + b.sum(), np.ones(3), np.ones(3))
+    assert [f.path for f in report.findings] == [f"b[{j}]" for j in range(3)]
 
 
 # On Keras --------------------------------------------------------------------------

@@ -513,3 +513,20 @@ def test_a_hung_worker_raises_timeout_error_naming_it_on_time(forked):
     out = forked["hung"]
     assert out["error"].startswith("workers 0, 1 did not return within timeout=0.2 s")
     assert out["seconds"] < 10
+
+
+def test_a_one_shot_iterator_class_is_made_again_for_each_epoch():
+    # Its __iter__ returns itself without starting over: the second epoch, iter() of the
+    # spent object, is empty, so the class (the factory) makes the next one.
+    class Batches:
+        def __init__(self):
+            self.left = iter(range(4))
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            i = next(self.left)
+            return np.full((2, 3), float(i)), np.zeros(2)
+
+    assert pitfalls.check_epoch_repeatable(Batches).ok

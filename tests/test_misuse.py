@@ -112,3 +112,55 @@ def test_a_source_that_never_yields_ends_in_a_timeout_naming_the_batch():
             pitfalls.check_generator_no_aliasing(batches, timeout=1.0)
     finally:
         stuck.set()  # let the abandoned thread end
+
+
+class _Indexed:
+    """An indexable source of ``n`` batches of 2 samples, or endless (``num_batches`` None)."""
+
+    def __init__(self, n=2, width=(2, 2)):
+        self.n, self.width = n, width
+
+    @property
+    def num_batches(self):  # as keras.utils.PyDataset says its length
+        return self.n
+
+    def __getitem__(self, i):
+        return (np.full(self.width[0], float(i)), np.full(self.width[1], float(i))), np.zeros(2)
+
+    def on_epoch_end(self):
+        pass
+
+
+def test_an_epoch_of_an_indexable_source_needs_its_length_and_no_more_steps_than_it():
+    with pytest.raises(
+        ValueError, match=r"no length \(num_batches is None\): pass steps_per_epoch="
+    ):
+        pitfalls.check_epoch_repeatable(_Indexed(n=None))
+    with pytest.raises(ValueError, match=r"steps_per_epoch=3 is more than the 2 batches of source"):
+        pitfalls.check_epoch_repeatable(_Indexed(), steps_per_epoch=3)
+    assert pitfalls.check_epoch_repeatable(_Indexed(n=None), steps_per_epoch=2).ok
+
+
+def test_inputs_that_disagree_on_the_batch_size_are_refused():
+    with pytest.raises(ValueError, match="batch 0: input arrays disagree on the batch size"):
+        pitfalls.check_epoch_repeatable(_Indexed(width=(2, 3)))
+
+
+def test_an_indexable_source_of_no_batches_has_nothing_to_read():
+    with pytest.raises(ValueError, match=r"no batches to read \(its length is 0\)"):
+        pitfalls.check_index_stable(_Indexed(n=0))
+
+
+def test_a_misused_value_is_named_even_when_its_repr_fails_or_runs_long():
+    class Opaque:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    source = [np.zeros(2), np.ones(2)]
+    with pytest.raises(
+        TypeError, match=r"draws must be an int, got Opaque \[repr failed for <Opaque>\]$"
+    ):
+        pitfalls.check_generator_no_aliasing(source, draws=Opaque())
+    with pytest.raises(TypeError, match=r"draws must be an int, got str 'xxxxx.*\.\.\.$") as raised:
+        pitfalls.check_generator_no_aliasing(source, draws="x" * 1000)
+    assert len(str(raised.value)) < 100
