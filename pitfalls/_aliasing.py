@@ -54,21 +54,17 @@ def array_library(batch: Any) -> str:
     return next((library for library in found if library != "numpy"), "numpy")
 
 
-def is_torch_loader(source: Source) -> bool:
-    """Is the source a ``torch.utils.data.DataLoader`` (or a subclass)?"""
-    return frameworks.torch.is_loader(source.obj)
-
-
 def fix_kind(
-    style: str, library: str = "numpy", torch_loader: bool = False, views: bool = False
+    source: Source, library: str = "numpy", views: bool = False
 ) -> tuple[str, dict[str, str]]:
     """The kind of source a fix is worded for (``words.toml``), and its fields: how the
-    source is written (``style``), the library of its batches, whether it is a torch
-    DataLoader and whether its batches were views of stored data written after."""
+    source is written (:func:`source_style`), the library of its batches, whether it is a
+    torch DataLoader and whether its batches were views of stored data written after."""
+    style = source_style(source)
     torch = "_torch" if library == "torch" else ""
     method = {"dataset": "__getitem__", "loader": "__iter__"}.get(style)
     fields = {"method": method or "", "verb": "return" if style == "dataset" else "yield"}
-    if torch_loader:
+    if frameworks.torch.is_loader(source.obj):
         return "torch_loader_views" if views else "torch_loader", fields
     if library in ("jax", "tensorflow"):
         return library, fields
@@ -77,10 +73,10 @@ def fix_kind(
     return ("views" if views else "buffer") + torch, fields
 
 
-def later_fix(style: str, library: str = "numpy", torch_loader: bool = False) -> str:
+def later_fix(source: Source, library: str = "numpy") -> str:
     """How to make every batch own its memory, in short, for a targets report whose
     batches were rewritten after they were handed out (the check names the buffer)."""
-    kind, fields = fix_kind(style, library, torch_loader)
+    kind, fields = fix_kind(source, library)
     return say("common", "later", kind.replace("views", "buffer"), **fields).text
 
 
@@ -131,12 +127,8 @@ def check_generator_no_aliasing(
 
     memory = _memory_notes([flat for _, _, flat in held], changed_paths)
     patterns = {pattern for pattern, _ in memory}
-    kind, fields = fix_kind(
-        source_style(resolved),
-        array_library(held[0][0]),
-        is_torch_loader(resolved),
-        views="views" in patterns and "buffer" not in patterns,
-    )
+    views = "views" in patterns and "buffer" not in patterns
+    kind, fields = fix_kind(resolved, array_library(held[0][0]), views)
     words = say(
         "generator_no_aliasing",
         Cause.BATCH_CHANGED if findings else "passed",
@@ -222,24 +214,15 @@ def _memory_notes(flats: list[Any], paths: set[str]) -> tuple[tuple[str, str], .
         addresses = {address for _, address in buffers}
         owners = {owner for owner, _ in buffers}
         if len(addresses) == 1:
-            notes.append(("buffer", f"Memory: {where} share one buffer, refilled in place."))
+            pattern = "buffer"
         elif len(owners) == 1 and all(a.base is not None for a in arrays):
-            notes.append(
-                (
-                    "views",
-                    f"Memory: {where} are views into one array ({len(addresses)} offsets),"
-                    " written after they were yielded: an in-place shuffle or update, or a"
-                    " ring carved out of one block.",
-                )
-            )
+            pattern = "views"
         elif len(addresses) < n:
-            notes.append(
-                (
-                    "ring",
-                    f"Memory: {where} live in {len(addresses)} buffers, reused in turn"
-                    " (a ring or double buffer).",
-                )
-            )
+            pattern = "ring"
+        else:
+            continue
+        words = say("generator_no_aliasing", "note", pattern, where=where, count=len(addresses))
+        notes.append((pattern, words.text))
     return tuple(notes)
 
 

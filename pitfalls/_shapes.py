@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -54,11 +55,6 @@ def shape_of(value: Any, name: str) -> Shape | None:
         ) from exc
 
 
-def _fmt(shape: Shape) -> str:
-    dims = ["None" if d is None else str(d) for d in shape]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-
-
 def _broadcast(a: Shape, b: Shape) -> Shape | None:
     """numpy's broadcasting rule, with None (unknown) dims; None if it would raise."""
     out: list[int | None] = []
@@ -81,12 +77,7 @@ def _same(a: Shape, b: Shape) -> bool:
 
 
 def _count(shape: Shape) -> int | None:
-    total = 1
-    for d in shape:
-        if d is None:
-            return None
-        total *= d
-    return total
+    return None if None in shape else math.prod(shape)  # type: ignore[arg-type]
 
 
 def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
@@ -98,8 +89,8 @@ def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
     """
     a, b = shape_of(y_true, "y_true"), shape_of(y_pred, "y_pred")
     params = {
-        "y_true": _fmt(a) if a is not None else "?",
-        "y_pred": _fmt(b) if b is not None else "?",
+        "y_true": "?" if a is None else str(a),
+        "y_pred": "?" if b is None else str(b),
     }
     if a is None or b is None or _same(a, b):
         known = a is not None and b is not None
@@ -107,10 +98,10 @@ def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
         return Report(check="no_broadcast", parameters=params, summary=summary)
     joint = _broadcast(a, b)
     if joint is None:
-        problem = f"shapes {_fmt(a)} and {_fmt(b)} do not broadcast: the operation would raise"
+        problem = f"shapes {a} and {b} do not broadcast: the operation would raise"
     else:
         meant, got = _count(b), _count(joint)
-        problem = f"broadcasts to {_fmt(joint)}"
+        problem = f"broadcasts to {joint}"
         if meant is not None and got is not None:
             problem += f": {got} elements where {meant} were meant"
             if got == meant:
@@ -250,7 +241,7 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
             findings.append(
                 Finding(
                     path=path,
-                    problem=f"{call} returned shape {_fmt(got or ())}, expected {_fmt(want)}",
+                    problem=f"{call} returned shape {got or ()}, expected {want}",
                 )
             )
     returned = _fmt_many([shape_of(o, "prediction") or () for o in outputs])
@@ -268,7 +259,7 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
 
 
 def _fmt_many(shapes: Sequence[Shape]) -> str:
-    return _fmt(shapes[0]) if len(shapes) == 1 else "[" + ", ".join(_fmt(s) for s in shapes) + "]"
+    return str(shapes[0]) if len(shapes) == 1 else str(list(shapes))
 
 
 assert_prediction_shape = asserting(check_prediction_shape)

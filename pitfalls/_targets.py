@@ -11,13 +11,7 @@ import numpy as np
 
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _validate as validate
-from pitfalls._aliasing import (
-    DEFAULT_DRAWS,
-    array_library,
-    is_torch_loader,
-    later_fix,
-    source_style,
-)
+from pitfalls._aliasing import DEFAULT_DRAWS, array_library, later_fix
 from pitfalls._boundary import asserting, checker
 from pitfalls._frameworks import tfdata as _tfdata
 from pitfalls._matching import ROUNDING_ULPS, Comparer, coarsest, note, split_targets
@@ -203,7 +197,7 @@ def targets_report(
     graph = _tfdata.graph(resolved.obj) if _tfdata.is_dataset(resolved.obj) else None
     tf_ops = graph.random_ops if graph is not None else ()
     evidence, notes = _weigh(comparer, watch, held, rewritten, aliasing, tf_ops)
-    fix = later_fix(source_style(resolved), comparer.library, is_torch_loader(resolved))
+    fix = later_fix(resolved, comparer.library)
     given = rtol is not None or atol is not None
     words = _words(evidence, draws, not findings, fix, comparer.library, given)
     return Report(

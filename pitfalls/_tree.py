@@ -87,25 +87,21 @@ def _walk(
         raise ValueError(f"{shown}: batch is nested more than {_MAX_DEPTH} levels deep")
     if isinstance(node, Mapping):
         keys = tuple(node.keys())
-        _enter(node, path, seen)
-        shape.append((path, type(node).__qualname__, ("keys", keys)))
-        for key in keys:
-            _walk(node[key], _child(path, key), depth + 1, leaves, shape, seen)
-        seen.discard(id(node))
+        size: tuple[Any, ...] = ("keys", keys)
+        items = ((_child(path, key), node[key]) for key in keys)
     elif isinstance(node, (list, tuple)):
-        _enter(node, path, seen)
-        shape.append((path, type(node).__qualname__, ("len", len(node))))
-        for i, item in enumerate(node):
-            _walk(item, f"{path}[{i}]", depth + 1, leaves, shape, seen)
-        seen.discard(id(node))
+        size = ("len", len(node))
+        items = ((f"{path}[{i}]", item) for i, item in enumerate(node))
     else:
         leaves.append((path, node))
-
-
-def _enter(node: Any, path: str, seen: set[int]) -> None:
+        return
     if id(node) in seen:
         raise ValueError(f"{path}: batch contains itself (a reference cycle)")
     seen.add(id(node))
+    shape.append((path, type(node).__qualname__, size))
+    for child, item in items:
+        _walk(item, child, depth + 1, leaves, shape, seen)
+    seen.discard(id(node))
 
 
 @dataclass(frozen=True)
@@ -241,8 +237,13 @@ class Seal:
     leaves: tuple[tuple[str, SealedLeaf], ...]
 
 
+def _bytes(a: np.ndarray) -> np.ndarray:
+    """The array's bytes, flat (copied only when the array is not C-contiguous)."""
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
 def _blocks(a: np.ndarray) -> tuple[bytes, ...]:
-    data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    data = _bytes(a)
     return tuple(digest(data[i : i + BLOCK_BYTES]) for i in range(0, data.size, BLOCK_BYTES))
 
 
@@ -351,37 +352,18 @@ def _close_mask(actual: np.ndarray, desired: np.ndarray, rtol: float, atol: floa
     return _equal_mask(actual, desired)
 
 
-_CHUNK_BYTES = 1 << 20
-
-
-def _as_words(a: np.ndarray) -> np.ndarray | None:
-    """A flat unsigned-int view of a contiguous array's bytes, or None."""
-    if not a.flags.c_contiguous or a.dtype.hasobject:
-        return None
-    size = a.dtype.itemsize
-    word = {1: np.uint8, 2: np.uint16, 4: np.uint32}.get(
-        size, np.uint64 if size % 8 == 0 else np.uint8
-    )
-    return a.reshape(-1).view(word)
-
-
 def bitwise_equal(then: np.ndarray, now: np.ndarray) -> bool:
     """True when both arrays hold the same bytes: unchanged, NaN payloads included.
 
-    Compared 1 MiB at a time into one small reused mask, so a large batch costs
-    one read of each array and no batch-sized temporary.
+    Compared by their digests (:func:`pitfalls._fingerprint.digest`), read in place, so a
+    large batch costs one read of each array and no batch-sized temporary. False for
+    arrays not C-contiguous or holding objects: the elementwise comparison settles those.
     """
-    a, b = _as_words(then), _as_words(now)
-    if a is None or b is None or a.dtype != b.dtype or a.size != b.size:
+    if then.dtype.hasobject or not (then.flags.c_contiguous and now.flags.c_contiguous):
         return False
-    step = max(1, _CHUNK_BYTES // a.itemsize)
-    mask = np.empty(min(step, a.size), dtype=bool)
-    for start in range(0, a.size, step):
-        chunk = mask[: min(step, a.size - start)]
-        np.equal(a[start : start + step], b[start : start + step], out=chunk)
-        if not chunk.all():
-            return False
-    return True
+    if then.dtype != now.dtype or then.shape != now.shape:
+        return False
+    return digest(_bytes(then)) == digest(_bytes(now))
 
 
 def _layout_change(
