@@ -10,7 +10,7 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import asserting, checker
 from pitfalls._report import Cause, Finding, Report
-from pitfalls._sources import Ended, Source, draw, ended_note, no_array_in, resolve
+from pitfalls._sources import Source, drawn, ended_notes, no_array_in, resolve
 from pitfalls._tree import (
     Flat,
     as_array,
@@ -143,8 +143,7 @@ def check_generator_no_aliasing(
         findings=tuple(findings),
         reason=words.text if findings else "",
         hint=words.hint,
-        notes=tuple(note for _, note in memory)
-        + ((ended_note(draws, asked),) if draws < asked else ()),
+        notes=tuple(note for _, note in memory) + ended_notes(draws, asked),
         columns=("yielded", "now"),
         summary=words.text,
         source=resolved.description,
@@ -157,13 +156,8 @@ def _draw(
     resolved: Source, draws: int, timeout: float | None, keep: Callable[[Flat], Any]
 ) -> list[tuple[Any, Any, Flat]]:
     """``draws`` batches, each held with what ``keep`` makes of it as it is drawn."""
-    batches = resolved.stream()
     held = []
-    for i in range(draws):
-        try:
-            batch = draw(batches, i, draws, timeout, resolved)
-        except Ended:  # every batch the source gives is read
-            break
+    for batch in drawn(resolved.stream(), resolved, draws, timeout):
         flat = flatten(batch)
         held.append((batch, keep(flat), flat))
     return held

@@ -17,7 +17,7 @@ from pitfalls._frameworks import tfdata as _tfdata
 from pitfalls._matching import ROUNDING_ULPS, Comparer, coarsest, note, split_targets
 from pitfalls._randomness import Randomness, held_by
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
-from pitfalls._sources import Ended, draw, ended_note, resolve
+from pitfalls._sources import drawn, ended_notes, resolve
 from pitfalls._tree import as_array, buffer_of, flatten_at
 from pitfalls._words import Words, say
 
@@ -172,11 +172,7 @@ def targets_report(
     comparer = Comparer(target_fn, rtol, atol, unpack)
     with Randomness([("self", resolved.obj)], restore=False) as watch:  # to name augmentation
         watch.mark()
-        for i in range(draws):
-            try:
-                batch = draw(batches, i, draws, timeout, resolved)
-            except Ended:  # a short finite source is read whole
-                break
+        for i, batch in enumerate(drawn(batches, resolved, draws, timeout)):
             if i == 0:
                 comparer.library = array_library(batch)
             findings += comparer.compare(i, batch, "when yielded")
@@ -213,7 +209,7 @@ def targets_report(
         findings=tuple(findings),
         reason=words.text if findings else "",
         hint=words.hint,
-        notes=tuple(sorted(notes)) + ((ended_note(draws, asked),) if draws < asked else ()),
+        notes=tuple(sorted(notes)) + ended_notes(draws, asked),
         columns=("target_fn", "yielded"),
         summary=words.text,
         source=resolved.description,
