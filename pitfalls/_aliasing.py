@@ -14,7 +14,6 @@ from pitfalls._sources import Source, drawn, ended_notes, no_array_in, resolve
 from pitfalls._tree import (
     Flat,
     as_array,
-    broken_seal,
     buffer_of,
     diff_snapshot,
     flatten,
@@ -117,11 +116,11 @@ def check_generator_no_aliasing(
     held = _draw(resolved, draws, timeout, seal)
     asked, draws = draws, len(held)  # a short finite source is read whole
     no_array_in([batch for batch, _, _ in held])
-    findings, changed_paths, digested = _changed(held, broken_seal)
+    findings, changed_paths, digested = _changed(held)
     if digested and resolved.rereadable:
         # Only digests were kept: read the batches again, copied, for the elements.
         again = _draw(resolved.fresh(), draws, timeout, snapshot)
-        exact, paths, _ = _changed(again, diff_snapshot)
+        exact, paths, _ = _changed(again)
         if exact:
             held, findings, changed_paths = again, exact, paths
 
@@ -163,16 +162,14 @@ def _draw(
     return held
 
 
-def _changed(
-    held: list[tuple[Any, Any, Flat]], compare: Callable[[Any, Flat], Any]
-) -> tuple[list[Finding], set[str], bool]:
+def _changed(held: list[tuple[Any, Any, Flat]]) -> tuple[list[Finding], set[str], bool]:
     """The findings of every held batch against what was kept of it, their paths, and
     whether any was told by digests alone (no values to show)."""
     findings: list[Finding] = []
     changed_paths: set[str] = set()
     digested = False
     for i, (batch, kept, _) in enumerate(held):
-        diffs, structure = compare(kept, flatten(batch))
+        diffs, structure = diff_snapshot(kept, flatten(batch))
         if structure is not None:
             path, how = structure
             findings.append(Finding(batch=i, path=path, when="after later draws", problem=how))

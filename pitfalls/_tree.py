@@ -219,22 +219,22 @@ _COPIED_BYTES = 1 << 12
 
 
 @dataclass(frozen=True)
-class SealedLeaf:
-    """A leaf as drawn, kept as block digests (or a copy, when it is small)."""
+class Digests:
+    """A leaf as drawn, kept as the digests of the blocks of its bytes."""
 
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
-    blocks: tuple[bytes, ...] = ()
-    copy: np.ndarray | None = None
+    blocks: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
 class Seal:
-    """A batch as drawn, held at a fraction of its size: its structure and, per leaf, the
-    digests of blocks of its bytes (:func:`seal`); :func:`broken_seal` says what changed."""
+    """A batch as drawn, held at a fraction of its size: its structure and, per leaf, a
+    copy (up to 4 KiB) or its :class:`Digests` (:func:`seal`); :func:`diff_snapshot`
+    says what changed."""
 
     structure: tuple[tuple[str, str, tuple[Any, ...]], ...]
-    leaves: tuple[tuple[str, SealedLeaf], ...]
+    arrays: tuple[tuple[str, np.ndarray | Digests], ...]
 
 
 def _bytes(a: np.ndarray) -> np.ndarray:
@@ -247,41 +247,21 @@ def _blocks(a: np.ndarray) -> tuple[bytes, ...]:
     return tuple(digest(data[i : i + BLOCK_BYTES]) for i in range(0, data.size, BLOCK_BYTES))
 
 
-def _seal_leaf(a: np.ndarray) -> SealedLeaf:
+def _sealed(a: np.ndarray) -> np.ndarray | Digests:
     if a.nbytes <= _COPIED_BYTES or a.dtype.hasobject:
-        return SealedLeaf(a.shape, a.dtype, copy=np.array(a, copy=True))
-    return SealedLeaf(a.shape, a.dtype, blocks=_blocks(a))
+        return np.array(a, copy=True)
+    return Digests(a.shape, a.dtype, _blocks(a))
 
 
 def seal(flat: Flat) -> Seal:
     """Seal a batch as it is drawn: memory of about 1/4096 of its bytes."""
     return Seal(
         flat.structure,
-        tuple((path, _seal_leaf(as_array(leaf, path))) for path, leaf in flat.leaves),
+        tuple((path, _sealed(as_array(leaf, path))) for path, leaf in flat.leaves),
     )
 
 
-def broken_seal(sealed: Seal, flat: Flat) -> tuple[list[Diff], tuple[str, str] | None]:
-    """Compare a batch as it is now with its seal, as :func:`diff_snapshot` does with a
-    copy: a copied leaf element by element; a digested leaf by its blocks, a Diff whose
-    ``mismatched`` counts the elements in the blocks that changed."""
-    if sealed.structure != flat.structure:
-        return diff_snapshot(Snapshot(sealed.structure, ()), flat)
-    diffs = []
-    for (path, then), (_, leaf) in zip(sealed.leaves, flat.leaves):
-        now = as_array(leaf, path)
-        if then.copy is not None:
-            d = diff_arrays(path, then.copy, now)
-        else:
-            d = _layout_change(path, then.shape, then.dtype, now) or _block_diff(
-                path, then, _blocks(now)
-            )
-        if d is not None:
-            diffs.append(d)
-    return diffs, None
-
-
-def _block_diff(path: str, then: SealedLeaf, blocks: tuple[bytes, ...]) -> Diff | None:
+def _block_diff(path: str, then: Digests, blocks: tuple[bytes, ...]) -> Diff | None:
     changed = [i for i, (a, b) in enumerate(zip(then.blocks, blocks)) if a != b]
     if not changed:
         return None
@@ -415,12 +395,14 @@ def diff_arrays(
     return Diff(path, int(bad.size), int(then.size), first)
 
 
-def diff_snapshot(snap: Snapshot, flat: Flat) -> tuple[list[Diff], tuple[str, str] | None]:
-    """Compare a batch as it is now with its snapshot.
+def diff_snapshot(snap: Snapshot | Seal, flat: Flat) -> tuple[list[Diff], tuple[str, str] | None]:
+    """Compare a batch as it is now with its snapshot or its seal.
 
     Returns the differing leaves and, when the containers themselves changed
     (a list cleared and refilled with fewer items, a dict given new keys), the
-    path and a sentence saying how.
+    path and a sentence saying how. A copied leaf is compared element by element
+    (NaN equals NaN); a digested leaf by its blocks, in a Diff whose ``mismatched``
+    counts the elements in the blocks that changed.
     """
     if snap.structure != flat.structure:
         for old, new in zip(snap.structure, flat.structure):
@@ -429,7 +411,12 @@ def diff_snapshot(snap: Snapshot, flat: Flat) -> tuple[list[Diff], tuple[str, st
         return [], ("batch", "the batch's nesting changed")
     diffs = []
     for (path, then), (_, leaf) in zip(snap.arrays, flat.leaves):
-        d = diff_arrays(path, then, as_array(leaf, path))
+        now = as_array(leaf, path)
+        if isinstance(then, Digests):
+            d = _layout_change(path, then.shape, then.dtype, now)
+            d = d or _block_diff(path, then, _blocks(now))
+        else:
+            d = diff_arrays(path, then, now)
         if d is not None:
             diffs.append(d)
     return diffs, None
