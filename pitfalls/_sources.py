@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
+from pitfalls._report import safe_repr
 from pitfalls._words import say
 
 _ACCEPTED = (
@@ -433,7 +434,7 @@ def no_array_in(batches: list[Any]) -> None:
         first = batches[0]
         raise ValueError(
             f"none of the {len(batches)} batches drawn holds an array (batch 0 is"
-            f" {type(first).__qualname__} {_shown(first)}): a source must yield batches of"
+            f" {type(first).__qualname__} {safe_repr(first)}): a source must yield batches of"
             " arrays (inputs, or (inputs, targets)); one of None or text has nothing to check"
         )
 
@@ -447,11 +448,6 @@ def holds_nothing(batch: Any, depth: int = 0) -> bool:
     if isinstance(batch, Mapping) and depth < 8:
         return all(holds_nothing(item, depth + 1) for item in batch.values())
     return False
-
-
-def _shown(batch: Any) -> str:
-    text = repr(batch)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _stopped(index: int, draws: int, source: Source, consumed: bool) -> str:

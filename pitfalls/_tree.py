@@ -9,7 +9,7 @@ is ``inputs[0]``; anything else is rooted at ``batch``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +81,7 @@ def _walk(
     leaves: list[tuple[str, Any]],
     shape: list[tuple[str, str, tuple[Any, ...]]],
     seen: set[int],
+    roles: bool = False,
 ) -> None:
     if depth > _MAX_DEPTH:
         shown = path if len(path) <= 60 else f"{path[:28]}...{path[-28:]}"
@@ -88,10 +89,11 @@ def _walk(
     if isinstance(node, Mapping):
         keys = tuple(node.keys())
         size: tuple[Any, ...] = ("keys", keys)
-        items = ((_child(path, key), node[key]) for key in keys)
+        items: Iterable[tuple[str, Any]] = ((_child(path, key), node[key]) for key in keys)
     elif isinstance(node, (list, tuple)):
         size = ("len", len(node))
-        items = ((f"{path}[{i}]", item) for i, item in enumerate(node))
+        names = ROLES if roles else [f"{path}[{i}]" for i in range(len(node))]
+        items = zip(names, node)
     else:
         leaves.append((path, node))
         return
@@ -119,16 +121,7 @@ def _positional(batch: Any) -> bool:
 
 def flatten(batch: Any) -> Flat:
     """Flatten a batch; a top-level tuple or list of 1-3 items is (inputs, targets, weights)."""
-    leaves: list[tuple[str, Any]] = []
-    shape: list[tuple[str, str, tuple[Any, ...]]] = []
-    seen: set[int] = set()
-    if _positional(batch):
-        shape.append(("batch", type(batch).__qualname__, ("len", len(batch))))
-        for role, part in zip(ROLES, batch):
-            _walk(part, role, 1, leaves, shape, seen)
-    else:
-        _walk(batch, "batch", 0, leaves, shape, seen)
-    return Flat(tuple(shape), tuple(leaves))
+    return flatten_at(batch, "batch", roles=_positional(batch))
 
 
 TARGET_KEYS = ("y", "label", "labels", "target", "targets")
@@ -191,11 +184,12 @@ def split_batch(batch: Any, index: int, unpack: Any = None) -> Parts:
     return Parts(batch, None, "batch", "targets")
 
 
-def flatten_at(node: Any, root: str) -> Flat:
-    """Flatten one part of a batch (e.g. its targets) under the path ``root``."""
+def flatten_at(node: Any, root: str, roles: bool = False) -> Flat:
+    """Flatten one part of a batch (e.g. its targets) under the path ``root``; with
+    ``roles``, the items of the top-level list or tuple are named by :data:`ROLES`."""
     leaves: list[tuple[str, Any]] = []
     shape: list[tuple[str, str, tuple[Any, ...]]] = []
-    _walk(node, root, 0, leaves, shape, set())
+    _walk(node, root, 0, leaves, shape, set(), roles)
     return Flat(tuple(shape), tuple(leaves))
 
 
