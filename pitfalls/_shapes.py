@@ -23,7 +23,7 @@ from pitfalls._report import (
     Report,
     safe_repr,
 )
-from pitfalls._sources import add_note
+from pitfalls._sources import noted
 from pitfalls._words import say
 
 Shape = tuple[int | None, ...]
@@ -217,11 +217,8 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
         shapes = _as_expected(expected)
         params = {"expected": _fmt_many(shapes)}
     call = "model.predict(x)" if hasattr(model, "predict") else "model(x)"
-    try:
+    with noted(f"pitfalls: raised by {call}"):
         pred = model.predict(x, verbose=0) if hasattr(model, "predict") else model(x)
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by {call}")
-        raise
     names: list[str] = []
     if isinstance(pred, Mapping):  # named outputs, sorted by name as Keras flattens them
         names = sorted(pred)

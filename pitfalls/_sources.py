@@ -55,12 +55,8 @@ def batch_count(obj: Any) -> int | None:
         return None if n is None else int(n)
     if not hasattr(type(obj), "__len__"):
         return None
-    try:
-        n = len(obj)
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by len() of the source {type(obj).__qualname__}")
-        raise
-    return n
+    with noted(f"pitfalls: raised by len() of the source {type(obj).__qualname__}"):
+        return len(obj)
 
 
 def _by_index(obj: Any) -> Iterator[Any]:
@@ -140,11 +136,9 @@ class Source:
             return _by_index(self.obj)
         if self.kind == "generator":
             return self.obj
-        try:  # an iterator too: a for loop calls iter() first (a loader resets there)
+        # an iterator too: a for loop calls iter() first (a loader resets there)
+        with noted(f"pitfalls: raised by iter() of the source {type(self.obj).__qualname__}"):
             return iter(self.obj)
-        except Exception as exc:
-            add_note(exc, f"pitfalls: raised by iter() of the source {type(self.obj).__qualname__}")
-            raise
 
     def stream(self) -> Iterator[Any]:
         """Batches epoch after epoch, as training reads them: like :meth:`batches`, but a
@@ -303,11 +297,8 @@ def resolve(source: Any, name: str = "source") -> Source:
         ) from None
     except ValueError:  # no signature to inspect (some builtins): just call it
         pass
-    try:
+    with noted(f"pitfalls: raised by the source factory {_call_text(source)}"):
         made = source()
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by the source factory {_call_text(source)}")
-        raise
     frameworks.tfdata.keep_if_from_hf(made)  # letting it go would delete the user's HF dataset
     if _MADE and frameworks.torch.persistent(made):
         _MADE[-1].append((made, frameworks.torch.pool(made)))  # with the pool it had
@@ -473,6 +464,16 @@ def _stopped(index: int, draws: int, source: Source, consumed: bool) -> str:
             " at least 2 batches are needed"
         )
     return f"{head}: the {source.kind} is empty, or was already consumed {by}{fix}"
+
+
+@contextlib.contextmanager
+def noted(note: str) -> Iterator[None]:
+    """Add ``note`` (:func:`add_note`) to an exception raised inside, which goes on."""
+    try:
+        yield
+    except Exception as exc:
+        add_note(exc, note)
+        raise
 
 
 def add_note(exc: BaseException, note: str) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from pitfalls._fingerprint import digest
 from pitfalls._report import MAX_SHOWN, Finding, Location
+from pitfalls._sources import noted
 
 ROLES = ("inputs", "targets", "sample_weights")
 _MAX_DEPTH = 64
@@ -151,13 +152,8 @@ def split_batch(batch: Any, index: int, unpack: Any = None) -> Parts:
     targets)``, settles any other layout.
     """
     if unpack is not None:
-        try:
+        with noted(f"pitfalls: raised by unpack on batch {index}"):
             parts = unpack(batch)
-        except Exception as exc:
-            from pitfalls._sources import add_note
-
-            add_note(exc, f"pitfalls: raised by unpack on batch {index}")
-            raise
         if not isinstance(parts, tuple) or len(parts) != 2:
             raise ValueError(
                 f"unpack must return a pair (inputs, targets); for batch {index} it returned"
