@@ -219,21 +219,18 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
     call = "model.predict(x)" if hasattr(model, "predict") else "model(x)"
     with noted(f"pitfalls: raised by {call}"):
         pred = model.predict(x, verbose=0) if hasattr(model, "predict") else model(x)
-    names: list[str] = []
+    paths = ["prediction"] if len(shapes) == 1 else [f"prediction[{i}]" for i in range(len(shapes))]
     if isinstance(pred, Mapping):  # named outputs, sorted by name as Keras flattens them
-        names = sorted(pred)
-        pred = [pred[name] for name in names]
+        paths = [f"prediction[{name!r}]" for name in sorted(pred)]
+        pred = [pred[name] for name in sorted(pred)]
     outputs: Sequence[Any] = pred if isinstance(pred, (list, tuple)) else [pred]
     if len(outputs) != len(shapes):
         raise ValueError(
             f"{call} returned {len(outputs)} outputs, but {len(shapes)} shapes are expected"
         )
     findings = []
-    for i, (out, want) in enumerate(zip(outputs, shapes)):
+    for out, want, path in zip(outputs, shapes, paths):
         got = shape_of(out, "prediction")
-        path = "prediction" if len(shapes) == 1 and not names else f"prediction[{i}]"
-        if names:
-            path = f"prediction[{names[i]!r}]"
         if got is None or not _same(got, want):
             findings.append(
                 Finding(

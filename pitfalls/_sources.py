@@ -61,14 +61,8 @@ def batch_count(obj: Any) -> int | None:
 
 def _by_index(obj: Any) -> Iterator[Any]:
     n = batch_count(obj)
-    if n is None:
-        for i in itertools.count():
-            yield obj[i]
-        return
-    if n == 0:
-        return
-    while True:
-        for i in range(n):
+    while n != 0:  # an endless source (n is None) is read on in its first epoch
+        for i in itertools.count() if n is None else range(n):
             yield obj[i]
         end = getattr(obj, "on_epoch_end", None)
         if callable(end):
