@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from pitfalls import _validate as validate
 from pitfalls._boundary import asserting, checker
 from pitfalls._report import (
     BroadcastError,
@@ -188,8 +189,7 @@ def _as_expected(expected: Any) -> list[Shape]:
     if isinstance(expected, list):
         return [_as_expected(e)[0] for e in expected]
     if not isinstance(expected, tuple) or not all(
-        d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0)
-        for d in expected
+        d is None or (validate.is_int(d) and d >= 0) for d in expected
     ):
         raise TypeError(
             f"expected must be a shape tuple of ints and None (or a list of them), got {expected!r}"

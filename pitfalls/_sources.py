@@ -426,13 +426,11 @@ def no_array_in(batches: list[Any]) -> None:
 
 def holds_nothing(batch: Any, depth: int = 0) -> bool:
     """Nothing but None, text and empty containers, nested (a batch of no data)."""
-    if batch is None or isinstance(batch, (str, bytes)):
-        return True
+    if isinstance(batch, Mapping):
+        batch = list(batch.values())
     if isinstance(batch, (list, tuple)) and depth < 8:
         return all(holds_nothing(item, depth + 1) for item in batch)
-    if isinstance(batch, Mapping) and depth < 8:
-        return all(holds_nothing(item, depth + 1) for item in batch.values())
-    return False
+    return batch is None or isinstance(batch, (str, bytes))
 
 
 def _stopped(index: int, draws: int, source: Source, consumed: bool) -> str:
