@@ -186,28 +186,28 @@ def article(noun: str) -> str:
     return ("an " if vowel else "a ") + noun
 
 
-def _not_a_source(obj: Any, name: str, made: str = "") -> str | None:
-    """Why ``obj`` is not a source of batches, or None when it may be one."""
+def _refuse_data(obj: Any, name: str, made: str = "") -> None:
+    """A TypeError saying why ``obj`` is not a source of batches, when it is data: text, a
+    dict (a batch), an array or the ``(x, y)`` that ``fit`` takes."""
     got = f"{name} must be {_ACCEPTED}; {made or 'got '}{article(type(obj).__qualname__)}"
     if isinstance(obj, (str, bytes)):
-        return got
+        raise TypeError(got)
     if isinstance(obj, Mapping):
-        return f"{got}: a batch, not a source of batches (wrap it in a list)"
+        raise TypeError(f"{got}: a batch, not a source of batches (wrap it in a list)")
     if _is_data(obj):
         sizes = " and ".join(str(len(part)) for part in obj)
-        return (
+        raise TypeError(
             f"{got} of {len(obj)} arrays of {sizes} rows: data, as fit(x, y) takes it, not a"
             " source of batches; pass what cuts it into batches (your generator function,"
             " PyDataset or DataLoader), or, to check that data as Keras would batch it, the"
             " batches themselves: [(x[i:i + 32], y[i:i + 32]) for i in range(0, len(x), 32)]"
         )
     if _is_array(obj) and (isinstance(obj, np.ndarray) or not is_indexable(obj)):
-        return (
+        raise TypeError(
             f"{got}: an array is a dataset, not a source of batches (iterating it gives rows,"
             " one at a time); pass the generator, PyDataset or DataLoader that cuts it into"
             " batches, or [array] for one batch"
         )
-    return None
 
 
 def _is_data(obj: Any) -> bool:
@@ -223,7 +223,7 @@ def _is_data(obj: Any) -> bool:
 def _is_array(obj: Any) -> bool:
     """Does ``obj`` convert to an array (numpy's protocols, DLPack): a tensor of any library.
 
-    ``_not_a_source`` refuses such an object unless it declares the batch-source
+    ``_refuse_data`` refuses such an object unless it declares the batch-source
     protocol (an indexable with ``on_epoch_end``, or ``__getitem__`` and ``__len__``
     without ``__iter__``, which every array library's tensor defines), such as a
     PyDataset that also converts to an array; an ndarray is refused always.
@@ -269,9 +269,7 @@ def resolve(source: Any, name: str = "source") -> Source:
     if inspect.isclass(source):  # a class makes the source: judge what calling it returns
         kind = None
     else:
-        why = _not_a_source(source, name)
-        if why:
-            raise TypeError(why)
+        _refuse_data(source, name)
         kind = _kind(source)
     if kind is not None:
         return Source(source, kind, None, name)
@@ -297,9 +295,7 @@ def resolve(source: Any, name: str = "source") -> Source:
     if _MADE and frameworks.torch.persistent(made):
         _MADE[-1].append((made, frameworks.torch.pool(made)))  # with the pool it had
     call = f"calling {_call_text(source)} returned "
-    why = _not_a_source(made, name, call)
-    if why:
-        raise TypeError(why)
+    _refuse_data(made, name, call)
     kind = _kind(made)
     if kind is None:
         raise TypeError(
