@@ -128,13 +128,8 @@ def check_generator_no_aliasing(
     patterns = {pattern for pattern, _ in memory}
     views = "views" in patterns and "buffer" not in patterns
     kind, fields = fix_kind(resolved, array_library(held[0][0]), views)
-    words = say(
-        "generator_no_aliasing",
-        Cause.BATCH_CHANGED if findings else "passed",
-        kind,
-        draws=draws,
-        **fields,
-    )
+    verdict = Cause.BATCH_CHANGED if findings else "passed"
+    words = say("generator_no_aliasing", verdict, kind, draws=draws, **fields)
     return Report(
         check="generator_no_aliasing",
         parameters={"draws": draws},

@@ -189,6 +189,7 @@ def check_fits(
         "loss": loss_name,
         "seed": seed,
     }
+    shown = {"initial": f"{initial:.6g}", "final": f"{final:.6g}", "max_loss": f"{max_loss:g}"}
     underfit = Finding(
         path="loss",
         when=f"after {steps} steps",
@@ -203,14 +204,7 @@ def check_fits(
         reason=words.text,
         hint=words.hint,
         notes=notes,
-        summary=say(
-            "fits",
-            "passed",
-            initial=f"{initial:.6g}",
-            final=f"{final:.6g}",
-            max_loss=f"{max_loss:g}",
-            steps=steps,
-        ).text,
+        summary=say("fits", "passed", steps=steps, **shown).text,
         measured=(("initial_loss", initial), ("final_loss", final)),
     )
 

@@ -16,7 +16,7 @@ from pitfalls._boundary import asserting, checker
 from pitfalls._frameworks import tfdata as _tfdata
 from pitfalls._matching import ROUNDING_ULPS, Comparer, coarsest, note, split_targets
 from pitfalls._randomness import Randomness, held_by
-from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
+from pitfalls._report import MAX_SHOWN, Blame, Cause, Finding, Report
 from pitfalls._sources import drawn, ended_notes, resolve
 from pitfalls._tree import as_array, buffer_of, flatten_at
 from pitfalls._words import Words, say
@@ -196,6 +196,19 @@ def targets_report(
     fix = later_fix(resolved, comparer.library)
     given = rtol is not None or atol is not None
     words = _words(evidence, draws, not findings, fix, comparer.library, given)
+    blame: Blame | None = None
+    if findings and evidence.cause == "later":  # batches changed after they were handed out
+        blame = aliasing.blame if aliasing is not None else None  # the same write
+        if blame is None:
+            blame = _blame.blame_targets(
+                resolved,
+                target_fn,
+                draws=draws,
+                rtol=comparer.loosest(0, rtol),
+                atol=comparer.loosest(1, atol),
+                timeout=timeout,
+                unpack=unpack,
+            )
     return Report(
         check="targets_match",
         cause=Cause.BATCH_CHANGED if evidence.cause == "later" else Cause.TARGETS_MISMATCH,
@@ -213,21 +226,7 @@ def targets_report(
         columns=("target_fn", "yielded"),
         summary=words.text,
         source=resolved.description,
-        blame=(
-            None
-            if not findings or evidence.cause != "later"
-            else aliasing.blame  # the same write: batches changed after they were handed out
-            if aliasing is not None and aliasing.blame is not None
-            else _blame.blame_targets(
-                resolved,
-                target_fn,
-                draws=draws,
-                rtol=comparer.loosest(0, rtol),
-                atol=comparer.loosest(1, atol),
-                timeout=timeout,
-                unpack=unpack,
-            )
-        ),
+        blame=blame,
     )
 
 

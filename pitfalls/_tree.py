@@ -258,15 +258,14 @@ def _block_diff(path: str, then: Digests, blocks: tuple[bytes, ...]) -> Diff | N
     size = int(np.prod(then.shape))
     per_block = max(1, BLOCK_BYTES // then.dtype.itemsize)
     elements = sum(min(per_block, size - i * per_block) for i in changed)
-    first = changed[0] * per_block
-    index = tuple(int(i) for i in np.unravel_index(first, then.shape))
+    index = [int(i) for i in np.unravel_index(changed[0] * per_block, then.shape)]
     return Diff(
         path,
         elements,
         size,
         (),
         f"{len(changed)} of {len(blocks)} blocks of its bytes ({BLOCK_BYTES // 1024} KiB each,"
-        f" {elements} / {size} elements) changed, the first at index {list(index)}; only"
+        f" {elements} / {size} elements) changed, the first at index {index}; only"
         " digests were kept, so the elements' values are not shown",
         exact=False,
     )
