@@ -10,11 +10,10 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import asserting, checker
 from pitfalls._report import Cause, Finding, Report
-from pitfalls._sources import Ended, Source, draw, ended_note, no_array_in, resolve
+from pitfalls._sources import Source, drawn, ended_notes, no_array_in, resolve
 from pitfalls._tree import (
     Flat,
     as_array,
-    broken_seal,
     buffer_of,
     diff_snapshot,
     flatten,
@@ -54,21 +53,17 @@ def array_library(batch: Any) -> str:
     return next((library for library in found if library != "numpy"), "numpy")
 
 
-def is_torch_loader(source: Source) -> bool:
-    """Is the source a ``torch.utils.data.DataLoader`` (or a subclass)?"""
-    return frameworks.torch.is_loader(source.obj)
-
-
 def fix_kind(
-    style: str, library: str = "numpy", torch_loader: bool = False, views: bool = False
+    source: Source, library: str = "numpy", views: bool = False
 ) -> tuple[str, dict[str, str]]:
     """The kind of source a fix is worded for (``words.toml``), and its fields: how the
-    source is written (``style``), the library of its batches, whether it is a torch
-    DataLoader and whether its batches were views of stored data written after."""
+    source is written (:func:`source_style`), the library of its batches, whether it is a
+    torch DataLoader and whether its batches were views of stored data written after."""
+    style = source_style(source)
     torch = "_torch" if library == "torch" else ""
     method = {"dataset": "__getitem__", "loader": "__iter__"}.get(style)
     fields = {"method": method or "", "verb": "return" if style == "dataset" else "yield"}
-    if torch_loader:
+    if frameworks.torch.is_loader(source.obj):
         return "torch_loader_views" if views else "torch_loader", fields
     if library in ("jax", "tensorflow"):
         return library, fields
@@ -77,10 +72,10 @@ def fix_kind(
     return ("views" if views else "buffer") + torch, fields
 
 
-def later_fix(style: str, library: str = "numpy", torch_loader: bool = False) -> str:
+def later_fix(source: Source, library: str = "numpy") -> str:
     """How to make every batch own its memory, in short, for a targets report whose
     batches were rewritten after they were handed out (the check names the buffer)."""
-    kind, fields = fix_kind(style, library, torch_loader)
+    kind, fields = fix_kind(source, library)
     return say("common", "later", kind.replace("views", "buffer"), **fields).text
 
 
@@ -121,29 +116,20 @@ def check_generator_no_aliasing(
     held = _draw(resolved, draws, timeout, seal)
     asked, draws = draws, len(held)  # a short finite source is read whole
     no_array_in([batch for batch, _, _ in held])
-    findings, changed_paths, digested = _changed(held, broken_seal)
+    findings, changed_paths, digested = _changed(held)
     if digested and resolved.rereadable:
         # Only digests were kept: read the batches again, copied, for the elements.
         again = _draw(resolved.fresh(), draws, timeout, snapshot)
-        exact, paths, _ = _changed(again, diff_snapshot)
+        exact, paths, _ = _changed(again)
         if exact:
             held, findings, changed_paths = again, exact, paths
 
     memory = _memory_notes([flat for _, _, flat in held], changed_paths)
     patterns = {pattern for pattern, _ in memory}
-    kind, fields = fix_kind(
-        source_style(resolved),
-        array_library(held[0][0]),
-        is_torch_loader(resolved),
-        views="views" in patterns and "buffer" not in patterns,
-    )
-    words = say(
-        "generator_no_aliasing",
-        Cause.BATCH_CHANGED if findings else "passed",
-        kind,
-        draws=draws,
-        **fields,
-    )
+    views = "views" in patterns and "buffer" not in patterns
+    kind, fields = fix_kind(resolved, array_library(held[0][0]), views)
+    verdict = Cause.BATCH_CHANGED if findings else "passed"
+    words = say("generator_no_aliasing", verdict, kind, draws=draws, **fields)
     return Report(
         check="generator_no_aliasing",
         parameters={"draws": draws},
@@ -151,8 +137,7 @@ def check_generator_no_aliasing(
         findings=tuple(findings),
         reason=words.text if findings else "",
         hint=words.hint,
-        notes=tuple(note for _, note in memory)
-        + ((ended_note(draws, asked),) if draws < asked else ()),
+        notes=tuple(note for _, note in memory) + ended_notes(draws, asked),
         columns=("yielded", "now"),
         summary=words.text,
         source=resolved.description,
@@ -165,28 +150,21 @@ def _draw(
     resolved: Source, draws: int, timeout: float | None, keep: Callable[[Flat], Any]
 ) -> list[tuple[Any, Any, Flat]]:
     """``draws`` batches, each held with what ``keep`` makes of it as it is drawn."""
-    batches = resolved.stream()
     held = []
-    for i in range(draws):
-        try:
-            batch = draw(batches, i, draws, timeout, resolved)
-        except Ended:  # every batch the source gives is read
-            break
+    for batch in drawn(resolved.stream(), resolved, draws, timeout):
         flat = flatten(batch)
         held.append((batch, keep(flat), flat))
     return held
 
 
-def _changed(
-    held: list[tuple[Any, Any, Flat]], compare: Callable[[Any, Flat], Any]
-) -> tuple[list[Finding], set[str], bool]:
+def _changed(held: list[tuple[Any, Any, Flat]]) -> tuple[list[Finding], set[str], bool]:
     """The findings of every held batch against what was kept of it, their paths, and
     whether any was told by digests alone (no values to show)."""
     findings: list[Finding] = []
     changed_paths: set[str] = set()
     digested = False
     for i, (batch, kept, _) in enumerate(held):
-        diffs, structure = compare(kept, flatten(batch))
+        diffs, structure = diff_snapshot(kept, flatten(batch))
         if structure is not None:
             path, how = structure
             findings.append(Finding(batch=i, path=path, when="after later draws", problem=how))
@@ -222,24 +200,15 @@ def _memory_notes(flats: list[Any], paths: set[str]) -> tuple[tuple[str, str], .
         addresses = {address for _, address in buffers}
         owners = {owner for owner, _ in buffers}
         if len(addresses) == 1:
-            notes.append(("buffer", f"Memory: {where} share one buffer, refilled in place."))
+            pattern = "buffer"
         elif len(owners) == 1 and all(a.base is not None for a in arrays):
-            notes.append(
-                (
-                    "views",
-                    f"Memory: {where} are views into one array ({len(addresses)} offsets),"
-                    " written after they were yielded: an in-place shuffle or update, or a"
-                    " ring carved out of one block.",
-                )
-            )
+            pattern = "views"
         elif len(addresses) < n:
-            notes.append(
-                (
-                    "ring",
-                    f"Memory: {where} live in {len(addresses)} buffers, reused in turn"
-                    " (a ring or double buffer).",
-                )
-            )
+            pattern = "ring"
+        else:
+            continue
+        words = say("generator_no_aliasing", "note", pattern, where=where, count=len(addresses))
+        notes.append((pattern, words.text))
     return tuple(notes)
 
 

@@ -168,11 +168,7 @@ def check_fits(
     model.compile(
         optimizer=keras.optimizers.Adam(schedule), loss=loss, steps_per_execution=compiled
     )
-    notes = []
-    if not model.trainable_weights:
-        notes.append(
-            "Note: the model has no trainable weights; only its fixed function was judged."
-        )
+    notes = () if model.trainable_weights else (say("fits", "note", "no_weights").text,)
     with warnings.catch_warnings(record=True):  # Keras' warnings about the run: not the user's
         warnings.simplefilter("always")
         initial = _loss(model, x, y, rows)
@@ -193,32 +189,22 @@ def check_fits(
         "loss": loss_name,
         "seed": seed,
     }
-    findings: tuple[Finding, ...] = ()
-    if not final <= max_loss:  # NaN fails too
-        findings = (
-            Finding(
-                path="loss",
-                when=f"after {steps} steps",
-                problem=f"{final:.6g} > max_loss={max_loss:g} (it started at {initial:.6g})",
-            ),
-        )
+    shown = {"initial": f"{initial:.6g}", "final": f"{final:.6g}", "max_loss": f"{max_loss:g}"}
+    underfit = Finding(
+        path="loss",
+        when=f"after {steps} steps",
+        problem=f"{final:.6g} > max_loss={max_loss:g} (it started at {initial:.6g})",
+    )
     words = say("fits", Cause.UNDERFIT)
     return Report(
         cause=Cause.UNDERFIT,
         check="fits",
         parameters=params,
-        findings=findings,
+        findings=() if final <= max_loss else (underfit,),  # NaN fails too
         reason=words.text,
         hint=words.hint,
-        notes=tuple(notes),
-        summary=say(
-            "fits",
-            "passed",
-            initial=f"{initial:.6g}",
-            final=f"{final:.6g}",
-            max_loss=f"{max_loss:g}",
-            steps=steps,
-        ).text,
+        notes=notes,
+        summary=say("fits", "passed", steps=steps, **shown).text,
         measured=(("initial_loss", initial), ("final_loss", final)),
     )
 

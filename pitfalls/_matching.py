@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls._report import Finding
-from pitfalls._sources import add_note
+from pitfalls._sources import noted
 from pitfalls._tree import Diff, as_array, diff_arrays, flatten_at, split_batch
 from pitfalls._words import say
 
@@ -175,11 +175,8 @@ class Comparer:
 
     def _expected(self, index: int, inputs: Any, when: str) -> tuple[tuple[str, Any], ...]:
         """The leaves of ``target_fn(inputs)`` for batch ``index``; misuse named."""
-        try:
+        with noted(f"pitfalls: raised by target_fn on the inputs of batch {index} ({when})"):
             expected = self.target_fn(inputs)
-        except Exception as exc:
-            add_note(exc, f"pitfalls: raised by target_fn on the inputs of batch {index} ({when})")
-            raise
         if expected is None:
             raise TypeError(
                 f"target_fn returned None for batch {index} ({when}): a missing return?"

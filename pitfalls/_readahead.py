@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -30,27 +31,20 @@ def read_ahead(source: Any, depth: int) -> Iterator[Any]:
     >>> [(float(x[0]), y) for x, y in read_ahead(shared(), depth=1)]
     [(1.0, 0.0), (2.0, 1.0), (2.0, 2.0)]
     """
-    if not validate.is_int(depth):
-        raise TypeError(f"depth must be an int, got {validate.got(depth)}")
-    if depth < 0:
-        raise ValueError(f"depth={depth} must be >= 0")
-    return _read_ahead(open_source(source), int(depth))
+    depth = validate.integer("depth", depth, minimum=0)
+    return _read_ahead(open_source(source), depth)
 
 
 def _read_ahead(batches: Iterator[Any], depth: int) -> Iterator[Any]:
     queue: deque[Any] = deque()
-    drawn = 0
-    while True:
+    for drawn in itertools.count():
         try:
-            batch = next(batches)
+            queue.append(next(batches))
         except StopIteration:
             break
         except Exception as exc:
             add_note(exc, f"pitfalls: raised by the source while read_ahead drew batch {drawn}")
             raise
-        drawn += 1
-        queue.append(batch)
         if len(queue) > depth:
             yield queue.popleft()
-    while queue:
-        yield queue.popleft()
+    yield from queue

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
+from pitfalls import _validate as validate
 from pitfalls._boundary import asserting, checker
 from pitfalls._report import (
     BroadcastError,
@@ -22,7 +24,7 @@ from pitfalls._report import (
     Report,
     safe_repr,
 )
-from pitfalls._sources import add_note
+from pitfalls._sources import noted
 from pitfalls._words import say
 
 Shape = tuple[int | None, ...]
@@ -54,11 +56,6 @@ def shape_of(value: Any, name: str) -> Shape | None:
         ) from exc
 
 
-def _fmt(shape: Shape) -> str:
-    dims = ["None" if d is None else str(d) for d in shape]
-    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
-
-
 def _broadcast(a: Shape, b: Shape) -> Shape | None:
     """numpy's broadcasting rule, with None (unknown) dims; None if it would raise."""
     out: list[int | None] = []
@@ -81,12 +78,7 @@ def _same(a: Shape, b: Shape) -> bool:
 
 
 def _count(shape: Shape) -> int | None:
-    total = 1
-    for d in shape:
-        if d is None:
-            return None
-        total *= d
-    return total
+    return None if None in shape else math.prod(shape)  # type: ignore[arg-type]
 
 
 def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
@@ -98,8 +90,8 @@ def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
     """
     a, b = shape_of(y_true, "y_true"), shape_of(y_pred, "y_pred")
     params = {
-        "y_true": _fmt(a) if a is not None else "?",
-        "y_pred": _fmt(b) if b is not None else "?",
+        "y_true": "?" if a is None else str(a),
+        "y_pred": "?" if b is None else str(b),
     }
     if a is None or b is None or _same(a, b):
         known = a is not None and b is not None
@@ -107,10 +99,10 @@ def check_no_broadcast(y_true: Any, y_pred: Any) -> Report:
         return Report(check="no_broadcast", parameters=params, summary=summary)
     joint = _broadcast(a, b)
     if joint is None:
-        problem = f"shapes {_fmt(a)} and {_fmt(b)} do not broadcast: the operation would raise"
+        problem = f"shapes {a} and {b} do not broadcast: the operation would raise"
     else:
         meant, got = _count(b), _count(joint)
-        problem = f"broadcasts to {_fmt(joint)}"
+        problem = f"broadcasts to {joint}"
         if meant is not None and got is not None:
             problem += f": {got} elements where {meant} were meant"
             if got == meant:
@@ -197,8 +189,7 @@ def _as_expected(expected: Any) -> list[Shape]:
     if isinstance(expected, list):
         return [_as_expected(e)[0] for e in expected]
     if not isinstance(expected, tuple) or not all(
-        d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0)
-        for d in expected
+        d is None or (validate.is_int(d) and d >= 0) for d in expected
     ):
         raise TypeError(
             f"expected must be a shape tuple of ints and None (or a list of them), got {expected!r}"
@@ -226,31 +217,25 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
         shapes = _as_expected(expected)
         params = {"expected": _fmt_many(shapes)}
     call = "model.predict(x)" if hasattr(model, "predict") else "model(x)"
-    try:
+    with noted(f"pitfalls: raised by {call}"):
         pred = model.predict(x, verbose=0) if hasattr(model, "predict") else model(x)
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by {call}")
-        raise
-    names: list[str] = []
+    paths = ["prediction"] if len(shapes) == 1 else [f"prediction[{i}]" for i in range(len(shapes))]
     if isinstance(pred, Mapping):  # named outputs, sorted by name as Keras flattens them
-        names = sorted(pred)
-        pred = [pred[name] for name in names]
+        paths = [f"prediction[{name!r}]" for name in sorted(pred)]
+        pred = [pred[name] for name in sorted(pred)]
     outputs: Sequence[Any] = pred if isinstance(pred, (list, tuple)) else [pred]
     if len(outputs) != len(shapes):
         raise ValueError(
             f"{call} returned {len(outputs)} outputs, but {len(shapes)} shapes are expected"
         )
     findings = []
-    for i, (out, want) in enumerate(zip(outputs, shapes)):
+    for out, want, path in zip(outputs, shapes, paths):
         got = shape_of(out, "prediction")
-        path = "prediction" if len(shapes) == 1 and not names else f"prediction[{i}]"
-        if names:
-            path = f"prediction[{names[i]!r}]"
         if got is None or not _same(got, want):
             findings.append(
                 Finding(
                     path=path,
-                    problem=f"{call} returned shape {_fmt(got or ())}, expected {_fmt(want)}",
+                    problem=f"{call} returned shape {got or ()}, expected {want}",
                 )
             )
     returned = _fmt_many([shape_of(o, "prediction") or () for o in outputs])
@@ -268,7 +253,7 @@ def check_prediction_shape(model: Any, x: Any, *, expected: Any = None) -> Repor
 
 
 def _fmt_many(shapes: Sequence[Shape]) -> str:
-    return _fmt(shapes[0]) if len(shapes) == 1 else "[" + ", ".join(_fmt(s) for s in shapes) + "]"
+    return str(shapes[0]) if len(shapes) == 1 else str(list(shapes))
 
 
 assert_prediction_shape = asserting(check_prediction_shape)

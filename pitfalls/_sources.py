@@ -19,7 +19,6 @@ import contextlib
 import functools
 import inspect
 import itertools
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
+from pitfalls._report import safe_repr
 from pitfalls._words import say
 
 _ACCEPTED = (
@@ -55,24 +55,14 @@ def batch_count(obj: Any) -> int | None:
         return None if n is None else int(n)
     if not hasattr(type(obj), "__len__"):
         return None
-    try:
-        n = len(obj)
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by len() of the source {type(obj).__qualname__}")
-        raise
-    return n
+    with noted(f"pitfalls: raised by len() of the source {type(obj).__qualname__}"):
+        return len(obj)
 
 
 def _by_index(obj: Any) -> Iterator[Any]:
     n = batch_count(obj)
-    if n is None:
-        for i in itertools.count():
-            yield obj[i]
-        return
-    if n == 0:
-        return
-    while True:
-        for i in range(n):
+    while n != 0:  # an endless source (n is None) is read on in its first epoch
+        for i in itertools.count() if n is None else range(n):
             yield obj[i]
         end = getattr(obj, "on_epoch_end", None)
         if callable(end):
@@ -127,7 +117,8 @@ class Source:
         """
         call = None if self.made_by is None else _call_text(self.made_by)
         name = _object_name(self.obj)
-        if self.kind == "generator" and call is not None and _unwrapped_name(self.made_by) == name:
+        unwrapped = str(getattr(_unwrapped(self.made_by)[0], "__qualname__", ""))
+        if self.kind == "generator" and call is not None and unwrapped == name:
             return f"generator made by {call}"
         what = f"{self.kind} {name}"
         return what if call is None else f"{what} made by {call}"
@@ -139,11 +130,9 @@ class Source:
             return _by_index(self.obj)
         if self.kind == "generator":
             return self.obj
-        try:  # an iterator too: a for loop calls iter() first (a loader resets there)
+        # an iterator too: a for loop calls iter() first (a loader resets there)
+        with noted(f"pitfalls: raised by iter() of the source {type(self.obj).__qualname__}"):
             return iter(self.obj)
-        except Exception as exc:
-            add_note(exc, f"pitfalls: raised by iter() of the source {type(self.obj).__qualname__}")
-            raise
 
     def stream(self) -> Iterator[Any]:
         """Batches epoch after epoch, as training reads them: like :meth:`batches`, but a
@@ -197,32 +186,28 @@ def article(noun: str) -> str:
     return ("an " if vowel else "a ") + noun
 
 
-def _not_a_source(obj: Any, name: str, made: str = "") -> str | None:
-    """Why ``obj`` is not a source of batches, or None when it may be one."""
-    got = f"{made or 'got '}{article(type(obj).__qualname__)}"
+def _refuse_data(obj: Any, name: str, made: str = "") -> None:
+    """A TypeError saying why ``obj`` is not a source of batches, when it is data: text, a
+    dict (a batch), an array or the ``(x, y)`` that ``fit`` takes."""
+    got = f"{name} must be {_ACCEPTED}; {made or 'got '}{article(type(obj).__qualname__)}"
     if isinstance(obj, (str, bytes)):
-        return f"{name} must be {_ACCEPTED}; {got}"
+        raise TypeError(got)
     if isinstance(obj, Mapping):
-        return (
-            f"{name} must be {_ACCEPTED}; {got}: a batch, not a source of batches"
-            " (wrap it in a list)"
-        )
+        raise TypeError(f"{got}: a batch, not a source of batches (wrap it in a list)")
     if _is_data(obj):
         sizes = " and ".join(str(len(part)) for part in obj)
-        return (
-            f"{name} must be {_ACCEPTED}; {got} of {len(obj)} arrays of {sizes} rows: data,"
-            " as fit(x, y) takes it, not a source of batches; pass what cuts it into"
-            " batches (your generator function, PyDataset or DataLoader), or, to check"
-            " that data as Keras would batch it, the batches themselves:"
-            " [(x[i:i + 32], y[i:i + 32]) for i in range(0, len(x), 32)]"
+        raise TypeError(
+            f"{got} of {len(obj)} arrays of {sizes} rows: data, as fit(x, y) takes it, not a"
+            " source of batches; pass what cuts it into batches (your generator function,"
+            " PyDataset or DataLoader), or, to check that data as Keras would batch it, the"
+            " batches themselves: [(x[i:i + 32], y[i:i + 32]) for i in range(0, len(x), 32)]"
         )
     if _is_array(obj) and (isinstance(obj, np.ndarray) or not is_indexable(obj)):
-        return (
-            f"{name} must be {_ACCEPTED}; {got}: an array is a dataset, not a source"
-            " of batches (iterating it gives rows, one at a time); pass the generator,"
-            " PyDataset or DataLoader that cuts it into batches, or [array] for one batch"
+        raise TypeError(
+            f"{got}: an array is a dataset, not a source of batches (iterating it gives rows,"
+            " one at a time); pass the generator, PyDataset or DataLoader that cuts it into"
+            " batches, or [array] for one batch"
         )
-    return None
 
 
 def _is_data(obj: Any) -> bool:
@@ -238,7 +223,7 @@ def _is_data(obj: Any) -> bool:
 def _is_array(obj: Any) -> bool:
     """Does ``obj`` convert to an array (numpy's protocols, DLPack): a tensor of any library.
 
-    ``_not_a_source`` refuses such an object unless it declares the batch-source
+    ``_refuse_data`` refuses such an object unless it declares the batch-source
     protocol (an indexable with ``on_epoch_end``, or ``__getitem__`` and ``__len__``
     without ``__iter__``, which every array library's tensor defines), such as a
     PyDataset that also converts to an array; an ndarray is refused always.
@@ -284,9 +269,7 @@ def resolve(source: Any, name: str = "source") -> Source:
     if inspect.isclass(source):  # a class makes the source: judge what calling it returns
         kind = None
     else:
-        why = _not_a_source(source, name)
-        if why:
-            raise TypeError(why)
+        _refuse_data(source, name)
         kind = _kind(source)
     if kind is not None:
         return Source(source, kind, None, name)
@@ -306,18 +289,13 @@ def resolve(source: Any, name: str = "source") -> Source:
         ) from None
     except ValueError:  # no signature to inspect (some builtins): just call it
         pass
-    try:
+    with noted(f"pitfalls: raised by the source factory {_call_text(source)}"):
         made = source()
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by the source factory {_call_text(source)}")
-        raise
     frameworks.tfdata.keep_if_from_hf(made)  # letting it go would delete the user's HF dataset
     if _MADE and frameworks.torch.persistent(made):
         _MADE[-1].append((made, frameworks.torch.pool(made)))  # with the pool it had
     call = f"calling {_call_text(source)} returned "
-    why = _not_a_source(made, name, call)
-    if why:
-        raise TypeError(why)
+    _refuse_data(made, name, call)
     kind = _kind(made)
     if kind is None:
         raise TypeError(
@@ -332,35 +310,27 @@ def open_source(source: Any, name: str = "source") -> Iterator[Any]:
     return resolve(source, name).batches()
 
 
+def _unwrapped(fn: Any) -> tuple[Any, bool]:
+    """The callable under any ``functools.partial``, and whether a partial binds arguments."""
+    bound = False
+    while isinstance(fn, functools.partial):
+        bound = bound or bool(fn.args or fn.keywords)
+        fn = fn.func
+    return fn, bound
+
+
 def _callable_name(fn: Callable[..., Any]) -> str:
     """``batches``, ``Loader``, ``C.make``; a partial by its function; a callable object
     (which has no name of its own) by its class's ``__call__``."""
-    if isinstance(fn, functools.partial):  # partial(batches, data, 32) names batches
-        return _callable_name(fn.func)
-    name = getattr(fn, "__qualname__", None)
-    return name if isinstance(name, str) else f"{type(fn).__qualname__}.__call__"
-
-
-def _unwrapped_name(fn: Any) -> str:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return str(getattr(fn, "__qualname__", ""))
+    inner, _ = _unwrapped(fn)  # partial(batches, data, 32) names batches
+    name = getattr(inner, "__qualname__", None)
+    return name if isinstance(name, str) else f"{type(inner).__qualname__}.__call__"
 
 
 def _call_text(fn: Callable[..., Any]) -> str:
     """The call pitfalls made: ``batches()``, or ``batches(...)`` for a partial that binds
     arguments (``partial(batches, data, 32)``)."""
-    bound = isinstance(fn, functools.partial) and _binds_arguments(fn)
-    return f"{_callable_name(fn)}({'...' if bound else ''})"
-
-
-def _binds_arguments(fn: functools.partial[Any]) -> bool:
-    inner: Any = fn
-    while isinstance(inner, functools.partial):
-        if inner.args or inner.keywords:
-            return True
-        inner = inner.func
-    return False
+    return f"{_callable_name(fn)}({'...' if _unwrapped(fn)[1] else ''})"
 
 
 def _object_name(obj: Any) -> str:
@@ -400,55 +370,42 @@ def call_within(fn: Callable[[], Any], timeout: float | None, what: str) -> Any:
     return outcome["value"]
 
 
-def draw(
-    batches: Iterator[Any],
-    index: int,
-    draws: int,
-    timeout: float | None = None,
-    source: Source | None = None,
-) -> Any:
-    """The next batch; a ValueError if the source ends early, with a note if it raises.
+def drawn(
+    batches: Iterator[Any], source: Source, draws: int, timeout: float | None
+) -> Iterator[Any]:
+    """Up to ``draws`` batches of ``batches``, read from ``source``; one that ends after 2
+    or more is read whole (:func:`ended_notes` says so). A ValueError if it ends sooner,
+    saying why (an iterator already consumed, an empty factory's iterator, an empty
+    container); an exception it raises comes through with a note naming the batch.
 
-    With ``timeout``, ``next()`` runs in a helper thread and a source that takes
-    longer raises ``TimeoutError`` naming the batch. ``source``, the resolved
-    source ``batches`` reads, lets the error for a source that gave nothing say
-    why: an iterator already consumed, an empty factory's iterator, an empty
-    container.
+    With ``timeout``, each ``next()`` runs in a helper thread and a source that takes
+    longer raises ``TimeoutError`` naming the batch.
     """
-    consumed = (
-        index == 0
-        and inspect.isgenerator(batches)
-        and inspect.getgeneratorstate(batches) == inspect.GEN_CLOSED
-    )
-    try:
-        batch = call_within(lambda: next(batches), timeout, f"yield batch {index}")
-    except StopIteration:
-        if index >= 2:
-            raise Ended(_stopped(index, draws, source, consumed), index) from None
-        raise ValueError(_stopped(index, draws, source, consumed)) from None
-    except TimeoutError:
-        raise
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by the source while drawing batch {index}")
-        raise
-    return batch
+    for index in range(draws):
+        consumed = (
+            index == 0
+            and inspect.isgenerator(batches)
+            and inspect.getgeneratorstate(batches) == inspect.GEN_CLOSED
+        )
+        try:
+            batch = call_within(lambda: next(batches), timeout, f"yield batch {index}")
+        except StopIteration:
+            if index >= 2:
+                return
+            raise ValueError(_stopped(index, draws, source, consumed)) from None
+        except TimeoutError:
+            raise
+        except Exception as exc:
+            add_note(exc, f"pitfalls: raised by the source while drawing batch {index}")
+            raise
+        yield batch
 
 
-class Ended(ValueError):
-    """The source ended after ``batches`` batches (2 or more), fewer than were asked for.
-
-    A check that reads a number of batches catches it and judges every batch the source
-    gave (a short finite generator is read whole), saying so in a note; elsewhere it is
-    the ``ValueError`` it says."""
-
-    def __init__(self, message: str, batches: int) -> None:
-        super().__init__(message)
-        self.batches = batches
-
-
-def ended_note(read: int, asked: int) -> str:
-    """The note of a check that read a short source whole."""
-    return say("common", "note", "ended", read=read, asked=asked).text
+def ended_notes(read: int, asked: int) -> tuple[str, ...]:
+    """The note of a check that read a short source whole, if it did."""
+    if read == asked:
+        return ()
+    return (say("common", "note", "ended", read=read, asked=asked).text,)
 
 
 def no_array_in(batches: list[Any]) -> None:
@@ -458,76 +415,62 @@ def no_array_in(batches: list[Any]) -> None:
         first = batches[0]
         raise ValueError(
             f"none of the {len(batches)} batches drawn holds an array (batch 0 is"
-            f" {type(first).__qualname__} {_shown(first)}): a source must yield batches of"
+            f" {type(first).__qualname__} {safe_repr(first)}): a source must yield batches of"
             " arrays (inputs, or (inputs, targets)); one of None or text has nothing to check"
         )
 
 
 def holds_nothing(batch: Any, depth: int = 0) -> bool:
     """Nothing but None, text and empty containers, nested (a batch of no data)."""
-    if batch is None or isinstance(batch, (str, bytes)):
-        return True
+    if isinstance(batch, Mapping):
+        batch = list(batch.values())
     if isinstance(batch, (list, tuple)) and depth < 8:
         return all(holds_nothing(item, depth + 1) for item in batch)
-    if isinstance(batch, Mapping) and depth < 8:
-        return all(holds_nothing(item, depth + 1) for item in batch.values())
-    return False
+    return batch is None or isinstance(batch, (str, bytes))
 
 
-def _shown(batch: Any) -> str:
-    text = repr(batch)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _stopped(index: int, draws: int, source: Source | None, consumed: bool) -> str:
-    """Why a source gave fewer batches than asked for, and what to pass instead."""
-    head = f"source stopped after {index} batch{'es' if index != 1 else ''}, but draws={draws}"
-    if index >= 2:
-        return (
-            f"{head} were asked for; pass draws={index} or fewer, or a source that yields"
-            " more batches"
-        )
+def _stopped(index: int, draws: int, source: Source, consumed: bool) -> str:
+    """Why a source gave fewer than 2 batches, and what to pass instead."""
+    head = (
+        f"source stopped after {index} batch{'es' if index != 1 else ''}, but draws={draws}"
+        " were asked for"
+    )
     if index == 1:
-        return f"{head} were asked for; at least 2 are needed: pass a source that yields more"
+        return f"{head}; at least 2 are needed: pass a source that yields more"
+    by = "(by list(), a for loop or an earlier check)"
     fix = (
         "; pass a factory instead, the generator function itself or lambda: iter(batches),"
         " so that every check reads a fresh one"
     )
     if consumed:
+        return f"{head}: the generator was already consumed {by}{fix}"
+    if source.kind not in ("generator", "iterator"):
+        return f"{head}: the source is empty; at least 2 batches are needed"
+    if source.made_by is not None:
         return (
-            f"{head} were asked for: the generator was already consumed (by list(), a for"
-            f" loop or an earlier check){fix}"
+            f"{head}: calling {_call_text(source.made_by)} returned an empty {source.kind};"
+            " at least 2 batches are needed"
         )
-    if source is None:
-        return (
-            f"{head} were asked for: the source is empty, or an iterator already consumed"
-            f" (by list(), a for loop or an earlier check){fix}"
-        )
-    if source.kind in ("generator", "iterator"):
-        if source.made_by is not None:
-            return (
-                f"{head} were asked for: calling {_call_text(source.made_by)} returned an"
-                f" empty {source.kind}; at least 2 batches are needed"
-            )
-        return (
-            f"{head} were asked for: the {source.kind} is empty, or was already consumed"
-            f" (by list(), a for loop or an earlier check){fix}"
-        )
-    return f"{head} were asked for: the source is empty; at least 2 batches are needed"
+    return f"{head}: the {source.kind} is empty, or was already consumed {by}{fix}"
+
+
+@contextlib.contextmanager
+def noted(note: str) -> Iterator[None]:
+    """Add ``note`` (:func:`add_note`) to an exception raised inside, which goes on."""
+    try:
+        yield
+    except Exception as exc:
+        add_note(exc, note)
+        raise
 
 
 def add_note(exc: BaseException, note: str) -> None:
-    """Add a PEP 678 note to ``exc``: ``add_note`` on 3.11+, the same ``__notes__`` list
-    before (pytest 8 and the ``exceptiongroup`` backport show it on 3.10 too)."""
-    if sys.version_info >= (3, 11):
-        exc.add_note(note)
-        return
+    """Add a PEP 678 note to ``exc``, as ``add_note`` does on 3.11+ (pytest 8 and the
+    ``exceptiongroup`` backport show ``__notes__`` on 3.10 too). An exception type that
+    takes no attributes, or whose ``__notes__`` is no list, gets no note."""
+    if getattr(exc, "__notes__", None) is None:
+        with contextlib.suppress(AttributeError):
+            exc.__notes__ = []  # type: ignore[attr-defined]
     notes = getattr(exc, "__notes__", None)
-    if notes is None:
-        notes = []
-        try:
-            exc.__notes__ = notes  # type: ignore[attr-defined]
-        except AttributeError:  # an exception type that takes no attributes: no note
-            return
-    if isinstance(notes, list):  # as add_note: a __notes__ that is no list is not ours
+    if isinstance(notes, list):
         notes.append(note)

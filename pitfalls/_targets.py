@@ -11,19 +11,13 @@ import numpy as np
 
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _validate as validate
-from pitfalls._aliasing import (
-    DEFAULT_DRAWS,
-    array_library,
-    is_torch_loader,
-    later_fix,
-    source_style,
-)
+from pitfalls._aliasing import DEFAULT_DRAWS, array_library, later_fix
 from pitfalls._boundary import asserting, checker
 from pitfalls._frameworks import tfdata as _tfdata
 from pitfalls._matching import ROUNDING_ULPS, Comparer, coarsest, note, split_targets
 from pitfalls._randomness import Randomness, held_by
-from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
-from pitfalls._sources import Ended, draw, ended_note, resolve
+from pitfalls._report import MAX_SHOWN, Blame, Cause, Finding, Report
+from pitfalls._sources import drawn, ended_notes, resolve
 from pitfalls._tree import as_array, buffer_of, flatten_at
 from pitfalls._words import Words, say
 
@@ -178,11 +172,7 @@ def targets_report(
     comparer = Comparer(target_fn, rtol, atol, unpack)
     with Randomness([("self", resolved.obj)], restore=False) as watch:  # to name augmentation
         watch.mark()
-        for i in range(draws):
-            try:
-                batch = draw(batches, i, draws, timeout, resolved)
-            except Ended:  # a short finite source is read whole
-                break
+        for i, batch in enumerate(drawn(batches, resolved, draws, timeout)):
             if i == 0:
                 comparer.library = array_library(batch)
             findings += comparer.compare(i, batch, "when yielded")
@@ -203,9 +193,22 @@ def targets_report(
     graph = _tfdata.graph(resolved.obj) if _tfdata.is_dataset(resolved.obj) else None
     tf_ops = graph.random_ops if graph is not None else ()
     evidence, notes = _weigh(comparer, watch, held, rewritten, aliasing, tf_ops)
-    fix = later_fix(source_style(resolved), comparer.library, is_torch_loader(resolved))
+    fix = later_fix(resolved, comparer.library)
     given = rtol is not None or atol is not None
     words = _words(evidence, draws, not findings, fix, comparer.library, given)
+    blame: Blame | None = None
+    if findings and evidence.cause == "later":  # batches changed after they were handed out
+        blame = aliasing.blame if aliasing is not None else None  # the same write
+        if blame is None:
+            blame = _blame.blame_targets(
+                resolved,
+                target_fn,
+                draws=draws,
+                rtol=comparer.loosest(0, rtol),
+                atol=comparer.loosest(1, atol),
+                timeout=timeout,
+                unpack=unpack,
+            )
     return Report(
         check="targets_match",
         cause=Cause.BATCH_CHANGED if evidence.cause == "later" else Cause.TARGETS_MISMATCH,
@@ -219,25 +222,11 @@ def targets_report(
         findings=tuple(findings),
         reason=words.text if findings else "",
         hint=words.hint,
-        notes=tuple(sorted(notes)) + ((ended_note(draws, asked),) if draws < asked else ()),
+        notes=tuple(sorted(notes)) + ended_notes(draws, asked),
         columns=("target_fn", "yielded"),
         summary=words.text,
         source=resolved.description,
-        blame=(
-            None
-            if not findings or evidence.cause != "later"
-            else aliasing.blame  # the same write: batches changed after they were handed out
-            if aliasing is not None and aliasing.blame is not None
-            else _blame.blame_targets(
-                resolved,
-                target_fn,
-                draws=draws,
-                rtol=comparer.loosest(0, rtol),
-                atol=comparer.loosest(1, atol),
-                timeout=timeout,
-                unpack=unpack,
-            )
-        ),
+        blame=blame,
     )
 
 

@@ -9,7 +9,7 @@ is ``inputs[0]``; anything else is rooted at ``batch``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from pitfalls._fingerprint import digest
 from pitfalls._report import MAX_SHOWN, Finding, Location
+from pitfalls._sources import noted
 
 ROLES = ("inputs", "targets", "sample_weights")
 _MAX_DEPTH = 64
@@ -81,31 +82,29 @@ def _walk(
     leaves: list[tuple[str, Any]],
     shape: list[tuple[str, str, tuple[Any, ...]]],
     seen: set[int],
+    roles: bool = False,
 ) -> None:
     if depth > _MAX_DEPTH:
         shown = path if len(path) <= 60 else f"{path[:28]}...{path[-28:]}"
         raise ValueError(f"{shown}: batch is nested more than {_MAX_DEPTH} levels deep")
     if isinstance(node, Mapping):
         keys = tuple(node.keys())
-        _enter(node, path, seen)
-        shape.append((path, type(node).__qualname__, ("keys", keys)))
-        for key in keys:
-            _walk(node[key], _child(path, key), depth + 1, leaves, shape, seen)
-        seen.discard(id(node))
+        size: tuple[Any, ...] = ("keys", keys)
+        items: Iterable[tuple[str, Any]] = ((_child(path, key), node[key]) for key in keys)
     elif isinstance(node, (list, tuple)):
-        _enter(node, path, seen)
-        shape.append((path, type(node).__qualname__, ("len", len(node))))
-        for i, item in enumerate(node):
-            _walk(item, f"{path}[{i}]", depth + 1, leaves, shape, seen)
-        seen.discard(id(node))
+        size = ("len", len(node))
+        names = ROLES if roles else [f"{path}[{i}]" for i in range(len(node))]
+        items = zip(names, node)
     else:
         leaves.append((path, node))
-
-
-def _enter(node: Any, path: str, seen: set[int]) -> None:
+        return
     if id(node) in seen:
         raise ValueError(f"{path}: batch contains itself (a reference cycle)")
     seen.add(id(node))
+    shape.append((path, type(node).__qualname__, size))
+    for child, item in items:
+        _walk(item, child, depth + 1, leaves, shape, seen)
+    seen.discard(id(node))
 
 
 @dataclass(frozen=True)
@@ -123,16 +122,7 @@ def _positional(batch: Any) -> bool:
 
 def flatten(batch: Any) -> Flat:
     """Flatten a batch; a top-level tuple or list of 1-3 items is (inputs, targets, weights)."""
-    leaves: list[tuple[str, Any]] = []
-    shape: list[tuple[str, str, tuple[Any, ...]]] = []
-    seen: set[int] = set()
-    if _positional(batch):
-        shape.append(("batch", type(batch).__qualname__, ("len", len(batch))))
-        for role, part in zip(ROLES, batch):
-            _walk(part, role, 1, leaves, shape, seen)
-    else:
-        _walk(batch, "batch", 0, leaves, shape, seen)
-    return Flat(tuple(shape), tuple(leaves))
+    return flatten_at(batch, "batch", roles=_positional(batch))
 
 
 TARGET_KEYS = ("y", "label", "labels", "target", "targets")
@@ -162,13 +152,8 @@ def split_batch(batch: Any, index: int, unpack: Any = None) -> Parts:
     targets)``, settles any other layout.
     """
     if unpack is not None:
-        try:
+        with noted(f"pitfalls: raised by unpack on batch {index}"):
             parts = unpack(batch)
-        except Exception as exc:
-            from pitfalls._sources import add_note
-
-            add_note(exc, f"pitfalls: raised by unpack on batch {index}")
-            raise
         if not isinstance(parts, tuple) or len(parts) != 2:
             raise ValueError(
                 f"unpack must return a pair (inputs, targets); for batch {index} it returned"
@@ -195,11 +180,12 @@ def split_batch(batch: Any, index: int, unpack: Any = None) -> Parts:
     return Parts(batch, None, "batch", "targets")
 
 
-def flatten_at(node: Any, root: str) -> Flat:
-    """Flatten one part of a batch (e.g. its targets) under the path ``root``."""
+def flatten_at(node: Any, root: str, roles: bool = False) -> Flat:
+    """Flatten one part of a batch (e.g. its targets) under the path ``root``; with
+    ``roles``, the items of the top-level list or tuple are named by :data:`ROLES`."""
     leaves: list[tuple[str, Any]] = []
     shape: list[tuple[str, str, tuple[Any, ...]]] = []
-    _walk(node, root, 0, leaves, shape, set())
+    _walk(node, root, 0, leaves, shape, set(), roles)
     return Flat(tuple(shape), tuple(leaves))
 
 
@@ -223,79 +209,63 @@ _COPIED_BYTES = 1 << 12
 
 
 @dataclass(frozen=True)
-class SealedLeaf:
-    """A leaf as drawn, kept as block digests (or a copy, when it is small)."""
+class Digests:
+    """A leaf as drawn, kept as the digests of the blocks of its bytes."""
 
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
-    blocks: tuple[bytes, ...] = ()
-    copy: np.ndarray | None = None
+    blocks: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
 class Seal:
-    """A batch as drawn, held at a fraction of its size: its structure and, per leaf, the
-    digests of blocks of its bytes (:func:`seal`); :func:`broken_seal` says what changed."""
+    """A batch as drawn, held at a fraction of its size: its structure and, per leaf, a
+    copy (up to 4 KiB) or its :class:`Digests` (:func:`seal`); :func:`diff_snapshot`
+    says what changed."""
 
     structure: tuple[tuple[str, str, tuple[Any, ...]], ...]
-    leaves: tuple[tuple[str, SealedLeaf], ...]
+    arrays: tuple[tuple[str, np.ndarray | Digests], ...]
+
+
+def _bytes(a: np.ndarray) -> np.ndarray:
+    """The array's bytes, flat (copied only when the array is not C-contiguous)."""
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
 
 
 def _blocks(a: np.ndarray) -> tuple[bytes, ...]:
-    data = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    data = _bytes(a)
     return tuple(digest(data[i : i + BLOCK_BYTES]) for i in range(0, data.size, BLOCK_BYTES))
 
 
-def _seal_leaf(a: np.ndarray) -> SealedLeaf:
+def _sealed(a: np.ndarray) -> np.ndarray | Digests:
     if a.nbytes <= _COPIED_BYTES or a.dtype.hasobject:
-        return SealedLeaf(a.shape, a.dtype, copy=np.array(a, copy=True))
-    return SealedLeaf(a.shape, a.dtype, blocks=_blocks(a))
+        return np.array(a, copy=True)
+    return Digests(a.shape, a.dtype, _blocks(a))
 
 
 def seal(flat: Flat) -> Seal:
     """Seal a batch as it is drawn: memory of about 1/4096 of its bytes."""
     return Seal(
         flat.structure,
-        tuple((path, _seal_leaf(as_array(leaf, path))) for path, leaf in flat.leaves),
+        tuple((path, _sealed(as_array(leaf, path))) for path, leaf in flat.leaves),
     )
 
 
-def broken_seal(sealed: Seal, flat: Flat) -> tuple[list[Diff], tuple[str, str] | None]:
-    """Compare a batch as it is now with its seal, as :func:`diff_snapshot` does with a
-    copy: a copied leaf element by element; a digested leaf by its blocks, a Diff whose
-    ``mismatched`` counts the elements in the blocks that changed."""
-    if sealed.structure != flat.structure:
-        return diff_snapshot(Snapshot(sealed.structure, ()), flat)
-    diffs = []
-    for (path, then), (_, leaf) in zip(sealed.leaves, flat.leaves):
-        now = as_array(leaf, path)
-        if then.copy is not None:
-            d = diff_arrays(path, then.copy, now)
-        else:
-            d = _layout_change(path, then.shape, then.dtype, now) or _block_diff(
-                path, then, _blocks(now)
-            )
-        if d is not None:
-            diffs.append(d)
-    return diffs, None
-
-
-def _block_diff(path: str, then: SealedLeaf, blocks: tuple[bytes, ...]) -> Diff | None:
+def _block_diff(path: str, then: Digests, blocks: tuple[bytes, ...]) -> Diff | None:
     changed = [i for i, (a, b) in enumerate(zip(then.blocks, blocks)) if a != b]
     if not changed:
         return None
     size = int(np.prod(then.shape))
     per_block = max(1, BLOCK_BYTES // then.dtype.itemsize)
     elements = sum(min(per_block, size - i * per_block) for i in changed)
-    first = changed[0] * per_block
-    index = tuple(int(i) for i in np.unravel_index(first, then.shape))
+    index = [int(i) for i in np.unravel_index(changed[0] * per_block, then.shape)]
     return Diff(
         path,
         elements,
         size,
         (),
         f"{len(changed)} of {len(blocks)} blocks of its bytes ({BLOCK_BYTES // 1024} KiB each,"
-        f" {elements} / {size} elements) changed, the first at index {list(index)}; only"
+        f" {elements} / {size} elements) changed, the first at index {index}; only"
         " digests were kept, so the elements' values are not shown",
         exact=False,
     )
@@ -351,37 +321,18 @@ def _close_mask(actual: np.ndarray, desired: np.ndarray, rtol: float, atol: floa
     return _equal_mask(actual, desired)
 
 
-_CHUNK_BYTES = 1 << 20
-
-
-def _as_words(a: np.ndarray) -> np.ndarray | None:
-    """A flat unsigned-int view of a contiguous array's bytes, or None."""
-    if not a.flags.c_contiguous or a.dtype.hasobject:
-        return None
-    size = a.dtype.itemsize
-    word = {1: np.uint8, 2: np.uint16, 4: np.uint32}.get(
-        size, np.uint64 if size % 8 == 0 else np.uint8
-    )
-    return a.reshape(-1).view(word)
-
-
 def bitwise_equal(then: np.ndarray, now: np.ndarray) -> bool:
     """True when both arrays hold the same bytes: unchanged, NaN payloads included.
 
-    Compared 1 MiB at a time into one small reused mask, so a large batch costs
-    one read of each array and no batch-sized temporary.
+    Compared by their digests (:func:`pitfalls._fingerprint.digest`), read in place, so a
+    large batch costs one read of each array and no batch-sized temporary. False for
+    arrays not C-contiguous or holding objects: the elementwise comparison settles those.
     """
-    a, b = _as_words(then), _as_words(now)
-    if a is None or b is None or a.dtype != b.dtype or a.size != b.size:
+    if then.dtype.hasobject or not (then.flags.c_contiguous and now.flags.c_contiguous):
         return False
-    step = max(1, _CHUNK_BYTES // a.itemsize)
-    mask = np.empty(min(step, a.size), dtype=bool)
-    for start in range(0, a.size, step):
-        chunk = mask[: min(step, a.size - start)]
-        np.equal(a[start : start + step], b[start : start + step], out=chunk)
-        if not chunk.all():
-            return False
-    return True
+    if then.dtype != now.dtype or then.shape != now.shape:
+        return False
+    return digest(_bytes(then)) == digest(_bytes(now))
 
 
 def _layout_change(
@@ -433,12 +384,14 @@ def diff_arrays(
     return Diff(path, int(bad.size), int(then.size), first)
 
 
-def diff_snapshot(snap: Snapshot, flat: Flat) -> tuple[list[Diff], tuple[str, str] | None]:
-    """Compare a batch as it is now with its snapshot.
+def diff_snapshot(snap: Snapshot | Seal, flat: Flat) -> tuple[list[Diff], tuple[str, str] | None]:
+    """Compare a batch as it is now with its snapshot or its seal.
 
     Returns the differing leaves and, when the containers themselves changed
     (a list cleared and refilled with fewer items, a dict given new keys), the
-    path and a sentence saying how.
+    path and a sentence saying how. A copied leaf is compared element by element
+    (NaN equals NaN); a digested leaf by its blocks, in a Diff whose ``mismatched``
+    counts the elements in the blocks that changed.
     """
     if snap.structure != flat.structure:
         for old, new in zip(snap.structure, flat.structure):
@@ -447,7 +400,12 @@ def diff_snapshot(snap: Snapshot, flat: Flat) -> tuple[list[Diff], tuple[str, st
         return [], ("batch", "the batch's nesting changed")
     diffs = []
     for (path, then), (_, leaf) in zip(snap.arrays, flat.leaves):
-        d = diff_arrays(path, then, as_array(leaf, path))
+        now = as_array(leaf, path)
+        if isinstance(then, Digests):
+            d = _layout_change(path, then.shape, then.dtype, now)
+            d = d or _block_diff(path, then, _blocks(now))
+        else:
+            d = diff_arrays(path, then, now)
         if d is not None:
             diffs.append(d)
     return diffs, None

@@ -400,14 +400,16 @@ def test_tensorflow_batches_are_told_to_copy_in_the_python_code_behind_the_pipel
     # A TensorFlow tensor made eagerly is a copy (convert_to_tensor copied the refilled
     # buffer above: nothing to fail), so the words for TensorFlow batches are chosen here.
     from pitfalls._aliasing import fix_kind, later_fix
+    from pitfalls._sources import resolve
     from pitfalls._words import say
 
-    kind, fields = fix_kind("generator", "tensorflow")
+    generator = resolve(iter([]))
+    kind, fields = fix_kind(generator, "tensorflow")
     hint = say("generator_no_aliasing", "BATCH_CHANGED", kind, **fields).hint
     assert kind == "tensorflow" and hint.startswith(
         "have the Python code behind the pipeline yield a new numpy array for every batch"
     )
-    assert "from_generator" in later_fix("generator", "tensorflow")
+    assert "from_generator" in later_fix(generator, "tensorflow")
 
 
 TORCH_LOADER_HINT = (

@@ -1189,16 +1189,16 @@ def test_a_sealed_batch_counts_exactly_the_elements_of_the_blocks_that_changed()
     """Bug (mutation testing): the digest path of large batches had no test of its own:
     a changed block went uncounted, or counted whole past the array's end, or the first
     changed index was off."""
-    from pitfalls._tree import BLOCK_BYTES, broken_seal, seal
+    from pitfalls._tree import BLOCK_BYTES, diff_snapshot, seal
 
     per_block = BLOCK_BYTES // 4  # float32 elements in one block
     a = np.zeros((3, per_block - 7), np.float32)  # 3 blocks, the last one short
     sealed = seal(flatten(a))
-    assert broken_seal(sealed, flatten(a)) == ([], None)  # unchanged: no diff
+    assert diff_snapshot(sealed, flatten(a)) == ([], None)  # unchanged: no diff
     size = a.size
     a.reshape(-1)[-1] = 1.0  # the last element: in the short last block
     a.reshape(-1)[per_block + 5] = 2.0  # the middle block
-    (diff,), structure = broken_seal(sealed, flatten(a))
+    (diff,), structure = diff_snapshot(sealed, flatten(a))
     assert structure is None and not diff.exact
     assert (diff.mismatched, diff.total) == (size - per_block, size)
     first = np.unravel_index(per_block, a.shape)
@@ -1207,18 +1207,18 @@ def test_a_sealed_batch_counts_exactly_the_elements_of_the_blocks_that_changed()
 
 
 def test_a_sealed_batch_read_back_in_another_shape_or_dtype_is_a_change():
-    from pitfalls._tree import BLOCK_BYTES, broken_seal, seal
+    from pitfalls._tree import BLOCK_BYTES, diff_snapshot, seal
 
     a = np.zeros(BLOCK_BYTES, np.float32)  # 4 blocks, digested
     sealed = seal(flatten(a))
     for other in (a.reshape(2, -1), a.view(np.int32), a[:-1]):
-        diffs, structure = broken_seal(sealed, flatten(other))
+        diffs, structure = diff_snapshot(sealed, flatten(other))
         assert structure is None and len(diffs) == 1 and diffs[0].mismatched > 0
     # a small array, or one of objects, is copied and compared element by element
     small = np.arange(4.0)
     kept = seal(flatten(small))
     small[2] = -1.0
-    (diff,), _ = broken_seal(kept, flatten(small))
+    (diff,), _ = diff_snapshot(kept, flatten(small))
     assert diff.exact and diff.mismatched == 1
 
 

@@ -37,7 +37,7 @@ def test_batch_i_is_handed_out_after_batch_i_plus_depth_was_drawn(n, depth):
 
 
 def test_depth_must_be_a_non_negative_int():
-    with pytest.raises(ValueError, match="depth=-1 must be >= 0"):
+    with pytest.raises(ValueError, match="depth=-1 must be at least 0"):
         read_ahead([], -1)
     with pytest.raises(TypeError, match="depth must be an int, got float"):
         read_ahead([], 1.5)
