@@ -35,8 +35,8 @@ def check_order_shuffled(
     Two consecutive epochs are read as training reads them: nothing reseeded,
     every read only watched (an indexable source's ``on_epoch_end()`` between
     them, as Keras calls it). It fails when epoch 2 repeats epoch 1's order
-    (``Cause.SAME_ORDER``), or puts the same samples in every batch, shuffled
-    only within each (``Cause.SAME_BATCHES``). When augmentation makes the
+    (``Cause.SAME_ORDER``), or cuts the same batches, shuffled only within each
+    or only in their order (``Cause.SAME_BATCHES``). When augmentation makes the
     epochs' samples differ, the order is read from what they share: the
     samples both hold, then targets that tell the samples apart; failing
     that, when the reads drew from generators pitfalls can reseed, two more
@@ -184,8 +184,8 @@ def _same_order(n: int, what: str) -> Verdict:
 
 def _same_batches(n: int, batches: int, what: str) -> Verdict:
     problem = (
-        f"each of the {batches} batches of epoch 2 holds the same {what} as in epoch 1;"
-        " only the order inside each batch changed"
+        f"each of the {batches} batches of epoch 2 holds the same {what} as a batch of"
+        " epoch 1; only the order of the batches, or inside each, changed"
     )
     found = finding("batch membership", "epoch 2", n, n, problem)
     return Verdict(Cause.SAME_BATCHES, findings=(found,))
@@ -221,19 +221,24 @@ def _unlikely(sequence: list[bytes]) -> bool:
 
 
 def _same_batches_in(first: list[list[bytes]], second: list[list[bytes]]) -> bool:
-    """Does every batch of ``second`` hold what the same batch of ``first`` held, in
-    batches a random reordering would hardly keep so?"""
-    same = [Counter(batch) for batch in first] == [Counter(batch) for batch in second]
-    return same and _unlikely_batches(first)
+    """Does every batch of ``second`` hold what a batch of ``first`` held (the batches
+    reordered, or shuffled within only), in batches a random reordering would hardly
+    cut so?"""
+    cut = Counter(tuple(sorted(batch)) for batch in first)
+    same = cut == Counter(tuple(sorted(batch)) for batch in second)
+    return same and _unlikely_batches(first, in_any_order=True)
 
 
-def _unlikely_batches(batches: list[list[bytes]]) -> bool:
-    """Would a random reordering of the epoch keep every batch's samples, with chance below
-    1e-6? (Two batches of two keep theirs one time in three: no evidence.)"""
+def _unlikely_batches(batches: list[list[bytes]], *, in_any_order: bool = False) -> bool:
+    """Would a random reordering of the epoch cut the same batches (``in_any_order``: the
+    same batches, whatever their order), with chance below 1e-6? (Two batches of two
+    keep theirs one time in three: no evidence.)"""
     counts = Counter(s for batch in batches for s in batch).values()
     n = sum(counts)
     log_same = sum(math.lgamma(len(b) + 1) for b in batches) - math.lgamma(n + 1)
     log_same += sum(math.lgamma(c + 1) for c in counts)  # repeated samples: fewer orders
+    if in_any_order:  # batches of one size may come in any order
+        log_same += sum(math.lgamma(m + 1) for m in Counter(map(len, batches)).values())
     return len(batches) > 1 and log_same < math.log(1e-6)
 
 

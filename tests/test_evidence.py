@@ -153,6 +153,34 @@ def test_batch_membership_that_never_changes_fails_order_shuffled():
     assert "inside each batch" in report.reason
 
 
+def test_whole_batches_reordered_fail_order_shuffled_too():
+    # The mirror image: batches cut once, then only their order shuffled (tf.data's
+    # .batch(8).shuffle(64)): the same samples share a gradient step every epoch.
+    x, y = _data(48)
+    rng = np.random.default_rng(0)
+
+    def batches():
+        for start in rng.permutation(range(0, 48, BATCH)):
+            yield x[start : start + BATCH], y[start : start + BATCH]
+
+    report = check_order_shuffled(batches)
+    assert report.status == "failed", str(report)
+    assert report.cause is Cause.SAME_BATCHES
+    assert "whole batches" in report.reason
+
+
+def test_batches_of_one_sample_shuffled_pass_order_shuffled():
+    # Any order of batches of one cuts the same batches: only their order is evidence.
+    x, y = _data(48)
+    rng = np.random.default_rng(0)
+
+    def batches():
+        for i in rng.permutation(48):
+            yield x[i : i + 1], y[i : i + 1]
+
+    assert check_order_shuffled(batches, steps_per_epoch=48).status == "passed"
+
+
 def test_a_full_shuffle_passes_order_shuffled():
     x, y = _data(48)
 

@@ -83,6 +83,8 @@ def pipeline(tf, order):
         dataset = dataset.cache().shuffle(32, seed=0)
     elif order == "shuffle_once":
         dataset = dataset.shuffle(32, seed=0, reshuffle_each_iteration=False)
+    elif order == "batch_then_shuffle":
+        return dataset.batch(8).shuffle(4, seed=0)  # whole batches reordered, never remade
     return dataset.batch(8)
 
 
@@ -91,6 +93,12 @@ def test_a_shuffle_frozen_by_cache_or_by_its_flag_repeats_the_order(tf, order):
     with pytest.raises(pitfalls.OrderNotShuffledError, match="repeats epoch 1's order"):
         pitfalls.assert_order_shuffled(pipeline(tf, order))
     pitfalls.assert_epoch_complete(pipeline(tf, order), DATA)  # complete, just never reordered
+
+
+def test_a_shuffle_after_batch_reorders_whole_batches_only(tf):
+    report = pitfalls.check_order_shuffled(pipeline(tf, "batch_then_shuffle"))
+    assert report.cause is pitfalls.Cause.SAME_BATCHES, str(report)
+    assert ".shuffle() before .batch()" in report.hint
 
 
 def test_cache_then_shuffle_reorders_every_epoch_and_passes_every_check(tf):
