@@ -626,15 +626,19 @@ def test_epoch_complete_message():
     assert message(pitfalls.assert_epoch_complete, [data[:4], data[:4]], data) == "\n".join(
         [
             "epoch_complete(steps_per_epoch=2, samples=8) failed",
-            "An epoch did not deliver every sample exactly once: a source shared by several"
-            " workers without a lock (a read-modify-write of its position) hands out some"
-            " batches twice and skips others, or the epoch boundary is off.",
+            "An epoch did not deliver every sample exactly once: the batches are drawn with"
+            " replacement (rng.choice(n, batch_size) or rng.integers for each batch), index"
+            " ranges overlap, or a source shared by several workers without a lock (a"
+            " read-modify-write of its position) hands out some batches twice and skips"
+            " others.",
             "Findings:",
             "  samples, duplicated: 4 extra deliveries of 4 samples; first: [0, 1, 2]",
             "  samples, dropped: 4 / 8 samples never delivered; first: [4, 5, 6]",
-            "Hint: give each worker indices, not a shared iterator: keras.utils.PyDataset with"
-            " workers, or a DataLoader with a sampler; guard a shared iterator with a"
-            " threading.Lock around next().",
+            "Hint: draw one permutation of the samples per epoch and cut the batches from it"
+            " (order = rng.permutation(n); batch i is order[i * batch_size:(i + 1) *"
+            " batch_size]); with workers, give each worker indices (keras.utils.PyDataset, a"
+            " DataLoader with a sampler) or guard a shared iterator with a threading.Lock"
+            " around next().",
         ]
     )
 
