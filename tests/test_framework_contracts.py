@@ -87,7 +87,7 @@ def test_torch(torch):
     assert frameworks.rng_kind(torch.Generator()) == "torch.Generator"
     assert frameworks.torch.global_generator() is torch.default_generator
     t = torch.arange(4, dtype=torch.bfloat16)
-    assert frameworks.torch.bits(t).dtype == np.int16  # bit for bit
+    assert frameworks.torch.as_array(t, bits=True).dtype == np.int16  # bit for bit
     assert frameworks.torch.as_array(t).tolist() == [0.0, 1.0, 2.0, 3.0]
     assert frameworks.array_library(t) == "torch"
     assert frameworks.torch.is_sequential(DataLoader(data).sampler)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import sys
 from collections.abc import Callable
@@ -138,39 +137,29 @@ def single_process(loader: Any) -> tuple[Any, int]:
     return dup, n
 
 
-def as_array(tensor: Any) -> np.ndarray | None:
+def as_array(tensor: Any, *, bits: bool = False) -> np.ndarray | None:
     """A tensor's contents as numpy: a view of a CPU tensor (read through ``detach()``),
     a copy of one on a device, float32 for a dtype numpy lacks (bfloat16, exactly widened);
-    None for anything else."""
+    None for anything else.
+
+    ``bits``: a CPU tensor's memory bit for bit (bfloat16 as its 16-bit pattern), a view
+    where torch gives one; None on a device (a copy would show nothing).
+    """
     if not is_tensor(tensor):
         return None
     try:
         t = tensor.detach()
-        if t.device.type != "cpu":
-            t = t.cpu()
-        try:
-            return np.asarray(t.numpy())
-        except TypeError:  # bfloat16 and other dtypes numpy has no name for
-            return np.asarray(t.float().numpy())
-    except Exception:  # a sparse or meta tensor: no witness
-        return None
-
-
-def bits(tensor: Any) -> np.ndarray | None:
-    """A CPU tensor's memory as numpy, bit for bit (bfloat16 as its 16-bit pattern), a view
-    where torch gives one; None for anything else (on a device: a copy would show nothing)."""
-    if not is_tensor(tensor):
-        return None
-    with contextlib.suppress(Exception):
-        t = tensor.detach()
-        if t.device.type != "cpu":
+        if t.device.type != "cpu" and bits:
             return None
         try:
-            return np.asarray(t.numpy())
-        except TypeError:  # a dtype numpy lacks: its bits, 2 bytes each
-            torch = sys.modules["torch"]
-            return np.asarray(t.view(torch.int16).numpy()) if t.element_size() == 2 else None
-    return None
+            return np.asarray(t.cpu().numpy())
+        except TypeError:  # bfloat16 and other dtypes numpy has no name for
+            if not bits:
+                return np.asarray(t.float().cpu().numpy())
+            int16 = sys.modules["torch"].int16  # its bits, 2 bytes each
+            return np.asarray(t.view(int16).numpy()) if t.element_size() == 2 else None
+    except Exception:  # a sparse or meta tensor: no witness
+        return None
 
 
 def tensor_like(array: np.ndarray, original: Any) -> Any:
@@ -230,7 +219,8 @@ def first_sample(dataset: Any) -> Callable[[], Any]:
 def _as_map_style(dataset: Any) -> Any:
     """``dataset`` as DataLoader may read it by (empty) batches of indices: itself, or for
     an ``IterableDataset`` a map-style stand-in whose attributes are the dataset's own, so
-    a ``worker_init_fn`` setting ``get_worker_info().dataset.start`` sets the real one."""
+    a ``worker_init_fn`` setting ``get_worker_info().dataset.start`` sets the real one
+    (never indexed: every batch is empty, and DataLoader does not ask its length)."""
     from torch.utils.data import Dataset
 
     if not is_iterable_dataset(dataset):
@@ -245,11 +235,5 @@ def _as_map_style(dataset: Any) -> Any:
 
         def __setattr__(self, name: str, value: Any) -> None:
             setattr(object.__getattribute__(self, "_target"), name, value)
-
-        def __len__(self) -> int:
-            return 0
-
-        def __getitem__(self, index: Any) -> Any:
-            raise IndexError(index)
 
     return StandIn(dataset)
