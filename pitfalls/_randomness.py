@@ -98,8 +98,6 @@ def is_data(obj: Any) -> bool:
 
 def _methods(obj: Any) -> list[Any]:
     """The functions an object's class (and its bases) defines: the code it runs."""
-    if isinstance(obj, (dict, list, tuple, types.GeneratorType, types.FunctionType)):
-        return []
     return [
         f
         for cls in type(obj).__mro__[:-1]
@@ -226,8 +224,8 @@ def _kind(obj: Any) -> str | None:
 
 
 class _Watch:
-    """What a read (its threads included) calls while it runs (a context manager, or
-    :meth:`start` to :meth:`stop`): the generators whose methods it called, and whether
+    """What a read (its threads included) calls while it runs, from :meth:`start` to
+    :meth:`stop`: the generators whose methods it called, and whether
     it drew fresh entropy from the system (``os.urandom``, ``random.Random.seed(None)``:
     a generator made without a seed)."""
 
@@ -243,13 +241,6 @@ class _Watch:
             with contextlib.suppress(Exception):
                 state = get_state(owner, kind)
             self.drawn[id(owner)] = (owner, kind, state)
-
-    def __enter__(self) -> _Watch:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self not in _WATCHES:
@@ -351,9 +342,9 @@ def _observe(on: bool) -> None:
 # Seeding, observing, restoring ------------------------------------------------------
 
 
-_REGISTERED: list[Any] = []
-"""Generators registered with :func:`register_random`, in order (held: numpy's cannot be
-referred to weakly)."""
+_REGISTERED: list[tuple[Any, str]] = []
+"""Generators registered with :func:`register_random`, in order, with their kinds (held:
+numpy's cannot be referred to weakly)."""
 
 
 def register_random(rng: Any) -> Any:
@@ -370,14 +361,15 @@ def register_random(rng: Any) -> Any:
     hypothesis' ``register_random`` and pytest-randomly's seeders; ``reseed=`` does
     the same for one check.)
     """
-    if frameworks.rng_kind(rng) is None:
+    kind = frameworks.rng_kind(rng)
+    if kind is None:
         raise TypeError(
             "register_random takes a random generator (numpy Generator or RandomState,"
             " random.Random, torch.Generator, tf.random.Generator, keras SeedGenerator);"
             f" got {type(rng).__qualname__}"
         )
-    if not any(r is rng for r in _REGISTERED):
-        _REGISTERED.append(rng)
+    if not any(r is rng for r, _ in _REGISTERED):
+        _REGISTERED.append((rng, kind))
     return rng
 
 
@@ -385,9 +377,7 @@ def _globals() -> dict[str, tuple[Any, str]]:
     """The global RNGs, by name (Python's, numpy's, torch's, TensorFlow's once made), and
     the registered ones."""
     out = frameworks.rngs.global_rngs()
-    for i, rng in enumerate(_REGISTERED):
-        kind = frameworks.rng_kind(rng)
-        assert kind is not None  # checked as it was registered
+    for i, (rng, kind) in enumerate(_REGISTERED):
         out[f"registered {kind} #{i + 1}"] = (rng, kind)
     return out
 
@@ -626,6 +616,10 @@ def fresh_entropy(read: Callable[[], Any]) -> bool:
     generator moves for: it is seen as it draws from the operating system, through
     ``os.urandom`` or ``random.Random.seed(None)``.
     """
-    with _Watch() as watch:
+    watch = _Watch()
+    watch.start()
+    try:
         read()
+    finally:
+        watch.stop()
     return watch.entropy

@@ -77,26 +77,28 @@ def _digest(result: Any) -> tuple[bytes, Any]:
     return fingerprint.digest(b"\0".join(parts)), first
 
 
-class _Probe:
-    """Calls ``fn`` in one worker, observing the RNGs as a check observes a read
+Probe = Callable[[], tuple[bytes, Any, dict[str, Any], list[str]]]
+"""One call of ``fn`` in a worker: (its values' digest, their first, the RNG states as first
+found, the RNGs it drew from: their state moved, or they were seen drawing)."""
+
+
+def _probe(fn: Callable[[], Any], roots: list[tuple[str, Any]]) -> Probe:
+    """Calls of ``fn`` in one worker, observing the RNGs as a check observes a read
     (:class:`Randomness`): the global ones, those held by what ``fn`` refers to, and those
     ``fn`` is seen drawing from in two calls; each one's state, by name, as first found
     (before the first call, or its first draw), and which each call drew from."""
+    rnd = Randomness(roots, restore=False)
 
-    def __init__(self, fn: Callable[[], Any], roots: list[tuple[str, Any]]) -> None:
-        self.fn = fn
-        self.rnd = Randomness(roots, restore=False)
+    def call() -> tuple[bytes, Any, dict[str, Any], list[str]]:
+        if not rnd.rngs:  # after worker_init, which may replace a generator
+            rnd.rescan()
+        known = set(rnd.rngs)
+        rnd.mark()
+        digest, first = _digest(fn())
+        drew = [*rnd.drew(), *(name for name in rnd.rngs if name not in known)]
+        return digest, first, _plain(rnd.states(first=True)), drew
 
-    def call(self) -> tuple[bytes, Any, dict[str, Any], list[str]]:
-        """One call: (its values' digest, their first, the states as first found, the RNGs
-        it drew from: their state moved, or they were seen drawing)."""
-        if not self.rnd.rngs:  # after worker_init, which may replace a generator
-            self.rnd.rescan()
-        known = set(self.rnd.rngs)
-        self.rnd.mark()
-        digest, first = _digest(self.fn())
-        drew = [*self.rnd.drew(), *(name for name in self.rnd.rngs if name not in known)]
-        return digest, first, _plain(self.rnd.states(first=True)), drew
+    return call
 
 
 def _plain(states: dict[str, Any]) -> dict[str, Any]:
@@ -108,14 +110,14 @@ def _plain(states: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _forked(probe: _Probe, worker_init: Any, worker_id: int, calls: int, out: Any) -> None:
+def _forked(probe: Probe, worker_init: Any, worker_id: int, calls: int, out: Any) -> None:
     """A plain forked worker: ``worker_init``, then ``calls`` calls, each sent as it ends
     (an exception instead, noted, as itself where it pickles)."""
     try:
         if worker_init is not None:
             worker_init(worker_id)
         for _ in range(calls):
-            out.put((worker_id, *probe.call()))
+            out.put((worker_id, *probe()))
     except BaseException as exc:
         add_note(exc, f"pitfalls: raised by fn or worker_init in worker {worker_id}")
         try:
@@ -139,16 +141,13 @@ def _timed_out(silent: list[int], timeout: float | None) -> TimeoutError:
 
 
 def _run_forked(
-    probe: _Probe, worker_init: Any, workers: int, calls: int, timeout: float | None
+    probe: Probe, worker_init: Any, workers: int, calls: int, timeout: float | None
 ) -> Iterator[Call]:
     """The calls as plain forked workers send them; TimeoutError naming the workers still
     short of their calls ``timeout`` seconds after the fork."""
     import multiprocessing  # here, not at import: it costs import pitfalls ~10 ms
 
-    try:
-        context = multiprocessing.get_context("fork")
-    except ValueError:
-        raise ValueError("check_worker_randomness needs the 'fork' start method") from None
+    context = multiprocessing.get_context("fork")
     out = context.Queue()
     procs = [
         context.Process(target=_forked, args=(probe, worker_init, w, calls, out), daemon=True)
@@ -178,7 +177,7 @@ def _run_forked(
 
 
 def _run_torch(
-    probe: _Probe,
+    probe: Probe,
     dataset: Any,
     worker_init: Any,
     workers: int,
@@ -189,7 +188,7 @@ def _run_torch(
     """The calls as a DataLoader's workers return them, one per (empty) batch."""
     loader = frameworks.torch.worker_loader(
         dataset,
-        lambda _: (frameworks.torch.worker_id(), *probe.call()),
+        lambda _: (frameworks.torch.worker_id(), *probe()),
         workers,
         workers * calls,
         worker_init,
@@ -395,18 +394,14 @@ def check_worker_randomness(
     referents = _referents(fn)
     if dataset is None:
         dataset = _served(referents, worker_init)
-    if dataset is not None and frameworks.torch.dataset_class() is None:
-        try:
-            import torch.utils.data  # noqa: F401  (asked for: DataLoader workers)
-        except ImportError:
-            raise ValueError(
-                "dataset= runs the workers as a torch DataLoader's, and torch is not"
-                " installed: pip install torch, or leave dataset= out for plain forked workers"
-            ) from None
+    import multiprocessing  # here, not at import: it costs import pitfalls ~10 ms
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise ValueError("check_worker_randomness needs the 'fork' start method")
     roots = ([("dataset", dataset)] if dataset is not None else []) + [
         item for item in referents if item[1] is not dataset
     ]
-    probe = _Probe(fn, roots)
+    probe = _probe(fn, roots)
     with global_rngs_kept():
         for obj, kind in rngs.global_rngs().values():
             if seed is not None:

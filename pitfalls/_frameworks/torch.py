@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from pitfalls._frameworks.base import class_of, is_a, moved, private
+from pitfalls._frameworks.base import is_a, moved, private
 
 _POOL = private(
     "torch.utils.data.DataLoader._iterator",
@@ -30,10 +30,6 @@ def is_dataset(obj: Any) -> bool:
 
 def is_iterable_dataset(obj: Any) -> bool:
     return is_a(obj, "torch.utils.data", "IterableDataset")
-
-
-def dataset_class() -> type | None:
-    return class_of("torch.utils.data", "Dataset")
 
 
 def is_tensor(obj: Any) -> bool:
@@ -181,14 +177,16 @@ def worker_loader(
 ) -> Any:
     """A DataLoader over ``dataset`` whose ``workers`` forked workers each call ``collate``
     on empty batches (``batches`` in all; the dataset itself is not read), with
-    ``worker_init_fn=worker_init`` and its ``generator`` seeded with ``seed``."""
-    import torch
-    from torch.utils.data import DataLoader
-
+    ``worker_init_fn=worker_init`` and its ``generator`` seeded with ``seed``. A
+    ValueError when torch is not installed (the workers were asked for with ``dataset=``)."""
     try:
-        torch.multiprocessing.get_context("fork")
-    except ValueError:
-        raise ValueError("check_worker_randomness needs the 'fork' start method") from None
+        import torch
+        from torch.utils.data import DataLoader
+    except ImportError:
+        raise ValueError(
+            "dataset= runs the workers as a torch DataLoader's, and torch is not"
+            " installed: pip install torch, or leave dataset= out for plain forked workers"
+        ) from None
     return DataLoader(
         _as_map_style(dataset),
         batch_sampler=[[] for _ in range(batches)],
