@@ -404,7 +404,6 @@ class Randomness:
         self.rngs: dict[str, tuple[Any, str]] = {}
         self._first: dict[str, Any] = {}
         """Each RNG's state as first found, by name: what it is put back to on exit."""
-        self._ids: set[int] = set()
         self._after_seed: dict[str, Any] = {}
         self.seen: Counter[str] = Counter()
         """How many reads drew from each RNG, by name."""
@@ -444,13 +443,12 @@ class Randomness:
     def _remember(self, name: str, obj: Any, kind: str, state: Any = None) -> None:
         """Reseed, watch and put back ``obj`` (of ``kind``) as ``name`` from now on, to
         ``state`` (its state now if None)."""
-        if id(obj) in self._ids:
+        if any(known is obj for known, _ in self.rngs.values()):
             return
         try:
             state = get_state(obj, kind) if state is None else state
         except Exception:  # a state that cannot be read: neither reseeded nor watched
             return
-        self._ids.add(id(obj))
         self._first[name] = state
         self.rngs[name] = (obj, kind)
         bits = obj

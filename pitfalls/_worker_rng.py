@@ -305,16 +305,9 @@ def _served(referents: list[tuple[str, Any]], worker_init: Any) -> Any:
 # The check -----------------------------------------------------------------------------
 
 
-_SPOKEN = {
-    "random (global)": "Python's random",
-    "np.random (global)": "numpy's global RNG",
-    "torch (global)": "torch's global RNG",
-}
-
-
 def _names(names: list[str]) -> str:
     """RNG names as a person reads them, joined: ``numpy's global RNG and dataset.rng``."""
-    shown = [_SPOKEN.get(name, name) for name in names]
+    shown = [say("common", "rng_name", name, name=name).text for name in names]
     if len(shown) <= 2:
         return " and ".join(shown)
     return ", ".join(shown[:-1]) + " and " + shown[-1]

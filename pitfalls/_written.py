@@ -9,7 +9,6 @@ attributes of the source's own objects (a counter advanced per read).
 
 from __future__ import annotations
 
-import types
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -18,18 +17,12 @@ import numpy as np
 
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
-from pitfalls._randomness import _ATOMS, Held, is_data
+from pitfalls._randomness import _ATOMS, _SKIP, Held, is_data
 
 _MAX_ATTRIBUTES = 256
-_NOT_STATE = (
-    np.ndarray,
-    type,
-    types.ModuleType,
-    types.BuiltinFunctionType,
-    types.MethodType,
-    types.CodeType,
-    types.FrameType,
-)
+_NOT_STATE = (np.ndarray, *_SKIP)
+"""What an attribute's token ignores: data judged by its rows, and what is no state (the
+objects :func:`~pitfalls._randomness.held_by` does not enter)."""
 
 
 # Stored data: written in place or not? ----------------------------------------------
