@@ -26,10 +26,7 @@ from pitfalls._frameworks.rngs import rng_kind
 __all__ = ["PRIVATE", "numpy_global", "python_global", "rng_kind", "rngs"]
 """What this package re-exports (its own functions, and its modules, are reached as attributes)."""
 
-_TORCH_ITERATOR = private(
-    "torch.utils.data.dataloader._BaseDataLoaderIter",
-    "an iterator of a DataLoader, passed as the source, told as torch's",
-)
+_TORCH_ITERATOR = private("torch.utils.data.dataloader._BaseDataLoaderIter")
 
 
 def library_of(obj: Any) -> str | None:

@@ -14,23 +14,10 @@ from typing import Any
 
 from pitfalls._frameworks.base import is_a, moved, private
 
-_KERAS_STATE = private(
-    "keras.src.backend.common.global_state",
-    "Keras' global seed and seed generator, set and put back without importing TensorFlow",
-)
-_TF_CONTEXT = private(
-    "tensorflow.python.eager.context.context()._seed/_rng",
-    "TensorFlow's global seed and its op-seed sequence, watched and put back exactly",
-)
-_TF_GLOBAL_GENERATOR = private(
-    "tensorflow.python.ops.stateful_random_ops.global_generator",
-    "TensorFlow's global tf.random.Generator, watched only once the user made it",
-)
-_KERAS_LEGACY_ITERATOR = private(
-    "keras.src.legacy.preprocessing.image.Iterator",
-    "Keras 3's legacy ImageDataGenerator.flow iterators (public only as"
-    " keras._tf_keras.keras.preprocessing.image), told apart to name shuffle=",
-)
+_KERAS_STATE = private("keras.src.backend.common.global_state")
+_TF_CONTEXT = private("tensorflow.python.eager.context.context()._seed/_rng")
+_TF_GLOBAL_GENERATOR = private("tensorflow.python.ops.stateful_random_ops.global_generator")
+_KERAS_LEGACY_ITERATOR = private("keras.src.legacy.preprocessing.image.Iterator")
 _KERAS_SEEDS = ("global_random_seed", "global_seed_generator")
 UNSET = object()
 

@@ -34,15 +34,8 @@ _ORDER_DATASETS = ("RandomDataset", "DirectedInterleaveDataset", "SamplingDatase
 """Datasets besides shuffle() that may pick another order (``sample_from_datasets``)."""
 
 
-_GRAPH = private(
-    "tf.data.Dataset._as_serialized_graph",
-    "a pipeline's graph, read for its shuffles, random ops and dropped remainder",
-)
-_HF_REFS = private(
-    "datasets.Dataset._TF_DATASET_REFS",
-    "pipelines made by to_tf_dataset, kept alive so that their callback leaves the user's"
-    " Hugging Face dataset alone",
-)
+_GRAPH = private("tf.data.Dataset._as_serialized_graph")
+_HF_REFS = private("datasets.Dataset._TF_DATASET_REFS")
 
 
 def is_dataset(obj: Any) -> bool:

@@ -11,11 +11,7 @@ import numpy as np
 
 from pitfalls._frameworks.base import is_a, moved, private
 
-_POOL = private(
-    "torch.utils.data.DataLoader._iterator",
-    "a persistent DataLoader's worker pool: stopped when a check started it, left out of a"
-    " copy read in this process",
-)
+_POOL = private("torch.utils.data.DataLoader._iterator")
 
 
 def is_loader(obj: Any) -> bool:
