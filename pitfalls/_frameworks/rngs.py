@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from pitfalls._frameworks import tensorflow, torch
-from pitfalls._frameworks.base import numpy_global, python_global
+from pitfalls._frameworks.base import is_a, numpy_global, python_global
+
+_FRAMEWORK_RNGS = (
+    ("torch", "Generator", "torch.Generator"),
+    ("keras", "random.SeedGenerator", "keras SeedGenerator"),
+    ("tensorflow", "random.Generator", "tf.random.Generator"),
+)
+"""The generators of the frameworks: (module, class path, kind), looked up once imported."""
 
 
 def rng_kind(obj: Any) -> str | None:
@@ -22,30 +29,19 @@ def rng_kind(obj: Any) -> str | None:
         return "numpy RandomState"
     if isinstance(obj, random.Random):
         return "random.Random"
-    if torch.is_generator(obj):
-        return "torch.Generator"
-    if tensorflow.is_seed_generator(obj):
-        return "keras SeedGenerator"
-    if tensorflow.is_generator(obj):
-        return "tf.random.Generator"
-    return None
+    return next((kind for module, path, kind in _FRAMEWORK_RNGS if is_a(obj, module, path)), None)
 
 
 def global_rngs() -> dict[str, tuple[Any, str]]:
     """The global generators, by name: Python's, numpy's, torch's and TensorFlow's (once
     made), each with its kind."""
-    out: dict[str, tuple[Any, str]] = {
+    found = {
         "random (global)": (python_global(), "random.Random"),
         "np.random (global)": (numpy_global(), "numpy RandomState"),
+        "torch (global)": (torch.global_generator(), "torch.Generator"),
+        "tf.random.get_global_generator()": (tensorflow.global_generator(), "tf.random.Generator"),
     }
-    if torch.global_generator() is not None:
-        out["torch (global)"] = (torch.global_generator(), "torch.Generator")
-    if tensorflow.global_generator() is not None:
-        out["tf.random.get_global_generator()"] = (
-            tensorflow.global_generator(),
-            "tf.random.Generator",
-        )
-    return out
+    return {name: (obj, kind) for name, (obj, kind) in found.items() if obj is not None}
 
 
 def get_state(obj: Any, kind: str) -> Any:

@@ -41,16 +41,6 @@ def tensor_like(array: Any, original: Any) -> Any:
     return sys.modules["tensorflow"].convert_to_tensor(array, dtype=original.dtype)
 
 
-def is_generator(obj: Any) -> bool:
-    """A ``tf.random.Generator``."""
-    return is_a(obj, "tensorflow", "random.Generator")
-
-
-def is_seed_generator(obj: Any) -> bool:
-    """A ``keras.random.SeedGenerator``."""
-    return is_a(obj, "keras", "random.SeedGenerator")
-
-
 def is_pydataset(obj: Any) -> bool:
     """A ``keras.utils.PyDataset`` (``keras.utils.Sequence``)."""
     return is_a(obj, "keras", "utils.PyDataset")

@@ -32,10 +32,6 @@ def is_tensor(obj: Any) -> bool:
     return is_a(obj, "torch", "Tensor")
 
 
-def is_generator(obj: Any) -> bool:
-    return is_a(obj, "torch", "Generator")
-
-
 def global_generator() -> Any:
     """torch's default generator, or None when torch is not imported."""
     torch = sys.modules.get("torch")
