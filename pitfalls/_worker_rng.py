@@ -35,8 +35,8 @@ import queue
 import sys
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,10 +53,19 @@ from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
 from pitfalls._words import say
 
-Call = tuple[int, bytes, Any, dict[str, Any], list[str]]
-"""What a worker sends for one call of ``fn``: its id, a digest of the values ``fn``
-returned, the first of them, the RNG states by name as first found, and the RNGs this
-call drew from."""
+
+@dataclass
+class _Worker:
+    """What one worker's calls of ``fn`` gave so far (sent after each call: the last one
+    sent holds them all): a digest per call, the first call's first value, the RNG states
+    as first found (before the first call, or their first draw), the RNGs its calls drew
+    from."""
+
+    id: int
+    digests: list[bytes] = field(default_factory=list)
+    first: Any = None
+    before: dict[str, Any] = field(default_factory=dict)
+    drew: set[str] = field(default_factory=set)
 
 
 # In a worker: calling fn, watching the RNGs it draws from ------------------------------
@@ -77,26 +86,31 @@ def _digest(result: Any) -> tuple[bytes, Any]:
     return fingerprint.digest(b"\0".join(parts)), first
 
 
-Probe = Callable[[], tuple[bytes, Any, dict[str, Any], list[str]]]
-"""One call of ``fn`` in a worker: (its values' digest, their first, the RNG states as first
-found, the RNGs it drew from: their state moved, or they were seen drawing)."""
+Probe = Callable[[int], _Worker]
+"""One call of ``fn`` in the worker of the id given: what its calls gave so far."""
 
 
 def _probe(fn: Callable[[], Any], roots: list[tuple[str, Any]]) -> Probe:
-    """Calls of ``fn`` in one worker, observing the RNGs as a check observes a read
-    (:class:`Randomness`): the global ones, those held by what ``fn`` refers to, and those
-    ``fn`` is seen drawing from in two calls; each one's state, by name, as first found
-    (before the first call, or its first draw), and which each call drew from."""
+    """Calls of ``fn`` in one worker (each forked worker has its own copy), observing the
+    RNGs as a check observes a read (:class:`Randomness`): the global ones, those held by
+    what ``fn`` refers to, and those ``fn`` is seen drawing from in two calls; each one's
+    state, by name, as first found (before the first call, or its first draw), and which
+    each call drew from (their state moved, or they were seen drawing)."""
     rnd = Randomness(roots, restore=False)
+    worker = _Worker(-1)
 
-    def call() -> tuple[bytes, Any, dict[str, Any], list[str]]:
+    def call(worker_id: int) -> _Worker:
         if not rnd.rngs:  # after worker_init, which may replace a generator
             rnd.rescan()
         known = set(rnd.rngs)
         rnd.mark()
         digest, first = _digest(fn())
-        drew = [*rnd.drew(), *(name for name in rnd.rngs if name not in known)]
-        return digest, first, _plain(rnd.states(first=True)), drew
+        worker.id = worker_id
+        worker.first = worker.first if worker.digests else first
+        worker.digests.append(digest)
+        worker.drew.update([*rnd.drew(), *(name for name in rnd.rngs if name not in known)])
+        worker.before = _plain(rnd.states(first=True))
+        return worker
 
     return call
 
@@ -117,7 +131,7 @@ def _forked(probe: Probe, worker_init: Any, worker_id: int, calls: int, out: Any
         if worker_init is not None:
             worker_init(worker_id)
         for _ in range(calls):
-            out.put((worker_id, *probe()))
+            out.put(probe(worker_id))
     except BaseException as exc:
         add_note(exc, f"pitfalls: raised by fn or worker_init in worker {worker_id}")
         try:
@@ -132,17 +146,14 @@ def _forked(probe: Probe, worker_init: Any, worker_id: int, calls: int, out: Any
 
 def _timed_out(silent: list[int], timeout: float | None) -> TimeoutError:
     names = ", ".join(map(str, silent))
-    return TimeoutError(
-        f"worker{'s' if len(silent) > 1 else ''} {names} did not return within"
-        f" timeout={timeout:g} s: fn or worker_init hangs in a forked process (a lock"
-        " held at fork, a thread pool that did not survive the fork, a queue);"
-        " the workers were terminated"
-    )
+    plural = "s" if len(silent) > 1 else ""
+    words = say("common", "worker_timeout", s=plural, names=names, timeout=f"{timeout:g}")
+    return TimeoutError(words.text)
 
 
 def _run_forked(
     probe: Probe, worker_init: Any, workers: int, calls: int, timeout: float | None
-) -> Iterator[Call]:
+) -> Iterator[_Worker]:
     """The calls as plain forked workers send them; TimeoutError naming the workers still
     short of their calls ``timeout`` seconds after the fork."""
     import multiprocessing  # here, not at import: it costs import pitfalls ~10 ms
@@ -167,7 +178,7 @@ def _run_forked(
                 raise _timed_out(silent, timeout) from None
             if isinstance(item, BaseException):
                 raise item
-            sent[item[0]] += 1
+            sent[item.id] += 1
             yield item
     finally:
         for p in procs:
@@ -184,11 +195,11 @@ def _run_torch(
     calls: int,
     seed: int | None,
     timeout: float | None,
-) -> Iterator[Call]:
+) -> Iterator[_Worker]:
     """The calls as a DataLoader's workers return them, one per (empty) batch."""
     loader = frameworks.torch.worker_loader(
         dataset,
-        lambda _: (frameworks.torch.worker_id(), *probe()),
+        lambda _: probe(frameworks.torch.worker_id()),
         workers,
         workers * calls,
         worker_init,
@@ -205,28 +216,6 @@ def _run_torch(
             raise _timed_out([received % workers], timeout) from None
         add_note(exc, "pitfalls: raised by fn or worker_init in a DataLoader worker")
         raise
-
-
-@dataclass
-class _Worker:
-    """What one worker sent back: a digest per call, the first call's first value, the RNG
-    states as first found (before the first call, or their first draw), and the RNGs its
-    calls drew from."""
-
-    digests: list[bytes]
-    first: Any
-    before: dict[str, Any]
-    drew: set[str]
-
-
-def _gather(calls: Iterable[Call]) -> dict[int, _Worker]:
-    results: dict[int, _Worker] = {}
-    for worker_id, digest, first, before, drew in calls:
-        worker = results.setdefault(int(worker_id), _Worker([], first, {}, set()))
-        worker.digests.append(digest)
-        worker.before.update(before)  # with the generators seen drawing since
-        worker.drew.update(drew)
-    return dict(sorted(results.items()))
 
 
 # What fn refers to ---------------------------------------------------------------------
@@ -384,39 +373,33 @@ def check_worker_randomness(
     if seed is not None:
         seed = validate.seed("seed", seed)
     timeout = validate.timeout("timeout", timeout)
-    referents = _referents(fn)
-    if dataset is None:
-        dataset = _served(referents, worker_init)
     import multiprocessing  # here, not at import: it costs import pitfalls ~10 ms
 
     if "fork" not in multiprocessing.get_all_start_methods():
         raise ValueError("check_worker_randomness needs the 'fork' start method")
-    roots = ([("dataset", dataset)] if dataset is not None else []) + [
-        item for item in referents if item[1] is not dataset
-    ]
+    referents = _referents(fn)
+    if dataset is None:
+        dataset = _served(referents, worker_init)
+    roots = [("dataset", dataset), *(item for item in referents if item[1] is not dataset)]
     probe = _probe(fn, roots)
+    parameters: dict[str, Any] = {"workers": workers, "calls": calls, "seed": seed}
+    if worker_init is not None:
+        parameters["worker_init"] = worker_init
     with global_rngs_kept():
         for obj, kind in rngs.global_rngs().values():
             if seed is not None:
                 rngs.seed(obj, kind, seed)
         if dataset is None:
-            results = _gather(_run_forked(probe, worker_init, workers, calls, timeout))
+            run = _run_forked(probe, worker_init, workers, calls, timeout)
         else:
+            parameters["dataset"] = type(dataset).__name__
             run = _run_torch(probe, dataset, worker_init, workers, calls, seed, timeout)
-            results = _gather(run)
-    return _report(
-        results, calls, worker_init, dataset, {"workers": workers, "calls": calls, "seed": seed}
-    )
+        last = {worker.id: worker for worker in run}  # each worker's last: all its calls
+    return _report(dict(sorted(last.items())), dataset, parameters)
 
 
-def _report(
-    results: dict[int, _Worker],
-    calls: int,
-    worker_init: Callable[[int], Any] | None,
-    dataset: Any,
-    parameters: dict[str, Any],
-) -> Report:
-    ids = sorted(results)
+def _report(results: dict[int, _Worker], dataset: Any, parameters: dict[str, Any]) -> Report:
+    ids, calls = sorted(results), parameters["calls"]
     findings = [
         Finding(
             path=f"workers {a} and {b}",
@@ -431,13 +414,11 @@ def _report(
     ]
     drew = sorted(set().union(*(w.drew for w in results.values())))
     varies = any(len(set(w.digests)) > 1 for w in results.values())
-    if worker_init is not None:
-        parameters["worker_init"] = worker_init
-    if dataset is not None:
-        parameters["dataset"] = type(dataset).__name__
     inconclusive = ""
     if findings and not varies and (calls > 1 or not drew):
-        inconclusive = _constant(results, calls, drew)
+        kind = None if drew else "constant" if calls > 1 else "one_call"
+        fields = {"drew": _names(drew), "shown": safe_repr(results[ids[0]].first), "calls": calls}
+        inconclusive = say("worker_randomness", Cause.NO_DRAWS, kind, **fields).text
         findings = []
     words = say("worker_randomness", Cause.SHARED_RNG, "torch" if dataset is not None else None)
     return Report(
@@ -488,15 +469,6 @@ def _notes(
     if failed and dataset is None and reseeds and "torch" in sys.modules:
         notes.append(note("not_dataloader", reseeds=_names(reseeds)))
     return notes
-
-
-def _constant(results: dict[int, _Worker], calls: int, drew: list[str]) -> str:
-    shown = safe_repr(results[min(results)].first)
-    kind = None if drew else "constant" if calls > 1 else "one_call"
-    each = f"on each of its {calls} calls" if calls > 1 else "on its call"
-    return say(
-        "worker_randomness", Cause.NO_DRAWS, kind, drew=_names(drew), shown=shown, each=each
-    ).text
 
 
 assert_worker_randomness = asserting(check_worker_randomness)
