@@ -109,19 +109,10 @@ def _probe(fn: Callable[[], Any], roots: list[tuple[str, Any]]) -> Probe:
         worker.first = worker.first if worker.digests else first
         worker.digests.append(digest)
         worker.drew.update([*rnd.drew(), *(name for name in rnd.rngs if name not in known)])
-        worker.before = _plain(rnd.states(first=True))
+        worker.before = rnd.states(first=True)
         return worker
 
     return call
-
-
-def _plain(states: dict[str, Any]) -> dict[str, Any]:
-    """RNG states as plain data to send to the parent (a torch tensor as a numpy array: a
-    tensor is sent as shared memory the parent must map before the worker exits)."""
-    return {
-        name: np.array(state.numpy()) if frameworks.is_tensor(state) else state
-        for name, state in states.items()
-    }
 
 
 def _forked(probe: Probe, worker_init: Any, worker_id: int, calls: int, out: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +46,8 @@ def global_rngs() -> dict[str, tuple[Any, str]]:
 
 
 def get_state(obj: Any, kind: str) -> Any:
-    """``obj``'s state now (a copy where the library hands out a view)."""
+    """``obj``'s state now (a copy where the library hands out a view; torch's and the
+    frameworks' variables as numpy arrays: plain data, sent as such between processes)."""
     if kind == "numpy Generator":
         return obj.bit_generator.state
     if kind == "numpy RandomState":
@@ -53,7 +55,7 @@ def get_state(obj: Any, kind: str) -> Any:
     if kind == "random.Random":
         return obj.getstate()
     if kind == "torch.Generator":
-        return obj.get_state().clone()
+        return obj.get_state().numpy()  # a new tensor's memory
     return np.array(obj.state.numpy())  # Keras' SeedGenerator, TF's Generator: a variable
 
 
@@ -65,7 +67,7 @@ def set_state(obj: Any, kind: str, state: Any) -> None:
     elif kind == "random.Random":
         obj.setstate(state)
     elif kind == "torch.Generator":
-        obj.set_state(state)
+        obj.set_state(sys.modules["torch"].from_numpy(state))
     else:
         obj.state.assign(state)
 
