@@ -82,7 +82,8 @@ class Held:
     copies): :func:`stored_arrays` reads their rows through :func:`as_numpy`.
     """
 
-    rngs: dict[str, Any]
+    rngs: dict[str, tuple[Any, str]]
+    """Each generator with its kind (:func:`~pitfalls._frameworks.rngs.rng_kind`)."""
     arrays: dict[str, Any]
     keys: dict[str, Any] = field(default_factory=dict)
     """JAX PRNG keys: immutable, so they cannot be reseeded from outside; a source that
@@ -191,8 +192,8 @@ def held_by(roots: Iterable[tuple[str, Any]]) -> Held:
             continue
         seen.add(id(obj))
         visited += 1
-        if frameworks.rng_kind(obj):
-            found.rngs.setdefault(name, obj)
+        if kind := frameworks.rng_kind(obj):
+            found.rngs.setdefault(name, (obj, kind))
         elif isinstance(obj, np.ndarray):
             if obj.ndim >= 1 and obj.size and obj.dtype != object:
                 found.arrays.setdefault(name, obj)
@@ -467,10 +468,8 @@ class Randomness:
     def rescan(self) -> None:
         """Find the RNGs the roots hold now (a generator's locals appear once it runs), and
         global ones made since (TensorFlow's global Generator, made when first used)."""
-        for name, (obj, kind) in _globals().items():
+        for name, (obj, kind) in {**_globals(), **held_by(self.roots).rngs}.items():
             self._remember(name, obj, kind)
-        for name, obj in held_by(self.roots).rngs.items():
-            self._remember(name, obj, frameworks.rng_kind(obj) or "")
 
     def control(self, seed: int) -> None:
         """Reseed every RNG with ``seed`` (Keras and the hook too), before a read."""
@@ -487,14 +486,8 @@ class Randomness:
         }
         if self.hook is not None:
             self.hook(seed)
-        if self.hook is not None or self._shared:
-            self.mark()  # the hook, or another RNG over the same bits, may have moved one
-            return
-        self._after_seed = {
-            name: get_state(obj, kind) if seeded[name] is None else seeded[name]
-            for name, (obj, kind) in self.rngs.items()
-        }
-        self._watch.start()
+        # the hook, or another RNG over the same bits, may have moved one: read them all
+        self.mark({} if self.hook is not None or self._shared else seeded)
 
     def states(self, *, first: bool = False) -> dict[str, Any]:
         """Every RNG's state by name now, for :meth:`put_back`; or (``first``) as first
@@ -506,10 +499,15 @@ class Randomness:
         the generators where training would find them (its draws undone, not replaced)."""
         rngs.put_back(self.rngs, states)
 
-    def mark(self) -> None:
-        """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch)."""
+    def mark(self, known: dict[str, Any] | None = None) -> None:
+        """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch;
+        ``known``: states just set, by name, None for one to read)."""
         self._watch.stop()
-        self._after_seed = {name: get_state(obj, kind) for name, (obj, kind) in self.rngs.items()}
+        known = known or {}
+        self._after_seed = {
+            name: get_state(obj, kind) if known.get(name) is None else known[name]
+            for name, (obj, kind) in self.rngs.items()
+        }
         self._watch.start()
 
     def drew(self, *, at_start: bool = False) -> tuple[str, ...]:
