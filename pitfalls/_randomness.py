@@ -185,13 +185,11 @@ def held_by(roots: Iterable[tuple[str, Any]]) -> Held:
     found = Held({}, {})
     seen: set[int] = set()
     queue = [(name, obj, 0) for name, obj in roots]
-    visited = 0
-    while queue and visited < _MAX_OBJECTS:
+    while queue and len(seen) < _MAX_OBJECTS:
         name, obj, depth = queue.pop(0)
         if id(obj) in seen or isinstance(obj, (*_ATOMS, *_SKIP)):
             continue
         seen.add(id(obj))
-        visited += 1
         if kind := frameworks.rng_kind(obj):
             found.rngs.setdefault(name, (obj, kind))
         elif isinstance(obj, np.ndarray):

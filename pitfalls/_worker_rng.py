@@ -44,10 +44,10 @@ import numpy as np
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
-from pitfalls._boundary import asserting
+from pitfalls._boundary import asserting, checker
 from pitfalls._frameworks import rngs
 from pitfalls._frameworks.rngs import same_state
-from pitfalls._randomness import Randomness, code_names, global_rngs_kept
+from pitfalls._randomness import Randomness, code_names
 from pitfalls._report import Cause, Finding, Location, Report, safe_repr
 from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
@@ -306,6 +306,7 @@ def _starts(results: dict[int, _Worker], names: list[str]) -> tuple[list[str], l
     return copied, reseeded
 
 
+@checker  # the caller's global RNGs put back afterwards
 def check_worker_randomness(
     fn: Any,
     *,
@@ -376,16 +377,15 @@ def check_worker_randomness(
     parameters: dict[str, Any] = {"workers": workers, "calls": calls, "seed": seed}
     if worker_init is not None:
         parameters["worker_init"] = worker_init
-    with global_rngs_kept():
-        for obj, kind in rngs.global_rngs().values():
-            if seed is not None:
-                rngs.seed(obj, kind, seed)
-        if dataset is None:
-            run = _run_forked(probe, worker_init, workers, calls, timeout)
-        else:
-            parameters["dataset"] = type(dataset).__name__
-            run = _run_torch(probe, dataset, worker_init, workers, calls, seed, timeout)
-        last = {worker.id: worker for worker in run}  # each worker's last: all its calls
+    for obj, kind in rngs.global_rngs().values():
+        if seed is not None:
+            rngs.seed(obj, kind, seed)
+    if dataset is None:
+        run = _run_forked(probe, worker_init, workers, calls, timeout)
+    else:
+        parameters["dataset"] = type(dataset).__name__
+        run = _run_torch(probe, dataset, worker_init, workers, calls, seed, timeout)
+    last = {worker.id: worker for worker in run}  # each worker's last: all its calls
     return _report(dict(sorted(last.items())), dataset, parameters)
 
 
