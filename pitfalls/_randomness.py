@@ -82,7 +82,8 @@ class Held:
     copies): :func:`stored_arrays` reads their rows through :func:`as_numpy`.
     """
 
-    rngs: dict[str, Any]
+    rngs: dict[str, tuple[Any, str]]
+    """Each generator with its kind (:func:`~pitfalls._frameworks.rngs.rng_kind`)."""
     arrays: dict[str, Any]
     keys: dict[str, Any] = field(default_factory=dict)
     """JAX PRNG keys: immutable, so they cannot be reseeded from outside; a source that
@@ -98,8 +99,6 @@ def is_data(obj: Any) -> bool:
 
 def _methods(obj: Any) -> list[Any]:
     """The functions an object's class (and its bases) defines: the code it runs."""
-    if isinstance(obj, (dict, list, tuple, types.GeneratorType, types.FunctionType)):
-        return []
     return [
         f
         for cls in type(obj).__mro__[:-1]
@@ -186,15 +185,13 @@ def held_by(roots: Iterable[tuple[str, Any]]) -> Held:
     found = Held({}, {})
     seen: set[int] = set()
     queue = [(name, obj, 0) for name, obj in roots]
-    visited = 0
-    while queue and visited < _MAX_OBJECTS:
+    while queue and len(seen) < _MAX_OBJECTS:
         name, obj, depth = queue.pop(0)
         if id(obj) in seen or isinstance(obj, (*_ATOMS, *_SKIP)):
             continue
         seen.add(id(obj))
-        visited += 1
-        if frameworks.rng_kind(obj):
-            found.rngs.setdefault(name, obj)
+        if kind := frameworks.rng_kind(obj):
+            found.rngs.setdefault(name, (obj, kind))
         elif isinstance(obj, np.ndarray):
             if obj.ndim >= 1 and obj.size and obj.dtype != object:
                 found.arrays.setdefault(name, obj)
@@ -226,8 +223,8 @@ def _kind(obj: Any) -> str | None:
 
 
 class _Watch:
-    """What a read (its threads included) calls while it runs (a context manager, or
-    :meth:`start` to :meth:`stop`): the generators whose methods it called, and whether
+    """What a read (its threads included) calls while it runs, from :meth:`start` to
+    :meth:`stop`: the generators whose methods it called, and whether
     it drew fresh entropy from the system (``os.urandom``, ``random.Random.seed(None)``:
     a generator made without a seed)."""
 
@@ -243,13 +240,6 @@ class _Watch:
             with contextlib.suppress(Exception):
                 state = get_state(owner, kind)
             self.drawn[id(owner)] = (owner, kind, state)
-
-    def __enter__(self) -> _Watch:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self not in _WATCHES:
@@ -351,9 +341,9 @@ def _observe(on: bool) -> None:
 # Seeding, observing, restoring ------------------------------------------------------
 
 
-_REGISTERED: list[Any] = []
-"""Generators registered with :func:`register_random`, in order (held: numpy's cannot be
-referred to weakly)."""
+_REGISTERED: list[tuple[Any, str]] = []
+"""Generators registered with :func:`register_random`, in order, with their kinds (held:
+numpy's cannot be referred to weakly)."""
 
 
 def register_random(rng: Any) -> Any:
@@ -370,14 +360,15 @@ def register_random(rng: Any) -> Any:
     hypothesis' ``register_random`` and pytest-randomly's seeders; ``reseed=`` does
     the same for one check.)
     """
-    if frameworks.rng_kind(rng) is None:
+    kind = frameworks.rng_kind(rng)
+    if kind is None:
         raise TypeError(
             "register_random takes a random generator (numpy Generator or RandomState,"
             " random.Random, torch.Generator, tf.random.Generator, keras SeedGenerator);"
             f" got {type(rng).__qualname__}"
         )
-    if not any(r is rng for r in _REGISTERED):
-        _REGISTERED.append(rng)
+    if not any(r is rng for r, _ in _REGISTERED):
+        _REGISTERED.append((rng, kind))
     return rng
 
 
@@ -385,9 +376,7 @@ def _globals() -> dict[str, tuple[Any, str]]:
     """The global RNGs, by name (Python's, numpy's, torch's, TensorFlow's once made), and
     the registered ones."""
     out = frameworks.rngs.global_rngs()
-    for i, rng in enumerate(_REGISTERED):
-        kind = frameworks.rng_kind(rng)
-        assert kind is not None  # checked as it was registered
+    for i, (rng, kind) in enumerate(_REGISTERED):
         out[f"registered {kind} #{i + 1}"] = (rng, kind)
     return out
 
@@ -414,7 +403,6 @@ class Randomness:
         self.rngs: dict[str, tuple[Any, str]] = {}
         self._first: dict[str, Any] = {}
         """Each RNG's state as first found, by name: what it is put back to on exit."""
-        self._ids: set[int] = set()
         self._after_seed: dict[str, Any] = {}
         self.seen: Counter[str] = Counter()
         """How many reads drew from each RNG, by name."""
@@ -454,13 +442,12 @@ class Randomness:
     def _remember(self, name: str, obj: Any, kind: str, state: Any = None) -> None:
         """Reseed, watch and put back ``obj`` (of ``kind``) as ``name`` from now on, to
         ``state`` (its state now if None)."""
-        if id(obj) in self._ids:
+        if any(known is obj for known, _ in self.rngs.values()):
             return
         try:
             state = get_state(obj, kind) if state is None else state
         except Exception:  # a state that cannot be read: neither reseeded nor watched
             return
-        self._ids.add(id(obj))
         self._first[name] = state
         self.rngs[name] = (obj, kind)
         bits = obj
@@ -479,10 +466,8 @@ class Randomness:
     def rescan(self) -> None:
         """Find the RNGs the roots hold now (a generator's locals appear once it runs), and
         global ones made since (TensorFlow's global Generator, made when first used)."""
-        for name, (obj, kind) in _globals().items():
+        for name, (obj, kind) in {**_globals(), **held_by(self.roots).rngs}.items():
             self._remember(name, obj, kind)
-        for name, obj in held_by(self.roots).rngs.items():
-            self._remember(name, obj, frameworks.rng_kind(obj) or "")
 
     def control(self, seed: int) -> None:
         """Reseed every RNG with ``seed`` (Keras and the hook too), before a read."""
@@ -499,14 +484,8 @@ class Randomness:
         }
         if self.hook is not None:
             self.hook(seed)
-        if self.hook is not None or self._shared:
-            self.mark()  # the hook, or another RNG over the same bits, may have moved one
-            return
-        self._after_seed = {
-            name: get_state(obj, kind) if seeded[name] is None else seeded[name]
-            for name, (obj, kind) in self.rngs.items()
-        }
-        self._watch.start()
+        # the hook, or another RNG over the same bits, may have moved one: read them all
+        self.mark({} if self.hook is not None or self._shared else seeded)
 
     def states(self, *, first: bool = False) -> dict[str, Any]:
         """Every RNG's state by name now, for :meth:`put_back`; or (``first``) as first
@@ -518,10 +497,15 @@ class Randomness:
         the generators where training would find them (its draws undone, not replaced)."""
         rngs.put_back(self.rngs, states)
 
-    def mark(self) -> None:
-        """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch)."""
+    def mark(self, known: dict[str, Any] | None = None) -> None:
+        """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch;
+        ``known``: states just set, by name, None for one to read)."""
         self._watch.stop()
-        self._after_seed = {name: get_state(obj, kind) for name, (obj, kind) in self.rngs.items()}
+        known = known or {}
+        self._after_seed = {
+            name: get_state(obj, kind) if known.get(name) is None else known[name]
+            for name, (obj, kind) in self.rngs.items()
+        }
         self._watch.start()
 
     def drew(self, *, at_start: bool = False) -> tuple[str, ...]:
@@ -626,6 +610,10 @@ def fresh_entropy(read: Callable[[], Any]) -> bool:
     generator moves for: it is seen as it draws from the operating system, through
     ``os.urandom`` or ``random.Random.seed(None)``.
     """
-    with _Watch() as watch:
+    watch = _Watch()
+    watch.start()
+    try:
         read()
+    finally:
+        watch.stop()
     return watch.entropy

@@ -35,8 +35,8 @@ import queue
 import sys
 import time
 import types
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,19 +44,28 @@ import numpy as np
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
-from pitfalls._boundary import asserting
+from pitfalls._boundary import asserting, checker
 from pitfalls._frameworks import rngs
 from pitfalls._frameworks.rngs import same_state
-from pitfalls._randomness import Randomness, code_names, global_rngs_kept
+from pitfalls._randomness import Randomness, code_names
 from pitfalls._report import Cause, Finding, Location, Report, safe_repr
 from pitfalls._sources import add_note
 from pitfalls._tree import as_array, flatten
 from pitfalls._words import say
 
-Call = tuple[int, bytes, Any, dict[str, Any], list[str]]
-"""What a worker sends for one call of ``fn``: its id, a digest of the values ``fn``
-returned, the first of them, the RNG states by name as first found, and the RNGs this
-call drew from."""
+
+@dataclass
+class _Worker:
+    """What one worker's calls of ``fn`` gave so far (sent after each call: the last one
+    sent holds them all): a digest per call, the first call's first value, the RNG states
+    as first found (before the first call, or their first draw), the RNGs its calls drew
+    from."""
+
+    id: int
+    digests: list[bytes] = field(default_factory=list)
+    first: Any = None
+    before: dict[str, Any] = field(default_factory=dict)
+    drew: set[str] = field(default_factory=set)
 
 
 # In a worker: calling fn, watching the RNGs it draws from ------------------------------
@@ -77,45 +86,43 @@ def _digest(result: Any) -> tuple[bytes, Any]:
     return fingerprint.digest(b"\0".join(parts)), first
 
 
-class _Probe:
-    """Calls ``fn`` in one worker, observing the RNGs as a check observes a read
-    (:class:`Randomness`): the global ones, those held by what ``fn`` refers to, and those
-    ``fn`` is seen drawing from in two calls; each one's state, by name, as first found
-    (before the first call, or its first draw), and which each call drew from."""
-
-    def __init__(self, fn: Callable[[], Any], roots: list[tuple[str, Any]]) -> None:
-        self.fn = fn
-        self.rnd = Randomness(roots, restore=False)
-
-    def call(self) -> tuple[bytes, Any, dict[str, Any], list[str]]:
-        """One call: (its values' digest, their first, the states as first found, the RNGs
-        it drew from: their state moved, or they were seen drawing)."""
-        if not self.rnd.rngs:  # after worker_init, which may replace a generator
-            self.rnd.rescan()
-        known = set(self.rnd.rngs)
-        self.rnd.mark()
-        digest, first = _digest(self.fn())
-        drew = [*self.rnd.drew(), *(name for name in self.rnd.rngs if name not in known)]
-        return digest, first, _plain(self.rnd.states(first=True)), drew
+Probe = Callable[[int], _Worker]
+"""One call of ``fn`` in the worker of the id given: what its calls gave so far."""
 
 
-def _plain(states: dict[str, Any]) -> dict[str, Any]:
-    """RNG states as plain data to send to the parent (a torch tensor as a numpy array: a
-    tensor is sent as shared memory the parent must map before the worker exits)."""
-    return {
-        name: np.array(state.numpy()) if frameworks.is_tensor(state) else state
-        for name, state in states.items()
-    }
+def _probe(fn: Callable[[], Any], roots: list[tuple[str, Any]]) -> Probe:
+    """Calls of ``fn`` in one worker (each forked worker has its own copy), observing the
+    RNGs as a check observes a read (:class:`Randomness`): the global ones, those held by
+    what ``fn`` refers to, and those ``fn`` is seen drawing from in two calls; each one's
+    state, by name, as first found (before the first call, or its first draw), and which
+    each call drew from (their state moved, or they were seen drawing)."""
+    rnd = Randomness(roots, restore=False)
+    worker = _Worker(-1)
+
+    def call(worker_id: int) -> _Worker:
+        if not rnd.rngs:  # after worker_init, which may replace a generator
+            rnd.rescan()
+        known = set(rnd.rngs)
+        rnd.mark()
+        digest, first = _digest(fn())
+        worker.id = worker_id
+        worker.first = worker.first if worker.digests else first
+        worker.digests.append(digest)
+        worker.drew.update([*rnd.drew(), *(name for name in rnd.rngs if name not in known)])
+        worker.before = rnd.states(first=True)
+        return worker
+
+    return call
 
 
-def _forked(probe: _Probe, worker_init: Any, worker_id: int, calls: int, out: Any) -> None:
+def _forked(probe: Probe, worker_init: Any, worker_id: int, calls: int, out: Any) -> None:
     """A plain forked worker: ``worker_init``, then ``calls`` calls, each sent as it ends
     (an exception instead, noted, as itself where it pickles)."""
     try:
         if worker_init is not None:
             worker_init(worker_id)
         for _ in range(calls):
-            out.put((worker_id, *probe.call()))
+            out.put(probe(worker_id))
     except BaseException as exc:
         add_note(exc, f"pitfalls: raised by fn or worker_init in worker {worker_id}")
         try:
@@ -130,25 +137,19 @@ def _forked(probe: _Probe, worker_init: Any, worker_id: int, calls: int, out: An
 
 def _timed_out(silent: list[int], timeout: float | None) -> TimeoutError:
     names = ", ".join(map(str, silent))
-    return TimeoutError(
-        f"worker{'s' if len(silent) > 1 else ''} {names} did not return within"
-        f" timeout={timeout:g} s: fn or worker_init hangs in a forked process (a lock"
-        " held at fork, a thread pool that did not survive the fork, a queue);"
-        " the workers were terminated"
-    )
+    plural = "s" if len(silent) > 1 else ""
+    words = say("common", "worker_timeout", s=plural, names=names, timeout=f"{timeout:g}")
+    return TimeoutError(words.text)
 
 
 def _run_forked(
-    probe: _Probe, worker_init: Any, workers: int, calls: int, timeout: float | None
-) -> Iterator[Call]:
+    probe: Probe, worker_init: Any, workers: int, calls: int, timeout: float | None
+) -> Iterator[_Worker]:
     """The calls as plain forked workers send them; TimeoutError naming the workers still
     short of their calls ``timeout`` seconds after the fork."""
     import multiprocessing  # here, not at import: it costs import pitfalls ~10 ms
 
-    try:
-        context = multiprocessing.get_context("fork")
-    except ValueError:
-        raise ValueError("check_worker_randomness needs the 'fork' start method") from None
+    context = multiprocessing.get_context("fork")
     out = context.Queue()
     procs = [
         context.Process(target=_forked, args=(probe, worker_init, w, calls, out), daemon=True)
@@ -168,7 +169,7 @@ def _run_forked(
                 raise _timed_out(silent, timeout) from None
             if isinstance(item, BaseException):
                 raise item
-            sent[item[0]] += 1
+            sent[item.id] += 1
             yield item
     finally:
         for p in procs:
@@ -178,18 +179,18 @@ def _run_forked(
 
 
 def _run_torch(
-    probe: _Probe,
+    probe: Probe,
     dataset: Any,
     worker_init: Any,
     workers: int,
     calls: int,
     seed: int | None,
     timeout: float | None,
-) -> Iterator[Call]:
+) -> Iterator[_Worker]:
     """The calls as a DataLoader's workers return them, one per (empty) batch."""
     loader = frameworks.torch.worker_loader(
         dataset,
-        lambda _: (frameworks.torch.worker_id(), *probe.call()),
+        lambda _: probe(frameworks.torch.worker_id()),
         workers,
         workers * calls,
         worker_init,
@@ -206,28 +207,6 @@ def _run_torch(
             raise _timed_out([received % workers], timeout) from None
         add_note(exc, "pitfalls: raised by fn or worker_init in a DataLoader worker")
         raise
-
-
-@dataclass
-class _Worker:
-    """What one worker sent back: a digest per call, the first call's first value, the RNG
-    states as first found (before the first call, or their first draw), and the RNGs its
-    calls drew from."""
-
-    digests: list[bytes]
-    first: Any
-    before: dict[str, Any]
-    drew: set[str]
-
-
-def _gather(calls: Iterable[Call]) -> dict[int, _Worker]:
-    results: dict[int, _Worker] = {}
-    for worker_id, digest, first, before, drew in calls:
-        worker = results.setdefault(int(worker_id), _Worker([], first, {}, set()))
-        worker.digests.append(digest)
-        worker.before.update(before)  # with the generators seen drawing since
-        worker.drew.update(drew)
-    return dict(sorted(results.items()))
 
 
 # What fn refers to ---------------------------------------------------------------------
@@ -306,16 +285,9 @@ def _served(referents: list[tuple[str, Any]], worker_init: Any) -> Any:
 # The check -----------------------------------------------------------------------------
 
 
-_SPOKEN = {
-    "random (global)": "Python's random",
-    "np.random (global)": "numpy's global RNG",
-    "torch (global)": "torch's global RNG",
-}
-
-
 def _names(names: list[str]) -> str:
     """RNG names as a person reads them, joined: ``numpy's global RNG and dataset.rng``."""
-    shown = [_SPOKEN.get(name, name) for name in names]
+    shown = [say("common", "rng_name", name, name=name).text for name in names]
     if len(shown) <= 2:
         return " and ".join(shown)
     return ", ".join(shown[:-1]) + " and " + shown[-1]
@@ -334,6 +306,7 @@ def _starts(results: dict[int, _Worker], names: list[str]) -> tuple[list[str], l
     return copied, reseeded
 
 
+@checker  # the caller's global RNGs put back afterwards
 def check_worker_randomness(
     fn: Any,
     *,
@@ -392,43 +365,32 @@ def check_worker_randomness(
     if seed is not None:
         seed = validate.seed("seed", seed)
     timeout = validate.timeout("timeout", timeout)
+    import multiprocessing  # here, not at import: it costs import pitfalls ~10 ms
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        raise ValueError("check_worker_randomness needs the 'fork' start method")
     referents = _referents(fn)
     if dataset is None:
         dataset = _served(referents, worker_init)
-    if dataset is not None and frameworks.torch.dataset_class() is None:
-        try:
-            import torch.utils.data  # noqa: F401  (asked for: DataLoader workers)
-        except ImportError:
-            raise ValueError(
-                "dataset= runs the workers as a torch DataLoader's, and torch is not"
-                " installed: pip install torch, or leave dataset= out for plain forked workers"
-            ) from None
-    roots = ([("dataset", dataset)] if dataset is not None else []) + [
-        item for item in referents if item[1] is not dataset
-    ]
-    probe = _Probe(fn, roots)
-    with global_rngs_kept():
-        for obj, kind in rngs.global_rngs().values():
-            if seed is not None:
-                rngs.seed(obj, kind, seed)
-        if dataset is None:
-            results = _gather(_run_forked(probe, worker_init, workers, calls, timeout))
-        else:
-            run = _run_torch(probe, dataset, worker_init, workers, calls, seed, timeout)
-            results = _gather(run)
-    return _report(
-        results, calls, worker_init, dataset, {"workers": workers, "calls": calls, "seed": seed}
-    )
+    roots = [("dataset", dataset), *(item for item in referents if item[1] is not dataset)]
+    probe = _probe(fn, roots)
+    parameters: dict[str, Any] = {"workers": workers, "calls": calls, "seed": seed}
+    if worker_init is not None:
+        parameters["worker_init"] = worker_init
+    for obj, kind in rngs.global_rngs().values():
+        if seed is not None:
+            rngs.seed(obj, kind, seed)
+    if dataset is None:
+        run = _run_forked(probe, worker_init, workers, calls, timeout)
+    else:
+        parameters["dataset"] = type(dataset).__name__
+        run = _run_torch(probe, dataset, worker_init, workers, calls, seed, timeout)
+    last = {worker.id: worker for worker in run}  # each worker's last: all its calls
+    return _report(dict(sorted(last.items())), dataset, parameters)
 
 
-def _report(
-    results: dict[int, _Worker],
-    calls: int,
-    worker_init: Callable[[int], Any] | None,
-    dataset: Any,
-    parameters: dict[str, Any],
-) -> Report:
-    ids = sorted(results)
+def _report(results: dict[int, _Worker], dataset: Any, parameters: dict[str, Any]) -> Report:
+    ids, calls = sorted(results), parameters["calls"]
     findings = [
         Finding(
             path=f"workers {a} and {b}",
@@ -443,13 +405,11 @@ def _report(
     ]
     drew = sorted(set().union(*(w.drew for w in results.values())))
     varies = any(len(set(w.digests)) > 1 for w in results.values())
-    if worker_init is not None:
-        parameters["worker_init"] = worker_init
-    if dataset is not None:
-        parameters["dataset"] = type(dataset).__name__
     inconclusive = ""
     if findings and not varies and (calls > 1 or not drew):
-        inconclusive = _constant(results, calls, drew)
+        kind = None if drew else "constant" if calls > 1 else "one_call"
+        fields = {"drew": _names(drew), "shown": safe_repr(results[ids[0]].first), "calls": calls}
+        inconclusive = say("worker_randomness", Cause.NO_DRAWS, kind, **fields).text
         findings = []
     words = say("worker_randomness", Cause.SHARED_RNG, "torch" if dataset is not None else None)
     return Report(
@@ -500,15 +460,6 @@ def _notes(
     if failed and dataset is None and reseeds and "torch" in sys.modules:
         notes.append(note("not_dataloader", reseeds=_names(reseeds)))
     return notes
-
-
-def _constant(results: dict[int, _Worker], calls: int, drew: list[str]) -> str:
-    shown = safe_repr(results[min(results)].first)
-    kind = None if drew else "constant" if calls > 1 else "one_call"
-    each = f"on each of its {calls} calls" if calls > 1 else "on its call"
-    return say(
-        "worker_randomness", Cause.NO_DRAWS, kind, drew=_names(drew), shown=shown, each=each
-    ).text
 
 
 assert_worker_randomness = asserting(check_worker_randomness)

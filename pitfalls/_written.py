@@ -9,7 +9,6 @@ attributes of the source's own objects (a counter advanced per read).
 
 from __future__ import annotations
 
-import types
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -18,18 +17,12 @@ import numpy as np
 
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
-from pitfalls._randomness import _ATOMS, Held, is_data
+from pitfalls._randomness import _ATOMS, _SKIP, Held, is_data
 
 _MAX_ATTRIBUTES = 256
-_NOT_STATE = (
-    np.ndarray,
-    type,
-    types.ModuleType,
-    types.BuiltinFunctionType,
-    types.MethodType,
-    types.CodeType,
-    types.FrameType,
-)
+_NOT_STATE = (np.ndarray, *_SKIP)
+"""What an attribute's token ignores: data judged by its rows, and what is no state (the
+objects :func:`~pitfalls._randomness.held_by` does not enter)."""
 
 
 # Stored data: written in place or not? ----------------------------------------------
@@ -49,27 +42,25 @@ Stored = dict[str, tuple[Any, Counter[bytes]]]
 name: a name rebound to a new array is no write) and the multiset of its rows."""
 
 
+def _rows(array: Any) -> Counter[bytes] | None:
+    """A held array's rows as a multiset of digests; None when it cannot be read."""
+    rows = frameworks.as_numpy(array)
+    return None if rows is None else fingerprint.row_multiset(rows)
+
+
 def stored_arrays(held: Held, min_rows: int) -> Stored:
     """The arrays held with at least ``min_rows`` rows (the data, not a batch's buffer), of
     any size, with their rows' digests."""
-    out = {}
-    for name, array in held.arrays.items():
-        if len(array) >= min_rows:
-            rows = frameworks.as_numpy(array)
-            if rows is not None:
-                out[name] = (array, fingerprint.row_multiset(rows))
-    return out
+    rows = {name: _rows(array) for name, array in held.arrays.items() if len(array) >= min_rows}
+    return {name: (held.arrays[name], digests) for name, digests in rows.items() if digests}
 
 
 def changed_rows(before: Stored) -> tuple[Change, ...]:
     """The arrays of ``before`` (the same objects) whose rows are no longer that multiset."""
     changes = []
     for name, (array, digests) in before.items():
-        rows = frameworks.as_numpy(array)
-        if rows is None:
-            continue
-        now = fingerprint.row_multiset(rows)
-        if now != digests:
+        now = _rows(array)
+        if now is not None and now != digests:
             lost = sum((digests - now).values())
             changes.append(Change(name, lost, sum(digests.values())))
     return tuple(changes)

@@ -12,6 +12,7 @@ import pytest
 
 from pitfalls import _frameworks as frameworks
 from pitfalls._frameworks import base
+from pitfalls._words import entry
 
 
 def test_every_private_api_is_registered_with_what_it_is_for():
@@ -25,7 +26,8 @@ def test_every_private_api_is_registered_with_what_it_is_for():
         "datasets.Dataset._TF_DATASET_REFS",
         "keras.src.legacy.preprocessing.image.Iterator",
     }
-    assert all(purpose for purpose in frameworks.PRIVATE.values())
+    generic = entry("common", "private")["text"]  # what each is for, in words.toml
+    assert all(entry("common", "private", name)["text"] != generic for name in frameworks.PRIVATE)
 
 
 def test_a_moved_private_api_is_said_once_in_a_warning():
@@ -35,6 +37,7 @@ def test_a_moved_private_api_is_said_once_in_a_warning():
         base.moved(name, AttributeError("_rng"))
         base.moved(name, AttributeError("_rng"))
     assert len(caught) == 1
+    assert "watched and put back exactly" in str(caught[0].message)  # what it was for
     base._WARNED.discard(name)
 
 
@@ -87,7 +90,7 @@ def test_torch(torch):
     assert frameworks.rng_kind(torch.Generator()) == "torch.Generator"
     assert frameworks.torch.global_generator() is torch.default_generator
     t = torch.arange(4, dtype=torch.bfloat16)
-    assert frameworks.torch.bits(t).dtype == np.int16  # bit for bit
+    assert frameworks.torch.as_array(t, bits=True).dtype == np.int16  # bit for bit
     assert frameworks.torch.as_array(t).tolist() == [0.0, 1.0, 2.0, 3.0]
     assert frameworks.array_library(t) == "torch"
     assert frameworks.torch.is_sequential(DataLoader(data).sampler)

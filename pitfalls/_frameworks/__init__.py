@@ -23,28 +23,10 @@ from pitfalls._frameworks import hf, jax, rngs, tensorflow, tfdata, torch
 from pitfalls._frameworks.base import PRIVATE, is_a, numpy_global, private, python_global
 from pitfalls._frameworks.rngs import rng_kind
 
-__all__ = [
-    "PRIVATE",
-    "array_library",
-    "as_numpy",
-    "framework_loader",
-    "hf",
-    "is_tensor",
-    "jax",
-    "library_of",
-    "numpy_global",
-    "python_global",
-    "rng_kind",
-    "rngs",
-    "tensorflow",
-    "tfdata",
-    "torch",
-]
+__all__ = ["PRIVATE", "numpy_global", "python_global", "rng_kind", "rngs"]
+"""What this package re-exports (its own functions, and its modules, are reached as attributes)."""
 
-_TORCH_ITERATOR = private(
-    "torch.utils.data.dataloader._BaseDataLoaderIter",
-    "an iterator of a DataLoader, passed as the source, told as torch's",
-)
+_TORCH_ITERATOR = private("torch.utils.data.dataloader._BaseDataLoaderIter")
 
 
 def library_of(obj: Any) -> str | None:
@@ -86,9 +68,13 @@ def is_tensor(obj: Any) -> bool:
 def as_numpy(array: Any) -> np.ndarray | None:
     """A held array's contents as numpy, a view where the library gives one (a torch
     tensor bit for bit); None when it cannot be read: no witness then."""
-    if isinstance(array, np.ndarray):
-        return array
-    out = torch.bits(array) if torch.is_tensor(array) else jax.as_array(array)
+    if torch.is_tensor(array):
+        out = torch.as_array(array, bits=True)
+    else:  # numpy's own, or a JAX array (a copy)
+        try:
+            out = np.asarray(array)
+        except Exception:  # a deleted (donated) JAX array
+            return None
     return out if out is None or out.dtype != object else None
 
 

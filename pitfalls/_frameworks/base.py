@@ -13,15 +13,16 @@ from typing import Any
 
 import numpy as np
 
-PRIVATE: dict[str, str] = {}
-"""Every private API pitfalls uses, by the function that uses it: what it is for."""
+PRIVATE: set[str] = set()
+"""Every private API pitfalls uses; what each is for is said in ``words.toml``
+(``[common.private]``, by its name), in the warning :func:`moved` gives."""
 
 _WARNED: set[str] = set()
 
 
-def private(name: str, purpose: str) -> str:
+def private(name: str) -> str:
     """Register a private API (at import of the module that uses it)."""
-    PRIVATE[name] = purpose
+    PRIVATE.add(name)
     return name
 
 
@@ -30,12 +31,12 @@ def moved(name: str, exc: BaseException) -> None:
     if name in _WARNED:
         return
     _WARNED.add(name)
-    warnings.warn(
-        f"pitfalls: {name} is not where it was ({type(exc).__name__}: {exc}); pitfalls goes"
-        f" on without it: {PRIVATE.get(name, '')}. Please report it with your versions.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+    from pitfalls._words import say  # here: the words are read when first needed
+
+    error = f"{type(exc).__name__}: {exc}"
+    purpose = say("common", "private", name).text
+    text = say("common", "moved", name=name, error=error, purpose=purpose).text
+    warnings.warn(text, RuntimeWarning, stacklevel=3)
 
 
 def class_of(module: str, path: str) -> type | None:

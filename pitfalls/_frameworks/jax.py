@@ -28,14 +28,5 @@ def is_key(obj: Any) -> bool:
         return False
 
 
-def as_array(obj: Any) -> np.ndarray | None:
-    if not is_array(obj) or is_key(obj):
-        return None
-    try:
-        return np.asarray(obj)
-    except Exception:
-        return None
-
-
 def array_like(array: np.ndarray, original: Any) -> Any:
     return sys.modules["jax.numpy"].asarray(array, dtype=original.dtype)

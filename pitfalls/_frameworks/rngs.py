@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from pitfalls._frameworks import tensorflow, torch
-from pitfalls._frameworks.base import numpy_global, python_global
+from pitfalls._frameworks.base import is_a, numpy_global, python_global
+
+_FRAMEWORK_RNGS = (
+    ("torch", "Generator", "torch.Generator"),
+    ("keras", "random.SeedGenerator", "keras SeedGenerator"),
+    ("tensorflow", "random.Generator", "tf.random.Generator"),
+)
+"""The generators of the frameworks: (module, class path, kind), looked up once imported."""
 
 
 def rng_kind(obj: Any) -> str | None:
@@ -22,34 +30,24 @@ def rng_kind(obj: Any) -> str | None:
         return "numpy RandomState"
     if isinstance(obj, random.Random):
         return "random.Random"
-    if torch.is_generator(obj):
-        return "torch.Generator"
-    if tensorflow.is_seed_generator(obj):
-        return "keras SeedGenerator"
-    if tensorflow.is_generator(obj):
-        return "tf.random.Generator"
-    return None
+    return next((kind for module, path, kind in _FRAMEWORK_RNGS if is_a(obj, module, path)), None)
 
 
 def global_rngs() -> dict[str, tuple[Any, str]]:
     """The global generators, by name: Python's, numpy's, torch's and TensorFlow's (once
     made), each with its kind."""
-    out: dict[str, tuple[Any, str]] = {
+    found = {
         "random (global)": (python_global(), "random.Random"),
         "np.random (global)": (numpy_global(), "numpy RandomState"),
+        "torch (global)": (torch.global_generator(), "torch.Generator"),
+        "tf.random.get_global_generator()": (tensorflow.global_generator(), "tf.random.Generator"),
     }
-    if torch.global_generator() is not None:
-        out["torch (global)"] = (torch.global_generator(), "torch.Generator")
-    if tensorflow.global_generator() is not None:
-        out["tf.random.get_global_generator()"] = (
-            tensorflow.global_generator(),
-            "tf.random.Generator",
-        )
-    return out
+    return {name: (obj, kind) for name, (obj, kind) in found.items() if obj is not None}
 
 
 def get_state(obj: Any, kind: str) -> Any:
-    """``obj``'s state now (a copy where the library hands out a view)."""
+    """``obj``'s state now (a copy where the library hands out a view; torch's and the
+    frameworks' variables as numpy arrays: plain data, sent as such between processes)."""
     if kind == "numpy Generator":
         return obj.bit_generator.state
     if kind == "numpy RandomState":
@@ -57,7 +55,7 @@ def get_state(obj: Any, kind: str) -> Any:
     if kind == "random.Random":
         return obj.getstate()
     if kind == "torch.Generator":
-        return obj.get_state().clone()
+        return obj.get_state().numpy()  # a new tensor's memory
     return np.array(obj.state.numpy())  # Keras' SeedGenerator, TF's Generator: a variable
 
 
@@ -69,7 +67,7 @@ def set_state(obj: Any, kind: str, state: Any) -> None:
     elif kind == "random.Random":
         obj.setstate(state)
     elif kind == "torch.Generator":
-        obj.set_state(state)
+        obj.set_state(sys.modules["torch"].from_numpy(state))
     else:
         obj.state.assign(state)
 

@@ -14,23 +14,10 @@ from typing import Any
 
 from pitfalls._frameworks.base import is_a, moved, private
 
-_KERAS_STATE = private(
-    "keras.src.backend.common.global_state",
-    "Keras' global seed and seed generator, set and put back without importing TensorFlow",
-)
-_TF_CONTEXT = private(
-    "tensorflow.python.eager.context.context()._seed/_rng",
-    "TensorFlow's global seed and its op-seed sequence, watched and put back exactly",
-)
-_TF_GLOBAL_GENERATOR = private(
-    "tensorflow.python.ops.stateful_random_ops.global_generator",
-    "TensorFlow's global tf.random.Generator, watched only once the user made it",
-)
-_KERAS_LEGACY_ITERATOR = private(
-    "keras.src.legacy.preprocessing.image.Iterator",
-    "Keras 3's legacy ImageDataGenerator.flow iterators (public only as"
-    " keras._tf_keras.keras.preprocessing.image), told apart to name shuffle=",
-)
+_KERAS_STATE = private("keras.src.backend.common.global_state")
+_TF_CONTEXT = private("tensorflow.python.eager.context.context()._seed/_rng")
+_TF_GLOBAL_GENERATOR = private("tensorflow.python.ops.stateful_random_ops.global_generator")
+_KERAS_LEGACY_ITERATOR = private("keras.src.legacy.preprocessing.image.Iterator")
 _KERAS_SEEDS = ("global_random_seed", "global_seed_generator")
 UNSET = object()
 
@@ -52,16 +39,6 @@ def is_tensor(obj: Any) -> bool:
 def tensor_like(array: Any, original: Any) -> Any:
     """``array`` as a tensor of ``original``'s dtype."""
     return sys.modules["tensorflow"].convert_to_tensor(array, dtype=original.dtype)
-
-
-def is_generator(obj: Any) -> bool:
-    """A ``tf.random.Generator``."""
-    return is_a(obj, "tensorflow", "random.Generator")
-
-
-def is_seed_generator(obj: Any) -> bool:
-    """A ``keras.random.SeedGenerator``."""
-    return is_a(obj, "keras", "random.SeedGenerator")
 
 
 def is_pydataset(obj: Any) -> bool:
@@ -107,19 +84,26 @@ def op_seeds() -> Any:
         return None
 
 
+def _keras_seeds(values: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Keras' global seed and seed generator by name, set to ``values`` first when given;
+    None when Keras' global state is not where it was."""
+    try:
+        from keras.src.backend.common import global_state
+
+        for key, value in (values or {}).items():
+            global_state.set_global_attribute(key, value)
+        return {key: global_state.get_global_attribute(key) for key in _KERAS_SEEDS}
+    except Exception as exc:
+        moved(_KERAS_STATE, exc)
+        return None
+
+
 def seed(seed: int) -> None:
     """What ``keras.utils.set_random_seed`` does to Keras and TensorFlow, for those
     imported: Keras' global seed (its generator remade from it) and ``tf.random.set_seed``."""
     k = keras()
-    if k is not None:
-        try:
-            from keras.src.backend.common import global_state
-
-            global_state.set_global_attribute(_KERAS_SEEDS[0], seed)
-            global_state.set_global_attribute(_KERAS_SEEDS[1], None)
-        except Exception as exc:
-            moved(_KERAS_STATE, exc)
-            k.utils.set_random_seed(seed)
+    if k is not None and _keras_seeds(dict(zip(_KERAS_SEEDS, (seed, None)))) is None:
+        k.utils.set_random_seed(seed)  # through its public API: it seeds the others too
     tf = tensorflow()
     if tf is not None:
         tf.random.set_seed(seed)
@@ -132,12 +116,7 @@ def seeds() -> dict[str, Any]:
     imported is taken back too."""
     state: dict[str, Any] = {}
     if "keras" in sys.modules:
-        try:
-            from keras.src.backend.common import global_state
-
-            state["keras"] = {key: global_state.get_global_attribute(key) for key in _KERAS_SEEDS}
-        except Exception as exc:
-            moved(_KERAS_STATE, exc)
+        state["keras"] = _keras_seeds()
     state["tf"] = (None, UNSET, None)
     if "tensorflow" in sys.modules:
         try:
@@ -154,13 +133,7 @@ def put_back(state: dict[str, Any]) -> None:
     """The seeds :func:`seeds` read, set again (TensorFlow's kernel caches cleared only when
     they changed, as ``tf.random.set_seed`` clears them)."""
     if "keras" in sys.modules:
-        try:
-            from keras.src.backend.common import global_state
-
-            for key, value in state.get("keras", {key: None for key in _KERAS_SEEDS}).items():
-                global_state.set_global_attribute(key, value)
-        except Exception as exc:
-            moved(_KERAS_STATE, exc)
+        _keras_seeds(state.get("keras") or dict.fromkeys(_KERAS_SEEDS))
     if "tf" not in state or "tensorflow" not in sys.modules:
         return
     try:

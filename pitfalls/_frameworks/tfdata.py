@@ -32,17 +32,12 @@ _RANDOM_OP = re.compile(
 """Ops that draw from a random state: stateful random ops and tf.random.Generator's."""
 _ORDER_DATASETS = ("RandomDataset", "DirectedInterleaveDataset", "SamplingDataset")
 """Datasets besides shuffle() that may pick another order (``sample_from_datasets``)."""
+_PYTHON_OPS = ("PyFunc", "EagerPyFunc", "PyFuncStateless", "GeneratorDataset")
+"""Ops that run Python code (``py_function``, ``from_generator``)."""
 
 
-_GRAPH = private(
-    "tf.data.Dataset._as_serialized_graph",
-    "a pipeline's graph, read for its shuffles, random ops and dropped remainder",
-)
-_HF_REFS = private(
-    "datasets.Dataset._TF_DATASET_REFS",
-    "pipelines made by to_tf_dataset, kept alive so that their callback leaves the user's"
-    " Hugging Face dataset alone",
-)
+_GRAPH = private("tf.data.Dataset._as_serialized_graph")
+_HF_REFS = private("datasets.Dataset._TF_DATASET_REFS")
 
 
 def is_dataset(obj: Any) -> bool:
@@ -74,17 +69,18 @@ class Graph:
     ``to_tf_dataset(shuffle=True)``) or datasets (``sample_from_datasets``)."""
 
 
-def _const(nodes: dict[str, Any], name: str) -> Any:
-    """The value of the Const node feeding an input named ``name``, or None."""
+def _is_true(nodes: dict[str, Any], name: str) -> bool:
+    """Is the input named ``name`` fed by a Const node holding True?"""
     node = nodes.get(name.lstrip("^").split(":")[0])
     if node is None or node.op != "Const":
-        return None
-    tensor = node.attr["value"].tensor
-    for field in ("int64_val", "bool_val", "int_val"):
-        values = list(getattr(tensor, field))
-        if values:
-            return values[0]
-    return None
+        return False
+    return list(node.attr["value"].tensor.bool_val)[:1] == [True]
+
+
+def _reshuffles(shuffle: Any) -> bool:
+    """Does a shuffle dataset draw a new order at every iteration (the default)?"""
+    flag = shuffle.attr.get("reshuffle_each_iteration")
+    return True if flag is None else bool(flag.b)
 
 
 def graph(dataset: Any) -> Graph | None:
@@ -102,40 +98,29 @@ def graph(dataset: Any) -> Graph | None:
         return None
     nodes = {node.name: node for node in graph_def.node}
     inner = [node for function in graph_def.library.function for node in function.node_def]
-    random_ops = sorted({node.op for node in inner if _RANDOM_OP.match(node.op)})
-    shuffles = [node for node in graph_def.node if node.op.startswith("ShuffleDataset")]
-    reshuffles = frozen = False
-    for node in shuffles:
-        flag = node.attr.get("reshuffle_each_iteration")
-        again = True if flag is None else bool(flag.b)
-        reshuffles, frozen = reshuffles or again, frozen or not again
-    cache_after_shuffle = any(
-        node.op.startswith("CacheDataset") and _upstream(nodes, node, "ShuffleDataset")
-        for node in graph_def.node
-    )
-    drops = any(
-        node.op.startswith(("BatchDataset", "ParallelBatchDataset"))
-        and len(node.input) >= 3
-        and _const(nodes, node.input[-1]) is True
-        for node in graph_def.node
-    )
-    python = any(
-        node.op in ("PyFunc", "EagerPyFunc", "PyFuncStateless", "GeneratorDataset")
-        for node in [*graph_def.node, *inner]
-    )
-    order_ops = sorted(
-        {node.op for node in inner if "Shuffle" in node.op}
-        | {node.op for node in graph_def.node if node.op.startswith(_ORDER_DATASETS)}
-    )
+    again = [_reshuffles(node) for node in graph_def.node if node.op.startswith("ShuffleDataset")]
     return Graph(
-        order_ops=tuple(order_ops),
-        python=python,
-        random_ops=tuple(random_ops),
-        shuffles=len(shuffles),
-        reshuffles=reshuffles,
-        frozen=frozen,
-        cache_after_shuffle=cache_after_shuffle,
-        drops_remainder=drops,
+        order_ops=tuple(
+            sorted(
+                {node.op for node in inner if "Shuffle" in node.op}
+                | {node.op for node in graph_def.node if node.op.startswith(_ORDER_DATASETS)}
+            )
+        ),
+        python=any(node.op in _PYTHON_OPS for node in [*graph_def.node, *inner]),
+        random_ops=tuple(sorted({node.op for node in inner if _RANDOM_OP.match(node.op)})),
+        shuffles=len(again),
+        reshuffles=any(again),
+        frozen=not all(again),
+        cache_after_shuffle=any(
+            node.op.startswith("CacheDataset") and _upstream(nodes, node, "ShuffleDataset")
+            for node in graph_def.node
+        ),
+        drops_remainder=any(
+            node.op.startswith(("BatchDataset", "ParallelBatchDataset"))
+            and len(node.input) >= 3
+            and _is_true(nodes, node.input[-1])
+            for node in graph_def.node
+        ),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import sys
 from collections.abc import Callable
@@ -10,13 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from pitfalls._frameworks.base import class_of, is_a, moved, private
+from pitfalls._frameworks.base import is_a, moved, private
 
-_POOL = private(
-    "torch.utils.data.DataLoader._iterator",
-    "a persistent DataLoader's worker pool: stopped when a check started it, left out of a"
-    " copy read in this process",
-)
+_POOL = private("torch.utils.data.DataLoader._iterator")
 
 
 def is_loader(obj: Any) -> bool:
@@ -33,16 +28,8 @@ def is_iterable_dataset(obj: Any) -> bool:
     return is_a(obj, "torch.utils.data", "IterableDataset")
 
 
-def dataset_class() -> type | None:
-    return class_of("torch.utils.data", "Dataset")
-
-
 def is_tensor(obj: Any) -> bool:
     return is_a(obj, "torch", "Tensor")
-
-
-def is_generator(obj: Any) -> bool:
-    return is_a(obj, "torch", "Generator")
 
 
 def global_generator() -> Any:
@@ -138,39 +125,29 @@ def single_process(loader: Any) -> tuple[Any, int]:
     return dup, n
 
 
-def as_array(tensor: Any) -> np.ndarray | None:
+def as_array(tensor: Any, *, bits: bool = False) -> np.ndarray | None:
     """A tensor's contents as numpy: a view of a CPU tensor (read through ``detach()``),
     a copy of one on a device, float32 for a dtype numpy lacks (bfloat16, exactly widened);
-    None for anything else."""
+    None for anything else.
+
+    ``bits``: a CPU tensor's memory bit for bit (bfloat16 as its 16-bit pattern), a view
+    where torch gives one; None on a device (a copy would show nothing).
+    """
     if not is_tensor(tensor):
         return None
     try:
         t = tensor.detach()
-        if t.device.type != "cpu":
-            t = t.cpu()
-        try:
-            return np.asarray(t.numpy())
-        except TypeError:  # bfloat16 and other dtypes numpy has no name for
-            return np.asarray(t.float().numpy())
-    except Exception:  # a sparse or meta tensor: no witness
-        return None
-
-
-def bits(tensor: Any) -> np.ndarray | None:
-    """A CPU tensor's memory as numpy, bit for bit (bfloat16 as its 16-bit pattern), a view
-    where torch gives one; None for anything else (on a device: a copy would show nothing)."""
-    if not is_tensor(tensor):
-        return None
-    with contextlib.suppress(Exception):
-        t = tensor.detach()
-        if t.device.type != "cpu":
+        if t.device.type != "cpu" and bits:
             return None
         try:
-            return np.asarray(t.numpy())
-        except TypeError:  # a dtype numpy lacks: its bits, 2 bytes each
-            torch = sys.modules["torch"]
-            return np.asarray(t.view(torch.int16).numpy()) if t.element_size() == 2 else None
-    return None
+            return np.asarray(t.cpu().numpy())
+        except TypeError:  # bfloat16 and other dtypes numpy has no name for
+            if not bits:
+                return np.asarray(t.float().cpu().numpy())
+            int16 = sys.modules["torch"].int16  # its bits, 2 bytes each
+            return np.asarray(t.view(int16).numpy()) if t.element_size() == 2 else None
+    except Exception:  # a sparse or meta tensor: no witness
+        return None
 
 
 def tensor_like(array: np.ndarray, original: Any) -> Any:
@@ -192,14 +169,16 @@ def worker_loader(
 ) -> Any:
     """A DataLoader over ``dataset`` whose ``workers`` forked workers each call ``collate``
     on empty batches (``batches`` in all; the dataset itself is not read), with
-    ``worker_init_fn=worker_init`` and its ``generator`` seeded with ``seed``."""
-    import torch
-    from torch.utils.data import DataLoader
-
+    ``worker_init_fn=worker_init`` and its ``generator`` seeded with ``seed``. A
+    ValueError when torch is not installed (the workers were asked for with ``dataset=``)."""
     try:
-        torch.multiprocessing.get_context("fork")
-    except ValueError:
-        raise ValueError("check_worker_randomness needs the 'fork' start method") from None
+        import torch
+        from torch.utils.data import DataLoader
+    except ImportError:
+        raise ValueError(
+            "dataset= runs the workers as a torch DataLoader's, and torch is not"
+            " installed: pip install torch, or leave dataset= out for plain forked workers"
+        ) from None
     return DataLoader(
         _as_map_style(dataset),
         batch_sampler=[[] for _ in range(batches)],
@@ -230,7 +209,8 @@ def first_sample(dataset: Any) -> Callable[[], Any]:
 def _as_map_style(dataset: Any) -> Any:
     """``dataset`` as DataLoader may read it by (empty) batches of indices: itself, or for
     an ``IterableDataset`` a map-style stand-in whose attributes are the dataset's own, so
-    a ``worker_init_fn`` setting ``get_worker_info().dataset.start`` sets the real one."""
+    a ``worker_init_fn`` setting ``get_worker_info().dataset.start`` sets the real one
+    (never indexed: every batch is empty, and DataLoader does not ask its length)."""
     from torch.utils.data import Dataset
 
     if not is_iterable_dataset(dataset):
@@ -245,11 +225,5 @@ def _as_map_style(dataset: Any) -> Any:
 
         def __setattr__(self, name: str, value: Any) -> None:
             setattr(object.__getattribute__(self, "_target"), name, value)
-
-        def __len__(self) -> int:
-            return 0
-
-        def __getitem__(self, index: Any) -> Any:
-            raise IndexError(index)
 
     return StandIn(dataset)
