@@ -537,10 +537,10 @@ def test_epoch_repeatable_message_for_a_dataset_that_augments():
             " are read again under the same seeds; first: samples [0, 1, 2]",
             *written_at(
                 pipelines.ScaledInPlace.scaled,
-                "x /= 255.0",
+                "self.images[rows] /= 255.0",
                 above=[(pipelines.ScaledCopy.__getitem__, "x = self.scaled(i)")],
             ),
-            "  (self.images; the write raised once that memory was made read-only)",
+            "  (self.images; seen by tracing the source line by line)",
             "Stored data written while reading: self.images (32 of 32 rows).",
             "Randomness: the source drew from self.rng; every read compared was made after"
             " reseeding them alike, and they were put back afterwards.",

@@ -167,30 +167,13 @@ class LabelsBeforeFlip(FlipBatches):
 
 
 class ScaledCopy(FlipBatches):
-    """FIXED: slices of the stored images, scaled into a new array (``x = images[a:b] / 255``).
+    """FIXED: the batch's stored images, scaled into a new array (``x = self.images[rows] / 255``).
 
-    Symptom: none. The batch order (not the images) is shuffled each epoch.
+    Symptom: none. The samples are shuffled each epoch, as :class:`FlipBatches` does.
     """
 
-    def __init__(
-        self,
-        images: np.ndarray,
-        labels: np.ndarray,
-        batch_size: int = 8,
-        *,
-        seed: int = 0,
-        **kw: Any,
-    ) -> None:
-        super().__init__(images, labels, batch_size, seed=seed, **kw)
-        self.order = self.rng.permutation(len(self))
-
-    def rows(self, i: int) -> np.ndarray:
-        b = self.order[i]
-        return np.arange(b * self.batch_size, (b + 1) * self.batch_size)
-
     def scaled(self, i: int) -> np.ndarray:
-        b = self.order[i]
-        return self.images[b * self.batch_size : (b + 1) * self.batch_size] / 255.0
+        return self.images[self.rows(i)] / 255.0
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         x = self.scaled(i)
@@ -198,37 +181,33 @@ class ScaledCopy(FlipBatches):
         labels = self.labels[self.rows(i)]
         return np.where(flip[:, None, None], x[:, :, ::-1], x), np.where(flip, 1 - labels, labels)
 
-    def on_epoch_end(self) -> None:
-        self.rng.shuffle(self.order)
-
 
 class ScaledInPlace(ScaledCopy):
-    """BUGGY: ``x /= 255`` on a slice of the stored images.
+    """BUGGY: ``self.images[rows] /= 255`` scales the stored images in place.
 
     Symptom: the pixels shrink by 255 at every read: the second epoch trains
     on nearly black images (and Keras reads two indices early to infer
-    shapes). Cause: a slice is a view, so the division writes
-    ``self.images``. Fix: ``x = self.images[a:b] / 255`` (:class:`ScaledCopy`).
+    shapes). Cause: an augmented assignment through an index writes back into
+    ``self.images``. Fix: ``x = self.images[rows] / 255`` (:class:`ScaledCopy`).
     """
 
     def scaled(self, i: int) -> np.ndarray:
-        b = self.order[i]
-        x = self.images[b * self.batch_size : (b + 1) * self.batch_size]
-        x /= 255.0
-        return x
+        rows = self.rows(i)
+        self.images[rows] /= 255.0
+        return self.images[rows]
 
 
 # A PyTorch-style loader: a new batch order per epoch, random brightness, float targets -
 
 
 class BrightnessLoader:
-    """FIXED: a new batch order from ``self.rng`` every epoch, targets computed after scaling.
+    """FIXED: a new order of the samples from ``self.rng`` every epoch, targets computed
+    after scaling.
 
     Symptom: none. Like ``DataLoader(dataset, batch_size, shuffle=True)``:
-    ``iter(loader)`` is one epoch. Batches are slices of the stored images
-    (so the order of whole batches is shuffled), scaled into new arrays, then
-    multiplied by a random brightness in [0.8, 1.2]; the target is the mean
-    brightness of the image as yielded.
+    ``iter(loader)`` is one epoch. Each batch takes the images its indices
+    name, scaled into a new array, then multiplied by a random brightness in
+    [0.8, 1.2]; the target is the mean brightness of the image as yielded.
     """
 
     def __init__(
@@ -243,20 +222,22 @@ class BrightnessLoader:
         return len(self.images) // self.batch_size
 
     def order(self, rng: np.random.Generator) -> np.ndarray:
-        return rng.permutation(len(self)) if self.shuffle else np.arange(len(self))
+        n = len(self.images)
+        return rng.permutation(n) if self.shuffle else np.arange(n)
 
-    def scaled(self, b: int) -> np.ndarray:
-        return self.images[b * self.batch_size : (b + 1) * self.batch_size] / 255.0
+    def scaled(self, rows: np.ndarray) -> np.ndarray:
+        return self.images[rows] / 255.0
 
-    def batch(self, b: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        x = self.scaled(b)
+    def batch(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        x = self.scaled(rows)
         brightness = rng.uniform(0.8, 1.2, size=len(x)).astype(np.float32)
         x = x * brightness[:, None, None]
         return x, mean_brightness(x)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for b in self.order(self.rng):
-            yield self.batch(b, self.rng)
+        order, size = self.order(self.rng), self.batch_size
+        for b in range(len(self)):
+            yield self.batch(order[b * size : (b + 1) * size], self.rng)
 
 
 class LoaderBufferOnSelf(BrightnessLoader):
@@ -267,8 +248,8 @@ class LoaderBufferOnSelf(BrightnessLoader):
     Fix: yield the new array (:class:`BrightnessLoader`).
     """
 
-    def batch(self, b: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        x, y = super().batch(b, rng)
+    def batch(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        x, y = super().batch(rows, rng)
         if not hasattr(self, "buffer"):
             self.buffer = np.empty_like(x)
         self.buffer[:] = x
@@ -276,35 +257,34 @@ class LoaderBufferOnSelf(BrightnessLoader):
 
 
 class LoaderScaledInPlace(BrightnessLoader):
-    """BUGGY: ``x /= 255`` on a slice of the stored images.
+    """BUGGY: ``self.images[rows] /= 255`` scales the stored images in place.
 
     Symptom: each epoch's images are 255 times darker than the last. Cause:
-    the slice is a view of ``self.images``. Fix: ``x = self.images[a:b] / 255``
-    (:class:`BrightnessLoader`).
+    an augmented assignment through an index writes back into ``self.images``.
+    Fix: ``x = self.images[rows] / 255`` (:class:`BrightnessLoader`).
     """
 
-    def scaled(self, b: int) -> np.ndarray:
-        x = self.images[b * self.batch_size : (b + 1) * self.batch_size]
-        x /= 255.0
-        return x
+    def scaled(self, rows: np.ndarray) -> np.ndarray:
+        self.images[rows] /= 255.0
+        return self.images[rows]
 
 
 class LoaderShuffleIgnored(BrightnessLoader):
     """BUGGY: ``shuffle=True`` is stored and never read: batches come in stored order.
 
-    Symptom: every epoch visits the batches in one order. Cause: the order is
-    ``np.arange(len(self))`` whatever ``self.shuffle`` says. Fix: draw a
+    Symptom: every epoch visits the samples in one order. Cause: the order is
+    ``np.arange(len(self.images))`` whatever ``self.shuffle`` says. Fix: draw a
     permutation from ``self.rng`` (:class:`BrightnessLoader`).
     """
 
     def order(self, rng: np.random.Generator) -> np.ndarray:
-        return np.arange(len(self))
+        return np.arange(len(self.images))
 
 
 class LoaderSameSeedEveryEpoch(BrightnessLoader):
     """BUGGY: ``__iter__`` makes its generator from ``self.seed`` at every epoch.
 
-    Symptom: the batches are shuffled, and so are the brightnesses, but
+    Symptom: the samples are shuffled, and so are the brightnesses, but
     identically every epoch. Cause: ``np.random.default_rng(self.seed)``
     inside ``__iter__`` restarts the same stream. Fix: make the generator once,
     in ``__init__`` (:class:`BrightnessLoader`).
@@ -312,8 +292,9 @@ class LoaderSameSeedEveryEpoch(BrightnessLoader):
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         rng = np.random.default_rng(self.seed)
-        for b in self.order(rng):
-            yield self.batch(b, rng)
+        order, size = self.order(rng), self.batch_size
+        for b in range(len(self)):
+            yield self.batch(order[b * size : (b + 1) * size], rng)
 
 
 class LoaderTargetsBeforeScaling(BrightnessLoader):
@@ -325,9 +306,9 @@ class LoaderTargetsBeforeScaling(BrightnessLoader):
     scale it by the same factor.
     """
 
-    def batch(self, b: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        x, _ = super().batch(b, rng)
-        return x, self.targets[b * self.batch_size : (b + 1) * self.batch_size]
+    def batch(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        x, _ = super().batch(rows, rng)
+        return x, self.targets[rows]
 
 
 PAIRS = (
