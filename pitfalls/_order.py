@@ -11,6 +11,7 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
+from pitfalls._randomness import FRESH_ENTROPY
 from pitfalls._reader import Epoch, Reader, Verdict, change_note, finding, reading, shown
 from pitfalls._report import Cause, Report
 from pitfalls._written import changed_rows, stored_arrays
@@ -173,6 +174,8 @@ def _unjudged(reader: Reader, changes: Any) -> Verdict:
     keys = list(reader.held().keys)
     if keys:
         return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
+    if reader.fresh_entropy():
+        return Verdict(Cause.FRESH_ENTROPY, fields={"fresh_entropy": FRESH_ENTROPY})
     return Verdict(Cause.NOTHING_SEEN)
 
 

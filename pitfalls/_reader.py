@@ -42,7 +42,7 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._frameworks import tfdata
 from pitfalls._frameworks.rngs import get_state, same_state
-from pitfalls._randomness import Randomness, held_by
+from pitfalls._randomness import Randomness, fresh_entropy, held_by
 from pitfalls._report import MAX_SHOWN, Blame, Cause, Finding, Report, Unjudged
 from pitfalls._sources import Source, add_note, article, call_within, resolve, restarts_itself
 from pitfalls._tree import Parts, as_array, flatten_at, split_batch
@@ -398,6 +398,11 @@ class Reader:
         """What the source holds now: the object, this epoch's copy, iterators, the factory."""
         # (an object met twice is walked once)
         return held_by([("self", self.source.obj), ("self", self.current), *self.rnd.roots[1:]])
+
+    def fresh_entropy(self) -> bool:
+        """Does reading batch 0 of an indexable source again draw fresh entropy (a generator
+        made in the read without a seed)? Asked where nothing else explains a difference."""
+        return self.indexable and fresh_entropy(lambda: self.source.obj[0])
 
     @property
     def drawn(self) -> str:

@@ -10,7 +10,7 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
-from pitfalls._randomness import FRESH_ENTROPY, fresh_entropy
+from pitfalls._randomness import FRESH_ENTROPY
 from pitfalls._reader import (
     EPOCH_SEED,
     Epoch,
@@ -166,7 +166,7 @@ def _judge(
     if keys:
         return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
     # nothing pitfalls can see explains the difference: one batch read again, watched
-    if reader.indexable and fresh_entropy(lambda: reader.source.obj[0]):
+    if reader.fresh_entropy():
         entropy = {"fresh_entropy": FRESH_ENTROPY}
         return Verdict(Cause.FRESH_ENTROPY, findings=found, fields=entropy)
     return Verdict(Cause.NOTHING_SEEN, findings=found, fields={"arrays": shown(stored)})

@@ -235,6 +235,35 @@ class FreshRngAugmenting:
         self.epoch += 1
 
 
+class ShuffledFreshNoise(FreshRngAugmenting):
+    """Shuffled each epoch, inputs and targets both noised by a generator made per read."""
+
+    def __init__(self, x, y):
+        super().__init__(x, y, seeded=False)
+        self.rng = np.random.default_rng(0)
+        self.rows = self.rng.permutation(len(x))
+
+    def __getitem__(self, i):
+        rows = self.rows[i * BATCH : (i + 1) * BATCH]
+        noise = np.random.default_rng()
+        return self.x[rows] + noise.normal(size=self.x[rows].shape), self.y[rows] * noise.random()
+
+    def on_epoch_end(self):
+        self.rng.shuffle(self.rows)
+
+
+@pytest.mark.parametrize(
+    "check", [check_index_stable, check_epoch_repeatable, check_order_shuffled]
+)
+def test_every_epoch_check_names_the_fresh_entropy_that_hid_its_comparison(check):
+    # A trial's source: two checks said "fresh entropy", order_shuffled "nothing seen".
+    x, y = _data(48)
+    report = check(lambda: ShuffledFreshNoise(x, y))
+    assert report.status == "inconclusive", str(report)
+    assert report.cause is Cause.FRESH_ENTROPY
+    assert "os.urandom" in report.inconclusive
+
+
 @pytest.mark.parametrize("seeded", [False, True])
 @pytest.mark.parametrize("check", [check_index_stable, check_epoch_repeatable])
 def test_augmenting_with_a_generator_made_per_read_is_never_failed(check, seeded):
