@@ -454,12 +454,19 @@ def format_report(report: Report, msg: str | None = None) -> str:
 
 
 def _table(finding: Finding, columns: tuple[str, str]) -> list[str]:
-    rows = [("index", *columns)]
+    """The locations as a table; without the index column when every location is a
+    scalar (``()``), which has no index to show."""
+    indexed = any(loc.index for loc in finding.locations)
+    rows = [(*(["index"] if indexed else []), *columns)]
     rows += [
-        (str(list(loc.index)), safe_repr(loc.expected), safe_repr(loc.actual))
+        (
+            *([str(list(loc.index))] if indexed else []),
+            safe_repr(loc.expected),
+            safe_repr(loc.actual),
+        )
         for loc in finding.locations
     ]
-    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     return [
         "      " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows
     ]

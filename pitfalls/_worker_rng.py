@@ -421,7 +421,7 @@ def _report(results: dict[int, _Worker], dataset: Any, parameters: dict[str, Any
         reason=words.text,
         hint=words.hint,
         notes=tuple(_notes(results, drew, dataset, parameters["workers"], bool(findings))),
-        columns=("worker a, first value", "worker b"),
+        columns=("first value, first worker", "second worker"),
         summary=say("worker_randomness", "passed", workers=parameters["workers"]).text,
     )
 

@@ -725,8 +725,8 @@ def test_worker_randomness_message():
             " state and nothing reseeded it, so every worker repeats the same augmentations.",
             "Findings:",
             "  workers 0 and 1: drew the same 2 values: one RNG stream, copied into both",
-            "      index  worker a, first value  worker b",
-            "      []     0.1764052345967664     0.1764052345967664",
+            "      first value, first worker  second worker",
+            "      0.1764052345967664         0.1764052345967664",
             "Randomness: fn drew from numpy's global RNG, which started in the same state in"
             " every worker (copied at the fork).",
             "Hint: seed each worker differently: np.random.seed / default_rng from"
