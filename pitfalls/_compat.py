@@ -6,23 +6,6 @@ import ast
 import functools
 import linecache
 from types import CodeType
-from typing import Any
-
-
-def seed_keras(keras: Any, seed: int) -> None:
-    """``keras.utils.set_random_seed(seed)``, with Keras' global ``SeedGenerator`` remade
-    from the seed, as Keras 3.13+ does itself.
-
-    Before 3.13 (the last Keras for Python 3.10 is 3.12) the generator that unseeded
-    ``keras.random`` calls and weight initializers draw from kept its state across
-    ``set_random_seed``: the same seed gave other weights after any earlier draw.
-    Private layout (``keras.src.backend.common.global_state``): the plugin's
-    ``test_keras_is_seeded`` test fails if a release moves it.
-    """
-    keras.utils.set_random_seed(seed)
-    from keras.src.backend.common import global_state
-
-    global_state.set_global_attribute("global_seed_generator", None)
 
 
 def qualname(code: CodeType) -> str:

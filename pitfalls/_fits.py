@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import asserting, checker
 from pitfalls._report import Cause, Finding, Report
@@ -158,9 +159,7 @@ def check_fits(
 
     import keras
 
-    from pitfalls._compat import seed_keras
-
-    seed_keras(keras, int(seed))
+    frameworks.tensorflow.seed_keras(int(seed))
     model = _fresh_model(model, keras)
     rows = len(x) if batch_size is None else min(batch_size, len(x))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)

@@ -277,7 +277,7 @@ class Cause(str, Enum):
     SAME_ORDER = "same order"
     """Two consecutive epochs, read as training reads them, in the same order."""
     SAME_BATCHES = "same batch membership"
-    """Two consecutive epochs cut the same batches (shuffled within them, or in their order only)."""
+    """Two consecutive epochs cut the same batches (shuffled within them, or only reordered)."""
     SHARED_RNG = "shared random stream"
     BROADCAST = "shapes broadcast"
     PREDICTION_SHAPE = "prediction shape"

@@ -139,11 +139,10 @@ def apply_seed(seed: int) -> None:
     """Seed Python's ``random``, numpy's global RNG and, if already imported, Keras."""
     random.seed(seed)
     np.random.seed(seed)
-    keras = sys.modules.get("keras")
-    if keras is not None and hasattr(keras, "utils"):
-        from pitfalls._compat import seed_keras
+    if "keras" in sys.modules:
+        from pitfalls._frameworks.tensorflow import seed_keras
 
-        seed_keras(keras, seed)
+        seed_keras(seed)
 
 
 @pytest.fixture

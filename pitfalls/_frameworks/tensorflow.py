@@ -98,6 +98,20 @@ def _keras_seeds(values: dict[str, Any] | None = None) -> dict[str, Any] | None:
         return None
 
 
+def seed_keras(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)`` (Keras imported), with Keras' global
+    ``SeedGenerator`` remade from the seed, as Keras 3.13+ does itself.
+
+    Before 3.13 (the last Keras for Python 3.10 is 3.12) the generator that unseeded
+    ``keras.random`` calls and weight initializers draw from kept its state across
+    ``set_random_seed``: the same seed gave other weights after any earlier draw.
+    """
+    k = keras()
+    if k is not None:
+        k.utils.set_random_seed(seed)
+        _keras_seeds({"global_seed_generator": None})
+
+
 def seed(seed: int) -> None:
     """What ``keras.utils.set_random_seed`` does to Keras and TensorFlow, for those
     imported: Keras' global seed (its generator remade from it) and ``tf.random.set_seed``."""
