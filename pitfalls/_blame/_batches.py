@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls import _validate as validate
 from pitfalls._blame._pass import (
     _MAX_STORED,
     _cannot,
@@ -141,8 +140,6 @@ def blame_aliasing(source: Any, *, draws: int, timeout: float | None = None) -> 
     :func:`check_generator_no_aliasing` does. A bare iterator cannot be read
     again: the Blame then says to pass a factory.
     """
-    draws = validate.draws(draws)
-    timeout = validate.timeout("timeout", timeout)
     plan = _draws(draws, lambda batch, i: (("", batch),))
     return _diagnose_fresh(source, plan, timeout=timeout, steps=f"{draws} draws")
 
@@ -165,12 +162,6 @@ def blame_targets(
     (``numpy.isclose`` with ``rtol``, ``atol``), so a write that leaves the pair
     consistent is not blamed. Arguments as for :func:`check_targets_match`.
     """
-    target_fn = validate.function("target_fn", target_fn)
-    draws = validate.draws(draws)
-    rtol = validate.tolerance("rtol", rtol)
-    atol = validate.tolerance("atol", atol)
-    timeout = validate.timeout("timeout", timeout)
-    unpack = validate.optional_function("unpack", unpack)
 
     def pair(batch: Any, i: int) -> tuple[tuple[str, Any], ...]:
         parts = split_batch(batch, i, unpack)
@@ -233,9 +224,6 @@ def blame_epochs(
     (``Cause.PAIRS_CHANGED``), where the first write that moves a stored array's
     rows is blamed (``np.random.shuffle(self.x)`` without ``self.y``).
     """
-    steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
-    timeout = validate.timeout("timeout", timeout)
-    unpack = validate.optional_function("unpack", unpack)
 
     def plan(make: _InProcess, one: _Pass) -> None:
         src: Source = one.step(make)

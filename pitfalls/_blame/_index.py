@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls import _validate as validate
 from pitfalls._blame._pass import (
     _MAX_STORED,
     _any_change,
@@ -30,7 +29,7 @@ from pitfalls._blame._where import _stack, _whose
 from pitfalls._compat import qualname
 from pitfalls._frameworks import rngs
 from pitfalls._report import MAX_SHOWN, Blame, Frame
-from pitfalls._sources import Source, batch_count, is_indexable
+from pitfalls._sources import Source, batch_count
 from pitfalls._tree import as_array, flatten
 
 
@@ -55,17 +54,8 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
       before every read, so one advancing is rarely what made the reads differ.
     """
     obj = source.obj if isinstance(source, Source) else source
-    if not is_indexable(obj):
-        raise TypeError(
-            "source must be an indexable batch source with __getitem__ and a length"
-            f" (like keras.utils.PyDataset), got {type(obj).__qualname__}"
-        )
-    draws = validate.indices(draws)
-    timeout = validate.timeout("timeout", timeout)
     length = batch_count(obj)
     count = draws if length is None else min(draws, length)
-    if count < 1:
-        return _cannot("no_batches", "index")
     order = [*range(count), *reversed(range(count))]
     reads = _StateWatch(obj, count, timeout=timeout, caller=threading.get_ident())
     outcome = _run(lambda one: reads.read_twice(order), reads)
