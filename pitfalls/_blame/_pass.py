@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls._blame._trace import Point, _Freezer, _read_only, _tracer, _Watcher
+from pitfalls._blame._trace import Point, _Freezer, _read_only, _Watcher
 from pitfalls._blame._where import (
     _busy_threads,
     _children_alive,
@@ -182,7 +182,6 @@ class _Pass(_Watcher):
         self.candidate = candidate
         self.steps = 0
         self.found: _Outcome | None = None
-        self.tracer = _tracer(self)
 
     def on_threads(self) -> None:
         if self.freezer is not None:
@@ -208,10 +207,10 @@ class _Pass(_Watcher):
         return None
 
     def _threads(self) -> tuple[str, ...]:
-        """The other threads that may have written: seen running the user's code, or
-        started or waited on by the source."""
+        """The other threads that may have written: running the user's code, or started
+        or waited on by the source."""
         exclude = {self.caller, threading.get_ident()}
-        threads = sorted(self.foreign | set(_busy_threads(exclude)))
+        threads = sorted(_busy_threads(exclude))
         if self.threads:
             threads.append("threads the source started or waited on")
         return tuple(threads)
@@ -246,7 +245,7 @@ class _Pass(_Watcher):
         self.lines = self._traced(index)
         self.pending = None
         try:
-            run = functools.partial(self.tracer.run, fn)
+            run = functools.partial(self.run, fn)
             result = call_within(run, self.timeout, f"finish step {index}")
         except StopIteration:
             raise _Outcome("end", index) from None
@@ -368,11 +367,8 @@ class _Pass(_Watcher):
 
     def close(self) -> None:
         self.closed = True
-        try:
-            if self.freezer is not None:
-                self.freezer.restore()
-        finally:
-            self.tracer.close()
+        if self.freezer is not None:
+            self.freezer.restore()
 
 
 def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
