@@ -231,7 +231,7 @@ def blame_epochs(
         length = src.length if src.kind == "indexable" else None
         count = steps_per_epoch if steps_per_epoch is not None else length
         stream = src.batches()
-        inputs = []
+        inputs, epoch1 = [], []
         for i in range(count if count is not None else _MAX_EPOCH):
             try:
                 batch = one.step(functools.partial(next, stream))
@@ -240,11 +240,11 @@ def blame_epochs(
                     break  # the end of epoch 1
                 raise
             parts = split_batch(batch, i, unpack)
-            one.hold(i, ((parts.inputs_path, parts.inputs),), active=False, group="epoch 1")
+            epoch1.append(one.snap(i, ((parts.inputs_path, parts.inputs),), "epoch 1"))
             inputs.append(flatten_at(parts.inputs, parts.inputs_path).leaves)
-        one.settle()
+        one.settle(epoch1)
         for name, array in _datasets(stored, inputs):
-            one.hold(None, ((name, array),), group=name)
+            one.hold(None, ((name, array),), name)
         if count is None:
             if not src.rereadable:
                 raise _Outcome("cannot", detail=_why("read_once"))

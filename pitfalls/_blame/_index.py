@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import threading
 from types import CodeType, FrameType, ModuleType
 from typing import Any
 
@@ -57,7 +56,7 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
     length = batch_count(obj)
     count = draws if length is None else min(draws, length)
     order = [*range(count), *reversed(range(count))]
-    reads = _StateWatch(obj, count, timeout=timeout, caller=threading.get_ident())
+    reads = _StateWatch(obj, count, timeout=timeout)
     outcome = _run(lambda one: reads.read_twice(order), reads)
     state = _explain(outcome, "index", _STATE_REASONS, name=outcome.path, last=count - 1)
     rewritten = reads.rewritten()
@@ -80,7 +79,7 @@ def _blame_stored(
     """The line that rewrites ``arrays`` (held by ``obj``) while ``indices`` are read again."""
 
     def plan(one: _Pass) -> None:
-        one.hold(None, tuple(arrays), group="stored data")
+        one.hold(None, tuple(arrays), "stored data")
         for i in indices:
             one.held[0].batch = i  # a change is reported as one of the index read
             one.step(functools.partial(obj.__getitem__, i))

@@ -73,7 +73,6 @@ class _Held:
         self.parts = parts  # (root path, node); root "" is a whole batch
         self.group = group or f"batch {batch}"
         """Held things judged together: an invariant may hold across a group (epochs)."""
-        self.active = True
         self.snaps: list[Snapshot] = []
         self.objects: list[tuple[Any, ...]] = []  # the leaves themselves, at the snapshot
         self.take()
@@ -132,8 +131,8 @@ class _Outcome(Exception):
 
     ``kind``: "found" (a line, at a trace point), "frozen" (a write raised), "changed"
     (seen only at the end of a step), "noline" (changed while no user line ran), "end"
-    (nothing changed), "error" (the source raised), "timeout", "cannot" (``detail``
-    says why).
+    (nothing changed), "error" (the source raised), "cannot" (``detail`` says why: a
+    timeout, a comparison that failed).
     """
 
     kind: str
@@ -167,7 +166,6 @@ class _Pass(_Watcher):
         accept: Accept,
         *,
         timeout: float | None,
-        caller: int,
         freeze: bool = False,
         start: int | None = None,
         candidate: tuple[str, int] | None = None,
@@ -177,7 +175,8 @@ class _Pass(_Watcher):
         self.accept = accept
         self.freezer = _Freezer() if freeze else None
         self.timeout = timeout
-        self.caller = caller
+        self.caller = threading.get_ident()
+        """The thread that reads the source, unless a step runs in a helper thread."""
         self.start = start
         self.candidate = candidate
         self.steps = 0
@@ -194,12 +193,11 @@ class _Pass(_Watcher):
     def _change(self, unfrozen: bool = False) -> tuple[int | None, str] | None:
         """(batch, path) of the first held batch that changed and broke the invariant
         (``unfrozen``: looking only at what freezing does not guard, as ``_Held.changed``)."""
-        active = [h for h in self.held if h.active]
-        for h in active:
+        for h in self.held:
             path = h.changed(unfrozen)
             if path is None:
                 continue
-            group = [other for other in active if other.group == h.group]
+            group = [other for other in self.held if other.group == h.group]
             if self.accept(h, group):
                 return h.batch, path
             for other in group:
@@ -250,7 +248,7 @@ class _Pass(_Watcher):
         except StopIteration:
             raise _Outcome("end", index) from None
         except TimeoutError as exc:
-            raise _Outcome("timeout", index, detail=str(exc)) from None
+            raise _Outcome("cannot", index, detail=_why("timed_out", error=exc)) from None
         except Exception as exc:
             raise self._failed(index, exc) from None
         finally:
@@ -297,10 +295,9 @@ class _Pass(_Watcher):
         named is the earliest held one the writing frame reaches, else the earliest one."""
         if self.freezer is None or self.accept is not _any_change:
             return None
-        active = [h for h in self.held if h.active]
         spans = sorted(
             _byte_bounds(a)
-            for h in active
+            for h in self.held
             for a in h.arrays()
             if a.size and (a.flags.c_contiguous or a.flags.f_contiguous)
         )
@@ -317,7 +314,7 @@ class _Pass(_Watcher):
         reached = _reached(tb)
         parts = [
             (h.batch, path, leaf)
-            for h in active
+            for h in self.held
             for root, node in h.parts
             for path, leaf in _leaves(root, node).leaves
             if isinstance(leaf, np.ndarray) and not leaf.flags.writeable
@@ -327,39 +324,30 @@ class _Pass(_Watcher):
                 return batch, path
         return (parts[0][0], parts[0][1]) if parts else None
 
-    def hold(
-        self,
-        batch: int | None,
-        parts: tuple[tuple[str, Any], ...],
-        *,
-        active: bool = True,
-        group: str = "",
-    ) -> None:
-        """Keep what a step handed out and watch it (freeze it too, when freezing)."""
-        held = self._guarded(lambda: _Held(batch, parts, group), self.steps - 1)
-        held.active = active
-        self.held.append(held)
-        if active:
-            self._freeze(held)
+    def snap(self, batch: int | None, parts: tuple[tuple[str, Any], ...], group: str = "") -> _Held:
+        """What a step handed out, with snapshots of it, not watched yet."""
+        return self._guarded(lambda: _Held(batch, parts, group), self.steps - 1)
 
-    def settle(self) -> None:
-        """Start watching the inactive held batches, less the reused buffers: those that
-        already changed, and those whose memory another of them holds too."""
-        keep = []
-        reused = _reused([h for h in self.held if not h.active])
-        for held in self.held:
-            if held.active:
-                keep.append(held)
-            elif id(held) not in reused and self._guarded(held.changed, self.steps - 1) is None:
-                held.active = True
-                keep.append(held)
-                self._freeze(held)
-        self.held = keep
+    def hold(self, batch: int | None, parts: tuple[tuple[str, Any], ...], group: str = "") -> None:
+        """Keep what a step handed out and watch it (freeze it too, when freezing)."""
+        self.watch(self.snap(batch, parts, group))
+
+    def watch(self, held: _Held) -> None:
+        self.held.append(held)
+        self._freeze(held)
+
+    def settle(self, held: list[_Held]) -> None:
+        """Start watching ``held``, less the reused buffers: those that already changed, and
+        those whose memory another of them holds too."""
+        reused = _reused(held)
+        for h in held:
+            if id(h) not in reused and self._guarded(h.changed, self.steps - 1) is None:
+                self.watch(h)
 
     def _freeze(self, held: _Held) -> None:
         if self.freezer is None or not self.freezer.enabled:
             return
-        if self.threads or _busy_threads({self.caller, threading.get_ident()}):
+        if self._threads():
             self.freezer.restore()  # another thread runs user code: it must not meet one
             return
         for array in held.arrays():
@@ -387,7 +375,7 @@ def _reached(tb: TracebackType | None) -> list[np.ndarray]:
     entries = _user_tracebacks(tb)
     if not entries:
         return []
-    local = entries[0].tb_frame.f_locals
+    local = entries[0][0].f_locals
     values = [*local.values(), *getattr(local.get("self"), "__dict__", {}).values()]
     return [v for v in values if isinstance(v, np.ndarray)]
 
@@ -471,9 +459,8 @@ def _diagnose(
     """
 
     def read(**how: Any) -> _Outcome:
-        return _run(plan, _Pass(accept, timeout=timeout, caller=caller, **how))
+        return _run(plan, _Pass(accept, timeout=timeout, **how))
 
-    caller = threading.get_ident()
     first = read(freeze=True)
     if first.kind in ("end", "error"):
         # Frozen, the source may take another path (it caught the refused write, or a
@@ -521,8 +508,6 @@ def _explain(
         return _cannot("raised", unit, error=outcome.detail)
     if outcome.kind == "cannot":
         return Blame(reason=outcome.detail, unit=unit)
-    if outcome.kind == "timeout":
-        return _cannot("timed_out", unit, error=outcome.detail)
     return _cannot(reasons["nothing"], unit, "not reproduced", **fields)
 
 

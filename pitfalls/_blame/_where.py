@@ -9,6 +9,7 @@ import os
 import sys
 import sysconfig
 import threading
+import traceback
 from collections.abc import Iterator
 from types import CodeType, FrameType, TracebackType
 
@@ -84,18 +85,14 @@ def _stack(frame: FrameType, line: int) -> tuple[Frame, ...]:
     return (_frame(frame.f_code, line), *callers)
 
 
-def _user_tracebacks(tb: TracebackType | None) -> list[TracebackType]:
-    """The entries of a traceback in the user's code, innermost (the raising line) first."""
-    entries = []
-    while tb is not None:
-        if _is_user(tb.tb_frame.f_code):
-            entries.append(tb)
-        tb = tb.tb_next
-    return entries[::-1]
+def _user_tracebacks(tb: TracebackType | None) -> list[tuple[FrameType, int]]:
+    """The frames of a traceback in the user's code, with their lines, innermost (the
+    raising line) first."""
+    return [(f, line) for f, line in traceback.walk_tb(tb) if _is_user(f.f_code)][::-1]
 
 
 def _traceback_frames(tb: TracebackType | None) -> tuple[Frame, ...]:
-    return tuple(_frame(t.tb_frame.f_code, t.tb_lineno) for t in _user_tracebacks(tb))
+    return tuple(_frame(f.f_code, line) for f, line in _user_tracebacks(tb))
 
 
 # Other threads and processes -----------------------------------------------------------
