@@ -13,7 +13,6 @@ import numpy as np
 from pitfalls import _frameworks as frameworks
 from pitfalls._blame._pass import (
     _MAX_STORED,
-    _any_change,
     _cannot,
     _diagnose,
     _explain,
@@ -108,7 +107,7 @@ class _StateWatch(_Pass):
     stores, compared after each second read (not after each line: they may be large)."""
 
     def __init__(self, obj: Any, count: int, **options: Any) -> None:
-        super().__init__(_any_change, **options)
+        super().__init__(None, **options)
         self.obj = obj
         self.count = count
         self.state = _State(obj)

@@ -9,7 +9,6 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,6 @@ from pitfalls._blame._where import (
     _children_alive,
     _stack,
     _traceback_frames,
-    _user_tracebacks,
 )
 from pitfalls._randomness import held_by
 from pitfalls._report import Blame, Frame
@@ -115,11 +113,7 @@ def _guarded_array(leaf: Any) -> bool:
 
 Accept = Callable[[_Held, list[_Held]], bool]
 """Does a change of this held batch (with its group) break the invariant? False: absorb it
-and go on."""
-
-
-def _any_change(held: _Held, group: list[_Held]) -> bool:
-    return True
+and go on. None: any change does."""
 
 
 # One diagnosis pass -------------------------------------------------------------------
@@ -163,7 +157,7 @@ class _Pass(_Watcher):
 
     def __init__(
         self,
-        accept: Accept,
+        accept: Accept | None,
         *,
         timeout: float | None,
         freeze: bool = False,
@@ -198,7 +192,7 @@ class _Pass(_Watcher):
             if path is None:
                 continue
             group = [other for other in self.held if other.group == h.group]
-            if self.accept(h, group):
+            if self.accept is None or self.accept(h, group):
                 return h.batch, path
             for other in group:
                 other.take()
@@ -279,50 +273,11 @@ class _Pass(_Watcher):
             frames = _traceback_frames(ro.__traceback__)
             if not frames:
                 return _Outcome("changed", index)  # no user line: trace the step
-            hit = self._refused_into_held(ro.__traceback__)
-            if hit is not None:
-                return _Outcome("found", index, frames, *hit, how="frozen")
             # The refused write ended this read before its effect could be judged: what it
             # would have written, and any later write, are seen by reading again.
             return _Outcome("frozen", index, frames)
         detail = f"{type(exc).__name__}: {exc}"
         return _Outcome("error", index, detail=detail)
-
-    def _refused_into_held(self, tb: TracebackType | None) -> tuple[int | None, str] | None:
-        """(batch, path) a refused write went into, when that alone breaks the invariant:
-        any change counts, and every array frozen lies in memory that batches handed out
-        hold (freezing an owner refuses writes to parts no batch holds too). The part
-        named is the earliest held one the writing frame reaches, else the earliest one."""
-        if self.freezer is None or self.accept is not _any_change:
-            return None
-        spans = sorted(
-            _byte_bounds(a)
-            for h in self.held
-            for a in h.arrays()
-            if a.size and (a.flags.c_contiguous or a.flags.f_contiguous)
-        )
-        merged: list[list[int]] = []
-        for low, high in spans:
-            if merged and low <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], high)
-            else:
-                merged.append([low, high])
-        for array in self.freezer.frozen:
-            low, high = _byte_bounds(array)
-            if array.size and not any(a <= low and high <= b for a, b in merged):
-                return None
-        reached = _reached(tb)
-        parts = [
-            (h.batch, path, leaf)
-            for h in self.held
-            for root, node in h.parts
-            for path, leaf in _leaves(root, node).leaves
-            if isinstance(leaf, np.ndarray) and not leaf.flags.writeable
-        ]
-        for batch, path, leaf in parts:
-            if any(np.may_share_memory(leaf, a) for a in reached):
-                return batch, path
-        return (parts[0][0], parts[0][1]) if parts else None
 
     def snap(self, batch: int | None, parts: tuple[tuple[str, Any], ...], group: str = "") -> _Held:
         """What a step handed out, with snapshots of it, not watched yet."""
@@ -367,17 +322,6 @@ def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
 
         low, high = byte_bounds(a)
     return int(low), int(high)
-
-
-def _reached(tb: TracebackType | None) -> list[np.ndarray]:
-    """The arrays the innermost user frame of a traceback names: its locals, and the
-    attributes of its ``self``."""
-    entries = _user_tracebacks(tb)
-    if not entries:
-        return []
-    local = entries[0][0].f_locals
-    values = [*local.values(), *getattr(local.get("self"), "__dict__", {}).values()]
-    return [v for v in values if isinstance(v, np.ndarray)]
 
 
 def _reused(held: list[_Held]) -> set[int]:
@@ -438,7 +382,7 @@ def _forget(exc: BaseException) -> None:
 def _diagnose(
     plan: Plan,
     *,
-    accept: Accept = _any_change,
+    accept: Accept | None = None,
     timeout: float | None,
     steps: str,
     unit: str = "batch",
@@ -447,15 +391,14 @@ def _diagnose(
     """Read the source frozen and traced; read it again only where that read could not
     judge what it saw; a Blame either way.
 
-    One read names the line when a refused write lands in memory only handed-out
-    batches hold and any change counts, or when the trace sees a change freezing
-    does not guard. A second read is needed when the refused write ended the read
-    before its effect could be judged (an owner's memory no batch holds yet, a write
-    that may keep the invariant), when the batches changed unrefused and unseen by
-    the per-line comparison (a view made before the freeze, C code), or when frozen
-    the source took another path. A refused write's line is confirmed by comparing
-    after it runs (freezing an owner refuses writes to parts no batch holds too); a
-    change seen only after a step is looked for after every user line from that step.
+    One read names the line when the trace sees a change freezing does not guard. A
+    second read is needed when a refused write ended the read before its effect could
+    be judged, when the batches changed unrefused and unseen by the per-line
+    comparison (a view made before the freeze, C code), or when frozen the source took
+    another path. A refused write's line is named once the second read, comparing
+    after that line runs, sees it change what is held (freezing an owner refuses
+    writes to parts no batch holds too, and a write may keep the invariant); a change
+    seen only after a step is looked for after every user line from that step.
     """
 
     def read(**how: Any) -> _Outcome:
