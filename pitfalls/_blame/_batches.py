@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import inspect
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,8 +43,7 @@ def _fresh(source: Any) -> Callable[[], Source] | str:
     if isinstance(source, Source):
         resolved = source
         if resolved.made_by is not None:
-            made_by = resolved.made_by
-            return lambda: resolve(made_by, resolved.name)
+            return functools.partial(resolve, resolved.made_by, resolved.name)
     elif inspect.isclass(source) or not _is_object_source(source):
         return lambda: resolve(source)  # a factory, a class: call it again
     else:
@@ -88,12 +87,9 @@ class _InProcess:
 
 
 def _is_object_source(obj: Any) -> bool:
-    return (
-        inspect.isgenerator(obj)
-        or isinstance(obj, Iterator)
-        or is_indexable(obj)
-        or hasattr(type(obj), "__iter__")
-    )
+    """Is ``obj`` a source itself (an iterator, a generator, an iterable, an indexable
+    source), rather than a factory that makes one?"""
+    return is_indexable(obj) or hasattr(type(obj), "__iter__")
 
 
 Plan = Callable[[_InProcess, _Pass], None]

@@ -83,18 +83,18 @@ def _blame_stored(
             one.held[0].batch = i  # a change is reported as one of the index read
             one.step(functools.partial(obj.__getitem__, i))
 
+    span = f"{indices[0]}..{indices[-1]}"
     blame = _diagnose(
         plan,
         timeout=timeout,
-        steps=f"indices {indices[0]}..{indices[-1]}",
+        steps=f"indices {span}",
         unit="index",
         what="the stored data",
     )
     if blame.why != "not reproduced":
         return blame
     names = ", ".join(name for name, _ in arrays[:MAX_SHOWN])
-    steps = f"{indices[0]}..{indices[-1]}"
-    return _cannot("stored_not_again", "index", names=names, indices=steps)
+    return _cannot("stored_not_again", "index", names=names, indices=span)
 
 
 _MAX_STORED_ONE = 1 << 28
@@ -235,12 +235,10 @@ class _State:
         elif kind is not None:
             items[name] = rngs.get_state(value, kind)
             self.rngs[name] = kind
-        elif depth > 0 and isinstance(value, dict) and len(value) <= 64:
-            for key, item in list(value.items()):
+        elif depth > 0 and isinstance(value, (dict, list)) and len(value) <= 64:
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in list(pairs):  # an int index reads the same through repr
                 self._collect(items, f"{name}[{key!r}]", item, depth - 1)
-        elif depth > 0 and isinstance(value, list) and len(value) <= 64:
-            for i, item in enumerate(list(value)):
-                self._collect(items, f"{name}[{i}]", item, depth - 1)
 
     def adopt(self, frame: FrameType) -> None:
         """Watch the generators that the code running in ``frame`` names from outside

@@ -125,8 +125,8 @@ class _Outcome(Exception):
 
     ``kind``: "found" (a line, at a trace point), "frozen" (a write raised), "changed"
     (seen only at the end of a step), "noline" (changed while no user line ran), "end"
-    (nothing changed), "error" (the source raised), "cannot" (``detail`` says why: a
-    timeout, a comparison that failed).
+    (nothing changed), "error" (the source raised), "cannot" (a timeout, a comparison
+    that failed); ``detail``: why no line is named, for "error" and "cannot".
     """
 
     kind: str
@@ -270,13 +270,12 @@ class _Pass(_Watcher):
     def _failed(self, index: int, exc: Exception) -> _Outcome:
         ro = _read_only(exc)
         if ro is not None and self.freezer is not None and self.freezer.enabled:
-            frames = _traceback_frames(ro.__traceback__)
-            if not frames:
-                return _Outcome("changed", index)  # no user line: trace the step
             # The refused write ended this read before its effect could be judged: what it
-            # would have written, and any later write, are seen by reading again.
-            return _Outcome("frozen", index, frames)
-        detail = f"{type(exc).__name__}: {exc}"
+            # would have written, and any later write, are seen by reading again (with no
+            # user line, the step is traced).
+            frames = _traceback_frames(ro.__traceback__)
+            return _Outcome("frozen" if frames else "changed", index, frames)
+        detail = _why("raised", error=f"{type(exc).__name__}: {exc}")
         return _Outcome("error", index, detail=detail)
 
     def snap(self, batch: int | None, parts: tuple[tuple[str, Any], ...], group: str = "") -> _Held:
@@ -447,9 +446,7 @@ def _explain(
         return _cannot(reasons["other_threads"], unit, names=names, **fields)
     if outcome.kind in ("noline", "changed"):
         return _cannot(reasons["unseen"], unit, "unseen", **fields)
-    if outcome.kind == "error":
-        return _cannot("raised", unit, error=outcome.detail)
-    if outcome.kind == "cannot":
+    if outcome.kind in ("error", "cannot"):
         return Blame(reason=outcome.detail, unit=unit)
     return _cannot(reasons["nothing"], unit, "not reproduced", **fields)
 

@@ -144,32 +144,20 @@ class _Watcher:
             return None
         if not self.lines:
             return None
-        self._line(frame)
         self.traced.append(frame)
-        return self._local
+        return self._local(frame, "line", arg)
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
+        """A line of ``frame`` is about to run, or ``frame`` returns or yields: the line
+        pending has run, and that line, or the caller's, is pending now."""
         if self.closed:
             return None
-        if event == "line":
-            self._line(frame)
-        elif event == "return":
-            self._leave(frame)
+        if self.lines and event in ("line", "return"):
+            self._safely(self._point)
+            where = frame if event == "line" else frame.f_back
+            user = where is not None and _is_user(where.f_code)
+            self.pending = (where, where.f_lineno) if user and where is not None else None
         return self._local
-
-    def _line(self, frame: FrameType) -> None:
-        """A line of ``frame`` is about to run: the one pending has run."""
-        if self.lines and not self.closed:
-            self._safely(self._point)
-            self.pending = (frame, frame.f_lineno)
-
-    def _leave(self, frame: FrameType) -> None:
-        """``frame`` returns or yields: its caller's line is pending again."""
-        if self.lines and not self.closed:
-            self._safely(self._point)
-            caller = frame.f_back
-            user = caller is not None and _is_user(caller.f_code)
-            self.pending = (caller, caller.f_lineno) if user and caller is not None else None
 
     def _point(self) -> None:
         if self.on_point(self.pending):
