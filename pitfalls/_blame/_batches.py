@@ -262,12 +262,10 @@ def blame_epochs(
 def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
     """The arrays a source holds (``self.dataset.images``), a generator's by its local
     names; and those the factory that made it holds."""
-    obj = src.obj
-    frame = getattr(obj, "gi_frame", None)
-    if inspect.isgenerator(obj) and frame is not None:
-        roots = list(frame.f_locals.items())
+    if inspect.isgenerator(src.obj):
+        roots = list(inspect.getgeneratorlocals(src.obj).items())
     else:
-        roots = [("self", obj)]
+        roots = [("self", src.obj)]
     return _stored(roots + ([("factory", src.made_by)] if src.made_by is not None else []))
 
 

@@ -3,7 +3,6 @@ compared, the outcome of a read, and the Blame it gives."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import threading
 import traceback
@@ -215,19 +214,15 @@ class _Pass(_Watcher):
         change = self._change(unfrozen=self.freezer is not None)
         if change is None:
             return False
-        batch, path = change
-        if point is None:
-            processes = _children_alive()
-            self.found = _Outcome(
-                "noline", self.steps - 1, batch=batch, path=path, processes=processes
-            )
-            return True
-        threads = self._threads()
-        processes = _children_alive() if threads else 0
-        frames = _stack(*point)
-        self.found = _Outcome(
-            "found", self.steps - 1, frames, batch, path, threads, processes=processes
-        )
+        if point is None:  # changed while no user line ran
+            found = _Outcome("noline", self.steps - 1, (), *change)
+        elif self.candidate is not None:  # the refused write, confirmed: this thread's line
+            found = _Outcome("found", self.steps - 1, _stack(*point), *change, how="frozen")
+        else:
+            found = _Outcome("found", self.steps - 1, _stack(*point), *change, self._threads())
+        if point is None or found.threads:
+            found.processes = _children_alive()
+        self.found = found
         return True
 
     def step(self, fn: Callable[[], Any]) -> Any:
@@ -412,8 +407,6 @@ def _diagnose(
     if first.kind == "frozen":
         top = first.frames[0]
         first = read(start=first.step, candidate=(top.file, top.line))
-        if first.kind == "found":  # the refused write, confirmed: this thread's own line
-            first = dataclasses.replace(first, how="frozen", threads=(), processes=0)
     if first.kind == "changed":
         first = read(start=first.step)
     return _explain(first, unit, what=what, steps=steps)

@@ -30,7 +30,6 @@ class _Freezer:
     def __init__(self) -> None:
         self.frozen: list[np.ndarray] = []
         """In the order frozen: each after the arrays owning its memory, as restored."""
-        self._ids: set[int] = set()
         self.enabled = True
 
     def freeze(self, array: np.ndarray) -> None:
@@ -46,9 +45,8 @@ class _Freezer:
         if node is not None and not _writable_buffer(node):
             return  # numpy would refuse to restore the flag: leave the chain alone
         for a in reversed(chain):  # the owner first
-            if id(a) not in self._ids and a.flags.writeable:
+            if a.flags.writeable:  # not frozen already, by the user or by us
                 a.flags.writeable = False
-                self._ids.add(id(a))
                 self.frozen.append(a)
 
     def restore(self) -> None:
@@ -60,7 +58,7 @@ class _Freezer:
                 a.flags.writeable = True
             except ValueError:
                 failed += 1
-        self.frozen, self._ids = [], set()
+        self.frozen = []
         if failed:
             raise RuntimeError(
                 f"pitfalls could not make {failed} array(s) writeable again after"
