@@ -227,7 +227,7 @@ def blame_epochs(
         length = src.length if src.kind == "indexable" else None
         count = steps_per_epoch if steps_per_epoch is not None else length
         stream = src.batches()
-        inputs, epoch1 = [], []
+        epoch1 = []
         for i in range(count if count is not None else _MAX_EPOCH):
             try:
                 batch = one.step(functools.partial(next, stream))
@@ -237,9 +237,8 @@ def blame_epochs(
                 raise
             parts = split_batch(batch, i, unpack)
             epoch1.append(one.snap(i, ((parts.inputs_path, parts.inputs),), "epoch 1"))
-            inputs.append(flatten_at(parts.inputs, parts.inputs_path).leaves)
         one.settle(epoch1)
-        for name, array in _datasets(stored, inputs):
+        for name, array in _datasets(stored, epoch1):
             one.hold(None, ((name, array),), name)
         if count is None:
             if not src.rereadable:
@@ -248,7 +247,7 @@ def blame_epochs(
             # stored data epoch 1 may have rewritten), a fresh copy of a generator.
             again = src.fresh() if src.kind in ("generator", "iterator") else src
             stream = one.step(again.batches)
-        for _ in range(len(inputs)):
+        for _ in range(len(epoch1)):
             one.step(functools.partial(next, stream))
 
     def rewritten(held: _Held, group: list[_Held]) -> bool:
@@ -270,11 +269,11 @@ def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
 
 
 def _datasets(
-    stored: list[tuple[str, np.ndarray]], inputs: list[tuple[tuple[str, Any], ...]]
+    stored: list[tuple[str, np.ndarray]], epoch1: list[_Held]
 ) -> list[tuple[str, np.ndarray]]:
     """The stored arrays to watch in epoch 2: larger than a batch (a buffer is not the
     dataset), not memory the batches handed out (watched as batches already)."""
-    leaves = [leaf for batch in inputs for _, leaf in batch if isinstance(leaf, np.ndarray)]
+    leaves = [a for h in epoch1 for objs in h.objects for a in objs if isinstance(a, np.ndarray)]
     rows = max((len(leaf) for leaf in leaves if leaf.ndim), default=0)
     chosen, total = [], 0
     for name, array in stored:

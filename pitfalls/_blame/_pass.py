@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls._blame._trace import Point, _Freezer, _read_only, _Watcher
+from pitfalls._blame._trace import Point, _chain, _Freezer, _read_only, _Watcher
 from pitfalls._blame._where import (
     _busy_threads,
     _children_alive,
@@ -361,14 +361,9 @@ def _forget(exc: BaseException) -> None:
     in a frame of its own traceback is a reference cycle, which would keep the source
     (a DataLoader's iterator and its worker processes) alive until the garbage
     collector runs, at some later moment."""
-    seen: set[int] = set()
-    link: BaseException | None = exc
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        if link.__traceback__ is not None:
-            traceback.clear_frames(link.__traceback__)
-            link.__traceback__ = None
-        link = link.__cause__ or link.__context__
+    for link in _chain(exc):
+        traceback.clear_frames(link.__traceback__)
+        link.__traceback__ = None
     exc.__context__ = None
     exc.__cause__ = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -76,14 +76,20 @@ def _read_only(exc: BaseException) -> BaseException | None:
     read-only``; a memoryview ``cannot modify read-only memory``; Cython's
     typed memoryviews ``buffer source array is read-only``.
     """
+    for node in _chain(exc):
+        if isinstance(node, (ValueError, TypeError, BufferError)) and _REFUSED.search(str(node)):
+            return node
+    return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then its cause (or else its context), and theirs, each once."""
     seen = set()
     node: BaseException | None = exc
     while node is not None and id(node) not in seen:
         seen.add(id(node))
-        if isinstance(node, (ValueError, TypeError, BufferError)) and _REFUSED.search(str(node)):
-            return node
+        yield node
         node = node.__cause__ or node.__context__
-    return None
 
 
 # Tracing ------------------------------------------------------------------------------

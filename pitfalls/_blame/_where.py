@@ -104,11 +104,8 @@ the one writing (creating a lock, as numpy's random generators do, is not)."""
 
 
 def _is_threading(frame: FrameType) -> bool:
-    name = frame.f_globals.get("__name__", "")
-    if not isinstance(name, str):
-        return False
-    waits = _WAITS.get(name.split(".", 1)[0])
-    return waits is not None and frame.f_code.co_name in waits
+    package = str(frame.f_globals.get("__name__", "")).split(".", 1)[0]
+    return frame.f_code.co_name in _WAITS.get(package, ())
 
 
 def _idle(frame: FrameType) -> bool:
@@ -118,15 +115,11 @@ def _idle(frame: FrameType) -> bool:
     ``Future.result``, ...) and ``Thread.join()`` are; a wait with a timeout is
     a poll, and a thread in the user's own code may be writing.
     """
-    if frame.f_globals.get("__name__") != "threading":
-        return False
-    if frame.f_code.co_name == "wait" and frame.f_locals.get("timeout") is None:
-        return True
     # Thread.join() waits in a helper of threading's own before 3.13 and in C from 3.13:
     # the public join(timeout=None) is found among the threading frames on top either way.
     f: FrameType | None = frame
     while f is not None and f.f_globals.get("__name__") == "threading":
-        if f.f_code.co_name == "join" and f.f_locals.get("timeout") is None:
+        if f.f_code.co_name in ("wait", "join") and f.f_locals.get("timeout") is None:
             return True
         f = f.f_back
     return False
@@ -160,10 +153,7 @@ def _children_alive() -> int:
     Read from ``multiprocessing`` only when something has imported it: a source
     that never did started no worker process through it.
     """
-    mp = sys.modules.get("multiprocessing")
-    if mp is None:
-        return 0
     try:
-        return len(mp.active_children())
-    except Exception:  # an interpreter shutting down, a child table being rebuilt
+        return len(sys.modules["multiprocessing"].active_children())
+    except Exception:  # not imported, an interpreter shutting down, a child table rebuilt
         return 0
