@@ -161,10 +161,8 @@ def blame_targets(
 
     def pair(batch: Any, i: int) -> tuple[tuple[str, Any], ...]:
         parts = split_batch(batch, i, unpack)
-        watched = [(parts.inputs_path, parts.inputs)]
-        if parts.targets is not None:
-            watched.append((parts.targets_path, parts.targets))
-        return tuple(watched)
+        watched = ((parts.inputs_path, parts.inputs), (parts.targets_path, parts.targets))
+        return watched if parts.targets is not None else watched[:1]
 
     def broken(held: _Held, group: list[_Held]) -> bool:
         return not _rule_holds(held, target_fn, rtol, atol)

@@ -175,10 +175,6 @@ class _Pass(_Watcher):
         self.steps = 0
         self.found: _Outcome | None = None
 
-    def on_threads(self) -> None:
-        if self.freezer is not None:
-            self.freezer.restore()  # a thread of the source must never meet a frozen array
-
     def _traced(self, index: int) -> bool:
         """Are step ``index``'s lines traced?"""
         return self.freezer is not None or (self.start is not None and index >= self.start)
@@ -250,8 +246,7 @@ class _Pass(_Watcher):
         change = self._guarded(self._change, index)
         if change is not None:
             batch, path = change
-            processes = _children_alive()
-            raise _Outcome("changed", index, batch=batch, path=path, processes=processes)
+            raise _Outcome("changed", index, (), batch, path, processes=_children_alive())
         return result
 
     def _guarded(self, compare: Callable[[], Any], index: int) -> Any:

@@ -117,13 +117,13 @@ class _Watcher:
         self.error = ""
         """Why a comparison failed, if one did."""
         self.traced: list[FrameType] = []
+        self.freezer: _Freezer | None = None
+        """What is frozen, made writeable again once the source calls into threading: a
+        thread of the source must never meet a frozen array."""
 
     def on_point(self, point: Point) -> bool:
         """Compare after ``point``; True once done."""
         return False
-
-    def on_threads(self) -> None:
-        """The source started, woke or waits for another thread."""
 
     def run(self, fn: Callable[[], Any]) -> Any:
         """``fn()``, traced in the thread that calls it."""
@@ -144,7 +144,8 @@ class _Watcher:
         if not _is_user(frame.f_code):
             if not self.threads and _is_threading(frame) and any(_user_frames(frame.f_back)):
                 self.threads = True
-                self._safely(self.on_threads)
+                if self.freezer is not None:
+                    self._safely(self.freezer.restore)
             return None
         if not self.lines:
             return None
