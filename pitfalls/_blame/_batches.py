@@ -175,20 +175,16 @@ def _rule_holds(held: _Held, target_fn: Callable[[Any], Any], rtol: float, atol:
     """Do the held batch's targets still equal ``target_fn(inputs)``?"""
     if len(held.parts) < 2:
         return False
-    (_, inputs), (path, targets) = held.parts[:2]
+    (_, inputs), (path, targets) = held.parts
     try:
-        expected = target_fn(inputs)
         got = flatten_at(targets, path).leaves
-        want = flatten_at(expected, "target_fn(inputs)").leaves
-        if len(got) != len(want):
-            return False
-        for (p, actual), (wp, desired) in zip(got, want):
-            a, d = as_array(actual, p), as_array(desired, wp)
-            if a.shape != d.shape or diff_arrays(p, d, a, rtol=rtol, atol=atol) is not None:
-                return False
+        want = flatten_at(target_fn(inputs), "target_fn(inputs)").leaves
+        return len(got) == len(want) and all(
+            diff_arrays(p, as_array(d, wp), as_array(a, p), rtol=rtol, atol=atol) is None
+            for (p, a), (wp, d) in zip(got, want)
+        )
     except Exception:  # target_fn fails on what the write left: the pair is broken
         return False
-    return True
 
 
 _MAX_EPOCH = 100_000

@@ -55,8 +55,8 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
     length = batch_count(obj)
     count = draws if length is None else min(draws, length)
     order = [*range(count), *reversed(range(count))]
-    reads = _StateWatch(obj, count, timeout=timeout)
-    outcome = _run(lambda one: reads.read_twice(order), reads)
+    reads = _StateWatch(obj, order, timeout=timeout)
+    outcome = _run(lambda one: reads.read_twice(), reads)
     state = _explain(outcome, "index", _STATE_REASONS, name=outcome.path, last=count - 1)
     rewritten = reads.rewritten()
     if not rewritten:
@@ -106,12 +106,12 @@ class _StateWatch(_Pass):
     noting after each line which number or generator changed; and the arrays the source
     stores, compared after each second read (not after each line: they may be large)."""
 
-    def __init__(self, obj: Any, count: int, **options: Any) -> None:
+    def __init__(self, obj: Any, order: list[int], **options: Any) -> None:
         super().__init__(None, **options)
         self.obj = obj
-        self.count = count
+        self.order = order  # the indices read: each, then each again
+        self.count = len(order) // 2
         self.state = _State(obj)
-        self.index = 0
         self.last: dict[str, int] = {}  # state name -> the step that last changed it
         self.first: dict[str, tuple[tuple[Frame, ...], int]] = {}  # its line then, and index
         self.number: _Outcome | None = None  # a number advanced on two reads in a row
@@ -147,14 +147,13 @@ class _StateWatch(_Pass):
                 self.random = self.random or found  # and keep looking for a number
             elif self.last.get(name) != read_no:
                 self.last[name] = read_no
-                self.first[name] = (_stack(*point), self.index)
+                self.first[name] = (_stack(*point), self.order[read_no])
         return False
 
-    def read_twice(self, order: list[int]) -> None:
-        """Read ``order`` (each index, then each again) until the state and the stored data
-        are told; end on what the state watch found."""
-        for read_no, index in enumerate(order):
-            self.index = index
+    def read_twice(self) -> None:
+        """Read the indices in order until the state and the stored data are told; end on
+        what the state watch found."""
+        for read_no, index in enumerate(self.order):
             if read_no == self.count:
                 self.watch_stored()
             stored_told = bool(self.changed) or not self.stored

@@ -42,10 +42,10 @@ def _whose(filename: str) -> str:
     """Whose code a file is: ``"ours"`` (pitfalls, the edge of the source's frames; its
     reproductions are the user's), ``"library"`` (the standard library, anything
     installed, a frozen or compiled module's frame) or ``"user"``."""
-    if filename.startswith("<"):  # <frozen ...>, <string>, <__array_function__ internals>
+    # <frozen ...>, <string>, <__array_function__ internals>; a compiled module's frame
+    # (numpy/random/_generator.pyx)
+    if filename.startswith("<") or not (os.path.isabs(filename) or os.path.exists(filename)):
         return "library"
-    if not os.path.isabs(filename) and not os.path.exists(filename):
-        return "library"  # a compiled module's frame (numpy/random/_generator.pyx)
     path = _norm(filename)
     if path.startswith(_LESSONS):
         return "user"
