@@ -27,7 +27,7 @@ from pitfalls._blame._where import _stack, _whose
 from pitfalls._compat import qualname
 from pitfalls._frameworks import rngs
 from pitfalls._report import MAX_SHOWN, Blame, Frame
-from pitfalls._sources import Source, batch_count
+from pitfalls._sources import Source
 from pitfalls._tree import as_array, flatten
 
 
@@ -36,7 +36,8 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
     index-stability check.
 
     Indices are read as :func:`check_index_stable` reads them (``0 ..
-    draws-1``, then back). Two causes are looked for, the first named first:
+    draws-1``, then back; ``draws`` is how many it read, at most the source's
+    length). Two causes are looked for, the first named first:
 
     * stored data rewritten by reading: an array the source holds (``self.x``,
       an array at its module's top level) with at least twice a batch's rows
@@ -52,16 +53,14 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
       before every read, so one advancing is rarely what made the reads differ.
     """
     obj = source.obj if isinstance(source, Source) else source
-    length = batch_count(obj)
-    count = draws if length is None else min(draws, length)
-    order = [*range(count), *reversed(range(count))]
+    order = [*range(draws), *reversed(range(draws))]
     reads = _StateWatch(obj, order, timeout=timeout)
     outcome = _run(lambda one: reads.read_twice(), reads)
-    state = _explain(outcome, "index", _STATE_REASONS, name=outcome.path, last=count - 1)
+    state = _explain(outcome, "index", _STATE_REASONS, name=outcome.path, last=draws - 1)
     rewritten = reads.rewritten()
     if not rewritten:
         return state
-    stored = _blame_stored(obj, rewritten, order[count:], timeout)
+    stored = _blame_stored(obj, rewritten, order[draws:], timeout)
     return stored if stored.found or not state.found else state
 
 

@@ -8,6 +8,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,9 @@ from pitfalls._blame._trace import Point, _chain, _Freezer, _read_only, _Watcher
 from pitfalls._blame._where import (
     _busy_threads,
     _children_alive,
+    _frame,
     _stack,
-    _traceback_frames,
+    _user_tracebacks,
 )
 from pitfalls._randomness import held_by
 from pitfalls._report import Blame, Frame
@@ -99,11 +101,13 @@ class _Held:
                     return path
         return None
 
-    def arrays(self) -> Iterator[np.ndarray]:
+    def leaves(self) -> Iterator[tuple[str, Any]]:
+        """The leaves held now, by path."""
         for root, node in self.parts:
-            for _, leaf in _leaves(root, node).leaves:
-                if isinstance(leaf, np.ndarray):
-                    yield leaf
+            yield from _leaves(root, node).leaves
+
+    def arrays(self) -> list[np.ndarray]:
+        return [leaf for _, leaf in self.leaves() if isinstance(leaf, np.ndarray)]
 
 
 def _guarded_array(leaf: Any) -> bool:
@@ -263,10 +267,49 @@ class _Pass(_Watcher):
             # The refused write ended this read before its effect could be judged: what it
             # would have written, and any later write, are seen by reading again (with no
             # user line, the step is traced).
-            frames = _traceback_frames(ro.__traceback__)
+            writers = _user_tracebacks(ro.__traceback__)
+            frames = tuple(_frame(f.f_code, line) for f, line in writers)
+            hit = self._refused_into_held(writers[0][0]) if writers else None
+            if hit is not None:
+                return _Outcome("found", index, frames, *hit, how="frozen")
             return _Outcome("frozen" if frames else "changed", index, frames)
         detail = _why("raised", error=f"{type(exc).__name__}: {exc}")
         return _Outcome("error", index, detail=detail)
+
+    def _refused_into_held(self, writer: FrameType) -> tuple[int | None, str] | None:
+        """(batch, path) a refused write went into, when that alone breaks the invariant:
+        any change counts, and every array frozen lies in memory that batches handed out
+        hold (freezing an owner refuses writes to parts no batch holds too). The part
+        named is the earliest held one the ``writer`` frame reaches (its locals, the
+        attributes of its ``self``), else the earliest one. One read fewer than
+        confirming the line by reading again."""
+        if self.freezer is None or self.accept is not None:
+            return None
+        spans = sorted(
+            _byte_bounds(a)
+            for h in self.held
+            for a in h.arrays()
+            if a.size and (a.flags.c_contiguous or a.flags.f_contiguous)
+        )
+        merged: list[list[int]] = []
+        for low, high in spans:
+            if merged and low <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        for array in self.freezer.frozen:
+            low, high = _byte_bounds(array)
+            if array.size and not any(a <= low and high <= b for a, b in merged):
+                return None
+        local = writer.f_locals
+        values = [*local.values(), *getattr(local.get("self"), "__dict__", {}).values()]
+        reached = [v for v in values if isinstance(v, np.ndarray)]
+        parts = [(h.batch, path, leaf) for h in self.held for path, leaf in h.leaves()]
+        frozen = [(batch, path, leaf) for batch, path, leaf in parts if _guarded_array(leaf)]
+        for batch, path, leaf in frozen:
+            if any(np.may_share_memory(leaf, a) for a in reached):
+                return batch, path
+        return (frozen[0][0], frozen[0][1]) if frozen else None
 
     def snap(self, batch: int | None, parts: tuple[tuple[str, Any], ...], group: str = "") -> _Held:
         """What a step handed out, with snapshots of it, not watched yet."""
@@ -375,9 +418,11 @@ def _diagnose(
     """Read the source frozen and traced; read it again only where that read could not
     judge what it saw; a Blame either way.
 
-    One read names the line when the trace sees a change freezing does not guard. A
-    second read is needed when a refused write ended the read before its effect could
-    be judged, when the batches changed unrefused and unseen by the per-line
+    One read names the line when a refused write lands in memory only handed-out
+    batches hold and any change counts, or when the trace sees a change freezing does
+    not guard. A second read is needed when a refused write ended the read before its
+    effect could be judged (an owner's memory no batch holds yet, a write that may keep
+    the invariant), when the batches changed unrefused and unseen by the per-line
     comparison (a view made before the freeze, C code), or when frozen the source took
     another path. A refused write's line is named once the second read, comparing
     after that line runs, sees it change what is held (freezing an owner refuses

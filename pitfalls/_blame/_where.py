@@ -85,10 +85,10 @@ def _stack(frame: FrameType, line: int) -> tuple[Frame, ...]:
     return (_frame(frame.f_code, line), *callers)
 
 
-def _traceback_frames(tb: TracebackType | None) -> tuple[Frame, ...]:
-    """The frames of a traceback in the user's code, innermost (the raising line) first."""
-    entries = [(f, line) for f, line in traceback.walk_tb(tb) if _is_user(f.f_code)]
-    return tuple(_frame(f.f_code, line) for f, line in reversed(entries))
+def _user_tracebacks(tb: TracebackType | None) -> list[tuple[FrameType, int]]:
+    """The frames of a traceback in the user's code, with their lines, innermost (the
+    raising line) first."""
+    return [(f, line) for f, line in traceback.walk_tb(tb) if _is_user(f.f_code)][::-1]
 
 
 # Other threads and processes -----------------------------------------------------------
