@@ -17,7 +17,6 @@ from pitfalls._blame._pass import (
     _cannot,
     _diagnose,
     _Held,
-    _leaves,
     _Outcome,
     _Pass,
     _plural,
@@ -165,26 +164,22 @@ def blame_targets(
         return watched if parts.targets is not None else watched[:1]
 
     def broken(held: _Held, group: list[_Held]) -> bool:
-        return not _rule_holds(held, target_fn, rtol, atol)
+        """Do the held batch's targets no longer equal ``target_fn(inputs)``?"""
+        if len(held.parts) < 2:
+            return True
+        (_, inputs), (path, targets) = held.parts
+        try:
+            got = flatten_at(targets, path).leaves
+            want = flatten_at(target_fn(inputs), "target_fn(inputs)").leaves
+            return len(got) != len(want) or any(
+                diff_arrays(p, as_array(d, wp), as_array(a, p), rtol=rtol, atol=atol) is not None
+                for (p, a), (wp, d) in zip(got, want)
+            )
+        except Exception:  # target_fn fails on what the write left: the pair is broken
+            return True
 
     plan = _draws(draws, pair)
     return _diagnose_fresh(source, plan, accept=broken, timeout=timeout, steps=f"{draws} draws")
-
-
-def _rule_holds(held: _Held, target_fn: Callable[[Any], Any], rtol: float, atol: float) -> bool:
-    """Do the held batch's targets still equal ``target_fn(inputs)``?"""
-    if len(held.parts) < 2:
-        return False
-    (_, inputs), (path, targets) = held.parts
-    try:
-        got = flatten_at(targets, path).leaves
-        want = flatten_at(target_fn(inputs), "target_fn(inputs)").leaves
-        return len(got) == len(want) and all(
-            diff_arrays(p, as_array(d, wp), as_array(a, p), rtol=rtol, atol=atol) is None
-            for (p, a), (wp, d) in zip(got, want)
-        )
-    except Exception:  # target_fn fails on what the write left: the pair is broken
-        return False
 
 
 _MAX_EPOCH = 100_000
@@ -245,9 +240,21 @@ def blame_epochs(
             one.step(functools.partial(next, stream))
 
     def rewritten(held: _Held, group: list[_Held]) -> bool:
+        """Do the held batches no longer hold the samples (rows) of their snapshots, in any
+        order? With ``reordered``, moving a stored array's rows counts too."""
         if reordered and held.batch is None:  # an array the source stores: rows moved
             return True
-        return not _same_samples(group)
+        then: Counter[bytes] = Counter()
+        now: Counter[bytes] = Counter()
+        try:
+            for h in group:
+                snapped = [array for snap in h.snaps for array in snap.arrays]
+                for (path, was), (_, leaf) in zip(snapped, h.leaves()):
+                    then += row_multiset(np.atleast_1d(was))
+                    now += row_multiset(np.atleast_1d(as_array(leaf, path)))
+        except Exception:  # a batch no longer splits into samples: rewritten
+            return True
+        return then != now
 
     return _diagnose_fresh(source, plan, accept=rewritten, timeout=timeout, steps="two epochs")
 
@@ -278,18 +285,3 @@ def _datasets(
         chosen.append((name, array))
         total += array.nbytes
     return chosen
-
-
-def _same_samples(held: list[_Held]) -> bool:
-    """Do the held batches hold the same samples (rows) as their snapshots, in any order?"""
-    then: Counter[bytes] = Counter()
-    now: Counter[bytes] = Counter()
-    try:
-        for h in held:
-            for snap, (root, node) in zip(h.snaps, h.parts):
-                for (path, was), (_, leaf) in zip(snap.arrays, _leaves(root, node).leaves):
-                    then += row_multiset(np.atleast_1d(was))
-                    now += row_multiset(np.atleast_1d(as_array(leaf, path)))
-    except Exception:  # a batch no longer splits into samples: rewritten
-        return False
-    return then == now
