@@ -14,8 +14,11 @@ import numpy as np
 from pitfalls import _frameworks as frameworks
 from pitfalls._blame._pass import (
     _MAX_STORED,
+    NamedArrays,
+    Watched,
     _cannot,
     _diagnose,
+    _explain,
     _Held,
     _Outcome,
     _Pass,
@@ -95,9 +98,9 @@ Plan = Callable[[_InProcess, _Pass], None]
 """How a blame reads its fresh copies (made by the first argument) through a pass."""
 
 
-def _diagnose_fresh(source: Any, plan: Plan, **options: Any) -> Blame:
-    """Diagnose fresh copies of ``source`` read as ``plan`` says (``options``: as for
-    :func:`_diagnose`), or say why there are none.
+def _diagnose_fresh(source: Any, plan: Plan, steps: str, **options: Any) -> Blame:
+    """Diagnose fresh copies of ``source`` read as ``plan`` says (``steps``: what that is;
+    ``options``: as for :func:`_diagnose`), or say why there are none.
 
     The random generators the source holds (and the global ones) are put back as they
     were once the diagnosis ends: a source object read again must meet the checks that
@@ -109,10 +112,11 @@ def _diagnose_fresh(source: Any, plan: Plan, **options: Any) -> Blame:
     make = _InProcess(fresh)
     obj = source.obj if isinstance(source, Source) else source
     with Randomness([("self", obj)]):
-        return make.mark(_diagnose(functools.partial(plan, make), **options))
+        outcome = _diagnose(functools.partial(plan, make), **options)
+    return make.mark(_explain(outcome, "batch", what="the batches", steps=steps))
 
 
-def _draws(draws: int, parts: Callable[[Any, int], tuple[tuple[str, Any], ...]]) -> Plan:
+def _draws(draws: int, parts: Callable[[Any, int], Watched]) -> Plan:
     """Draw ``draws`` batches from a fresh copy, holding the ``parts`` of each."""
 
     def plan(make: _InProcess, one: _Pass) -> None:
@@ -136,7 +140,7 @@ def blame_aliasing(source: Any, *, draws: int, timeout: float | None = None) -> 
     again: the Blame then says to pass a factory.
     """
     plan = _draws(draws, lambda batch, i: (("", batch),))
-    return _diagnose_fresh(source, plan, timeout=timeout, steps=f"{draws} draws")
+    return _diagnose_fresh(source, plan, f"{draws} draws", timeout=timeout)
 
 
 def blame_targets(
@@ -158,7 +162,7 @@ def blame_targets(
     consistent is not blamed. Arguments as for :func:`check_targets_match`.
     """
 
-    def pair(batch: Any, i: int) -> tuple[tuple[str, Any], ...]:
+    def pair(batch: Any, i: int) -> Watched:
         parts = split_batch(batch, i, unpack)
         watched = ((parts.inputs_path, parts.inputs), (parts.targets_path, parts.targets))
         return watched if parts.targets is not None else watched[:1]
@@ -179,7 +183,7 @@ def blame_targets(
             return True
 
     plan = _draws(draws, pair)
-    return _diagnose_fresh(source, plan, accept=broken, timeout=timeout, steps=f"{draws} draws")
+    return _diagnose_fresh(source, plan, f"{draws} draws", accept=broken, timeout=timeout)
 
 
 _MAX_EPOCH = 100_000
@@ -256,10 +260,10 @@ def blame_epochs(
             return True
         return then != now
 
-    return _diagnose_fresh(source, plan, accept=rewritten, timeout=timeout, steps="two epochs")
+    return _diagnose_fresh(source, plan, "two epochs", accept=rewritten, timeout=timeout)
 
 
-def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
+def _stored_arrays(src: Source) -> NamedArrays:
     """The arrays a source holds (``self.dataset.images``), a generator's by its local
     names; and those the factory that made it holds."""
     if inspect.isgenerator(src.obj):
@@ -269,9 +273,7 @@ def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
     return _stored(roots + ([("factory", src.made_by)] if src.made_by is not None else []))
 
 
-def _datasets(
-    stored: list[tuple[str, np.ndarray]], epoch1: list[_Held]
-) -> list[tuple[str, np.ndarray]]:
+def _datasets(stored: NamedArrays, epoch1: list[_Held]) -> NamedArrays:
     """The stored arrays to watch in epoch 2: larger than a batch (a buffer is not the
     dataset), not memory the batches handed out (watched as batches already)."""
     leaves = [a for h in epoch1 for objs in h.objects for a in objs if isinstance(a, np.ndarray)]

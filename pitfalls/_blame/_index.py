@@ -13,6 +13,7 @@ import numpy as np
 from pitfalls import _frameworks as frameworks
 from pitfalls._blame._pass import (
     _MAX_STORED,
+    NamedArrays,
     _cannot,
     _diagnose,
     _explain,
@@ -64,15 +65,11 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
     return stored if stored.found or not state.found else state
 
 
-_STATE_REASONS = {
-    "other_threads": "state_threads",
-    "unseen": "state_unseen",
-    "nothing": "state_elsewhere",
-}
+_STATE_REASONS = ("state_threads", "state_unseen", "state_elsewhere")
 
 
 def _blame_stored(
-    obj: Any, arrays: list[tuple[str, np.ndarray]], indices: list[int], timeout: float | None
+    obj: Any, arrays: NamedArrays, indices: list[int], timeout: float | None
 ) -> Blame:
     """The line that rewrites ``arrays`` (held by ``obj``) while ``indices`` are read again."""
 
@@ -83,13 +80,8 @@ def _blame_stored(
             one.step(functools.partial(obj.__getitem__, i))
 
     span = f"{indices[0]}..{indices[-1]}"
-    blame = _diagnose(
-        plan,
-        timeout=timeout,
-        steps=f"indices {span}",
-        unit="index",
-        what="the stored data",
-    )
+    outcome = _diagnose(plan, timeout=timeout)
+    blame = _explain(outcome, "index", what="the stored data", steps=f"indices {span}")
     if blame.why != "not reproduced":
         return blame
     names = ", ".join(name for name, _ in arrays[:MAX_SHOWN])
@@ -179,7 +171,7 @@ class _StateWatch(_Pass):
                 self.stored[name] = _Held(None, ((name, array),))
                 total += size
 
-    def rewritten(self) -> list[tuple[str, np.ndarray]]:
+    def rewritten(self) -> NamedArrays:
         """The arrays a second read changed, with at least twice a batch's rows (the data,
         not a batch buffer), the first changed first."""
         arrays = {name: held.parts[0][1] for name, held in self.stored.items()}

@@ -59,17 +59,19 @@ def _leaves(root: str, node: Any) -> Any:
     return flatten(node) if root == "" else flatten_at(node, root)
 
 
+Watched = tuple[tuple[str, Any], ...]
+"""What is held of a batch: (root path, node) pairs; root "" is a whole batch."""
+
+NamedArrays = list[tuple[str, np.ndarray]]
+"""Arrays a source stores, by the name the user wrote them with (``self.dataset.images``)."""
+
+
 class _Held:
     """A batch (or parts of one) handed out, with snapshots of its contents."""
 
-    def __init__(
-        self,
-        batch: int | None,
-        parts: tuple[tuple[str, Any], ...],
-        group: str = "",
-    ) -> None:
+    def __init__(self, batch: int | None, parts: Watched, group: str = "") -> None:
         self.batch = batch  # None: not a batch but an array the source stores
-        self.parts = parts  # (root path, node); root "" is a whole batch
+        self.parts = parts
         self.group = group or f"batch {batch}"
         """Held things judged together: an invariant may hold across a group (epochs)."""
         self.snaps: list[Snapshot] = []
@@ -311,11 +313,11 @@ class _Pass(_Watcher):
                 return batch, path
         return (frozen[0][0], frozen[0][1]) if frozen else None
 
-    def snap(self, batch: int | None, parts: tuple[tuple[str, Any], ...], group: str = "") -> _Held:
+    def snap(self, batch: int | None, parts: Watched, group: str = "") -> _Held:
         """What a step handed out, with snapshots of it, not watched yet."""
         return self._guarded(lambda: _Held(batch, parts, group), self.steps - 1)
 
-    def hold(self, batch: int | None, parts: tuple[tuple[str, Any], ...], group: str = "") -> None:
+    def hold(self, batch: int | None, parts: Watched, group: str = "") -> None:
         """Keep what a step handed out and watch it (freeze it too, when freezing)."""
         self.watch(self.snap(batch, parts, group))
 
@@ -406,17 +408,9 @@ def _forget(exc: BaseException) -> None:
     exc.__cause__ = None
 
 
-def _diagnose(
-    plan: Plan,
-    *,
-    accept: Accept | None = None,
-    timeout: float | None,
-    steps: str,
-    unit: str = "batch",
-    what: str = "the batches",
-) -> Blame:
+def _diagnose(plan: Plan, *, accept: Accept | None = None, timeout: float | None) -> _Outcome:
     """Read the source frozen and traced; read it again only where that read could not
-    judge what it saw; a Blame either way.
+    judge what it saw; the outcome that tells (:func:`_explain` words it).
 
     One read names the line when a refused write lands in memory only handed-out
     batches hold and any change counts, or when the trace sees a change freezing does
@@ -444,19 +438,20 @@ def _diagnose(
         first = read(start=first.step, candidate=(top.file, top.line))
     if first.kind == "changed":
         first = read(start=first.step)
-    return _explain(first, unit, what=what, steps=steps)
+    return first
 
 
-_REASONS = {"other_threads": "other_threads", "unseen": "unseen", "nothing": "not_reproduced"}
-"""The words.toml ``[blame]`` entries for a line not named, by why; index blame's state
-watch has its own."""
+_REASONS = ("other_threads", "unseen", "not_reproduced")
+"""The words.toml ``[blame]`` entries for a line not named because other threads ran, no
+user line ran, or nothing changed; index blame's state watch has its own."""
 
 
 def _explain(
-    outcome: _Outcome, unit: str, reasons: dict[str, str] = _REASONS, **fields: Any
+    outcome: _Outcome, unit: str, reasons: tuple[str, str, str] = _REASONS, **fields: Any
 ) -> Blame:
     """The Blame a pass's outcome gives; ``fields`` fill in the words (``what`` names
     what was watched, ``steps`` what was read)."""
+    threads, unseen, nothing = reasons
     if outcome.kind == "found" and not outcome.threads:
         return Blame(
             frames=outcome.frames,
@@ -471,19 +466,19 @@ def _explain(
         return _cannot("child_processes", unit, count=count, processes=processes, **fields)
     if outcome.kind == "found":
         names = ", ".join(outcome.threads)
-        return _cannot(reasons["other_threads"], unit, names=names, **fields)
+        return _cannot(threads, unit, names=names, **fields)
     if outcome.kind in ("noline", "changed"):
-        return _cannot(reasons["unseen"], unit, "unseen", **fields)
+        return _cannot(unseen, unit, "unseen", **fields)
     if outcome.kind in ("error", "cannot"):
         return Blame(reason=outcome.detail, unit=unit)
-    return _cannot(reasons["nothing"], unit, "not reproduced", **fields)
+    return _cannot(nothing, unit, "not reproduced", **fields)
 
 
 _MAX_STORED = 1 << 30
 """Bytes of stored data watched at most (a snapshot of each is kept)."""
 
 
-def _stored(roots: list[tuple[str, Any]]) -> list[tuple[str, np.ndarray]]:
+def _stored(roots: list[tuple[str, Any]]) -> NamedArrays:
     """The arrays ``roots`` hold, found as the checks find their witness (``held_by``:
     attributes a few levels deep, a generator's locals, a factory's arguments and
     closure, the module globals their code names), named as the user wrote them, each
