@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
+from pitfalls import _tree as tree
 from pitfalls._blame._pass import (
     _MAX_STORED,
     NamedArrays,
@@ -30,12 +31,6 @@ from pitfalls._fingerprint import row_multiset
 from pitfalls._randomness import Randomness
 from pitfalls._report import Blame
 from pitfalls._sources import Source, article, is_indexable, resolve
-from pitfalls._tree import (
-    as_array,
-    diff_arrays,
-    flatten_at,
-    split_batch,
-)
 
 # Fresh copies -------------------------------------------------------------------------
 
@@ -163,7 +158,7 @@ def blame_targets(
     """
 
     def pair(batch: Any, i: int) -> Watched:
-        parts = split_batch(batch, i, unpack)
+        parts = tree.split_batch(batch, i, unpack)
         watched = ((parts.inputs_path, parts.inputs), (parts.targets_path, parts.targets))
         return watched if parts.targets is not None else watched[:1]
 
@@ -173,12 +168,15 @@ def blame_targets(
             return True
         (_, inputs), (path, targets) = held.parts
         try:
-            got = flatten_at(targets, path).leaves
-            want = flatten_at(target_fn(inputs), "target_fn(inputs)").leaves
-            return len(got) != len(want) or any(
-                diff_arrays(p, as_array(d, wp), as_array(a, p), rtol=rtol, atol=atol) is not None
-                for (p, a), (wp, d) in zip(got, want)
-            )
+            got = tree.flatten_at(targets, path).leaves
+            want = tree.flatten_at(target_fn(inputs), "target_fn(inputs)").leaves
+            if len(got) != len(want):
+                return True
+            for (p, actual), (wp, desired) in zip(got, want):
+                a, d = tree.as_array(actual, p), tree.as_array(desired, wp)
+                if tree.diff_arrays(p, d, a, rtol=rtol, atol=atol) is not None:
+                    return True
+            return False
         except Exception:  # target_fn fails on what the write left: the pair is broken
             return True
 
@@ -228,7 +226,7 @@ def blame_epochs(
                 if stop.kind == "end" and count is None:
                     break  # the end of epoch 1
                 raise
-            parts = split_batch(batch, i, unpack)
+            parts = tree.split_batch(batch, i, unpack)
             epoch1.append(one.snap(i, ((parts.inputs_path, parts.inputs),), "epoch 1"))
         one.settle(epoch1)
         for name, array in _datasets(stored, epoch1):
@@ -255,7 +253,7 @@ def blame_epochs(
                 snapped = [array for snap in h.snaps for array in snap.arrays]
                 for (path, was), (_, leaf) in zip(snapped, h.leaves()):
                     then += row_multiset(np.atleast_1d(was))
-                    now += row_multiset(np.atleast_1d(as_array(leaf, path)))
+                    now += row_multiset(np.atleast_1d(tree.as_array(leaf, path)))
         except Exception:  # a batch no longer splits into samples: rewritten
             return True
         return then != now

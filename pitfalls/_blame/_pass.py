@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
+from pitfalls import _tree as tree
 from pitfalls._blame._trace import Point, _chain, _Freezer, _read_only, _Watcher
 from pitfalls._blame._where import (
     _busy_threads,
@@ -25,15 +26,6 @@ from pitfalls._blame._where import (
 from pitfalls._randomness import held_by
 from pitfalls._report import Blame, Frame
 from pitfalls._sources import call_within
-from pitfalls._tree import (
-    Snapshot,
-    as_array,
-    diff_arrays,
-    diff_snapshot,
-    flatten,
-    flatten_at,
-    snapshot,
-)
 from pitfalls._words import say
 
 # Reasons a line cannot be named -------------------------------------------------------
@@ -56,7 +48,7 @@ def _plural(count: int, word: str) -> str:
 
 
 def _leaves(root: str, node: Any) -> Any:
-    return flatten(node) if root == "" else flatten_at(node, root)
+    return tree.flatten(node) if root == "" else tree.flatten_at(node, root)
 
 
 Watched = tuple[tuple[str, Any], ...]
@@ -74,14 +66,14 @@ class _Held:
         self.parts = parts
         self.group = group or f"batch {batch}"
         """Held things judged together: an invariant may hold across a group (epochs)."""
-        self.snaps: list[Snapshot] = []
+        self.snaps: list[tree.Snapshot] = []
         self.objects: list[tuple[Any, ...]] = []  # the leaves themselves, at the snapshot
         self.take()
 
     def take(self) -> None:
         """Snapshot the contents as they are now."""
         flats = [_leaves(root, node) for root, node in self.parts]
-        self.snaps = [snapshot(flat) for flat in flats]
+        self.snaps = [tree.snapshot(flat) for flat in flats]
         self.objects = [tuple(leaf for _, leaf in flat.leaves) for flat in flats]
 
     def changed(self, unfrozen: bool = False) -> str | None:
@@ -94,12 +86,12 @@ class _Held:
         for (root, node), snap, objects in zip(self.parts, self.snaps, self.objects):
             flat = _leaves(root, node)
             if flat.structure != snap.structure:
-                _, structure = diff_snapshot(snap, flat)
+                _, structure = tree.diff_snapshot(snap, flat)
                 return structure[0] if structure else root or "batch"
             for (path, then), (_, leaf), was in zip(snap.arrays, flat.leaves, objects):
                 if unfrozen and leaf is was and _guarded_array(leaf):
                     continue
-                if diff_arrays(path, then, as_array(leaf, path)) is not None:
+                if tree.diff_arrays(path, then, tree.as_array(leaf, path)) is not None:
                     return path
         return None
 
