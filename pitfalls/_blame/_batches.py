@@ -37,14 +37,11 @@ from pitfalls._sources import Source, article, is_indexable, resolve
 
 def _fresh(source: Any) -> Callable[[], Source] | str:
     """A function making a fresh copy of ``source`` each call, or why there is none."""
-    if isinstance(source, Source):
-        resolved = source
-        if resolved.made_by is not None:
-            return functools.partial(resolve, resolved.made_by, resolved.name)
-    elif inspect.isclass(source) or not _is_object_source(source):
+    if not isinstance(source, Source) and not _is_object_source(source):
         return lambda: resolve(source)  # a factory, a class: call it again
-    else:
-        resolved = resolve(source)
+    resolved = source if isinstance(source, Source) else resolve(source)
+    if resolved.made_by is not None:  # resolved from a factory: call that again
+        return functools.partial(resolve, resolved.made_by, resolved.name)
     if resolved.kind in ("indexable", "iterable"):
         return lambda: resolved  # read again: by index from 0, or iter() again
     return _why("no_factory", a_kind=article(resolved.kind))
@@ -85,8 +82,8 @@ class _InProcess:
 
 def _is_object_source(obj: Any) -> bool:
     """Is ``obj`` a source itself (an iterator, a generator, an iterable, an indexable
-    source), rather than a factory that makes one?"""
-    return is_indexable(obj) or hasattr(type(obj), "__iter__")
+    source), rather than a factory or a class that makes one?"""
+    return not inspect.isclass(obj) and (is_indexable(obj) or hasattr(type(obj), "__iter__"))
 
 
 Plan = Callable[[_InProcess, _Pass], None]
@@ -118,7 +115,7 @@ def _draws(draws: int, parts: Callable[[Any, int], Watched]) -> Plan:
         stream = one.step(lambda: make().stream())
         for i in range(draws):
             batch = one.step(functools.partial(next, stream))
-            one.hold(i, parts(batch, i))
+            one.watch(one.snap(i, parts(batch, i)))
 
     return plan
 
@@ -230,7 +227,7 @@ def blame_epochs(
             epoch1.append(one.snap(i, ((parts.inputs_path, parts.inputs),), "epoch 1"))
         one.settle(epoch1)
         for name, array in _datasets(stored, epoch1):
-            one.hold(None, ((name, array),), name)
+            one.watch(one.snap(None, ((name, array),), name))
         if count is None:
             if not src.rereadable:
                 raise _Outcome("cannot", detail=_why("read_once"))

@@ -74,7 +74,7 @@ def _blame_stored(
     """The line that rewrites ``arrays`` (held by ``obj``) while ``indices`` are read again."""
 
     def plan(one: _Pass) -> None:
-        one.hold(None, tuple(arrays), "stored data")
+        one.watch(one.snap(None, tuple(arrays)))
         for i in indices:
             one.held[0].batch = i  # a change is reported as one of the index read
             one.step(functools.partial(obj.__getitem__, i))
@@ -118,9 +118,7 @@ class _StateWatch(_Pass):
         """Still looking for state advanced per read (tracing) at read ``index``? A number
         found ends it, and so does a read after a generator was found (a number advanced
         per read shows by then)."""
-        if self.number is not None:
-            return False
-        return self.random is None or index <= self.random.step + 1
+        return self.number is None and (self.random is None or index <= self.random.step + 1)
 
     def on_point(self, point: Point) -> bool:
         read_no = self.steps - 1

@@ -16,13 +16,7 @@ import numpy as np
 from pitfalls import _frameworks as frameworks
 from pitfalls import _tree as tree
 from pitfalls._blame._trace import Point, _chain, _Freezer, _read_only, _Watcher
-from pitfalls._blame._where import (
-    _busy_threads,
-    _children_alive,
-    _frame,
-    _stack,
-    _user_tracebacks,
-)
+from pitfalls._blame._where import _busy_threads, _children_alive, _frame, _stack, _user_tracebacks
 from pitfalls._randomness import held_by
 from pitfalls._report import Blame, Frame
 from pitfalls._sources import call_within
@@ -142,7 +136,7 @@ class _Outcome(Exception):
 
 class _Pass(_Watcher):
     """One read of a fresh copy of the source, driven by a plan through :meth:`step` and
-    :meth:`hold`, watching what it holds: after each user line of the steps
+    :meth:`watch`, watching what it holds: after each user line of the steps
     :meth:`_traced` says, and after each step.
 
     ``freeze``: freeze what is held (and trace every step); ``start``: compare after
@@ -309,11 +303,8 @@ class _Pass(_Watcher):
         """What a step handed out, with snapshots of it, not watched yet."""
         return self._guarded(lambda: _Held(batch, parts, group), self.steps - 1)
 
-    def hold(self, batch: int | None, parts: Watched, group: str = "") -> None:
-        """Keep what a step handed out and watch it (freeze it too, when freezing)."""
-        self.watch(self.snap(batch, parts, group))
-
     def watch(self, held: _Held) -> None:
+        """Keep a snap and compare it from now on (freeze it too, when freezing)."""
         self.held.append(held)
         self._freeze(held)
 
@@ -457,8 +448,7 @@ def _explain(
         processes = _plural(count, "process")
         return _cannot("child_processes", unit, count=count, processes=processes, **fields)
     if outcome.kind == "found":
-        names = ", ".join(outcome.threads)
-        return _cannot(threads, unit, names=names, **fields)
+        return _cannot(threads, unit, names=", ".join(outcome.threads), **fields)
     if outcome.kind in ("noline", "changed"):
         return _cannot(unseen, unit, "unseen", **fields)
     if outcome.kind in ("error", "cannot"):
