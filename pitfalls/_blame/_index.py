@@ -54,14 +54,13 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
       before every read, so one advancing is rarely what made the reads differ.
     """
     obj = source.obj if isinstance(source, Source) else source
-    order = [*range(draws), *reversed(range(draws))]
-    reads = _StateWatch(obj, order, timeout=timeout)
+    reads = _StateWatch(obj, draws, timeout=timeout)
     outcome = _run(lambda one: reads.read_twice(), reads)
     state = _explain(outcome, "index", _STATE_REASONS, name=outcome.path, last=draws - 1)
-    rewritten = reads.rewritten()
+    rewritten = reads.rewritten()  # the arrays a second read changed
     if not rewritten:
         return state
-    stored = _blame_stored(obj, rewritten, order[draws:], timeout)
+    stored = _blame_stored(obj, rewritten, reads.order[draws:], timeout)
     return stored if stored.found or not state.found else state
 
 
@@ -97,11 +96,11 @@ class _StateWatch(_Pass):
     noting after each line which number or generator changed; and the arrays the source
     stores, compared after each second read (not after each line: they may be large)."""
 
-    def __init__(self, obj: Any, order: list[int], **options: Any) -> None:
+    def __init__(self, obj: Any, count: int, **options: Any) -> None:
         super().__init__(None, **options)
         self.obj = obj
-        self.order = order  # the indices read: each, then each again
-        self.count = len(order) // 2
+        self.count = count
+        self.order = [*range(count), *reversed(range(count))]  # each index, then each again
         self.state = _State(obj)
         self.last: dict[str, int] = {}  # state name -> the step that last changed it
         self.first: dict[str, tuple[tuple[Frame, ...], int]] = {}  # its line then, and index
@@ -180,13 +179,10 @@ class _StateWatch(_Pass):
 def _rows_of(batch: Any) -> int:
     """Samples in a batch: the length of its first array with an axis (0 if none)."""
     try:
-        for path, leaf in flatten(batch).leaves:
-            array = as_array(leaf, path)
-            if array.ndim:
-                return len(array)
+        arrays = (as_array(leaf, path) for path, leaf in flatten(batch).leaves)
+        return next((len(array) for array in arrays if array.ndim), 0)
     except Exception:  # a batch that does not flatten: no rows known
         return 0
-    return 0
 
 
 # The state an indexable source may advance per read -------------------------------------

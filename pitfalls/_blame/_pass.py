@@ -235,19 +235,19 @@ class _Pass(_Watcher):
             raise _Outcome("cannot", index, detail=detail)
         if self.found is not None:
             raise self.found
-        change = self._guarded(self._change, index)
+        change = self._guarded(self._change)
         if change is not None:
             batch, path = change
             raise _Outcome("changed", index, (), batch, path, processes=_children_alive())
         return result
 
-    def _guarded(self, compare: Callable[[], Any], index: int) -> Any:
-        """``compare()``, its failure reported as the reason no line can be named."""
+    def _guarded(self, compare: Callable[[], Any]) -> Any:
+        """``compare()`` after the last step, its failure the reason no line is named."""
         try:
             return compare()
         except Exception as exc:
             detail = _why("not_compared", error=f"{type(exc).__name__}: {exc}")
-            raise _Outcome("cannot", index, detail=detail) from None
+            raise _Outcome("cannot", self.steps - 1, detail=detail) from None
 
     def _failed(self, index: int, exc: Exception) -> _Outcome:
         ro = _read_only(exc)
@@ -301,22 +301,11 @@ class _Pass(_Watcher):
 
     def snap(self, batch: int | None, parts: Watched, group: str = "") -> _Held:
         """What a step handed out, with snapshots of it, not watched yet."""
-        return self._guarded(lambda: _Held(batch, parts, group), self.steps - 1)
+        return self._guarded(lambda: _Held(batch, parts, group))
 
     def watch(self, held: _Held) -> None:
         """Keep a snap and compare it from now on (freeze it too, when freezing)."""
         self.held.append(held)
-        self._freeze(held)
-
-    def settle(self, held: list[_Held]) -> None:
-        """Start watching ``held``, less the reused buffers: those that already changed, and
-        those whose memory another of them holds too."""
-        reused = _reused(held)
-        for h in held:
-            if id(h) not in reused and self._guarded(h.changed, self.steps - 1) is None:
-                self.watch(h)
-
-    def _freeze(self, held: _Held) -> None:
         if self.freezer is None or not self.freezer.enabled:
             return
         if self._threads():
@@ -324,6 +313,14 @@ class _Pass(_Watcher):
             return
         for array in held.arrays():
             self.freezer.freeze(array)
+
+    def settle(self, held: list[_Held]) -> None:
+        """Start watching ``held``, less the reused buffers: those that already changed, and
+        those whose memory another of them holds too."""
+        reused = _reused(held)
+        for h in held:
+            if id(h) not in reused and self._guarded(h.changed) is None:
+                self.watch(h)
 
     def close(self) -> None:
         self.closed = True
