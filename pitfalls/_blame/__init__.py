@@ -25,7 +25,7 @@ Two mechanisms find the line:
 2. Tracing. For what freezing cannot see (a write through a view made before
    the freeze, a list cleared and refilled, a dict value replaced, a C
    extension that ignores the flag) the source's Python lines are traced one
-   by one (``sys.monitoring`` on 3.12+, ``sys.settrace`` before) and what is
+   by one (``sys.settrace``, in the thread that reads the source) and what is
    held compared with its snapshot at each line; the first line after which
    it differs is the line that wrote.
 

@@ -6,19 +6,21 @@ import dataclasses
 import functools
 import inspect
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls import _validate as validate
+from pitfalls import _tree as tree
 from pitfalls._blame._pass import (
     _MAX_STORED,
+    NamedArrays,
+    Watched,
     _cannot,
     _diagnose,
+    _explain,
     _Held,
-    _leaves,
     _Outcome,
     _Pass,
     _plural,
@@ -29,27 +31,17 @@ from pitfalls._fingerprint import row_multiset
 from pitfalls._randomness import Randomness
 from pitfalls._report import Blame
 from pitfalls._sources import Source, article, is_indexable, resolve
-from pitfalls._tree import (
-    as_array,
-    diff_arrays,
-    flatten_at,
-    split_batch,
-)
 
 # Fresh copies -------------------------------------------------------------------------
 
 
 def _fresh(source: Any) -> Callable[[], Source] | str:
     """A function making a fresh copy of ``source`` each call, or why there is none."""
-    if isinstance(source, Source):
-        resolved = source
-        if resolved.made_by is not None:
-            made_by = resolved.made_by
-            return lambda: resolve(made_by, resolved.name)
-    elif inspect.isclass(source) or not _is_object_source(source):
+    if not isinstance(source, Source) and not _is_object_source(source):
         return lambda: resolve(source)  # a factory, a class: call it again
-    else:
-        resolved = resolve(source)
+    resolved = source if isinstance(source, Source) else resolve(source)
+    if resolved.made_by is not None:  # resolved from a factory: call that again
+        return functools.partial(resolve, resolved.made_by, resolved.name)
     if resolved.kind in ("indexable", "iterable"):
         return lambda: resolved  # read again: by index from 0, or iter() again
     return _why("no_factory", a_kind=article(resolved.kind))
@@ -89,21 +81,18 @@ class _InProcess:
 
 
 def _is_object_source(obj: Any) -> bool:
-    return (
-        inspect.isgenerator(obj)
-        or isinstance(obj, Iterator)
-        or is_indexable(obj)
-        or hasattr(type(obj), "__iter__")
-    )
+    """Is ``obj`` a source itself (an iterator, a generator, an iterable, an indexable
+    source), rather than a factory or a class that makes one?"""
+    return not inspect.isclass(obj) and (is_indexable(obj) or hasattr(type(obj), "__iter__"))
 
 
 Plan = Callable[[_InProcess, _Pass], None]
 """How a blame reads its fresh copies (made by the first argument) through a pass."""
 
 
-def _diagnose_fresh(source: Any, plan: Plan, **options: Any) -> Blame:
-    """Diagnose fresh copies of ``source`` read as ``plan`` says (``options``: as for
-    :func:`_diagnose`), or say why there are none.
+def _diagnose_fresh(source: Any, plan: Plan, steps: str, **options: Any) -> Blame:
+    """Diagnose fresh copies of ``source`` read as ``plan`` says (``steps``: what that is;
+    ``options``: as for :func:`_diagnose`), or say why there are none.
 
     The random generators the source holds (and the global ones) are put back as they
     were once the diagnosis ends: a source object read again must meet the checks that
@@ -115,17 +104,18 @@ def _diagnose_fresh(source: Any, plan: Plan, **options: Any) -> Blame:
     make = _InProcess(fresh)
     obj = source.obj if isinstance(source, Source) else source
     with Randomness([("self", obj)]):
-        return make.mark(_diagnose(functools.partial(plan, make), **options))
+        outcome = _diagnose(functools.partial(plan, make), **options)
+    return make.mark(_explain(outcome, "batch", what="the batches", steps=steps))
 
 
-def _draws(draws: int, parts: Callable[[Any, int], tuple[tuple[str, Any], ...]]) -> Plan:
+def _draws(draws: int, parts: Callable[[Any, int], Watched]) -> Plan:
     """Draw ``draws`` batches from a fresh copy, holding the ``parts`` of each."""
 
     def plan(make: _InProcess, one: _Pass) -> None:
         stream = one.step(lambda: make().stream())
         for i in range(draws):
             batch = one.step(functools.partial(next, stream))
-            one.hold(i, parts(batch, i))
+            one.watch(one.snap(i, parts(batch, i)))
 
     return plan
 
@@ -141,10 +131,8 @@ def blame_aliasing(source: Any, *, draws: int, timeout: float | None = None) -> 
     :func:`check_generator_no_aliasing` does. A bare iterator cannot be read
     again: the Blame then says to pass a factory.
     """
-    draws = validate.draws(draws)
-    timeout = validate.timeout("timeout", timeout)
     plan = _draws(draws, lambda batch, i: (("", batch),))
-    return _diagnose_fresh(source, plan, timeout=timeout, steps=f"{draws} draws")
+    return _diagnose_fresh(source, plan, f"{draws} draws", timeout=timeout)
 
 
 def blame_targets(
@@ -165,45 +153,32 @@ def blame_targets(
     (``numpy.isclose`` with ``rtol``, ``atol``), so a write that leaves the pair
     consistent is not blamed. Arguments as for :func:`check_targets_match`.
     """
-    target_fn = validate.function("target_fn", target_fn)
-    draws = validate.draws(draws)
-    rtol = validate.tolerance("rtol", rtol)
-    atol = validate.tolerance("atol", atol)
-    timeout = validate.timeout("timeout", timeout)
-    unpack = validate.optional_function("unpack", unpack)
 
-    def pair(batch: Any, i: int) -> tuple[tuple[str, Any], ...]:
-        parts = split_batch(batch, i, unpack)
-        watched = [(parts.inputs_path, parts.inputs)]
-        if parts.targets is not None:
-            watched.append((parts.targets_path, parts.targets))
-        return tuple(watched)
+    def pair(batch: Any, i: int) -> Watched:
+        parts = tree.split_batch(batch, i, unpack)
+        watched = ((parts.inputs_path, parts.inputs), (parts.targets_path, parts.targets))
+        return watched if parts.targets is not None else watched[:1]
 
     def broken(held: _Held, group: list[_Held]) -> bool:
-        return not _rule_holds(held, target_fn, rtol, atol)
+        """Do the held batch's targets no longer equal ``target_fn(inputs)``?"""
+        if len(held.parts) < 2:
+            return True
+        (_, inputs), (path, targets) = held.parts
+        try:
+            got = tree.flatten_at(targets, path).leaves
+            want = tree.flatten_at(target_fn(inputs), "target_fn(inputs)").leaves
+            if len(got) != len(want):
+                return True
+            for (p, actual), (wp, desired) in zip(got, want):
+                a, d = tree.as_array(actual, p), tree.as_array(desired, wp)
+                if tree.diff_arrays(p, d, a, rtol=rtol, atol=atol) is not None:
+                    return True
+            return False
+        except Exception:  # target_fn fails on what the write left: the pair is broken
+            return True
 
     plan = _draws(draws, pair)
-    return _diagnose_fresh(source, plan, accept=broken, timeout=timeout, steps=f"{draws} draws")
-
-
-def _rule_holds(held: _Held, target_fn: Callable[[Any], Any], rtol: float, atol: float) -> bool:
-    """Do the held batch's targets still equal ``target_fn(inputs)``?"""
-    if len(held.parts) < 2:
-        return False
-    (_, inputs), (path, targets) = held.parts[:2]
-    try:
-        expected = target_fn(inputs)
-        got = flatten_at(targets, path).leaves
-        want = flatten_at(expected, "target_fn(inputs)").leaves
-        if len(got) != len(want):
-            return False
-        for (p, actual), (wp, desired) in zip(got, want):
-            a, d = as_array(actual, p), as_array(desired, wp)
-            if a.shape != d.shape or diff_arrays(p, d, a, rtol=rtol, atol=atol) is not None:
-                return False
-    except Exception:  # target_fn fails on what the write left: the pair is broken
-        return False
-    return True
+    return _diagnose_fresh(source, plan, f"{draws} draws", accept=broken, timeout=timeout)
 
 
 _MAX_EPOCH = 100_000
@@ -233,9 +208,6 @@ def blame_epochs(
     (``Cause.PAIRS_CHANGED``), where the first write that moves a stored array's
     rows is blamed (``np.random.shuffle(self.x)`` without ``self.y``).
     """
-    steps_per_epoch = validate.optional_integer("steps_per_epoch", steps_per_epoch, minimum=1)
-    timeout = validate.timeout("timeout", timeout)
-    unpack = validate.optional_function("unpack", unpack)
 
     def plan(make: _InProcess, one: _Pass) -> None:
         src: Source = one.step(make)
@@ -243,7 +215,7 @@ def blame_epochs(
         length = src.length if src.kind == "indexable" else None
         count = steps_per_epoch if steps_per_epoch is not None else length
         stream = src.batches()
-        inputs = []
+        epoch1 = []
         for i in range(count if count is not None else _MAX_EPOCH):
             try:
                 batch = one.step(functools.partial(next, stream))
@@ -251,12 +223,11 @@ def blame_epochs(
                 if stop.kind == "end" and count is None:
                     break  # the end of epoch 1
                 raise
-            parts = split_batch(batch, i, unpack)
-            one.hold(i, ((parts.inputs_path, parts.inputs),), active=False, group="epoch 1")
-            inputs.append(flatten_at(parts.inputs, parts.inputs_path).leaves)
-        one.settle()
-        for name, array in _datasets(stored, inputs):
-            one.hold(None, ((name, array),), group=name)
+            parts = tree.split_batch(batch, i, unpack)
+            epoch1.append(one.snap(i, ((parts.inputs_path, parts.inputs),), "epoch 1"))
+        one.settle(epoch1)
+        for name, array in _datasets(stored, epoch1):
+            one.watch(one.snap(None, ((name, array),), name))
         if count is None:
             if not src.rereadable:
                 raise _Outcome("cannot", detail=_why("read_once"))
@@ -264,35 +235,43 @@ def blame_epochs(
             # stored data epoch 1 may have rewritten), a fresh copy of a generator.
             again = src.fresh() if src.kind in ("generator", "iterator") else src
             stream = one.step(again.batches)
-        for _ in range(len(inputs)):
+        for _ in range(len(epoch1)):
             one.step(functools.partial(next, stream))
 
     def rewritten(held: _Held, group: list[_Held]) -> bool:
+        """Do the held batches no longer hold the samples (rows) of their snapshots, in any
+        order? With ``reordered``, moving a stored array's rows counts too."""
         if reordered and held.batch is None:  # an array the source stores: rows moved
             return True
-        return not _same_samples(group)
+        then: Counter[bytes] = Counter()
+        now: Counter[bytes] = Counter()
+        try:
+            for h in group:
+                snapped = [array for snap in h.snaps for array in snap.arrays]
+                for (path, was), (_, leaf) in zip(snapped, h.leaves()):
+                    then += row_multiset(np.atleast_1d(was))
+                    now += row_multiset(np.atleast_1d(tree.as_array(leaf, path)))
+        except Exception:  # a batch no longer splits into samples: rewritten
+            return True
+        return then != now
 
-    return _diagnose_fresh(source, plan, accept=rewritten, timeout=timeout, steps="two epochs")
+    return _diagnose_fresh(source, plan, "two epochs", accept=rewritten, timeout=timeout)
 
 
-def _stored_arrays(src: Source) -> list[tuple[str, np.ndarray]]:
+def _stored_arrays(src: Source) -> NamedArrays:
     """The arrays a source holds (``self.dataset.images``), a generator's by its local
     names; and those the factory that made it holds."""
-    obj = src.obj
-    frame = getattr(obj, "gi_frame", None)
-    if inspect.isgenerator(obj) and frame is not None:
-        roots = list(frame.f_locals.items())
+    if inspect.isgenerator(src.obj):
+        roots = list(inspect.getgeneratorlocals(src.obj).items())
     else:
-        roots = [("self", obj)]
+        roots = [("self", src.obj)]
     return _stored(roots + ([("factory", src.made_by)] if src.made_by is not None else []))
 
 
-def _datasets(
-    stored: list[tuple[str, np.ndarray]], inputs: list[tuple[tuple[str, Any], ...]]
-) -> list[tuple[str, np.ndarray]]:
+def _datasets(stored: NamedArrays, epoch1: list[_Held]) -> NamedArrays:
     """The stored arrays to watch in epoch 2: larger than a batch (a buffer is not the
     dataset), not memory the batches handed out (watched as batches already)."""
-    leaves = [leaf for batch in inputs for _, leaf in batch if isinstance(leaf, np.ndarray)]
+    leaves = [a for h in epoch1 for objs in h.objects for a in objs if isinstance(a, np.ndarray)]
     rows = max((len(leaf) for leaf in leaves if leaf.ndim), default=0)
     chosen, total = [], 0
     for name, array in stored:
@@ -303,18 +282,3 @@ def _datasets(
         chosen.append((name, array))
         total += array.nbytes
     return chosen
-
-
-def _same_samples(held: list[_Held]) -> bool:
-    """Do the held batches hold the same samples (rows) as their snapshots, in any order?"""
-    then: Counter[bytes] = Counter()
-    now: Counter[bytes] = Counter()
-    try:
-        for h in held:
-            for snap, (root, node) in zip(h.snaps, h.parts):
-                for (path, was), (_, leaf) in zip(snap.arrays, _leaves(root, node).leaves):
-                    then += row_multiset(np.atleast_1d(was))
-                    now += row_multiset(np.atleast_1d(as_array(leaf, path)))
-    except Exception:  # a batch no longer splits into samples: rewritten
-        return False
-    return then == now

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import functools
 import sys
-import threading
 from types import CodeType, FrameType, ModuleType
 from typing import Any
 
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls import _validate as validate
 from pitfalls._blame._pass import (
     _MAX_STORED,
-    _any_change,
+    NamedArrays,
     _cannot,
     _diagnose,
     _explain,
@@ -30,7 +28,7 @@ from pitfalls._blame._where import _stack, _whose
 from pitfalls._compat import qualname
 from pitfalls._frameworks import rngs
 from pitfalls._report import MAX_SHOWN, Blame, Frame
-from pitfalls._sources import Source, batch_count, is_indexable
+from pitfalls._sources import Source
 from pitfalls._tree import as_array, flatten
 
 
@@ -39,7 +37,8 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
     index-stability check.
 
     Indices are read as :func:`check_index_stable` reads them (``0 ..
-    draws-1``, then back). Two causes are looked for, the first named first:
+    draws-1``, then back; ``draws`` is how many it read, at most the source's
+    length). Two causes are looked for, the first named first:
 
     * stored data rewritten by reading: an array the source holds (``self.x``,
       an array at its module's top level) with at least twice a batch's rows
@@ -55,58 +54,37 @@ def blame_index(source: Any, *, draws: int, timeout: float | None = None) -> Bla
       before every read, so one advancing is rarely what made the reads differ.
     """
     obj = source.obj if isinstance(source, Source) else source
-    if not is_indexable(obj):
-        raise TypeError(
-            "source must be an indexable batch source with __getitem__ and a length"
-            f" (like keras.utils.PyDataset), got {type(obj).__qualname__}"
-        )
-    draws = validate.indices(draws)
-    timeout = validate.timeout("timeout", timeout)
-    length = batch_count(obj)
-    count = draws if length is None else min(draws, length)
-    if count < 1:
-        return _cannot("no_batches", "index")
-    order = [*range(count), *reversed(range(count))]
-    reads = _StateWatch(obj, count, timeout=timeout, caller=threading.get_ident())
-    outcome = _run(lambda one: reads.read_twice(order), reads)
-    state = _explain(outcome, "index", _STATE_REASONS, name=outcome.path, last=count - 1)
-    rewritten = reads.rewritten()
+    reads = _StateWatch(obj, draws, timeout=timeout)
+    outcome = _run(lambda one: reads.read_twice(), reads)
+    state = _explain(outcome, "index", _STATE_REASONS, name=outcome.path, last=draws - 1)
+    rewritten = reads.rewritten()  # the arrays a second read changed
     if not rewritten:
         return state
-    stored = _blame_stored(obj, rewritten, order[count:], timeout)
+    stored = _blame_stored(obj, rewritten, reads.order[draws:], timeout)
     return stored if stored.found or not state.found else state
 
 
-_STATE_REASONS = {
-    "other_threads": "state_threads",
-    "unseen": "state_unseen",
-    "nothing": "state_elsewhere",
-}
+_STATE_REASONS = ("state_threads", "state_unseen", "state_elsewhere")
 
 
 def _blame_stored(
-    obj: Any, arrays: list[tuple[str, np.ndarray]], indices: list[int], timeout: float | None
+    obj: Any, arrays: NamedArrays, indices: list[int], timeout: float | None
 ) -> Blame:
     """The line that rewrites ``arrays`` (held by ``obj``) while ``indices`` are read again."""
 
     def plan(one: _Pass) -> None:
-        one.hold(None, tuple(arrays), group="stored data")
+        one.watch(one.snap(None, tuple(arrays)))
         for i in indices:
             one.held[0].batch = i  # a change is reported as one of the index read
             one.step(functools.partial(obj.__getitem__, i))
 
-    blame = _diagnose(
-        plan,
-        timeout=timeout,
-        steps=f"indices {indices[0]}..{indices[-1]}",
-        unit="index",
-        what="the stored data",
-    )
+    span = f"{indices[0]}..{indices[-1]}"
+    outcome = _diagnose(plan, timeout=timeout)
+    blame = _explain(outcome, "index", what="the stored data", steps=f"indices {span}")
     if blame.why != "not reproduced":
         return blame
     names = ", ".join(name for name, _ in arrays[:MAX_SHOWN])
-    steps = f"{indices[0]}..{indices[-1]}"
-    return _cannot("stored_not_again", "index", names=names, indices=steps)
+    return _cannot("stored_not_again", "index", names=names, indices=span)
 
 
 _MAX_STORED_ONE = 1 << 28
@@ -119,11 +97,11 @@ class _StateWatch(_Pass):
     stores, compared after each second read (not after each line: they may be large)."""
 
     def __init__(self, obj: Any, count: int, **options: Any) -> None:
-        super().__init__(_any_change, **options)
+        super().__init__(None, **options)
         self.obj = obj
         self.count = count
+        self.order = [*range(count), *reversed(range(count))]  # each index, then each again
         self.state = _State(obj)
-        self.index = 0
         self.last: dict[str, int] = {}  # state name -> the step that last changed it
         self.first: dict[str, tuple[tuple[Frame, ...], int]] = {}  # its line then, and index
         self.number: _Outcome | None = None  # a number advanced on two reads in a row
@@ -139,9 +117,7 @@ class _StateWatch(_Pass):
         """Still looking for state advanced per read (tracing) at read ``index``? A number
         found ends it, and so does a read after a generator was found (a number advanced
         per read shows by then)."""
-        if self.number is not None:
-            return False
-        return self.random is None or index <= self.random.step + 1
+        return self.number is None and (self.random is None or index <= self.random.step + 1)
 
     def on_point(self, point: Point) -> bool:
         read_no = self.steps - 1
@@ -159,14 +135,13 @@ class _StateWatch(_Pass):
                 self.random = self.random or found  # and keep looking for a number
             elif self.last.get(name) != read_no:
                 self.last[name] = read_no
-                self.first[name] = (_stack(*point), self.index)
+                self.first[name] = (_stack(*point), self.order[read_no])
         return False
 
-    def read_twice(self, order: list[int]) -> None:
-        """Read ``order`` (each index, then each again) until the state and the stored data
-        are told; end on what the state watch found."""
-        for read_no, index in enumerate(order):
-            self.index = index
+    def read_twice(self) -> None:
+        """Read the indices in order until the state and the stored data are told; end on
+        what the state watch found."""
+        for read_no, index in enumerate(self.order):
             if read_no == self.count:
                 self.watch_stored()
             stored_told = bool(self.changed) or not self.stored
@@ -193,7 +168,7 @@ class _StateWatch(_Pass):
                 self.stored[name] = _Held(None, ((name, array),))
                 total += size
 
-    def rewritten(self) -> list[tuple[str, np.ndarray]]:
+    def rewritten(self) -> NamedArrays:
         """The arrays a second read changed, with at least twice a batch's rows (the data,
         not a batch buffer), the first changed first."""
         arrays = {name: held.parts[0][1] for name, held in self.stored.items()}
@@ -204,13 +179,10 @@ class _StateWatch(_Pass):
 def _rows_of(batch: Any) -> int:
     """Samples in a batch: the length of its first array with an axis (0 if none)."""
     try:
-        for path, leaf in flatten(batch).leaves:
-            array = as_array(leaf, path)
-            if array.ndim:
-                return len(array)
+        arrays = (as_array(leaf, path) for path, leaf in flatten(batch).leaves)
+        return next((len(array) for array in arrays if array.ndim), 0)
     except Exception:  # a batch that does not flatten: no rows known
         return 0
-    return 0
 
 
 # The state an indexable source may advance per read -------------------------------------
@@ -247,12 +219,10 @@ class _State:
         elif kind is not None:
             items[name] = rngs.get_state(value, kind)
             self.rngs[name] = kind
-        elif depth > 0 and isinstance(value, dict) and len(value) <= 64:
-            for key, item in list(value.items()):
+        elif depth > 0 and isinstance(value, (dict, list)) and len(value) <= 64:
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in list(pairs):  # an int index reads the same through repr
                 self._collect(items, f"{name}[{key!r}]", item, depth - 1)
-        elif depth > 0 and isinstance(value, list) and len(value) <= 64:
-            for i, item in enumerate(list(value)):
-                self._collect(items, f"{name}[{i}]", item, depth - 1)
 
     def adopt(self, frame: FrameType) -> None:
         """Watch the generators that the code running in ``frame`` names from outside

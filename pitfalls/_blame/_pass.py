@@ -3,38 +3,23 @@ compared, the outcome of a read, and the Blame it gives."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
+from types import FrameType
 from typing import Any
 
 import numpy as np
 
 from pitfalls import _frameworks as frameworks
-from pitfalls._blame._trace import Point, _Freezer, _read_only, _tracer, _Watcher
-from pitfalls._blame._where import (
-    _busy_threads,
-    _children_alive,
-    _stack,
-    _traceback_frames,
-    _user_tracebacks,
-)
+from pitfalls import _tree as tree
+from pitfalls._blame._trace import Point, _chain, _Freezer, _read_only, _Watcher
+from pitfalls._blame._where import _busy_threads, _children_alive, _frame, _stack, _user_tracebacks
 from pitfalls._randomness import held_by
 from pitfalls._report import Blame, Frame
 from pitfalls._sources import call_within
-from pitfalls._tree import (
-    Snapshot,
-    as_array,
-    diff_arrays,
-    diff_snapshot,
-    flatten,
-    flatten_at,
-    snapshot,
-)
 from pitfalls._words import say
 
 # Reasons a line cannot be named -------------------------------------------------------
@@ -57,31 +42,32 @@ def _plural(count: int, word: str) -> str:
 
 
 def _leaves(root: str, node: Any) -> Any:
-    return flatten(node) if root == "" else flatten_at(node, root)
+    return tree.flatten(node) if root == "" else tree.flatten_at(node, root)
+
+
+Watched = tuple[tuple[str, Any], ...]
+"""What is held of a batch: (root path, node) pairs; root "" is a whole batch."""
+
+NamedArrays = list[tuple[str, np.ndarray]]
+"""Arrays a source stores, by the name the user wrote them with (``self.dataset.images``)."""
 
 
 class _Held:
     """A batch (or parts of one) handed out, with snapshots of its contents."""
 
-    def __init__(
-        self,
-        batch: int | None,
-        parts: tuple[tuple[str, Any], ...],
-        group: str = "",
-    ) -> None:
+    def __init__(self, batch: int | None, parts: Watched, group: str = "") -> None:
         self.batch = batch  # None: not a batch but an array the source stores
-        self.parts = parts  # (root path, node); root "" is a whole batch
+        self.parts = parts
         self.group = group or f"batch {batch}"
         """Held things judged together: an invariant may hold across a group (epochs)."""
-        self.active = True
-        self.snaps: list[Snapshot] = []
+        self.snaps: list[tree.Snapshot] = []
         self.objects: list[tuple[Any, ...]] = []  # the leaves themselves, at the snapshot
         self.take()
 
     def take(self) -> None:
         """Snapshot the contents as they are now."""
         flats = [_leaves(root, node) for root, node in self.parts]
-        self.snaps = [snapshot(flat) for flat in flats]
+        self.snaps = [tree.snapshot(flat) for flat in flats]
         self.objects = [tuple(leaf for _, leaf in flat.leaves) for flat in flats]
 
     def changed(self, unfrozen: bool = False) -> str | None:
@@ -94,20 +80,22 @@ class _Held:
         for (root, node), snap, objects in zip(self.parts, self.snaps, self.objects):
             flat = _leaves(root, node)
             if flat.structure != snap.structure:
-                _, structure = diff_snapshot(snap, flat)
+                _, structure = tree.diff_snapshot(snap, flat)
                 return structure[0] if structure else root or "batch"
             for (path, then), (_, leaf), was in zip(snap.arrays, flat.leaves, objects):
                 if unfrozen and leaf is was and _guarded_array(leaf):
                     continue
-                if diff_arrays(path, then, as_array(leaf, path)) is not None:
+                if tree.diff_arrays(path, then, tree.as_array(leaf, path)) is not None:
                     return path
         return None
 
-    def arrays(self) -> Iterator[np.ndarray]:
+    def leaves(self) -> Iterator[tuple[str, Any]]:
+        """The leaves held now, by path."""
         for root, node in self.parts:
-            for _, leaf in _leaves(root, node).leaves:
-                if isinstance(leaf, np.ndarray):
-                    yield leaf
+            yield from _leaves(root, node).leaves
+
+    def arrays(self) -> list[np.ndarray]:
+        return [leaf for _, leaf in self.leaves() if isinstance(leaf, np.ndarray)]
 
 
 def _guarded_array(leaf: Any) -> bool:
@@ -116,11 +104,7 @@ def _guarded_array(leaf: Any) -> bool:
 
 Accept = Callable[[_Held, list[_Held]], bool]
 """Does a change of this held batch (with its group) break the invariant? False: absorb it
-and go on."""
-
-
-def _any_change(held: _Held, group: list[_Held]) -> bool:
-    return True
+and go on. None: any change does."""
 
 
 # One diagnosis pass -------------------------------------------------------------------
@@ -132,8 +116,8 @@ class _Outcome(Exception):
 
     ``kind``: "found" (a line, at a trace point), "frozen" (a write raised), "changed"
     (seen only at the end of a step), "noline" (changed while no user line ran), "end"
-    (nothing changed), "error" (the source raised), "timeout", "cannot" (``detail``
-    says why).
+    (nothing changed), "error" (the source raised), "cannot" (a timeout, a comparison
+    that failed); ``detail``: why no line is named, for "error" and "cannot".
     """
 
     kind: str
@@ -152,7 +136,7 @@ class _Outcome(Exception):
 
 class _Pass(_Watcher):
     """One read of a fresh copy of the source, driven by a plan through :meth:`step` and
-    :meth:`hold`, watching what it holds: after each user line of the steps
+    :meth:`watch`, watching what it holds: after each user line of the steps
     :meth:`_traced` says, and after each step.
 
     ``freeze``: freeze what is held (and trace every step); ``start``: compare after
@@ -164,10 +148,9 @@ class _Pass(_Watcher):
 
     def __init__(
         self,
-        accept: Accept,
+        accept: Accept | None,
         *,
         timeout: float | None,
-        caller: int,
         freeze: bool = False,
         start: int | None = None,
         candidate: tuple[str, int] | None = None,
@@ -177,16 +160,12 @@ class _Pass(_Watcher):
         self.accept = accept
         self.freezer = _Freezer() if freeze else None
         self.timeout = timeout
-        self.caller = caller
+        self.caller = threading.get_ident()
+        """The thread that reads the source, unless a step runs in a helper thread."""
         self.start = start
         self.candidate = candidate
         self.steps = 0
         self.found: _Outcome | None = None
-        self.tracer = _tracer(self)
-
-    def on_threads(self) -> None:
-        if self.freezer is not None:
-            self.freezer.restore()  # a thread of the source must never meet a frozen array
 
     def _traced(self, index: int) -> bool:
         """Are step ``index``'s lines traced?"""
@@ -195,23 +174,22 @@ class _Pass(_Watcher):
     def _change(self, unfrozen: bool = False) -> tuple[int | None, str] | None:
         """(batch, path) of the first held batch that changed and broke the invariant
         (``unfrozen``: looking only at what freezing does not guard, as ``_Held.changed``)."""
-        active = [h for h in self.held if h.active]
-        for h in active:
+        for h in self.held:
             path = h.changed(unfrozen)
             if path is None:
                 continue
-            group = [other for other in active if other.group == h.group]
-            if self.accept(h, group):
+            group = [other for other in self.held if other.group == h.group]
+            if self.accept is None or self.accept(h, group):
                 return h.batch, path
             for other in group:
                 other.take()
         return None
 
     def _threads(self) -> tuple[str, ...]:
-        """The other threads that may have written: seen running the user's code, or
-        started or waited on by the source."""
+        """The other threads that may have written: running the user's code, or started
+        or waited on by the source."""
         exclude = {self.caller, threading.get_ident()}
-        threads = sorted(self.foreign | set(_busy_threads(exclude)))
+        threads = sorted(_busy_threads(exclude))
         if self.threads:
             threads.append("threads the source started or waited on")
         return tuple(threads)
@@ -224,19 +202,15 @@ class _Pass(_Watcher):
         change = self._change(unfrozen=self.freezer is not None)
         if change is None:
             return False
-        batch, path = change
-        if point is None:
-            processes = _children_alive()
-            self.found = _Outcome(
-                "noline", self.steps - 1, batch=batch, path=path, processes=processes
-            )
-            return True
-        threads = self._threads()
-        processes = _children_alive() if threads else 0
-        frames = _stack(*point)
-        self.found = _Outcome(
-            "found", self.steps - 1, frames, batch, path, threads, processes=processes
-        )
+        if point is None:  # changed while no user line ran
+            found = _Outcome("noline", self.steps - 1, (), *change)
+        elif self.candidate is not None:  # the refused write, confirmed: this thread's line
+            found = _Outcome("found", self.steps - 1, _stack(*point), *change, how="frozen")
+        else:
+            found = _Outcome("found", self.steps - 1, _stack(*point), *change, self._threads())
+        if point is None or found.threads:
+            found.processes = _children_alive()
+        self.found = found
         return True
 
     def step(self, fn: Callable[[], Any]) -> Any:
@@ -246,12 +220,12 @@ class _Pass(_Watcher):
         self.lines = self._traced(index)
         self.pending = None
         try:
-            run = functools.partial(self.tracer.run, fn)
+            run = functools.partial(self.run, fn)
             result = call_within(run, self.timeout, f"finish step {index}")
         except StopIteration:
             raise _Outcome("end", index) from None
         except TimeoutError as exc:
-            raise _Outcome("timeout", index, detail=str(exc)) from None
+            raise _Outcome("cannot", index, detail=_why("timed_out", error=exc)) from None
         except Exception as exc:
             raise self._failed(index, exc) from None
         finally:
@@ -261,47 +235,47 @@ class _Pass(_Watcher):
             raise _Outcome("cannot", index, detail=detail)
         if self.found is not None:
             raise self.found
-        change = self._guarded(self._change, index)
+        change = self._guarded(self._change)
         if change is not None:
             batch, path = change
-            processes = _children_alive()
-            raise _Outcome("changed", index, batch=batch, path=path, processes=processes)
+            raise _Outcome("changed", index, (), batch, path, processes=_children_alive())
         return result
 
-    def _guarded(self, compare: Callable[[], Any], index: int) -> Any:
-        """``compare()``, its failure reported as the reason no line can be named."""
+    def _guarded(self, compare: Callable[[], Any]) -> Any:
+        """``compare()`` after the last step, its failure the reason no line is named."""
         try:
             return compare()
         except Exception as exc:
             detail = _why("not_compared", error=f"{type(exc).__name__}: {exc}")
-            raise _Outcome("cannot", index, detail=detail) from None
+            raise _Outcome("cannot", self.steps - 1, detail=detail) from None
 
     def _failed(self, index: int, exc: Exception) -> _Outcome:
         ro = _read_only(exc)
         if ro is not None and self.freezer is not None and self.freezer.enabled:
-            frames = _traceback_frames(ro.__traceback__)
-            if not frames:
-                return _Outcome("changed", index)  # no user line: trace the step
-            hit = self._refused_into_held(ro.__traceback__)
+            # The refused write ended this read before its effect could be judged: what it
+            # would have written, and any later write, are seen by reading again (with no
+            # user line, the step is traced).
+            writers = _user_tracebacks(ro.__traceback__)
+            frames = tuple(_frame(f.f_code, line) for f, line in writers)
+            hit = self._refused_into_held(writers[0][0]) if writers else None
             if hit is not None:
                 return _Outcome("found", index, frames, *hit, how="frozen")
-            # The refused write ended this read before its effect could be judged: what it
-            # would have written, and any later write, are seen by reading again.
-            return _Outcome("frozen", index, frames)
-        detail = f"{type(exc).__name__}: {exc}"
+            return _Outcome("frozen" if frames else "changed", index, frames)
+        detail = _why("raised", error=f"{type(exc).__name__}: {exc}")
         return _Outcome("error", index, detail=detail)
 
-    def _refused_into_held(self, tb: TracebackType | None) -> tuple[int | None, str] | None:
+    def _refused_into_held(self, writer: FrameType) -> tuple[int | None, str] | None:
         """(batch, path) a refused write went into, when that alone breaks the invariant:
         any change counts, and every array frozen lies in memory that batches handed out
         hold (freezing an owner refuses writes to parts no batch holds too). The part
-        named is the earliest held one the writing frame reaches, else the earliest one."""
-        if self.freezer is None or self.accept is not _any_change:
+        named is the earliest held one the ``writer`` frame reaches (its locals, the
+        attributes of its ``self``), else the earliest one. One read fewer than
+        confirming the line by reading again."""
+        if self.freezer is None or self.accept is not None:
             return None
-        active = [h for h in self.held if h.active]
         spans = sorted(
             _byte_bounds(a)
-            for h in active
+            for h in self.held
             for a in h.arrays()
             if a.size and (a.flags.c_contiguous or a.flags.f_contiguous)
         )
@@ -315,64 +289,43 @@ class _Pass(_Watcher):
             low, high = _byte_bounds(array)
             if array.size and not any(a <= low and high <= b for a, b in merged):
                 return None
-        reached = _reached(tb)
-        parts = [
-            (h.batch, path, leaf)
-            for h in active
-            for root, node in h.parts
-            for path, leaf in _leaves(root, node).leaves
-            if isinstance(leaf, np.ndarray) and not leaf.flags.writeable
-        ]
-        for batch, path, leaf in parts:
+        local = writer.f_locals
+        values = [*local.values(), *getattr(local.get("self"), "__dict__", {}).values()]
+        reached = [v for v in values if isinstance(v, np.ndarray)]
+        parts = [(h.batch, path, leaf) for h in self.held for path, leaf in h.leaves()]
+        frozen = [(batch, path, leaf) for batch, path, leaf in parts if _guarded_array(leaf)]
+        for batch, path, leaf in frozen:
             if any(np.may_share_memory(leaf, a) for a in reached):
                 return batch, path
-        return (parts[0][0], parts[0][1]) if parts else None
+        return (frozen[0][0], frozen[0][1]) if frozen else None
 
-    def hold(
-        self,
-        batch: int | None,
-        parts: tuple[tuple[str, Any], ...],
-        *,
-        active: bool = True,
-        group: str = "",
-    ) -> None:
-        """Keep what a step handed out and watch it (freeze it too, when freezing)."""
-        held = self._guarded(lambda: _Held(batch, parts, group), self.steps - 1)
-        held.active = active
+    def snap(self, batch: int | None, parts: Watched, group: str = "") -> _Held:
+        """What a step handed out, with snapshots of it, not watched yet."""
+        return self._guarded(lambda: _Held(batch, parts, group))
+
+    def watch(self, held: _Held) -> None:
+        """Keep a snap and compare it from now on (freeze it too, when freezing)."""
         self.held.append(held)
-        if active:
-            self._freeze(held)
-
-    def settle(self) -> None:
-        """Start watching the inactive held batches, less the reused buffers: those that
-        already changed, and those whose memory another of them holds too."""
-        keep = []
-        reused = _reused([h for h in self.held if not h.active])
-        for held in self.held:
-            if held.active:
-                keep.append(held)
-            elif id(held) not in reused and self._guarded(held.changed, self.steps - 1) is None:
-                held.active = True
-                keep.append(held)
-                self._freeze(held)
-        self.held = keep
-
-    def _freeze(self, held: _Held) -> None:
         if self.freezer is None or not self.freezer.enabled:
             return
-        if self.threads or _busy_threads({self.caller, threading.get_ident()}):
+        if self._threads():
             self.freezer.restore()  # another thread runs user code: it must not meet one
             return
         for array in held.arrays():
             self.freezer.freeze(array)
 
+    def settle(self, held: list[_Held]) -> None:
+        """Start watching ``held``, less the reused buffers: those that already changed, and
+        those whose memory another of them holds too."""
+        reused = _reused(held)
+        for h in held:
+            if id(h) not in reused and self._guarded(h.changed) is None:
+                self.watch(h)
+
     def close(self) -> None:
         self.closed = True
-        try:
-            if self.freezer is not None:
-                self.freezer.restore()
-        finally:
-            self.tracer.close()
+        if self.freezer is not None:
+            self.freezer.restore()
 
 
 def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
@@ -383,17 +336,6 @@ def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
 
         low, high = byte_bounds(a)
     return int(low), int(high)
-
-
-def _reached(tb: TracebackType | None) -> list[np.ndarray]:
-    """The arrays the innermost user frame of a traceback names: its locals, and the
-    attributes of its ``self``."""
-    entries = _user_tracebacks(tb)
-    if not entries:
-        return []
-    local = entries[0].tb_frame.f_locals
-    values = [*local.values(), *getattr(local.get("self"), "__dict__", {}).values()]
-    return [v for v in values if isinstance(v, np.ndarray)]
 
 
 def _reused(held: list[_Held]) -> set[int]:
@@ -439,45 +381,32 @@ def _forget(exc: BaseException) -> None:
     in a frame of its own traceback is a reference cycle, which would keep the source
     (a DataLoader's iterator and its worker processes) alive until the garbage
     collector runs, at some later moment."""
-    seen: set[int] = set()
-    link: BaseException | None = exc
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        if link.__traceback__ is not None:
-            traceback.clear_frames(link.__traceback__)
-            link.__traceback__ = None
-        link = link.__cause__ or link.__context__
+    for link in _chain(exc):
+        traceback.clear_frames(link.__traceback__)
+        link.__traceback__ = None
     exc.__context__ = None
     exc.__cause__ = None
 
 
-def _diagnose(
-    plan: Plan,
-    *,
-    accept: Accept = _any_change,
-    timeout: float | None,
-    steps: str,
-    unit: str = "batch",
-    what: str = "the batches",
-) -> Blame:
+def _diagnose(plan: Plan, *, accept: Accept | None = None, timeout: float | None) -> _Outcome:
     """Read the source frozen and traced; read it again only where that read could not
-    judge what it saw; a Blame either way.
+    judge what it saw; the outcome that tells (:func:`_explain` words it).
 
     One read names the line when a refused write lands in memory only handed-out
-    batches hold and any change counts, or when the trace sees a change freezing
-    does not guard. A second read is needed when the refused write ended the read
-    before its effect could be judged (an owner's memory no batch holds yet, a write
-    that may keep the invariant), when the batches changed unrefused and unseen by
-    the per-line comparison (a view made before the freeze, C code), or when frozen
-    the source took another path. A refused write's line is confirmed by comparing
-    after it runs (freezing an owner refuses writes to parts no batch holds too); a
-    change seen only after a step is looked for after every user line from that step.
+    batches hold and any change counts, or when the trace sees a change freezing does
+    not guard. A second read is needed when a refused write ended the read before its
+    effect could be judged (an owner's memory no batch holds yet, a write that may keep
+    the invariant), when the batches changed unrefused and unseen by the per-line
+    comparison (a view made before the freeze, C code), or when frozen the source took
+    another path. A refused write's line is named once the second read, comparing
+    after that line runs, sees it change what is held (freezing an owner refuses
+    writes to parts no batch holds too, and a write may keep the invariant); a change
+    seen only after a step is looked for after every user line from that step.
     """
 
     def read(**how: Any) -> _Outcome:
-        return _run(plan, _Pass(accept, timeout=timeout, caller=caller, **how))
+        return _run(plan, _Pass(accept, timeout=timeout, **how))
 
-    caller = threading.get_ident()
     first = read(freeze=True)
     if first.kind in ("end", "error"):
         # Frozen, the source may take another path (it caught the refused write, or a
@@ -487,23 +416,22 @@ def _diagnose(
     if first.kind == "frozen":
         top = first.frames[0]
         first = read(start=first.step, candidate=(top.file, top.line))
-        if first.kind == "found":  # the refused write, confirmed: this thread's own line
-            first = dataclasses.replace(first, how="frozen", threads=(), processes=0)
     if first.kind == "changed":
         first = read(start=first.step)
-    return _explain(first, unit, what=what, steps=steps)
+    return first
 
 
-_REASONS = {"other_threads": "other_threads", "unseen": "unseen", "nothing": "not_reproduced"}
-"""The words.toml ``[blame]`` entries for a line not named, by why; index blame's state
-watch has its own."""
+_REASONS = ("other_threads", "unseen", "not_reproduced")
+"""The words.toml ``[blame]`` entries for a line not named because other threads ran, no
+user line ran, or nothing changed; index blame's state watch has its own."""
 
 
 def _explain(
-    outcome: _Outcome, unit: str, reasons: dict[str, str] = _REASONS, **fields: Any
+    outcome: _Outcome, unit: str, reasons: tuple[str, str, str] = _REASONS, **fields: Any
 ) -> Blame:
     """The Blame a pass's outcome gives; ``fields`` fill in the words (``what`` names
     what was watched, ``steps`` what was read)."""
+    threads, unseen, nothing = reasons
     if outcome.kind == "found" and not outcome.threads:
         return Blame(
             frames=outcome.frames,
@@ -517,24 +445,19 @@ def _explain(
         processes = _plural(count, "process")
         return _cannot("child_processes", unit, count=count, processes=processes, **fields)
     if outcome.kind == "found":
-        names = ", ".join(outcome.threads)
-        return _cannot(reasons["other_threads"], unit, names=names, **fields)
+        return _cannot(threads, unit, names=", ".join(outcome.threads), **fields)
     if outcome.kind in ("noline", "changed"):
-        return _cannot(reasons["unseen"], unit, "unseen", **fields)
-    if outcome.kind == "error":
-        return _cannot("raised", unit, error=outcome.detail)
-    if outcome.kind == "cannot":
+        return _cannot(unseen, unit, "unseen", **fields)
+    if outcome.kind in ("error", "cannot"):
         return Blame(reason=outcome.detail, unit=unit)
-    if outcome.kind == "timeout":
-        return _cannot("timed_out", unit, error=outcome.detail)
-    return _cannot(reasons["nothing"], unit, "not reproduced", **fields)
+    return _cannot(nothing, unit, "not reproduced", **fields)
 
 
 _MAX_STORED = 1 << 30
 """Bytes of stored data watched at most (a snapshot of each is kept)."""
 
 
-def _stored(roots: list[tuple[str, Any]]) -> list[tuple[str, np.ndarray]]:
+def _stored(roots: list[tuple[str, Any]]) -> NamedArrays:
     """The arrays ``roots`` hold, found as the checks find their witness (``held_by``:
     attributes a few levels deep, a generator's locals, a factory's arguments and
     closure, the module globals their code names), named as the user wrote them, each

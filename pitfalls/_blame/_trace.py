@@ -1,13 +1,12 @@
 """The two ways a write is caught where it runs: freezing (arrays made read-only) and
-tracing the source's lines (``sys.monitoring`` on 3.12+, ``sys.settrace`` before)."""
+tracing the source's lines (``sys.settrace``)."""
 
 from __future__ import annotations
 
 import re
 import sys
-import threading
-from collections.abc import Callable
-from types import CodeType, FrameType
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,6 @@ class _Freezer:
     def __init__(self) -> None:
         self.frozen: list[np.ndarray] = []
         """In the order frozen: each after the arrays owning its memory, as restored."""
-        self._ids: set[int] = set()
         self.enabled = True
 
     def freeze(self, array: np.ndarray) -> None:
@@ -47,9 +45,8 @@ class _Freezer:
         if node is not None and not _writable_buffer(node):
             return  # numpy would refuse to restore the flag: leave the chain alone
         for a in reversed(chain):  # the owner first
-            if id(a) not in self._ids and a.flags.writeable:
+            if a.flags.writeable:  # not frozen already, by the user or by us
                 a.flags.writeable = False
-                self._ids.add(id(a))
                 self.frozen.append(a)
 
     def restore(self) -> None:
@@ -61,7 +58,7 @@ class _Freezer:
                 a.flags.writeable = True
             except ValueError:
                 failed += 1
-        self.frozen, self._ids = [], set()
+        self.frozen = []
         if failed:
             raise RuntimeError(
                 f"pitfalls could not make {failed} array(s) writeable again after"
@@ -79,14 +76,20 @@ def _read_only(exc: BaseException) -> BaseException | None:
     read-only``; a memoryview ``cannot modify read-only memory``; Cython's
     typed memoryviews ``buffer source array is read-only``.
     """
+    for node in _chain(exc):
+        if isinstance(node, (ValueError, TypeError, BufferError)) and _REFUSED.search(str(node)):
+            return node
+    return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then its cause (or else its context), and theirs, each once."""
     seen = set()
     node: BaseException | None = exc
     while node is not None and id(node) not in seen:
         seen.add(id(node))
-        if isinstance(node, (ValueError, TypeError, BufferError)) and _REFUSED.search(str(node)):
-            return node
+        yield node
         node = node.__cause__ or node.__context__
-    return None
 
 
 # Tracing ------------------------------------------------------------------------------
@@ -97,9 +100,12 @@ code that ran was not the user's."""
 
 
 class _Watcher:
-    """The one callback layer of both tracers: turns their events into points. After each
-    line of the user's code, :meth:`on_point` is called with the line that just ran and
-    stops the comparing by returning True."""
+    """The tracer, ``sys.settrace`` in the thread that runs the source, and its one
+    callback layer: turns trace events into points. After each line of the user's code,
+    :meth:`on_point` is called with the line that just ran and stops the comparing by
+    returning True. One mechanism on every Python version: the trace function in place
+    (a debugger's, coverage's) is put back after each step, and another thread's writes
+    are told by the threads the pass sees running, not by tracing them."""
 
     def __init__(self) -> None:
         self.lines = False
@@ -107,46 +113,56 @@ class _Watcher:
         self.pending: Point = None
         self.threads = False
         """The source called into threading, queue, concurrent.futures, ..."""
-        self.foreign: set[str] = set()
-        """Other threads seen running the user's code (sys.monitoring only)."""
         self.closed = False
         self.error = ""
         """Why a comparison failed, if one did."""
+        self.traced: list[FrameType] = []
+        self.freezer: _Freezer | None = None
+        """What is frozen, made writeable again once the source calls into threading: a
+        thread of the source must never meet a frozen array."""
 
     def on_point(self, point: Point) -> bool:
         """Compare after ``point``; True once done."""
         return False
 
-    def on_threads(self) -> None:
-        """The source started, woke or waits for another thread."""
+    def run(self, fn: Callable[[], Any]) -> Any:
+        """``fn()``, traced in the thread that calls it."""
+        previous = sys.gettrace()
+        sys.settrace(self._call)
+        try:
+            return fn()
+        finally:
+            sys.settrace(previous)
+            for frame in self.traced:  # no stale local tracer left on a suspended generator
+                frame.f_trace = None
+            self.traced.clear()
 
-    def call(self, frame: FrameType) -> bool:
-        """A frame starts or resumes; True to trace its lines."""
-        if self.closed:
-            return False
+    def _call(self, frame: FrameType, event: str, arg: Any) -> Any:
+        """A frame starts or resumes: its lines are traced when it is the user's."""
+        if event != "call" or self.closed:
+            return None
         if not _is_user(frame.f_code):
             if not self.threads and _is_threading(frame) and any(_user_frames(frame.f_back)):
                 self.threads = True
-                self._safely(self.on_threads)
-            return False
+                if self.freezer is not None:
+                    self._safely(self.freezer.restore)
+            return None
         if not self.lines:
-            return False
-        self.line(frame)
-        return True
+            return None
+        self.traced.append(frame)
+        return self._local(frame, "line", arg)
 
-    def line(self, frame: FrameType) -> None:
-        """A line of ``frame`` is about to run: the one pending has run."""
-        if self.lines and not self.closed:
+    def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
+        """A line of ``frame`` is about to run, or ``frame`` returns or yields: the line
+        pending has run, and that line, or the caller's, is pending now."""
+        if self.closed:
+            return None
+        if self.lines and event in ("line", "return"):
             self._safely(self._point)
-            self.pending = (frame, frame.f_lineno)
-
-    def leave(self, frame: FrameType) -> None:
-        """``frame`` returns or yields: its caller's line is pending again."""
-        if self.lines and not self.closed:
-            self._safely(self._point)
-            caller = frame.f_back
-            user = caller is not None and _is_user(caller.f_code)
-            self.pending = (caller, caller.f_lineno) if user and caller is not None else None
+            where = frame if event == "line" else frame.f_back
+            user = where is not None and _is_user(where.f_code)
+            self.pending = (where, where.f_lineno) if user and where is not None else None
+        return self._local
 
     def _point(self) -> None:
         if self.on_point(self.pending):
@@ -158,117 +174,3 @@ class _Watcher:
         except Exception as exc:  # never let a failed comparison escape into the user's frame
             self.error = f"{type(exc).__name__}: {exc}"
             self.lines = False
-
-
-class _SetTrace:
-    """``sys.settrace`` in the thread that runs the source (Python < 3.12)."""
-
-    def __init__(self, watcher: _Watcher) -> None:
-        self.watcher = watcher
-        self.traced: list[FrameType] = []
-
-    def run(self, fn: Callable[[], Any]) -> Any:
-        previous = sys.gettrace()
-        sys.settrace(self._global)
-        try:
-            return fn()
-        finally:
-            sys.settrace(previous)
-            for frame in self.traced:  # no stale local tracer left on a suspended generator
-                frame.f_trace = None
-            self.traced.clear()
-
-    def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if event == "call" and self.watcher.call(frame):
-            self.traced.append(frame)
-            return self._local
-        return None
-
-    def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if self.watcher.closed:
-            return None
-        if event == "line":
-            self.watcher.line(frame)
-        elif event == "return":
-            self.watcher.leave(frame)
-        return self._local
-
-    def close(self) -> None:
-        pass
-
-
-_MONITORING: Any = getattr(sys, "monitoring", None)
-"""``sys.monitoring`` on Python 3.12+, else None."""
-
-
-class _Monitoring:
-    """``sys.monitoring`` (Python 3.12+): one tool id, events filtered to one thread."""
-
-    def __init__(self, watcher: _Watcher, tool: int) -> None:
-        self.watcher = watcher
-        self.tool = tool
-        self.ident = -1
-        self.codes: set[CodeType] = set()
-        self.events = _MONITORING.events
-        self.handlers = {
-            self.events.PY_START: self._start,
-            self.events.PY_RESUME: self._start,
-            self.events.PY_RETURN: self._return,
-            self.events.PY_YIELD: self._return,
-            self.events.LINE: self._line,
-        }
-        for event, handler in self.handlers.items():
-            _MONITORING.register_callback(tool, event, handler)
-
-    @classmethod
-    def open(cls, watcher: _Watcher) -> _Monitoring | None:
-        """The tracer on a free tool id, or None (no sys.monitoring, or no id free)."""
-        for tool in (_MONITORING.PROFILER_ID, 5, 4, 3) if _MONITORING else ():
-            if _MONITORING.get_tool(tool) is None:
-                try:
-                    _MONITORING.use_tool_id(tool, "pitfalls blame")
-                except ValueError:  # taken meanwhile
-                    continue
-                return cls(watcher, tool)
-        return None
-
-    def run(self, fn: Callable[[], Any]) -> Any:
-        self.ident = threading.get_ident()
-        _MONITORING.set_events(self.tool, self.events.PY_START | self.events.PY_RESUME)
-        try:
-            return fn()
-        finally:
-            _MONITORING.set_events(self.tool, 0)
-
-    def _mine(self, code: CodeType) -> bool:
-        if threading.get_ident() == self.ident:
-            return True
-        if _is_user(code) and not self.watcher.closed:
-            self.watcher.foreign.add(threading.current_thread().name)
-        return False
-
-    def _start(self, code: CodeType, offset: int) -> Any:
-        if self._mine(code) and self.watcher.call(sys._getframe(1)) and code not in self.codes:
-            lines = self.events.LINE | self.events.PY_RETURN | self.events.PY_YIELD
-            _MONITORING.set_local_events(self.tool, code, lines)
-            self.codes.add(code)
-
-    def _line(self, code: CodeType, line: int) -> Any:
-        if self._mine(code):
-            self.watcher.line(sys._getframe(1))
-
-    def _return(self, code: CodeType, offset: int, value: Any) -> Any:
-        if self._mine(code):
-            self.watcher.leave(sys._getframe(1))
-
-    def close(self) -> None:
-        _MONITORING.set_events(self.tool, 0)
-        for code in self.codes:
-            _MONITORING.set_local_events(self.tool, code, 0)
-        for event in self.handlers:
-            _MONITORING.register_callback(self.tool, event, None)
-        _MONITORING.free_tool_id(self.tool)
-
-
-def _tracer(watcher: _Watcher) -> _SetTrace | _Monitoring:
-    return _Monitoring.open(watcher) or _SetTrace(watcher)

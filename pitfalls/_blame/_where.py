@@ -9,6 +9,7 @@ import os
 import sys
 import sysconfig
 import threading
+import traceback
 from collections.abc import Iterator
 from types import CodeType, FrameType, TracebackType
 
@@ -41,10 +42,10 @@ def _whose(filename: str) -> str:
     """Whose code a file is: ``"ours"`` (pitfalls, the edge of the source's frames; its
     reproductions are the user's), ``"library"`` (the standard library, anything
     installed, a frozen or compiled module's frame) or ``"user"``."""
-    if filename.startswith("<"):  # <frozen ...>, <string>, <__array_function__ internals>
+    # <frozen ...>, <string>, <__array_function__ internals>; a compiled module's frame
+    # (numpy/random/_generator.pyx)
+    if filename.startswith("<") or not (os.path.isabs(filename) or os.path.exists(filename)):
         return "library"
-    if not os.path.isabs(filename) and not os.path.exists(filename):
-        return "library"  # a compiled module's frame (numpy/random/_generator.pyx)
     path = _norm(filename)
     if path.startswith(_LESSONS):
         return "user"
@@ -84,18 +85,10 @@ def _stack(frame: FrameType, line: int) -> tuple[Frame, ...]:
     return (_frame(frame.f_code, line), *callers)
 
 
-def _user_tracebacks(tb: TracebackType | None) -> list[TracebackType]:
-    """The entries of a traceback in the user's code, innermost (the raising line) first."""
-    entries = []
-    while tb is not None:
-        if _is_user(tb.tb_frame.f_code):
-            entries.append(tb)
-        tb = tb.tb_next
-    return entries[::-1]
-
-
-def _traceback_frames(tb: TracebackType | None) -> tuple[Frame, ...]:
-    return tuple(_frame(t.tb_frame.f_code, t.tb_lineno) for t in _user_tracebacks(tb))
+def _user_tracebacks(tb: TracebackType | None) -> list[tuple[FrameType, int]]:
+    """The frames of a traceback in the user's code, with their lines, innermost (the
+    raising line) first."""
+    return [(f, line) for f, line in traceback.walk_tb(tb) if _is_user(f.f_code)][::-1]
 
 
 # Other threads and processes -----------------------------------------------------------
@@ -111,11 +104,8 @@ the one writing (creating a lock, as numpy's random generators do, is not)."""
 
 
 def _is_threading(frame: FrameType) -> bool:
-    name = frame.f_globals.get("__name__", "")
-    if not isinstance(name, str):
-        return False
-    waits = _WAITS.get(name.split(".", 1)[0])
-    return waits is not None and frame.f_code.co_name in waits
+    package = str(frame.f_globals.get("__name__", "")).split(".", 1)[0]
+    return frame.f_code.co_name in _WAITS.get(package, ())
 
 
 def _idle(frame: FrameType) -> bool:
@@ -125,15 +115,11 @@ def _idle(frame: FrameType) -> bool:
     ``Future.result``, ...) and ``Thread.join()`` are; a wait with a timeout is
     a poll, and a thread in the user's own code may be writing.
     """
-    if frame.f_globals.get("__name__") != "threading":
-        return False
-    if frame.f_code.co_name == "wait" and frame.f_locals.get("timeout") is None:
-        return True
     # Thread.join() waits in a helper of threading's own before 3.13 and in C from 3.13:
     # the public join(timeout=None) is found among the threading frames on top either way.
     f: FrameType | None = frame
     while f is not None and f.f_globals.get("__name__") == "threading":
-        if f.f_code.co_name == "join" and f.f_locals.get("timeout") is None:
+        if f.f_code.co_name in ("wait", "join") and f.f_locals.get("timeout") is None:
             return True
         f = f.f_back
     return False
@@ -167,10 +153,7 @@ def _children_alive() -> int:
     Read from ``multiprocessing`` only when something has imported it: a source
     that never did started no worker process through it.
     """
-    mp = sys.modules.get("multiprocessing")
-    if mp is None:
-        return 0
     try:
-        return len(mp.active_children())
-    except Exception:  # an interpreter shutting down, a child table being rebuilt
+        return len(sys.modules["multiprocessing"].active_children())
+    except Exception:  # not imported, an interpreter shutting down, a child table rebuilt
         return 0
