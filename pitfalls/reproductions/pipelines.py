@@ -7,11 +7,11 @@ bug (a one-method difference), with the same constructor:
   grey images with integer class labels (1 where the right half is brighter,
   :func:`brighter_side`). ``self.indices`` is shuffled in ``on_epoch_end``;
   each image is flipped left-right at random, which swaps its label.
-  ``ScaledCopy`` / ``ScaledInPlace`` slice the stored images instead (their
-  batch order is shuffled), as Keras' own PyDataset example slices.
+  ``ScaledCopy`` / ``ScaledInPlace`` scale the stored images a batch's
+  indices name, into a new array or in place.
 * ``BrightnessLoader`` and its bugs: an iterable with ``__iter__`` and
-  ``__len__`` that draws a new batch order every epoch, as a PyTorch
-  ``DataLoader`` does (no torch needed), with a float regression target (the
+  ``__len__`` that draws a new order of the samples every epoch, as a PyTorch
+  ``DataLoader`` with ``shuffle=True`` does (no torch needed), with a float regression target (the
   mean brightness, :func:`mean_brightness`) and a random brightness scaling.
 
 The classes are plain Python; :func:`pydataset` turns one into a real
@@ -197,7 +197,7 @@ class ScaledInPlace(ScaledCopy):
         return self.images[rows]
 
 
-# A PyTorch-style loader: a new batch order per epoch, random brightness, float targets -
+# A PyTorch-style loader: a new sample order per epoch, random brightness, float targets
 
 
 class BrightnessLoader:
