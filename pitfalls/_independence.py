@@ -20,7 +20,7 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import asserting, checker
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Location, Report
-from pitfalls._sources import add_note
+from pitfalls._sources import noted
 from pitfalls._tree import LeafError, as_array
 from pitfalls._words import say
 
@@ -42,11 +42,8 @@ def _as_given(array: np.ndarray, original: Any) -> Any:
 
 def _call(fn: Any, args: list[Any], training: bool | None, when: str) -> np.ndarray:
     kwargs = {} if training is None else {"training": training}
-    try:
+    with noted(f"pitfalls: raised by fn on {when}"):
         out = fn(*args, **kwargs)
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by fn on {when}")
-        raise
     if isinstance(out, (list, tuple, dict)):
         raise ValueError("fn returned several outputs; check one output at a time")
     try:

@@ -44,7 +44,7 @@ from pitfalls._frameworks import tfdata
 from pitfalls._frameworks.rngs import get_state, same_state
 from pitfalls._randomness import Randomness, fresh_entropy, held_by
 from pitfalls._report import MAX_SHOWN, Blame, Cause, Finding, Report, Unjudged
-from pitfalls._sources import Source, add_note, article, call_within, resolve, restarts_itself
+from pitfalls._sources import Source, article, call_within, resolve, restarts_itself
 from pitfalls._tree import Parts, as_array, flatten_at, split_batch
 from pitfalls._words import say
 from pitfalls._written import Change, source_state, state_changed
@@ -317,16 +317,13 @@ class Reader:
         source: the check holds what it read too.
         """
         get = (lambda: self.source.obj[b]) if self.indexable else (lambda: next(self.it))
-        try:
-            return call_within(get, self.timeout, f"yield batch {self.read}")
-        except (StopIteration, TimeoutError):
-            raise
-        except MemoryError as exc:
-            add_note(exc, f"pitfalls: memory ran out while reading batch {self.read} of the source")
-            raise
-        except Exception as exc:
-            add_note(exc, f"pitfalls: raised by the source while reading batch {self.read}")
-            raise
+        return call_within(
+            get,
+            self.timeout,
+            f"yield batch {self.read}",
+            f"pitfalls: raised by the source while reading batch {self.read}",
+            f"pitfalls: memory ran out while reading batch {self.read} of the source",
+        )
 
     def _read(self) -> Epoch:
         """One epoch: each read reseeded (or marked) before it as :attr:`reads` says, an

@@ -340,12 +340,18 @@ def _object_name(obj: Any) -> str:
     return type(obj).__qualname__
 
 
-def call_within(fn: Callable[[], Any], timeout: float | None, what: str) -> Any:
+def call_within(
+    fn: Callable[[], Any], timeout: float | None, what: str, note: str = "", memory: str = ""
+) -> Any:
     """``fn()``; with ``timeout``, in a helper thread, raising TimeoutError after that long.
 
-    ``what`` completes "source did not ... within N s", e.g. "yield batch 3".
+    ``what`` completes "source did not ... within N s", e.g. "yield batch 3". An
+    exception ``fn`` raises goes on with ``note`` added, and ``memory`` instead on a
+    MemoryError, where given (see :func:`noted`); the TimeoutError gets none.
     A call that times out is abandoned: its daemon thread is left waiting.
     """
+    if note:
+        fn = functools.partial(_noted_call, fn, note, memory)
     if timeout is None:
         return fn()
     outcome: dict[str, Any] = {}
@@ -370,6 +376,11 @@ def call_within(fn: Callable[[], Any], timeout: float | None, what: str) -> Any:
     return outcome["value"]
 
 
+def _noted_call(fn: Callable[[], Any], note: str, memory: str) -> Any:
+    with noted(note, memory):
+        return fn()
+
+
 def drawn(
     batches: Iterator[Any], source: Source, draws: int, timeout: float | None
 ) -> Iterator[Any]:
@@ -388,16 +399,17 @@ def drawn(
             and inspect.getgeneratorstate(batches) == inspect.GEN_CLOSED
         )
         try:
-            batch = call_within(lambda: next(batches), timeout, f"yield batch {index}")
+            batch = call_within(
+                lambda: next(batches),
+                timeout,
+                f"yield batch {index}",
+                f"pitfalls: raised by the source while drawing batch {index}",
+                f"pitfalls: memory ran out while drawing batch {index} of the source",
+            )
         except StopIteration:
             if index >= 2:
                 return
             raise ValueError(_stopped(index, draws, source, consumed)) from None
-        except TimeoutError:
-            raise
-        except Exception as exc:
-            add_note(exc, f"pitfalls: raised by the source while drawing batch {index}")
-            raise
         yield batch
 
 
@@ -455,10 +467,20 @@ def _stopped(index: int, draws: int, source: Source, consumed: bool) -> str:
 
 
 @contextlib.contextmanager
-def noted(note: str) -> Iterator[None]:
-    """Add ``note`` (:func:`add_note`) to an exception raised inside, which goes on."""
+def noted(note: str, memory: str = "") -> Iterator[None]:
+    """Add ``note`` (:func:`add_note`) to an exception raised inside, which goes on.
+
+    ``memory``, where given, is added to a MemoryError instead: the check holds what it
+    read too, so running out is not blamed on the code that was running. StopIteration,
+    an end rather than an error, goes on as it is.
+    """
     try:
         yield
+    except StopIteration:
+        raise
+    except MemoryError as exc:
+        add_note(exc, memory or note)
+        raise
     except Exception as exc:
         add_note(exc, note)
         raise

@@ -13,20 +13,17 @@ from pitfalls._boundary import asserting, checker
 from pitfalls._randomness import FRESH_ENTROPY, Randomness, fresh_entropy, held_by
 from pitfalls._reader import change_note
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
-from pitfalls._sources import add_note, batch_count, call_within, resolve
+from pitfalls._sources import batch_count, call_within, resolve
 from pitfalls._tree import Snapshot, diff_snapshot, flatten, snapshot
 from pitfalls._words import say
 from pitfalls._written import changed_rows, source_state, state_changed, stored_arrays
 
 
 def _read(source: Any, index: int, when: str, timeout: float | None) -> Any:
-    try:
-        return call_within(lambda: source[index], timeout, f"return source[{index}] ({when})")
-    except TimeoutError:
-        raise
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by source[{index}] ({when})")
-        raise
+    what = f"source[{index}] ({when})"
+    return call_within(
+        lambda: source[index], timeout, f"return {what}", f"pitfalls: raised by {what}"
+    )
 
 
 _UNJUDGED = (Cause.RANDOMNESS_UNREACHED, Cause.NOTHING_SEEN, Cause.FRESH_ENTROPY)
