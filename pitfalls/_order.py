@@ -92,17 +92,9 @@ def _words_for(reader: Reader) -> tuple[str | None, str | None, dict[str, Any]]:
     loader's library, the evidence (a tf.data graph, generators made anew from one seed
     each epoch, a JAX key) and the kind of source."""
     same_seed, keys, style = reader.iterables, list(reader.held().keys), source_style(reader.given)
-    graph, library = reader.graph, reader.library
+    library = reader.library
     if library == "tf.data":
-        if graph is None:
-            return "tfdata", None, {}
-        if graph.cache_after_shuffle:
-            return "tfdata_cache", "tfdata", {}
-        if graph.frozen:
-            return "tfdata_frozen", "tfdata", {}
-        if not graph.shuffles and graph.order_ops:
-            return "tfdata_seeded", "tfdata", {"ops": ", ".join(graph.order_ops)}
-        return ("tfdata" if graph.shuffles else "tfdata_unshuffled"), "tfdata", {}
+        return frameworks.tfdata.same_order(reader.graph)
     if library == "keras image iterator" and not same_seed:
         return "image_iterator", None, {}
     if library == "hf":
