@@ -40,7 +40,7 @@ import numpy as np
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
-from pitfalls._frameworks import tfdata
+from pitfalls._frameworks import rngs, tfdata
 from pitfalls._frameworks.rngs import get_state, same_state
 from pitfalls._randomness import Randomness, fresh_entropy, held_by
 from pitfalls._report import MAX_SHOWN, Blame, Cause, Finding, Report, Unjudged
@@ -342,7 +342,7 @@ class Reader:
                 _endless(b, samples, epoch.nbytes, length, self.data[1])
             kept = None
             if (b > 0 or self.indexable) and per_read:
-                kept = self.rnd.states() if self.reads == "kept" else None
+                kept = rngs.states(self.rnd.rngs) if self.reads == "kept" else None
                 self.rnd.control(b)
             elif (b > 0 or self.indexable) and self.reads != "seeded":
                 self.rnd.mark()  # the first batch of an iterator: watched since iter()
@@ -356,7 +356,7 @@ class Reader:
                 break
             self.rnd.drew(at_start=opened and b == 0)
             if kept is not None:
-                self.rnd.put_back(kept)
+                rngs.put_back(self.rnd.rngs, kept)
             if b == 0 and not self.indexable:
                 self._made_anew()  # a generator's locals exist once it runs
             samples += epoch.add(split_batch(batch, self.read, self.unpack), self.read)

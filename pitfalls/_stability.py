@@ -10,7 +10,7 @@ import numpy as np
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._boundary import asserting, checker
-from pitfalls._randomness import FRESH_ENTROPY, Randomness, fresh_entropy, held_by
+from pitfalls._randomness import Randomness, fresh_entropy, held_by
 from pitfalls._reader import change_note
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
 from pitfalls._sources import batch_count, call_within, resolve
@@ -129,7 +129,7 @@ def check_index_stable(
         count=count,
         first=unstable[0] if unstable else 0,
         last=count - 1,
-        fresh_entropy=FRESH_ENTROPY,
+        fresh_entropy=say("common", "fresh_entropy").text,
     )
     inconclusive = words.text if cause in _UNJUDGED else ""
     if inconclusive:

@@ -109,7 +109,7 @@ def _probe(fn: Callable[[], Any], roots: list[tuple[str, Any]]) -> Probe:
         worker.first = worker.first if worker.digests else first
         worker.digests.append(digest)
         worker.drew.update([*rnd.drew(), *(name for name in rnd.rngs if name not in known)])
-        worker.before = rnd.states(first=True)
+        worker.before = dict(rnd.first)
         return worker
 
     return call
