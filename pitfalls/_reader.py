@@ -447,11 +447,7 @@ def reading(
     unpack = validate.optional_function("unpack", unpack)
     reseed = validate.optional_function("reseed", reseed)
     resolved = resolve(source)
-    # where the source's own RNGs may be: the object, and the factory that made it
-    roots = [("self" if resolved.kind in ("indexable", "iterable") else "source", resolved.obj)]
-    if resolved.made_by is not None:
-        roots.append(("factory", resolved.made_by))
-    with Randomness(roots, reseed) as rnd:
+    with Randomness(resolved.roots, reseed) as rnd:
         yield Reader(resolved, steps_per_epoch, timeout, unpack, rnd, **options)
 
 

@@ -99,6 +99,15 @@ class Source:
         return None
 
     @property
+    def roots(self) -> list[tuple[str, Any]]:
+        """What the source is made of, each by the name reports give it: the object
+        (``self`` where the user's code reads it so, ``source`` for an iterator or a
+        generator) and the factory that made it, if any: where its RNGs and data may be."""
+        name = "self" if self.kind in ("indexable", "iterable") else "source"
+        factory = [("factory", self.made_by)] if self.made_by is not None else []
+        return [(name, self.obj), *factory]
+
+    @property
     def rereadable(self) -> bool:
         """Can a second, fresh read be had: a factory to call again, or an object to re-read."""
         return self.made_by is not None or self.kind in ("indexable", "iterable")
@@ -117,8 +126,8 @@ class Source:
         """
         call = None if self.made_by is None else _call_text(self.made_by)
         name = _object_name(self.obj)
-        unwrapped = str(getattr(_unwrapped(self.made_by)[0], "__qualname__", ""))
-        if self.kind == "generator" and call is not None and unwrapped == name:
+        maker = str(getattr(unwrapped(self.made_by)[0], "__qualname__", ""))
+        if self.kind == "generator" and call is not None and maker == name:
             return f"generator made by {call}"
         what = f"{self.kind} {name}"
         return what if call is None else f"{what} made by {call}"
@@ -310,7 +319,7 @@ def open_source(source: Any, name: str = "source") -> Iterator[Any]:
     return resolve(source, name).batches()
 
 
-def _unwrapped(fn: Any) -> tuple[Any, bool]:
+def unwrapped(fn: Any) -> tuple[Any, bool]:
     """The callable under any ``functools.partial``, and whether a partial binds arguments."""
     bound = False
     while isinstance(fn, functools.partial):
@@ -322,7 +331,7 @@ def _unwrapped(fn: Any) -> tuple[Any, bool]:
 def _callable_name(fn: Callable[..., Any]) -> str:
     """``batches``, ``Loader``, ``C.make``; a partial by its function; a callable object
     (which has no name of its own) by its class's ``__call__``."""
-    inner, _ = _unwrapped(fn)  # partial(batches, data, 32) names batches
+    inner, _ = unwrapped(fn)  # partial(batches, data, 32) names batches
     name = getattr(inner, "__qualname__", None)
     return name if isinstance(name, str) else f"{type(inner).__qualname__}.__call__"
 
@@ -330,7 +339,7 @@ def _callable_name(fn: Callable[..., Any]) -> str:
 def _call_text(fn: Callable[..., Any]) -> str:
     """The call pitfalls made: ``batches()``, or ``batches(...)`` for a partial that binds
     arguments (``partial(batches, data, 32)``)."""
-    return f"{_callable_name(fn)}({'...' if _unwrapped(fn)[1] else ''})"
+    return f"{_callable_name(fn)}({'...' if unwrapped(fn)[1] else ''})"
 
 
 def _object_name(obj: Any) -> str:

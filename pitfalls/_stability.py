@@ -89,8 +89,7 @@ def check_index_stable(
     count = draws if length is None else min(draws, length)
     if count < 1:
         raise ValueError("source has no batches to read (its length is 0)")
-    roots = [("self", obj)] + ([("factory", resolved.made_by)] if resolved.made_by else [])
-    with Randomness(roots, reseed) as rnd:
+    with Randomness(resolved.roots, reseed) as rnd:
         state = source_state(obj)  # what the reads change of it, if anything
         first = {}
         for _ in range(2):  # again when generators were found drawing only as it read

@@ -49,7 +49,7 @@ from pitfalls._frameworks import rngs
 from pitfalls._frameworks.rngs import same_state
 from pitfalls._randomness import Randomness, code_names
 from pitfalls._report import Cause, Finding, Location, Report, safe_repr
-from pitfalls._sources import add_note
+from pitfalls._sources import add_note, unwrapped
 from pitfalls._tree import as_array, flatten
 from pitfalls._words import say
 
@@ -243,9 +243,7 @@ def _referents(fn: Any) -> list[tuple[str, Any]]:
 
 def _asks_worker_info(worker_init: Any) -> bool:
     """Does ``worker_init``'s code call ``get_worker_info()``, which DataLoader workers answer?"""
-    while isinstance(worker_init, functools.partial):
-        worker_init = worker_init.func
-    code = getattr(worker_init, "__code__", None)
+    code = getattr(unwrapped(worker_init)[0], "__code__", None)
     if not isinstance(code, types.CodeType):
         return False
     return "get_worker_info" in code_names(code) | set(code.co_freevars)
