@@ -20,33 +20,17 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._boundary import asserting, checker
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Location, Report
-from pitfalls._sources import add_note
+from pitfalls._sources import noted
 from pitfalls._tree import LeafError, as_array
 from pitfalls._words import say
 
 DEFAULT_PERTURBED = 8
 
 
-def _as_given(array: np.ndarray, original: Any) -> Any:
-    """``array`` as the kind of tensor the user passed: fn sees what its training loop
-    gives it (a torch module needs torch tensors, on their device, in their dtype)."""
-    library = frameworks.array_library(original)
-    if library == "torch":
-        return frameworks.torch.tensor_like(array, original)
-    if library == "tensorflow":
-        return frameworks.tensorflow.tensor_like(array, original)
-    if library == "jax":
-        return frameworks.jax.array_like(array, original)
-    return array
-
-
 def _call(fn: Any, args: list[Any], training: bool | None, when: str) -> np.ndarray:
     kwargs = {} if training is None else {"training": training}
-    try:
+    with noted(f"pitfalls: raised by fn on {when}"):
         out = fn(*args, **kwargs)
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by fn on {when}")
-        raise
     if isinstance(out, (list, tuple, dict)):
         raise ValueError("fn returned several outputs; check one output at a time")
     try:
@@ -151,7 +135,8 @@ def check_batch_independent(
     for k, (name, values) in enumerate(zip(names, arrays)):
         for j in range(perturbed):
             changed = list(args)  # only argument k, sample j perturbed
-            changed[k] = _as_given(_perturbed(values, j, rng), args[k])
+            # as the kind of tensor the user passed: fn sees what its training loop gives it
+            changed[k] = frameworks.tensor_like(_perturbed(values, j, rng), args[k])
             moved = _call(fn, changed, training, f"the batch with {name}[{j}] perturbed")
             same = np.isclose(moved, base, rtol=rtol, atol=atol, equal_nan=True)
             same = same.reshape(n, -1).all(axis=1)

@@ -11,9 +11,10 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
-from pitfalls._randomness import FRESH_ENTROPY
+from pitfalls._frameworks import rngs
 from pitfalls._reader import Epoch, Reader, Verdict, change_note, finding, reading, shown
 from pitfalls._report import Cause, Report
+from pitfalls._words import say
 from pitfalls._written import changed_rows, stored_arrays
 
 
@@ -66,7 +67,7 @@ def check_order_shuffled(
             # started (on_epoch_end, iter(), the first batch) can make a new order
             reader.reads = "kept"
             first = reader.epoch(None)
-            start = rnd.states()
+            start = rngs.states(rnd.rngs)
             second = reader.epoch(None)
             verdict = _rule(reader, first, second)
             if verdict is None and (reader.stream or reader.source.rereadable):
@@ -75,7 +76,7 @@ def check_order_shuffled(
                 # again: the reads are reproducible, so what made epoch 2 differ from
                 # epoch 1 came as it started (its new order), unless stored data changed.
                 if not reader.indexable:
-                    rnd.put_back(start)
+                    rngs.put_back(rnd.rngs, start)
                 again = reader.epoch(None, transition=False)
                 if again.batches == second.batches and not changed_rows(stored):
                     verdict = Verdict(kind="start")
@@ -92,26 +93,18 @@ def _words_for(reader: Reader) -> tuple[str | None, str | None, dict[str, Any]]:
     loader's library, the evidence (a tf.data graph, generators made anew from one seed
     each epoch, a JAX key) and the kind of source."""
     same_seed, keys, style = reader.iterables, list(reader.held().keys), source_style(reader.given)
-    graph, library = reader.graph, reader.library
+    library = reader.library
     if library == "tf.data":
-        if graph is None:
-            return "tfdata", None, {}
-        if graph.cache_after_shuffle:
-            return "tfdata_cache", "tfdata", {}
-        if graph.frozen:
-            return "tfdata_frozen", "tfdata", {}
-        if not graph.shuffles and graph.order_ops:
-            return "tfdata_seeded", "tfdata", {"ops": ", ".join(graph.order_ops)}
-        return ("tfdata" if graph.shuffles else "tfdata_unshuffled"), "tfdata", {}
+        return frameworks.tfdata.same_order(reader.graph)
     if library == "keras image iterator" and not same_seed:
         return "image_iterator", None, {}
     if library == "hf":
         return "hf", None, {}
     if library == "torch" and not same_seed:
         loader = reader.source.obj
-        start = reader.rnd.states()
+        start = rngs.states(reader.rnd.rngs)
         orders = frameworks.torch.sampler_orders(loader)
-        reader.rnd.put_back(start)
+        rngs.put_back(reader.rnd.rngs, start)
         if orders is not None and orders[0] != orders[1]:
             # the sampler draws a new order each epoch, yet the samples came the same:
             # __getitem__ does not serve the index it is given
@@ -175,7 +168,9 @@ def _unjudged(reader: Reader, changes: Any) -> Verdict:
     if keys:
         return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
     if reader.fresh_entropy():
-        return Verdict(Cause.FRESH_ENTROPY, fields={"fresh_entropy": FRESH_ENTROPY})
+        return Verdict(
+            Cause.FRESH_ENTROPY, fields={"fresh_entropy": say("common", "fresh_entropy").text}
+        )
     return Verdict(Cause.NOTHING_SEEN)
 
 

@@ -401,8 +401,9 @@ class Randomness:
         self.hook = hook
         self.restore = restore
         self.rngs: dict[str, tuple[Any, str]] = {}
-        self._first: dict[str, Any] = {}
-        """Each RNG's state as first found, by name: what it is put back to on exit."""
+        self.first: dict[str, Any] = {}
+        """Each RNG's state as first found, by name (when looked for, or for one seen
+        drawing, before its first draw): what it is put back to on exit."""
         self._after_seed: dict[str, Any] = {}
         self.seen: Counter[str] = Counter()
         """How many reads drew from each RNG, by name."""
@@ -431,7 +432,7 @@ class Randomness:
     def __exit__(self, *exc: Any) -> None:
         self._watch.stop()
         if self.restore:
-            rngs.put_back(self.rngs, self._first)
+            rngs.put_back(self.rngs, self.first)
             if self._keras_state is not None:
                 frameworks.tensorflow.put_back(self._keras_state)
 
@@ -448,7 +449,7 @@ class Randomness:
             state = get_state(obj, kind) if state is None else state
         except Exception:  # a state that cannot be read: neither reseeded nor watched
             return
-        self._first[name] = state
+        self.first[name] = state
         self.rngs[name] = (obj, kind)
         bits = obj
         if kind == "numpy Generator":
@@ -486,16 +487,6 @@ class Randomness:
             self.hook(seed)
         # the hook, or another RNG over the same bits, may have moved one: read them all
         self.mark({} if self.hook is not None or self._shared else seeded)
-
-    def states(self, *, first: bool = False) -> dict[str, Any]:
-        """Every RNG's state by name now, for :meth:`put_back`; or (``first``) as first
-        found: when looked for, or for one seen drawing, before its first draw."""
-        return dict(self._first) if first else rngs.states(self.rngs)
-
-    def put_back(self, states: dict[str, Any]) -> None:
-        """The states :meth:`states` took, set again: a read reseeded for comparison leaves
-        the generators where training would find them (its draws undone, not replaced)."""
-        rngs.put_back(self.rngs, states)
 
     def mark(self, known: dict[str, Any] | None = None) -> None:
         """Remember every RNG's state now, for :meth:`drew` (without reseeding: to watch;
@@ -594,21 +585,14 @@ def global_rngs_kept() -> Iterator[None]:
         frameworks.tensorflow.put_back(seeds)
 
 
-FRESH_ENTROPY = (
-    "drew fresh entropy from the operating system (os.urandom): a generator made inside"
-    " the read without a seed (np.random.default_rng(), random.Random()), which no"
-    " reseeding reaches"
-)
-"""How a report says what :func:`fresh_entropy` saw."""
-
-
 def fresh_entropy(read: Callable[[], Any]) -> bool:
     """Run ``read`` watched: did it draw fresh entropy from the system?
 
     A generator made without a seed (``np.random.default_rng()``, ``RandomState()``,
     ``random.Random()``) is a new object no reseeding reaches and no state of a watched
     generator moves for: it is seen as it draws from the operating system, through
-    ``os.urandom`` or ``random.Random.seed(None)``.
+    ``os.urandom`` or ``random.Random.seed(None)``. A report says so in the words of
+    ``words.toml``'s ``[common.fresh_entropy]``.
     """
     watch = _Watch()
     watch.start()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pitfalls import _validate as validate
-from pitfalls._sources import add_note, open_source
+from pitfalls._sources import noted, open_source
 
 
 def read_ahead(source: Any, depth: int) -> Iterator[Any]:
@@ -39,12 +39,10 @@ def _read_ahead(batches: Iterator[Any], depth: int) -> Iterator[Any]:
     queue: deque[Any] = deque()
     for drawn in itertools.count():
         try:
-            queue.append(next(batches))
+            with noted(f"pitfalls: raised by the source while read_ahead drew batch {drawn}"):
+                queue.append(next(batches))
         except StopIteration:
             break
-        except Exception as exc:
-            add_note(exc, f"pitfalls: raised by the source while read_ahead drew batch {drawn}")
-            raise
         if len(queue) > depth:
             yield queue.popleft()
     yield from queue

@@ -40,11 +40,11 @@ import numpy as np
 from pitfalls import _fingerprint as fingerprint
 from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
-from pitfalls._frameworks import tfdata
+from pitfalls._frameworks import rngs, tfdata
 from pitfalls._frameworks.rngs import get_state, same_state
 from pitfalls._randomness import Randomness, fresh_entropy, held_by
 from pitfalls._report import MAX_SHOWN, Blame, Cause, Finding, Report, Unjudged
-from pitfalls._sources import Source, add_note, article, call_within, resolve, restarts_itself
+from pitfalls._sources import Source, article, call_within, resolve, restarts_itself
 from pitfalls._tree import Parts, as_array, flatten_at, split_batch
 from pitfalls._words import say
 from pitfalls._written import Change, source_state, state_changed
@@ -317,16 +317,13 @@ class Reader:
         source: the check holds what it read too.
         """
         get = (lambda: self.source.obj[b]) if self.indexable else (lambda: next(self.it))
-        try:
-            return call_within(get, self.timeout, f"yield batch {self.read}")
-        except (StopIteration, TimeoutError):
-            raise
-        except MemoryError as exc:
-            add_note(exc, f"pitfalls: memory ran out while reading batch {self.read} of the source")
-            raise
-        except Exception as exc:
-            add_note(exc, f"pitfalls: raised by the source while reading batch {self.read}")
-            raise
+        return call_within(
+            get,
+            self.timeout,
+            f"yield batch {self.read}",
+            f"pitfalls: raised by the source while reading batch {self.read}",
+            f"pitfalls: memory ran out while reading batch {self.read} of the source",
+        )
 
     def _read(self) -> Epoch:
         """One epoch: each read reseeded (or marked) before it as :attr:`reads` says, an
@@ -345,7 +342,7 @@ class Reader:
                 _endless(b, samples, epoch.nbytes, length, self.data[1])
             kept = None
             if (b > 0 or self.indexable) and per_read:
-                kept = self.rnd.states() if self.reads == "kept" else None
+                kept = rngs.states(self.rnd.rngs) if self.reads == "kept" else None
                 self.rnd.control(b)
             elif (b > 0 or self.indexable) and self.reads != "seeded":
                 self.rnd.mark()  # the first batch of an iterator: watched since iter()
@@ -359,7 +356,7 @@ class Reader:
                 break
             self.rnd.drew(at_start=opened and b == 0)
             if kept is not None:
-                self.rnd.put_back(kept)
+                rngs.put_back(self.rnd.rngs, kept)
             if b == 0 and not self.indexable:
                 self._made_anew()  # a generator's locals exist once it runs
             samples += epoch.add(split_batch(batch, self.read, self.unpack), self.read)
@@ -450,11 +447,7 @@ def reading(
     unpack = validate.optional_function("unpack", unpack)
     reseed = validate.optional_function("reseed", reseed)
     resolved = resolve(source)
-    # where the source's own RNGs may be: the object, and the factory that made it
-    roots = [("self" if resolved.kind in ("indexable", "iterable") else "source", resolved.obj)]
-    if resolved.made_by is not None:
-        roots.append(("factory", resolved.made_by))
-    with Randomness(roots, reseed) as rnd:
+    with Randomness(resolved.roots, reseed) as rnd:
         yield Reader(resolved, steps_per_epoch, timeout, unpack, rnd, **options)
 
 

@@ -10,7 +10,6 @@ from pitfalls import _frameworks as frameworks
 from pitfalls import _validate as validate
 from pitfalls._aliasing import source_style
 from pitfalls._boundary import asserting, checker
-from pitfalls._randomness import FRESH_ENTROPY
 from pitfalls._reader import (
     EPOCH_SEED,
     Epoch,
@@ -24,6 +23,7 @@ from pitfalls._reader import (
     shown,
 )
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
+from pitfalls._words import say
 from pitfalls._written import Stored, changed_rows, stored_arrays
 
 _WITNESSED = (Cause.STORED_DATA_WRITTEN, Cause.PAIRS_CHANGED)
@@ -167,7 +167,7 @@ def _judge(
         return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
     # nothing pitfalls can see explains the difference: one batch read again, watched
     if reader.fresh_entropy():
-        entropy = {"fresh_entropy": FRESH_ENTROPY}
+        entropy = {"fresh_entropy": say("common", "fresh_entropy").text}
         return Verdict(Cause.FRESH_ENTROPY, findings=found, fields=entropy)
     return Verdict(Cause.NOTHING_SEEN, findings=found, fields={"arrays": shown(stored)})
 

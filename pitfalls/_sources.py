@@ -99,6 +99,15 @@ class Source:
         return None
 
     @property
+    def roots(self) -> list[tuple[str, Any]]:
+        """What the source is made of, each by the name reports give it: the object
+        (``self`` where the user's code reads it so, ``source`` for an iterator or a
+        generator) and the factory that made it, if any: where its RNGs and data may be."""
+        name = "self" if self.kind in ("indexable", "iterable") else "source"
+        factory = [("factory", self.made_by)] if self.made_by is not None else []
+        return [(name, self.obj), *factory]
+
+    @property
     def rereadable(self) -> bool:
         """Can a second, fresh read be had: a factory to call again, or an object to re-read."""
         return self.made_by is not None or self.kind in ("indexable", "iterable")
@@ -117,8 +126,8 @@ class Source:
         """
         call = None if self.made_by is None else _call_text(self.made_by)
         name = _object_name(self.obj)
-        unwrapped = str(getattr(_unwrapped(self.made_by)[0], "__qualname__", ""))
-        if self.kind == "generator" and call is not None and unwrapped == name:
+        maker = str(getattr(unwrapped(self.made_by)[0], "__qualname__", ""))
+        if self.kind == "generator" and call is not None and maker == name:
             return f"generator made by {call}"
         what = f"{self.kind} {name}"
         return what if call is None else f"{what} made by {call}"
@@ -310,7 +319,7 @@ def open_source(source: Any, name: str = "source") -> Iterator[Any]:
     return resolve(source, name).batches()
 
 
-def _unwrapped(fn: Any) -> tuple[Any, bool]:
+def unwrapped(fn: Any) -> tuple[Any, bool]:
     """The callable under any ``functools.partial``, and whether a partial binds arguments."""
     bound = False
     while isinstance(fn, functools.partial):
@@ -322,7 +331,7 @@ def _unwrapped(fn: Any) -> tuple[Any, bool]:
 def _callable_name(fn: Callable[..., Any]) -> str:
     """``batches``, ``Loader``, ``C.make``; a partial by its function; a callable object
     (which has no name of its own) by its class's ``__call__``."""
-    inner, _ = _unwrapped(fn)  # partial(batches, data, 32) names batches
+    inner, _ = unwrapped(fn)  # partial(batches, data, 32) names batches
     name = getattr(inner, "__qualname__", None)
     return name if isinstance(name, str) else f"{type(inner).__qualname__}.__call__"
 
@@ -330,7 +339,7 @@ def _callable_name(fn: Callable[..., Any]) -> str:
 def _call_text(fn: Callable[..., Any]) -> str:
     """The call pitfalls made: ``batches()``, or ``batches(...)`` for a partial that binds
     arguments (``partial(batches, data, 32)``)."""
-    return f"{_callable_name(fn)}({'...' if _unwrapped(fn)[1] else ''})"
+    return f"{_callable_name(fn)}({'...' if unwrapped(fn)[1] else ''})"
 
 
 def _object_name(obj: Any) -> str:
@@ -340,12 +349,18 @@ def _object_name(obj: Any) -> str:
     return type(obj).__qualname__
 
 
-def call_within(fn: Callable[[], Any], timeout: float | None, what: str) -> Any:
+def call_within(
+    fn: Callable[[], Any], timeout: float | None, what: str, note: str = "", memory: str = ""
+) -> Any:
     """``fn()``; with ``timeout``, in a helper thread, raising TimeoutError after that long.
 
-    ``what`` completes "source did not ... within N s", e.g. "yield batch 3".
+    ``what`` completes "source did not ... within N s", e.g. "yield batch 3". An
+    exception ``fn`` raises goes on with ``note`` added, and ``memory`` instead on a
+    MemoryError, where given (see :func:`noted`); the TimeoutError gets none.
     A call that times out is abandoned: its daemon thread is left waiting.
     """
+    if note:
+        fn = functools.partial(_noted_call, fn, note, memory)
     if timeout is None:
         return fn()
     outcome: dict[str, Any] = {}
@@ -370,6 +385,11 @@ def call_within(fn: Callable[[], Any], timeout: float | None, what: str) -> Any:
     return outcome["value"]
 
 
+def _noted_call(fn: Callable[[], Any], note: str, memory: str) -> Any:
+    with noted(note, memory):
+        return fn()
+
+
 def drawn(
     batches: Iterator[Any], source: Source, draws: int, timeout: float | None
 ) -> Iterator[Any]:
@@ -388,16 +408,17 @@ def drawn(
             and inspect.getgeneratorstate(batches) == inspect.GEN_CLOSED
         )
         try:
-            batch = call_within(lambda: next(batches), timeout, f"yield batch {index}")
+            batch = call_within(
+                lambda: next(batches),
+                timeout,
+                f"yield batch {index}",
+                f"pitfalls: raised by the source while drawing batch {index}",
+                f"pitfalls: memory ran out while drawing batch {index} of the source",
+            )
         except StopIteration:
             if index >= 2:
                 return
             raise ValueError(_stopped(index, draws, source, consumed)) from None
-        except TimeoutError:
-            raise
-        except Exception as exc:
-            add_note(exc, f"pitfalls: raised by the source while drawing batch {index}")
-            raise
         yield batch
 
 
@@ -455,10 +476,20 @@ def _stopped(index: int, draws: int, source: Source, consumed: bool) -> str:
 
 
 @contextlib.contextmanager
-def noted(note: str) -> Iterator[None]:
-    """Add ``note`` (:func:`add_note`) to an exception raised inside, which goes on."""
+def noted(note: str, memory: str = "") -> Iterator[None]:
+    """Add ``note`` (:func:`add_note`) to an exception raised inside, which goes on.
+
+    ``memory``, where given, is added to a MemoryError instead: the check holds what it
+    read too, so running out is not blamed on the code that was running. StopIteration,
+    an end rather than an error, goes on as it is.
+    """
     try:
         yield
+    except StopIteration:
+        raise
+    except MemoryError as exc:
+        add_note(exc, memory or note)
+        raise
     except Exception as exc:
         add_note(exc, note)
         raise

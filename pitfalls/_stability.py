@@ -10,23 +10,20 @@ import numpy as np
 from pitfalls import _validate as validate
 from pitfalls._aliasing import DEFAULT_DRAWS
 from pitfalls._boundary import asserting, checker
-from pitfalls._randomness import FRESH_ENTROPY, Randomness, fresh_entropy, held_by
+from pitfalls._randomness import Randomness, fresh_entropy, held_by
 from pitfalls._reader import change_note
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
-from pitfalls._sources import add_note, batch_count, call_within, resolve
+from pitfalls._sources import batch_count, call_within, resolve
 from pitfalls._tree import Snapshot, diff_snapshot, flatten, snapshot
 from pitfalls._words import say
 from pitfalls._written import changed_rows, source_state, state_changed, stored_arrays
 
 
 def _read(source: Any, index: int, when: str, timeout: float | None) -> Any:
-    try:
-        return call_within(lambda: source[index], timeout, f"return source[{index}] ({when})")
-    except TimeoutError:
-        raise
-    except Exception as exc:
-        add_note(exc, f"pitfalls: raised by source[{index}] ({when})")
-        raise
+    what = f"source[{index}] ({when})"
+    return call_within(
+        lambda: source[index], timeout, f"return {what}", f"pitfalls: raised by {what}"
+    )
 
 
 _UNJUDGED = (Cause.RANDOMNESS_UNREACHED, Cause.NOTHING_SEEN, Cause.FRESH_ENTROPY)
@@ -92,8 +89,7 @@ def check_index_stable(
     count = draws if length is None else min(draws, length)
     if count < 1:
         raise ValueError("source has no batches to read (its length is 0)")
-    roots = [("self", obj)] + ([("factory", resolved.made_by)] if resolved.made_by else [])
-    with Randomness(roots, reseed) as rnd:
+    with Randomness(resolved.roots, reseed) as rnd:
         state = source_state(obj)  # what the reads change of it, if anything
         first = {}
         for _ in range(2):  # again when generators were found drawing only as it read
@@ -132,7 +128,7 @@ def check_index_stable(
         count=count,
         first=unstable[0] if unstable else 0,
         last=count - 1,
-        fresh_entropy=FRESH_ENTROPY,
+        fresh_entropy=say("common", "fresh_entropy").text,
     )
     inconclusive = words.text if cause in _UNJUDGED else ""
     if inconclusive:

@@ -49,7 +49,7 @@ from pitfalls._frameworks import rngs
 from pitfalls._frameworks.rngs import same_state
 from pitfalls._randomness import Randomness, code_names
 from pitfalls._report import Cause, Finding, Location, Report, safe_repr
-from pitfalls._sources import add_note
+from pitfalls._sources import add_note, unwrapped
 from pitfalls._tree import as_array, flatten
 from pitfalls._words import say
 
@@ -109,7 +109,7 @@ def _probe(fn: Callable[[], Any], roots: list[tuple[str, Any]]) -> Probe:
         worker.first = worker.first if worker.digests else first
         worker.digests.append(digest)
         worker.drew.update([*rnd.drew(), *(name for name in rnd.rngs if name not in known)])
-        worker.before = rnd.states(first=True)
+        worker.before = dict(rnd.first)
         return worker
 
     return call
@@ -243,9 +243,7 @@ def _referents(fn: Any) -> list[tuple[str, Any]]:
 
 def _asks_worker_info(worker_init: Any) -> bool:
     """Does ``worker_init``'s code call ``get_worker_info()``, which DataLoader workers answer?"""
-    while isinstance(worker_init, functools.partial):
-        worker_init = worker_init.func
-    code = getattr(worker_init, "__code__", None)
+    code = getattr(unwrapped(worker_init)[0], "__code__", None)
     if not isinstance(code, types.CodeType):
         return False
     return "get_worker_info" in code_names(code) | set(code.co_freevars)

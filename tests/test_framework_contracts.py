@@ -93,6 +93,8 @@ def test_torch(torch):
     assert frameworks.torch.as_array(t, bits=True).dtype == np.int16  # bit for bit
     assert frameworks.torch.as_array(t).tolist() == [0.0, 1.0, 2.0, 3.0]
     assert frameworks.array_library(t) == "torch"
+    like = frameworks.tensor_like(np.ones(4), t)
+    assert isinstance(like, torch.Tensor) and like.dtype == t.dtype and like.device == t.device
     assert frameworks.torch.is_sequential(DataLoader(data).sampler)
     assert not frameworks.torch.is_sequential(DataLoader(data, shuffle=True).sampler)
     state = torch.get_rng_state()
@@ -107,6 +109,8 @@ def test_tensorflow_and_keras(keras, tf):
     assert frameworks.rng_kind(keras.random.SeedGenerator(1)) == "keras SeedGenerator"
     assert frameworks.rng_kind(tf.random.Generator.from_seed(1)) == "tf.random.Generator"
     assert frameworks.array_library(tf.constant([1.0])) == "tensorflow"
+    like = frameworks.tensor_like(np.ones(2), tf.constant([1, 2], tf.int32))
+    assert tf.is_tensor(like) and like.dtype == tf.int32
     saved = frameworks.tensorflow.seeds()
     try:
         frameworks.tensorflow.seed(7)
@@ -159,6 +163,9 @@ def test_jax(jax):
     legacy = jax.random.PRNGKey(0)  # a plain uint32 array: data, not told by a name
     assert not frameworks.jax.is_key(legacy) and frameworks.is_tensor(legacy)
     assert frameworks.array_library(jax.numpy.zeros(2)) == "jax"
+    like = frameworks.tensor_like(np.ones(2), jax.numpy.zeros(2, jax.numpy.int32))
+    assert isinstance(like, jax.Array) and like.dtype == jax.numpy.int32
+    assert isinstance(frameworks.tensor_like(np.ones(2), np.zeros(2)), np.ndarray)
 
 
 def test_hugging_face(hf_datasets):

@@ -265,7 +265,7 @@ def _stored_arrays(src: Source) -> NamedArrays:
         roots = list(inspect.getgeneratorlocals(src.obj).items())
     else:
         roots = [("self", src.obj)]
-    return _stored(roots + ([("factory", src.made_by)] if src.made_by is not None else []))
+    return _stored(roots + src.roots[1:])  # and the factory's
 
 
 def _datasets(stored: NamedArrays, epoch1: list[_Held]) -> NamedArrays:

@@ -60,6 +60,19 @@ def array_library(leaf: Any) -> str:
     return "numpy"
 
 
+def tensor_like(array: np.ndarray, original: Any) -> Any:
+    """``array`` as the kind of tensor ``original`` is (a torch tensor on its device, a
+    TensorFlow tensor, a JAX array, in its dtype); numpy as it is."""
+    library = array_library(original)
+    if library == "torch":
+        return torch.tensor_like(array, original)
+    if library == "tensorflow":
+        return tensorflow.tensor_like(array, original)
+    if library == "jax":
+        return jax.tensor_like(array, original)
+    return array
+
+
 def is_tensor(obj: Any) -> bool:
     """A torch tensor or a JAX array (not a key): data a source may hold, with a sample axis."""
     return torch.is_tensor(obj) or (jax.is_array(obj) and not jax.is_key(obj))

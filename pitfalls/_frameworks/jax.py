@@ -28,5 +28,6 @@ def is_key(obj: Any) -> bool:
         return False
 
 
-def array_like(array: np.ndarray, original: Any) -> Any:
+def tensor_like(array: np.ndarray, original: Any) -> Any:
+    """``array`` as a JAX array of ``original``'s dtype."""
     return sys.modules["jax.numpy"].asarray(array, dtype=original.dtype)

@@ -69,6 +69,21 @@ class Graph:
     ``to_tf_dataset(shuffle=True)``) or datasets (``sample_from_datasets``)."""
 
 
+def same_order(graph: Graph | None) -> tuple[str, str | None, dict[str, str]]:
+    """Why a pipeline with this graph gave two epochs in one order, as the order check's
+    words name it (``order_shuffled``'s kinds in ``words.toml``): (kind, the hint's kind,
+    fields). A graph that cannot be read has the generic words."""
+    if graph is None:
+        return "tfdata", None, {}
+    if graph.cache_after_shuffle:
+        return "tfdata_cache", "tfdata", {}
+    if graph.frozen:
+        return "tfdata_frozen", "tfdata", {}
+    if not graph.shuffles and graph.order_ops:
+        return "tfdata_seeded", "tfdata", {"ops": ", ".join(graph.order_ops)}
+    return ("tfdata" if graph.shuffles else "tfdata_unshuffled"), "tfdata", {}
+
+
 def _is_true(nodes: dict[str, Any], name: str) -> bool:
     """Is the input named ``name`` fed by a Const node holding True?"""
     node = nodes.get(name.lstrip("^").split(":")[0])
