@@ -399,7 +399,14 @@ class Reader:
     def fresh_entropy(self) -> bool:
         """Does reading batch 0 of an indexable source again draw fresh entropy (a generator
         made in the read without a seed)? Asked where nothing else explains a difference."""
-        return self.indexable and fresh_entropy(lambda: self.source.obj[0])
+        if not self.indexable:
+            return False
+        note = "pitfalls: raised by the source while reading batch 0 again, watched"
+
+        def read() -> Any:
+            return call_within(lambda: self.source.obj[0], self.timeout, "yield batch 0", note)
+
+        return fresh_entropy(read)
 
     @property
     def drawn(self) -> str:

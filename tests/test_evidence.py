@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 import sys
+import threading
 import types
 
 import numpy as np
@@ -262,6 +263,25 @@ def test_every_epoch_check_names_the_fresh_entropy_that_hid_its_comparison(check
     assert report.status == "inconclusive", str(report)
     assert report.cause is Cause.FRESH_ENTROPY
     assert "os.urandom" in report.inconclusive
+
+
+@pytest.mark.parametrize("check", [check_epoch_repeatable, check_order_shuffled])
+def test_the_read_that_looks_for_fresh_entropy_keeps_the_timeout(check):
+    # The extra read, made when nothing else explains a difference, is one more read of
+    # the user's source: bounded by timeout= like every other.
+    x, y = _data(48)
+
+    class SlowAtTheEnd(ShuffledFreshNoise):
+        calls = 0
+
+        def __getitem__(self, i):
+            type(self).calls += 1
+            if type(self).calls > 12:  # every read the check needs, then a stuck one
+                threading.Event().wait(5)
+            return super().__getitem__(i)
+
+    with pytest.raises(TimeoutError, match="batch 0"):
+        check(lambda: SlowAtTheEnd(x, y), timeout=0.5)
 
 
 @pytest.mark.parametrize("seeded", [False, True])
