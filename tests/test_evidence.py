@@ -267,21 +267,31 @@ def test_every_epoch_check_names_the_fresh_entropy_that_hid_its_comparison(check
 
 @pytest.mark.parametrize("check", [check_epoch_repeatable, check_order_shuffled])
 def test_the_read_that_looks_for_fresh_entropy_keeps_the_timeout(check):
-    # The extra read, made when nothing else explains a difference, is one more read of
-    # the user's source: bounded by timeout= like every other.
+    # The extra read, made when nothing else explains a difference (the check's last
+    # read), is one more read of the user's source: bounded by timeout= like every other.
     x, y = _data(48)
+    release = threading.Event()
 
-    class SlowAtTheEnd(ShuffledFreshNoise):
-        calls = 0
+    class Counted(ShuffledFreshNoise):
+        reads = 0
+        stuck_at = None
 
         def __getitem__(self, i):
-            type(self).calls += 1
-            if type(self).calls > 12:  # every read the check needs, then a stuck one
-                threading.Event().wait(5)
+            type(self).reads += 1
+            if type(self).reads == self.stuck_at:
+                release.wait(30)  # a read that never comes back, until the test ends
             return super().__getitem__(i)
 
-    with pytest.raises(TimeoutError, match="batch 0"):
-        check(lambda: SlowAtTheEnd(x, y), timeout=0.5)
+    assert check(lambda: Counted(x, y)).cause is Cause.FRESH_ENTROPY
+    Counted.stuck_at, Counted.reads = Counted.reads, 0  # now the last read sticks
+    before = set(threading.enumerate())
+    try:
+        with pytest.raises(TimeoutError, match="batch 0"):
+            check(lambda: Counted(x, y), timeout=0.5)
+    finally:
+        release.set()  # the abandoned read returns; its thread ends before the next test
+        for thread in set(threading.enumerate()) - before:
+            thread.join(10)
 
 
 @pytest.mark.parametrize("seeded", [False, True])
