@@ -106,14 +106,25 @@ SHAPES = [
 def bench_batch(
     shape: tuple[int, ...], dtype: type, draws: int
 ) -> tuple[int, float, float, float, float]:
-    """(bytes per batch, copy s, aliasing s per batch, targets s per batch, peak extra / drawn)."""
+    """(bytes per batch, copy s, aliasing s per batch, targets s per batch, peak extra / drawn).
+
+    The copy copies every batch drawn into memory made for it beforehand, timed per
+    batch: the checks read every batch drawn, so a copy of one batch again and again
+    would time a batch held in the CPU's cache against checks that read ``draws``
+    batches from memory, and a copy into new memory would time the allocator's page
+    faults too."""
     rng = np.random.default_rng(0)
     inputs = [rng.random(shape, dtype=np.float32).astype(dtype) for _ in range(draws)]
     batches = [(x, x[:, 0].copy()) for x in inputs]
     nbytes = inputs[0].nbytes + batches[0][1].nbytes
 
+    copies = [(np.empty_like(x), np.empty_like(y)) for x, y in batches]
+
     def copy() -> object:
-        return np.copy(batches[0][0]), np.copy(batches[0][1])
+        for (x, y), (cx, cy) in zip(batches, copies):
+            np.copyto(cx, x)
+            np.copyto(cy, y)
+        return copies
 
     def aliasing() -> object:
         return pitfalls.check_generator_no_aliasing(batches, draws=draws)
@@ -127,6 +138,7 @@ def bench_batch(
     repeats = 3 if nbytes > 10e6 else 15
     t_copy, t_alias = interleaved(copy, aliasing, repeats)
     _, t_targets = interleaved(copy, targets, repeats)
+    t_copy /= draws
     tracemalloc.start()
     aliasing()
     _, peak = tracemalloc.get_traced_memory()
