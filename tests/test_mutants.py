@@ -1270,3 +1270,52 @@ def test_an_iterator_that_keeps_the_sequence_protocol_is_read_by_index():
 
     assert resolve(FlowLike()).kind == "indexable"
     assert pitfalls.check_epoch_repeatable(FlowLike).ok  # read by index: it has an end
+
+
+def test_bytes_alike_in_another_dtype_or_shape_are_not_the_same_array():
+    """Bug: the fast path compared digests alone, so zeros of float32[4] read as the
+    float64[2] they share their bytes with, and a batch retyped in place counted as
+    unchanged."""
+    from pitfalls._tree import bitwise_equal
+
+    zeros = np.zeros(4, dtype=np.float32)
+    assert bitwise_equal(zeros, zeros.copy())
+    assert not bitwise_equal(zeros, np.zeros(2, dtype=np.float64))
+    assert not bitwise_equal(zeros, np.zeros((2, 2), dtype=np.float32))
+
+
+def test_a_loader_whose_iter_starts_an_epoch_is_iterated_again_each_epoch():
+    """Bug: an iterator whose class defines __iter__ (a JAX-style loader reshuffling
+    there) was read on as one stream, so epoch 2 never started and its order was never
+    drawn."""
+
+    class Loader:
+        def __init__(self, x):
+            self.x, self.rng, self.i, self.order = x, np.random.default_rng(0), 0, None
+
+        def __iter__(self):
+            self.order, self.i = self.rng.permutation(len(self.x)), 0
+            return self
+
+        def __next__(self):
+            if self.i >= len(self.x):
+                raise StopIteration
+            rows = self.order[self.i : self.i + 4]
+            self.i += 4
+            return self.x[rows], self.x[rows].sum(axis=1)
+
+    x = np.arange(64.0).reshape(32, 2)
+    assert pitfalls.check_order_shuffled(Loader(x)).status == "passed"
+    assert pitfalls.check_epoch_repeatable(Loader(x)).status == "passed"
+
+
+def test_rows_counted_as_a_multiset_keep_their_repeats():
+    """Bug: a row met twice was counted once, so a dataset whose rows were overwritten
+    by copies of another row still held 'the same rows'."""
+    from pitfalls._fingerprint import row_multiset
+
+    data = np.array([[1.0, 5.0], [1.0, 5.0], [2.0, 6.0]])
+    assert sorted(row_multiset(data).values()) == [1, 2]
+    strided = np.arange(12.0).reshape(3, 4)[:, ::2]  # not C-contiguous: read row by row
+    assert row_multiset(strided) == row_multiset(np.ascontiguousarray(strided))
+    assert row_multiset(strided) != row_multiset(strided[[0, 0, 1]])
