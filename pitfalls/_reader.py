@@ -50,7 +50,8 @@ from pitfalls._words import say
 from pitfalls._written import Change, source_state, state_changed
 
 EPOCH_SEED = 1_000_003
-"""Reseeds the RNGs before an epoch starts (``on_epoch_end``, ``iter()``); epoch e adds e."""
+"""The seed the RNGs get as a compared epoch starts (``on_epoch_end``, ``iter()``), so that
+what the start draws (an order) is drawn alike; epochs read as training reads them get none."""
 _BUILD_SEED = 1_000_033
 """Reseeds the RNGs (TensorFlow's global seed too) before a tf.data pipeline is built."""
 _ENDLESS = (5_000, 1_000_000, 2**29)
