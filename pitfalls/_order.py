@@ -14,7 +14,6 @@ from pitfalls._boundary import asserting, checker
 from pitfalls._frameworks import rngs
 from pitfalls._reader import Epoch, Reader, Verdict, change_note, finding, reading, shown
 from pitfalls._report import Cause, Report
-from pitfalls._words import say
 from pitfalls._written import changed_rows, stored_arrays
 
 
@@ -167,11 +166,7 @@ def _unjudged(reader: Reader, changes: Any) -> Verdict:
     keys = list(reader.held().keys)
     if keys:
         return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
-    if reader.fresh_entropy():
-        return Verdict(
-            Cause.FRESH_ENTROPY, fields={"fresh_entropy": say("common", "fresh_entropy").text}
-        )
-    return Verdict(Cause.NOTHING_SEEN)
+    return reader.fresh_entropy() or Verdict(Cause.NOTHING_SEEN)
 
 
 def _same_order(n: int, what: str) -> Verdict:

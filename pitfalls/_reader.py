@@ -397,17 +397,21 @@ class Reader:
         # (an object met twice is walked once)
         return held_by([("self", self.source.obj), ("self", self.current), *self.rnd.roots[1:]])
 
-    def fresh_entropy(self) -> bool:
-        """Does reading batch 0 of an indexable source again draw fresh entropy (a generator
-        made in the read without a seed)? Asked where nothing else explains a difference."""
+    def fresh_entropy(self, findings: tuple[Finding, ...] = ()) -> Verdict | None:
+        """``Cause.FRESH_ENTROPY`` (with ``findings``) when reading batch 0 of an indexable
+        source again draws fresh entropy (a generator made in the read without a seed);
+        None otherwise. Asked where nothing else explains a difference."""
         if not self.indexable:
-            return False
+            return None
         note = "pitfalls: raised by the source while reading batch 0 again, watched"
 
         def read() -> Any:
             return call_within(lambda: self.source.obj[0], self.timeout, "yield batch 0", note)
 
-        return fresh_entropy(read)
+        if not fresh_entropy(read):
+            return None
+        entropy = {"fresh_entropy": say("common", "fresh_entropy").text}
+        return Verdict(Cause.FRESH_ENTROPY, findings=findings, fields=entropy)
 
     @property
     def drawn(self) -> str:

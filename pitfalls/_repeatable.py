@@ -23,7 +23,6 @@ from pitfalls._reader import (
     shown,
 )
 from pitfalls._report import MAX_SHOWN, Cause, Finding, Report
-from pitfalls._words import say
 from pitfalls._written import Stored, changed_rows, stored_arrays
 
 _WITNESSED = (Cause.STORED_DATA_WRITTEN, Cause.PAIRS_CHANGED)
@@ -166,10 +165,8 @@ def _judge(
     if keys:
         return Verdict(Cause.JAX_KEY, fields={"keys": shown(keys)})
     # nothing pitfalls can see explains the difference: one batch read again, watched
-    if reader.fresh_entropy():
-        entropy = {"fresh_entropy": say("common", "fresh_entropy").text}
-        return Verdict(Cause.FRESH_ENTROPY, findings=found, fields=entropy)
-    return Verdict(Cause.NOTHING_SEEN, findings=found, fields={"arrays": shown(stored)})
+    nothing = Verdict(Cause.NOTHING_SEEN, findings=found, fields={"arrays": shown(stored)})
+    return reader.fresh_entropy(found) or nothing
 
 
 def _unreached(reader: Reader, stored: Stored) -> Verdict:
