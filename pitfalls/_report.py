@@ -92,15 +92,20 @@ class Blame:
         """JSON-able data with fixed keys: the writing line's file, line, function and
         code at the top level (None when not found), every frame under ``frames``."""
         top = self.frame
-        at = {
-            key: getattr(top, key) if top else None for key in ("file", "line", "function", "code")
-        }
         return {
             "found": self.found,
-            **{key: getattr(self, key) for key in ("how", "batch", "path", "unit")},
-            **at,
+            "how": self.how,
+            "batch": self.batch,
+            "path": self.path,
+            "unit": self.unit,
+            "file": top.file if top else None,
+            "line": top.line if top else None,
+            "function": top.function if top else None,
+            "code": top.code if top else None,
             "frames": [f.to_dict() for f in self.frames],
-            **{key: getattr(self, key) for key in ("reason", "note", "why")},
+            "reason": self.reason,
+            "note": self.note,
+            "why": self.why,
         }
 
     def lines(self) -> list[str]:
@@ -456,16 +461,13 @@ def format_report(report: Report, msg: str | None = None) -> str:
 def _table(finding: Finding, columns: tuple[str, str]) -> list[str]:
     """The locations as a table; without the index column when every location is a
     scalar (``()``), which has no index to show."""
-    indexed = any(loc.index for loc in finding.locations)
-    rows = [(*(["index"] if indexed else []), *columns)]
+    rows: list[tuple[str, ...]] = [("index", *columns)]
     rows += [
-        (
-            *([str(list(loc.index))] if indexed else []),
-            safe_repr(loc.expected),
-            safe_repr(loc.actual),
-        )
+        (str(list(loc.index)), safe_repr(loc.expected), safe_repr(loc.actual))
         for loc in finding.locations
     ]
+    if not any(loc.index for loc in finding.locations):
+        rows = [row[1:] for row in rows]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     return [
         "      " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows
