@@ -10,9 +10,12 @@
 * Frameworks are fixtures, imported only by the tests that ask for them:
   ``keras`` (Keras 3 on the backend ``KERAS_BACKEND`` names, TensorFlow by
   default), ``tf``, ``torch``, ``jax``, ``hf_datasets``. Without one, its tests
-  skip with the extra to install, except in CI, where a missing framework is an
-  error rather than a quiet skip, unless ``PITFALLS_MAY_LACK`` names it (CI's
-  extra environments, which hold fewer frameworks: see ``.ci/run``).
+  are not run: they count as "not run" (not as skipped), and one line at the end
+  names the missing frameworks and the extras to install. In CI a missing
+  framework is an error rather than a quiet skip, unless ``PITFALLS_MAY_LACK``
+  names it (CI's extra environments, which hold fewer frameworks: see ``.ci/run``).
+* The lessons (``tests/lessons/``) end the run with their table:
+  ``tests/lessons/summary.py``, loaded here as a plugin.
 * Backend-neutral Keras tests are marked ``keras_backend``; CI runs them once
   more per backend: ``KERAS_BACKEND=jax pytest -m keras_backend``. Under a
   backend other than TensorFlow, a test that needs Keras on TensorFlow (it
@@ -23,13 +26,15 @@ from __future__ import annotations
 
 import gc
 import importlib
+import importlib.util
 import os
+import sys
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.lessons.summary"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ banner quiet
 
@@ -58,6 +63,24 @@ _MAY_BE_ABSENT = frozenset(os.environ.get("PITFALLS_MAY_LACK", "").split())
 their tests skip there, while any other missing framework still fails under ``CI``."""
 
 _EXTRAS = {"tensorflow": "tf", "keras": "tf", "torch": "torch", "jax": "jax", "datasets": "hf"}
+
+_NEEDS = {
+    "keras": (KERAS_BACKEND, "keras"),
+    "tf": ("tensorflow", "keras"),
+    "torch": ("torch",),
+    "jax": ("jax",),
+    "hf_datasets": ("datasets",),
+}
+"""The frameworks each framework fixture imports (a test needs those of all its fixtures)."""
+
+
+def _missing(name: str) -> bool:
+    """Whether a framework is absent here, and allowed to be (not in CI, unless named)."""
+    if os.environ.get("CI") and name not in _MAY_BE_ABSENT:
+        return False  # CI installs every extra: the test runs, and fails if it is missing
+    if name in sys.modules:
+        return sys.modules[name] is None
+    return importlib.util.find_spec(name) is None
 
 
 def framework(name: str) -> Any:
@@ -94,6 +117,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if other:
         config.hook.pytest_deselected(items=other)
         items[:] = [item for item in items if item not in other]
+    missing = {name for needs in _NEEDS.values() for name in needs if _missing(name)}
+    for item in items:
+        needs = {n for f in getattr(item, "fixturenames", ()) for n in _NEEDS.get(f, ())}
+        if needs & missing:  # said once at the end, not as a skip per test
+            item.user_properties.append(("not_run", " ".join(sorted(needs & missing))))
     if KERAS_BACKEND == "tensorflow":
         return
     skip = pytest.mark.skip(
@@ -104,6 +132,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         needs = {"keras", "tf"} & set(getattr(item, "fixturenames", ()))
         if needs and item.get_closest_marker("keras_backend") is None:
             item.add_marker(skip)
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    if report.skipped and dict(report.user_properties).get("not_run"):
+        return "not run", "n", "NOT RUN"
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    reports = terminalreporter.stats.get("not run", [])
+    if not reports:
+        return
+    names = sorted({n for r in reports for n in dict(r.user_properties)["not_run"].split()})
+    extras = ",".join(sorted({_EXTRAS.get(n, n) for n in names}))
+    terminalreporter.write_line(
+        f"not run: {len(reports)} tests need {', '.join(names)}, not installed here;"
+        f" pip install -e '.[{extras}]' runs them"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""Pitfall 1 as the article found it, then as a read-ahead consumer sees it.
+"""Pitfall 1's reproductions as code: same numbers, both forms, bad arguments refused.
 
-The oracle throughout is ``fresh_per_yield`` with the same seed: every variant
+The story (what the article saw, the invariant under read-ahead, the checkers catching
+it) is the lesson ``tests/lessons/test_01_one_buffer.py``. The oracle here is ``fresh_per_yield`` with the same seed: every variant
 draws the same numbers, so the fresh variant's batches are what the buggy ones
 meant to yield.
 """
@@ -19,7 +20,6 @@ from pitfalls.reproductions.generators import (
     fresh_per_yield,
     fresh_vectorized,
     mean_target,
-    shared_input_and_target_buffers,
     shared_input_buffer,
 )
 
@@ -43,53 +43,6 @@ def test_every_variant_draws_the_same_numbers(variant):
         np.testing.assert_array_equal(y, oy)
 
 
-def test_print_next_next_shows_the_first_mean_beside_the_second_inputs():
-    # The article: print(next(it), next(it)) printed ([[44., 2.]], [10.]) first,
-    # and 10 is not the mean of 44 and 2. The first tuple is printed after the
-    # second next() has refilled x.
-    it = shared_input_buffer(1, seed=0, form="pair")
-    (x1, y1), (x2, _) = next(it), next(it)
-    (true_x1, true_y1), (true_x2, _) = intended(1, 0, 2)
-
-    assert x1 is x2  # one buffer, yielded twice
-    np.testing.assert_array_equal(x1, true_x2)  # shows the second batch's inputs
-    np.testing.assert_array_equal(y1, true_y1)  # beside the first batch's mean
-    assert not np.allclose(mean_target(x1), y1)
-    assert np.allclose(mean_target(true_x1), y1)
-
-
-@pytest.mark.parametrize("variant", gen.FIXED, ids=lambda v: v.__name__)
-def test_print_next_next_is_consistent_for_the_fixes(variant):
-    it = variant(1, seed=0, form="pair")
-    (x1, y1), (x2, y2) = next(it), next(it)
-    assert x1 is not x2
-    np.testing.assert_allclose(mean_target(x1), y1)
-    np.testing.assert_allclose(mean_target(x2), y2)
-
-
-def test_the_articles_fix_keeps_pairs_consistent_but_still_aliases():
-    # "Converges by epoch 3", so the article called it the fix. Each pair stays
-    # consistent because x and the mean are overwritten together...
-    pitfalls.assert_targets_match(lambda: shared_input_and_target_buffers(8, seed=1), mean_target)
-    # ...but every batch handed out is the same two buffers.
-    with pytest.raises(
-        pitfalls.AliasingError, match=r"inputs\[0\] in all 16 batches share one buffer"
-    ):
-        pitfalls.assert_generator_no_aliasing(lambda: shared_input_and_target_buffers(8, seed=1))
-
-
-def test_shared_input_buffer_fails_both_checks():
-    def source():
-        return shared_input_buffer(8, seed=1)
-
-    with pytest.raises(pitfalls.AliasingError, match=r"batch 0, inputs\[0\], after later draws"):
-        pitfalls.assert_generator_no_aliasing(source)
-    with pytest.raises(
-        pitfalls.TargetMismatchError, match=r"matched when it was yielded but not after"
-    ):
-        pitfalls.assert_targets_match(source, mean_target)
-
-
 @pytest.mark.parametrize("variant", gen.FIXED, ids=lambda v: v.__name__)
 @pytest.mark.parametrize("form", ["article", "pair"])
 def test_fixed_variants_pass_both_checks(variant, form):
@@ -98,52 +51,6 @@ def test_fixed_variants_pass_both_checks(variant, form):
 
     pitfalls.assert_generator_no_aliasing(source)
     pitfalls.assert_targets_match(source, mean_target)
-
-
-# A consumer that reads ahead ---------------------------------------------------
-
-
-@pytest.mark.parametrize("depth", [1, 2, 10])
-def test_read_ahead_pairs_the_inputs_of_batch_i_plus_depth_with_the_targets_of_batch_i(depth):
-    n = 30
-    truth = intended(4, 3, n + depth)
-    stream = pitfalls.read_ahead(shared_input_buffer(4, seed=3, form="pair"), depth)
-    mismatched = 0
-    for i, (x, y) in enumerate(itertools.islice(stream, n)):
-        # Used the moment it is handed out, as a training step would: x was
-        # already refilled by the draw of batch i + depth.
-        np.testing.assert_array_equal(x, truth[i + depth][0])
-        np.testing.assert_array_equal(y, truth[i][1])
-        mismatched += not np.allclose(mean_target(x), y)
-    assert mismatched == n  # a coincidence would need 4 equal means in a row
-
-
-def test_read_ahead_of_the_articles_fix_never_hands_out_the_batch_it_yielded():
-    depth, n = 2, 20
-    truth = intended(4, 3, n + depth)
-    stream = pitfalls.read_ahead(shared_input_and_target_buffers(4, seed=3, form="pair"), depth)
-    for i, (x, y) in enumerate(itertools.islice(stream, n)):
-        np.testing.assert_allclose(mean_target(x), y)  # consistent...
-        np.testing.assert_array_equal(x, truth[i + depth][0])  # ...but not batch i
-
-
-@pytest.mark.parametrize("variant", gen.FIXED, ids=lambda v: v.__name__)
-@pytest.mark.parametrize("depth", [0, 1, 10])
-def test_read_ahead_of_fixed_variants_is_exactly_the_intended_stream(variant, depth):
-    truth = intended(4, 3, 25)
-    seen = itertools.islice(pitfalls.read_ahead(variant(4, seed=3, form="pair"), depth), 25)
-    for (x, y), (tx, ty) in zip(seen, truth, strict=True):
-        np.testing.assert_array_equal(x, tx)
-        np.testing.assert_array_equal(y, ty)
-
-
-def test_depth_zero_is_a_plain_loop_and_hides_the_bug():
-    # Used at once, each batch is still intact: why the bug survives a quick look.
-    truth = intended(4, 3, 20)
-    seen = itertools.islice(pitfalls.read_ahead(shared_input_buffer(4, seed=3, form="pair"), 0), 20)
-    for (x, y), (tx, ty) in zip(seen, truth):
-        np.testing.assert_array_equal(x, tx)
-        np.testing.assert_array_equal(y, ty)
 
 
 def test_article_form_is_the_articles_nesting():

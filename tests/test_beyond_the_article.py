@@ -47,15 +47,6 @@ def test_scaling_a_view_in_place_changes_the_next_epoch(seed, batch_size):
     assert np.all(data <= before / 255.0**2 * (1 + 1e-6))
 
 
-@few_examples
-@given(st.integers(0, 2**32 - 1), st.sampled_from([8, 16, 32]))
-def test_scaling_a_copy_leaves_the_dataset_alone(seed, batch_size):
-    data = images(seed)
-    before = data.copy()
-    pitfalls.assert_epoch_repeatable(functools.partial(epochs.scaled_copy, data, batch_size))
-    np.testing.assert_array_equal(data, before)
-
-
 def test_a_shuffled_but_unchanged_dataset_is_repeatable():
     data = images()
     pitfalls.assert_epoch_repeatable(
@@ -84,21 +75,6 @@ def test_an_indexable_source_is_read_across_on_epoch_end():
 
 
 # Generators are not shuffled for you -------------------------------------------------
-
-
-def test_a_generator_in_stored_order_is_not_shuffled():
-    source = functools.partial(epochs.same_order_every_epoch, images(), 16)
-    with pytest.raises(
-        pitfalls.OrderNotShuffledError, match="repeats epoch 1's order of all 64 samples"
-    ):
-        pitfalls.assert_order_shuffled(source, steps_per_epoch=4)
-
-
-@few_examples
-@given(st.integers(0, 2**32 - 1))
-def test_a_generator_that_permutes_each_epoch_is(seed):
-    source = functools.partial(epochs.reshuffled_every_epoch, images(), 16, seed=seed)
-    pitfalls.assert_order_shuffled(source, steps_per_epoch=4)
 
 
 def test_keras_warns_and_ignores_shuffle_for_a_generator(keras):
@@ -330,14 +306,6 @@ def test_the_samples_both_epochs_hold_show_their_order():
 # Integer targets ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("buggy", "fixed"), targets.PAIRS, ids=lambda f: f.__name__)
-def test_integer_targets_fail_when_yielded_with_a_hint_and_their_fixes_pass(buggy, fixed):
-    report = pitfalls.check_targets_match(buggy, targets.mean_target)
-    assert {f.when for f in report.findings} == {"when yielded"}
-    assert len(report.notes) == 1 and report.notes[0].startswith("Integers: targets is ")
-    pitfalls.assert_targets_match(fixed, targets.mean_target)
-
-
 def test_the_uint8_note_names_the_wraparound():
     report = pitfalls.check_targets_match(targets.uint8_pixels_buggy, targets.mean_target)
     assert "uint8 (0..255)" in report.notes[0] and "x.astype(np.int64)" in report.notes[0]
@@ -353,27 +321,6 @@ def test_the_division_note_names_floor_division():
 
 
 # Several workers, one source ---------------------------------------------------------
-
-
-@given(st.integers(2, 4), st.sampled_from([2, 4, 8]))
-def test_a_shared_position_duplicates_and_drops_batches_under_interleaving(n_workers, batch_size):
-    data = np.arange(64 * 2, dtype=np.float64).reshape(64, 2)
-    n_batches = 64 // batch_size
-    delivered = workers.round_robin(
-        workers.SharedPositionBatches(data, batch_size), n_batches, n_workers
-    )
-    assert len(delivered) == n_batches  # the epoch looks complete...
-    report = pitfalls.check_epoch_complete(delivered, data)
-    assert {f.when for f in report.findings} == {"duplicated", "dropped"}  # ...and is not
-
-
-@given(st.integers(1, 4), st.sampled_from([2, 4, 8]))
-def test_a_position_claimed_under_a_lock_delivers_each_batch_once(n_workers, batch_size):
-    data = np.arange(64 * 2, dtype=np.float64).reshape(64, 2)
-    delivered = workers.round_robin(
-        workers.LockedPositionBatches(data, batch_size), 64 // batch_size, n_workers
-    )
-    pitfalls.assert_epoch_complete(delivered, data)
 
 
 def test_one_worker_never_races():

@@ -113,31 +113,6 @@ def test_device_put_shares_an_aligned_buffer_and_copies_an_unaligned_one(jax):
     assert float(no_alias[0, 0]) == 3.0 and float(copied[0, 0]) == 0.0
 
 
-@pytest.mark.parametrize(
-    ("variant", "aligned", "caught"),
-    [
-        (zero_copy.device_put_shared, True, True),
-        (zero_copy.device_put_shared, False, False),  # copied: harmless, by luck
-        (zero_copy.device_put_copied, True, False),
-    ],
-    ids=["shared-aligned", "shared-unaligned", "copied-aligned"],
-)
-def test_the_checkers_see_what_device_put_shared(jax, variant, aligned, caught):
-    def source():
-        return variant(8, aligned=aligned)
-
-    def mean(x):
-        return np.asarray(x).mean(axis=1, keepdims=True)
-
-    if caught:
-        with pytest.raises(pitfalls.AliasingError, match="share one buffer"):
-            pitfalls.assert_generator_no_aliasing(source, draws=4)
-        with pytest.raises(pitfalls.TargetMismatchError, match="after later draws"):
-            pitfalls.assert_targets_match(source, mean, draws=4)
-    else:
-        pitfalls.assert_source(source, mean, draws=4)
-
-
 # A strict mode: strict_loss, and JAX's rank promotion ----------------------------
 
 

@@ -53,7 +53,7 @@ EXPECTED = {
     },
 }
 FIXED = (P.FlipBatches, P.ScaledCopy, P.BrightnessLoader)
-KINDS = ("plain", "PyDataset", "factory")
+KINDS = ("PyDataset", "factory")  # as a plain class: the lesson tests/lessons/test_07_pipelines.py
 
 
 def source(cls, kind, request):

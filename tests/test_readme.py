@@ -98,7 +98,7 @@ def test_the_api_table_names_every_public_callable():
 
 def test_ci_runs_the_readmes_commands_and_builds_the_site():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert "demo-command" in ci and "test-command" in ci
-    for marker in ("demo-command", "test-command"):
+    assert "demo-command" in ci and "test-command" in ci and "lessons-command" in ci
+    for marker in ("demo-command", "test-command", "lessons-command"):
         assert re.search(rf"<!-- {marker} -->\n```sh\n.+\n```", README), marker
     assert re.search(r"mkdocs build --strict", ci)

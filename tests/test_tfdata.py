@@ -53,25 +53,6 @@ def test_tf_constant_and_from_tensor_slices_copy_even_an_aligned_buffer(tf):
     assert float(next(iter(dataset))[0, 0]) == 1.0
 
 
-@pytest.mark.parametrize(
-    ("variant", "aligned", "caught"),
-    [
-        (zero_copy.from_generator_shared, True, True),
-        (zero_copy.from_generator_shared, False, False),  # copied: harmless, by luck
-        (zero_copy.from_generator_copied, True, False),
-    ],
-    ids=["shared-aligned", "shared-unaligned", "copied-aligned"],
-)
-def test_the_checkers_see_what_from_generator_shared(tf, variant, aligned, caught):
-    if caught:
-        with pytest.raises(pitfalls.AliasingError, match="share one buffer"):
-            pitfalls.assert_generator_no_aliasing(variant(aligned=aligned), draws=4)
-        with pytest.raises(pitfalls.TargetMismatchError, match="after later draws"):
-            pitfalls.assert_targets_match(variant(aligned=aligned), mean, draws=4)
-    else:
-        pitfalls.assert_source(variant(aligned=aligned), mean, draws=4)
-
-
 # Shuffling: where it sits decides whether epochs differ -----------------------------
 
 

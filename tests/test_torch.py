@@ -512,10 +512,6 @@ def test_a_collate_fn_reusing_its_tensor_aliases_even_across_processes(collated_
     assert "2 buffers, reused in turn" in str(error)
 
 
-def test_a_collate_fn_allocating_per_batch_passes_with_workers(torch):
-    pitfalls.assert_source(loaders.collate_fresh(DATA), row_means, draws=8)
-
-
 # Tensors the checkers must read --------------------------------------------------
 
 
