@@ -102,25 +102,22 @@ def framework(name: str) -> Any:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Per Keras backend: deselect tests for other backends, skip tests that need TensorFlow.
+    """Mark what cannot run here as "not run", said once at the end rather than per test.
 
-    ``@pytest.mark.keras_backend("jax")`` runs only under ``KERAS_BACKEND=jax``
-    (deselected elsewhere, not skipped); without arguments, under every backend.
+    ``@pytest.mark.keras_backend("jax")`` runs only under ``KERAS_BACKEND=jax``;
+    without arguments, under every backend. A test whose framework fixture needs a
+    framework missing here is not run either. Under a backend other than TensorFlow,
+    a test that needs Keras on TensorFlow is skipped with a reason.
     """
-    other = [
-        item
-        for item in items
-        if (marker := item.get_closest_marker("keras_backend")) is not None
-        and marker.args
-        and KERAS_BACKEND not in marker.args
-    ]
-    if other:
-        config.hook.pytest_deselected(items=other)
-        items[:] = [item for item in items if item not in other]
     missing = {name for needs in _NEEDS.values() for name in needs if _missing(name)}
+    not_run = pytest.mark.skip(reason="not run here: said once at the end of the run")
     for item in items:
+        marker = item.get_closest_marker("keras_backend")
+        if marker is not None and marker.args and KERAS_BACKEND not in marker.args:
+            item.user_properties.append(("not_run_backend", " ".join(marker.args)))
+            item.add_marker(not_run)
         needs = {n for f in getattr(item, "fixturenames", ()) for n in _NEEDS.get(f, ())}
-        if needs & missing:  # said once at the end, not as a skip per test
+        if needs & missing:  # the framework fixture skips it: not installed
             item.user_properties.append(("not_run", " ".join(sorted(needs & missing))))
     if KERAS_BACKEND == "tensorflow":
         return
@@ -135,21 +132,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    if report.skipped and dict(report.user_properties).get("not_run"):
+    properties = dict(report.user_properties)
+    if report.skipped and ("not_run" in properties or "not_run_backend" in properties):
         return "not run", "n", "NOT RUN"
     return None
 
 
+def plural(n: int) -> str:
+    return f"{n} test" if n == 1 else f"{n} tests"
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    reports = terminalreporter.stats.get("not run", [])
-    if not reports:
-        return
-    names = sorted({n for r in reports for n in dict(r.user_properties)["not_run"].split()})
-    extras = ",".join(sorted({_EXTRAS.get(n, n) for n in names}))
-    terminalreporter.write_line(
-        f"not run: {len(reports)} tests need {', '.join(names)}, not installed here;"
-        f" pip install -e '.[{extras}]' runs them"
-    )
+    """One line per reason some tests were not run: missing frameworks, another backend."""
+    reports = [dict(r.user_properties) for r in terminalreporter.stats.get("not run", [])]
+    lacking = [p["not_run"] for p in reports if "not_run" in p]
+    if lacking:
+        names = sorted({n for need in lacking for n in need.split()})
+        extras = ",".join(sorted({_EXTRAS.get(n, n) for n in names}))
+        terminalreporter.write_line(
+            f"not run: {plural(len(lacking))} need {', '.join(names)}, not installed here;"
+            f" pip install -e '.[{extras}]' runs them"
+        )
+    backends = [
+        p["not_run_backend"] for p in reports if "not_run" not in p and "not_run_backend" in p
+    ]
+    if backends:
+        names = sorted({n for need in backends for n in need.split()})
+        terminalreporter.write_line(
+            f"not run: {plural(len(backends))} for Keras on {', '.join(names)} only (this run:"
+            f" {KERAS_BACKEND}); KERAS_BACKEND={names[0]} pytest -m keras_backend runs them"
+        )
 
 
 @pytest.fixture(scope="session")

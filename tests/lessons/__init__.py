@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,9 @@ def teaches(role: str, variant: Callable[..., Any] | type) -> pytest.MarkDecorat
 def unique(variants: Iterable[Any]) -> tuple[Any, ...]:
     """The variants once each, in order (a fix can pair with several bugs)."""
     return tuple(dict.fromkeys(variants))
+
+
+def examples(n: int) -> settings:
+    """``n`` examples under the derandomized profiles (the default and CI), each a fixed
+    draw; ``--hypothesis-profile=explore`` keeps its own, larger count."""
+    return settings(max_examples=n) if settings.default.derandomize else settings()

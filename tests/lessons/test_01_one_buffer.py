@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import pitfalls
 from pitfalls import Cause
 from pitfalls.reproductions import generators as gen
-from tests.lessons import Pitfall, buggy, fixed, teaches
+from tests.lessons import Pitfall, buggy, examples, fixed, teaches
 
 PITFALL = Pitfall(
     title="1. a generator re-yields one buffer",
@@ -70,7 +70,7 @@ def test_what_the_article_printed():
 
 
 @pytest.mark.parametrize("variant", fixed(*gen.FIXED))
-@settings(max_examples=10)
+@examples(10)
 @given(batch_size=batch_sizes, seed=seeds, depth=depths)
 def test_a_fixed_generators_batches_keep_their_targets_however_far_ahead_it_is_read(
     variant, batch_size, seed, depth

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import pitfalls
 from pitfalls import Cause
 from pitfalls.reproductions import shapes
-from tests.lessons import Pitfall, buggy, fixed, teaches
+from tests.lessons import Pitfall, buggy, examples, fixed, teaches
 
 PITFALL = Pitfall(
     title="2. predictions (n,) against targets (n, 1)",
@@ -73,7 +73,7 @@ def test_what_the_article_saw_an_exact_model_scoring_830(models):
 
 
 @pytest.mark.parametrize("name", [*fixed(shapes.lambda_mean_fixed), shapes.mean_model])
-@settings(max_examples=3)
+@examples(2)
 @given(n=st.integers(2, 64))
 @example(n=1)  # batch size 1, where a shape bug hides by count
 def test_the_fixed_models_predict_n_by_1_for_every_batch_size(models, name, n):

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import pitfalls
 from pitfalls import Cause
 from pitfalls.reproductions import independence
-from tests.lessons import Pitfall, buggy, fixed
+from tests.lessons import Pitfall, buggy, examples, fixed
 
 PITFALL = Pitfall(
     title="3. a prediction that depends on its batch",
@@ -50,7 +50,7 @@ def test_in_training_mode_a_sample_is_predicted_differently_beside_other_samples
 
 
 @pytest.mark.parametrize("predict", fixed(independence.predict_in_inference_mode))
-@settings(max_examples=5)
+@examples(5)
 @given(n=st.integers(2, 16), seed=st.integers(0, 2**32 - 1))
 def test_in_inference_mode_each_prediction_is_the_samples_own(model, predict, n, seed):
     x = np.random.default_rng(seed).normal(size=(n, 2)).astype("float32")

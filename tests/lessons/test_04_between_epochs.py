@@ -20,13 +20,13 @@ import functools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import pitfalls
 from pitfalls import Cause
 from pitfalls.reproductions import epochs
-from tests.lessons import Pitfall, buggy, fixed
+from tests.lessons import Pitfall, buggy, examples, fixed
 
 PITFALL = Pitfall(
     title="4. data rewritten or never reshuffled",
@@ -50,7 +50,7 @@ def one_epoch(variant, data, batch_size):
 
 
 @pytest.mark.parametrize("variant", buggy(epochs.scaled_in_place) + fixed(epochs.scaled_copy))
-@settings(max_examples=5)
+@examples(5)
 @given(seed=seeds, batch_size=batch_sizes)
 def test_only_scaling_a_copy_keeps_epoch_two_equal_to_epoch_one(variant, seed, batch_size):
     data = images(seed)
@@ -86,7 +86,7 @@ def test_a_generator_in_stored_order_repeats_its_order(variant):
 
 
 @pytest.mark.parametrize("variant", fixed(epochs.reshuffled_every_epoch))
-@settings(max_examples=5)
+@examples(5)
 @given(seed=seeds)
 def test_a_generator_that_permutes_every_epoch_is_shuffled(variant, seed):
     source = functools.partial(variant, images(), 16, seed=seed)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import pitfalls
 from pitfalls import Cause
 from pitfalls.reproductions import targets
-from tests.lessons import Pitfall, buggy, fixed, teaches
+from tests.lessons import Pitfall, buggy, examples, fixed, teaches
 
 PITFALL = Pitfall(
     title="5. targets computed in integers",
@@ -49,7 +49,7 @@ def test_a_uint8_sum_wraps_past_255():
 
 
 @pytest.mark.parametrize("variant", fixed(*(f for _, f in targets.PAIRS)))
-@settings(max_examples=5)
+@examples(5)
 @given(seed=st.integers(0, 2**32 - 1), batch_size=st.integers(1, 64))
 def test_widening_first_keeps_every_target_exact(variant, seed, batch_size):
     x, y = next(variant(batch_size, seed=seed))
