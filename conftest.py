@@ -151,7 +151,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         extras = ",".join(sorted({_EXTRAS.get(n, n) for n in names}))
         terminalreporter.write_line(
             f"not run: {plural(len(lacking))} need {', '.join(names)}, not installed here;"
-            f" pip install -e '.[{extras}]' runs them"
+            f" install them to run these: pip install -e '.[{extras}]' (e.g. .venv/bin/pip)"
         )
     backends = [
         p["not_run_backend"] for p in reports if "not_run" not in p and "not_run_backend" in p

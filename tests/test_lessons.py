@@ -82,7 +82,7 @@ def pytest_configure(config):
 def test_the_table_is_computed_so_editing_a_reproduction_changes_its_row(pytester, workers):
     lesson = str(LESSONS / "test_05_integer_targets.py")
     untouched = pytester.runpytest_subprocess(lesson, "-p", "no:randomly", *workers)
-    untouched.assert_outcomes(passed=5)
+    untouched.assert_outcomes(passed=7)
     row = [line for line in untouched.outlines if line.startswith("5. targets")]
     assert row and row[0].split()[-3:-1] == ["2/2", "2/2"], untouched.outlines
 
@@ -94,7 +94,10 @@ def test_the_table_is_computed_so_editing_a_reproduction_changes_its_row(pyteste
     row = [line for line in edited.outlines if line.startswith("5. targets")]
     assert row[0].split()[-3:-1] == ["1/2", "2/2"], edited.outlines  # the bug no longer caught
     notes = [line.strip() for line in edited.outlines if "not caught:" in line]
-    assert len(notes) == 1 and notes[0].startswith("not caught: uint8_pixels_buggy (failed: ")
+    assert notes == [
+        "not caught: uint8_pixels_buggy (2 of its 2 lessons failed: test_a_uint8_sum_wraps_past_255,"
+        " test_integer_arithmetic_breaks_the_rule_when_the_batch_is_yielded[uint8_pixels_buggy])"
+    ]
 
 
 def test_a_run_without_lessons_prints_no_table():

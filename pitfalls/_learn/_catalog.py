@@ -194,8 +194,9 @@ EXERCISES: tuple[Exercise, ...] = (
         fix="Divide with `/`: `y = (x[:, 0] + x[:, 1]) / 2`.",
         explanation=(
             "Floor division truncated the means of odd sums. The model still trains, on"
-            " targets biased by -0.25 on average, and its error can never fall below 1/8 on"
-            " the odd pairs: nothing looks broken, the floor is just higher. It bites"
+            " targets biased by -0.25 on average: the best it can learn is a quarter off on"
+            " every sample, a loss that never falls below 1/16. Nothing looks broken, the"
+            " floor is just higher. It bites"
             " targets, normalising constants and averaged counts computed on integer"
             " arrays, and code carried over from Python 2, where / on ints floored."
         ),

@@ -41,8 +41,9 @@ def uint8_pixels_fixed(batch_size: int = 32, *, seed: int = 0) -> Iterator[Any]:
 def integer_division_buggy(batch_size: int = 32, *, seed: int = 0) -> Iterator[Any]:
     """BUGGY: the mean by floor division, ``(a + b) // 2``.
 
-    Symptom: every odd sum loses 0.5: the model learns a mean biased by -0.25
-    and can never fit below MSE 1/8 on those samples. Cause: ``//`` floors.
+    Symptom: every odd sum loses 0.5: the best the model can learn is a mean
+    biased by -0.25, a quarter off on every sample, so its loss never falls
+    below 1/16. Cause: ``//`` floors.
     Fix: ``/ 2`` (:func:`integer_division_fixed`).
     """
     rng = np.random.default_rng(seed)

@@ -65,13 +65,13 @@ class Row:
     not_run: set[str] = field(default_factory=set)  # frameworks its skipped tests needed
 
     def verdict(self, role: str, name: str) -> tuple[str, list[str]]:
-        """``"kept"`` when every test about ``name`` in ``role`` passed, ``"not run"`` when
+        """``"passed"`` when every test about ``name`` in ``role`` passed, ``"not run"`` when
         all were skipped, else ``"broken"``; and the tests that did not pass."""
         tests = [node for node, marks in self.about.items() if (role, name) in marks]
         if tests and all(self.outcomes[node] == "skipped" for node in tests):
             return "not run", tests
         bad = [node for node in tests if self.outcomes[node] != "passed"]
-        return ("kept" if tests and not bad else "broken"), bad
+        return ("passed" if tests and not bad else "broken"), bad
 
 
 class Lessons:
@@ -100,40 +100,47 @@ class Lessons:
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         if not self.rows or hasattr(config, "workerinput"):
             return
-        terminalreporter.section("lessons: each pitfall, its bugs caught, its fixes kept")
+        terminalreporter.section("lessons: each pitfall, its bugs caught, its fixes passing")
         for line in table(self.rows):
             terminalreporter.write_line(line)
+        terminalreporter.write_line(
+            "A variant counts when every lesson about it passed: a bug, when the checker"
+            " caught it and its demonstrations held; a fix, when it kept the invariant."
+        )
 
 
 def table(rows: dict[str, Row]) -> list[str]:
     """The lines of the lessons table, pitfalls in reading order (module name).
 
-    Counts are over the variants whose lessons ran; a variant whose every lesson was
-    skipped (its framework not installed) is named on a line of its own.
+    Counts are over the variants whose lessons ran; variants whose every lesson was
+    skipped (their framework not installed) are counted on a line of their own.
     """
     width = max(len(row.title) for row in rows.values()) + 2
     lines = [f"{'pitfall':<{width}}{'buggy caught':<14}{'fixes pass':<12}read more"]
     for _, row in sorted(rows.items()):
-        counts, notes, not_run = [], [], []
+        counts, notes, not_run = [], [], 0
         for role, verb in (("buggy", "not caught"), ("fixed", "not passing")):
             ok = ran = 0
             for name in getattr(row, role):
                 verdict, bad = row.verdict(role, name)
                 if verdict == "not run":
-                    not_run.append(name)
+                    not_run += 1
                     continue
                 ran += 1
-                ok += verdict == "kept"
-                if verdict == "broken":
-                    tests = ", ".join(b.rpartition("::")[2] for b in bad)
+                ok += verdict == "passed"
+                if verdict == "broken" and not bad:
+                    notes.append(f"  {verb}: {name} (no lesson is about it)")
+                elif verdict == "broken":
+                    total = sum((role, name) in marks for marks in row.about.values())
+                    failed = ", ".join(sorted(b.rpartition("::")[2] for b in bad))
                     notes.append(
-                        f"  {verb}: {name} ({f'failed: {tests}' if bad else 'no lesson is about it'})"
+                        f"  {verb}: {name} ({len(bad)} of its {total} lessons failed: {failed})"
                     )
             counts.append(f"{ok}/{ran}" if ran else "-")
         lines.append(f"{row.title:<{width}}{counts[0]:<14}{counts[1]:<12}{row.read_more}")
         lines.append(f"  invariant: {row.invariant}")
         lines.extend(notes)
         if not_run:
-            needs = ", ".join(sorted(row.not_run)) or "skipped"
-            lines.append(f"  not run here ({needs} not installed): {', '.join(not_run)}")
+            needs = " and ".join(sorted(row.not_run)) or "what was skipped"
+            lines.append(f"  not run here: {not_run} variants need {needs}")
     return lines

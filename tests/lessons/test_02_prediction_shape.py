@@ -72,19 +72,20 @@ def test_what_the_article_saw_an_exact_model_scoring_830(models):
     assert loss == pytest.approx(833.25, rel=0.05)  # 2 Var of a mean of two U[0, 100) integers
 
 
-@pytest.mark.parametrize("name", [*fixed(shapes.lambda_mean_fixed), shapes.mean_model])
+@pytest.mark.parametrize("make", [*fixed(shapes.lambda_mean_fixed), shapes.mean_model])
 @examples(2)
 @given(n=st.integers(2, 64))
 @example(n=1)  # batch size 1, where a shape bug hides by count
-def test_the_fixed_models_predict_n_by_1_for_every_batch_size(models, name, n):
+def test_the_fixed_models_predict_n_by_1_for_every_batch_size(models, make, n):
+    model = models[make.__name__]  # built once, by the module's fixture
     x, _ = shapes.mean_data(n, seed=n)
-    assert models[name.__name__].predict_on_batch(x).shape == (n, 1)
-    pitfalls.assert_prediction_shape(models[name.__name__], x)
+    assert model.predict_on_batch(x).shape == (n, 1)
+    pitfalls.assert_prediction_shape(model, x)
 
 
-@pytest.mark.parametrize("name", buggy(shapes.lambda_mean_buggy))
-def test_the_buggy_lambda_declares_n_by_1_and_predicts_n(models, name):
-    model = models[name.__name__]
+@pytest.mark.parametrize("make", buggy(shapes.lambda_mean_buggy))
+def test_the_buggy_lambda_declares_n_by_1_and_predicts_n(models, make):
+    model = models[make.__name__]
     x, y = shapes.mean_data(5)
     assert model.output_shape == (None, 1)  # what it declares...
     assert model.predict_on_batch(x).shape == (5,)  # ...is not what it returns

@@ -2,7 +2,8 @@
 
 What is seen. A model evaluated with ``model(x, training=True)`` gives a sample a
 different prediction in a different batch: evaluation depends on the batch size
-and on the order of the data, and a batch of one sample is normalised to nothing.
+and on the order of the data, and a batch of one sample is normalised to zero, so
+its prediction is the same whatever the sample.
 BatchNormalization in training mode normalises with the batch's own mean and
 variance, so every sample moves every other.
 

@@ -1,7 +1,7 @@
 """Beyond the article: targets computed in integers.
 
 What is seen. Bright pairs of pixels get dark targets, ``(200 + 100) // 2 == 22``;
-or a model that cannot fit below an MSE of 1/8 on half its samples. The targets
+or a model whose loss never falls below 1/16, a quarter off on every sample. The targets
 were computed in the inputs' integer dtype: uint8 addition wraps at 256 before
 the division, and ``//`` floors every odd sum.
 
@@ -55,3 +55,24 @@ def test_widening_first_keeps_every_target_exact(variant, seed, batch_size):
     x, y = next(variant(batch_size, seed=seed))
     np.testing.assert_array_equal(y, targets.mean_target(x))
     pitfalls.assert_targets_match(lambda: variant(batch_size, seed=seed), targets.mean_target)
+
+
+def best_linear_fit(batch):
+    """Weights, bias and MSE of the best mean model (least squares) on one batch's targets."""
+    x, y = batch
+    design = np.column_stack([x, np.ones(len(x))])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return coef[:2], coef[2], float(np.mean((design @ coef - y) ** 2))
+
+
+@pytest.mark.parametrize(
+    "variant", buggy(targets.integer_division_buggy) + fixed(targets.integer_division_fixed)
+)
+def test_floored_targets_leave_the_best_model_a_quarter_off_on_every_sample(variant):
+    weights, bias, mse = best_linear_fit(next(variant(100_000, seed=0)))
+    np.testing.assert_allclose(weights, [0.5, 0.5], atol=1e-3)
+    if variant is targets.integer_division_buggy:
+        assert bias == pytest.approx(-0.25, abs=0.01)  # half the odd sums lost 0.5
+        assert mse == pytest.approx(1 / 16, rel=0.01)  # 0.25 off, every sample
+    else:
+        assert abs(bias) < 1e-9 and mse < 1e-20  # the mean itself
