@@ -381,7 +381,10 @@ def call_within(
             " abandoned, its thread left waiting"
         )
     if "error" in outcome:
-        raise outcome["error"]
+        # taken out: left in outcome, which this frame and the worker's hold, the error
+        # would hold its traceback, which holds those frames (a cycle keeping the source,
+        # and a DataLoader's worker processes, alive until the garbage collector ran)
+        raise outcome.pop("error")
     return outcome["value"]
 
 

@@ -105,7 +105,7 @@ def test_torch(torch):
     assert frameworks.torch.sampler_orders(DataLoader(Stream())) is None
 
 
-def test_tensorflow_and_keras(keras, tf):
+def test_tensorflow_and_keras(keras, tf, monkeypatch):
     assert frameworks.rng_kind(keras.random.SeedGenerator(1)) == "keras SeedGenerator"
     assert frameworks.rng_kind(tf.random.Generator.from_seed(1)) == "tf.random.Generator"
     assert frameworks.array_library(tf.constant([1.0])) == "tensorflow"
@@ -125,6 +125,12 @@ def test_tensorflow_and_keras(keras, tf):
     finally:
         frameworks.tensorflow.put_back(saved)
     assert frameworks.tensorflow.seeds() == saved
+    # TensorFlow's global generator, made here and unmade after the test: left made, every
+    # later check in the session would reseed and read it around each read (5x slower)
+    from tensorflow.python.ops import stateful_random_ops
+
+    monkeypatch.setattr(stateful_random_ops, "global_generator", None)
+    assert frameworks.tensorflow.global_generator() is None  # none made: none watched
     tf.random.get_global_generator()  # made by the user: now watched
     assert frameworks.tensorflow.global_generator() is tf.random.get_global_generator()
 

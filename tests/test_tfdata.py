@@ -230,6 +230,29 @@ def test_a_tf_random_generator_the_source_holds_is_reseeded(tf):
         assert "the source drew from self.gen" in report.notes[-1]
 
 
+def test_a_tf_random_generator_is_seeded_by_one_assign_once_its_seed_was_seen(tf, monkeypatch):
+    """Waste: every read under comparison reseeded each tf.random.Generator through
+    reset_from_seed, a dozen eager ops (4 ms here, right after tf.random.set_seed emptied
+    TensorFlow's kernel cache): with TensorFlow's global generator made, a check of a small
+    dataset took 5x as long. The state a seed gives is made once, then assigned."""
+    from pitfalls._frameworks import rngs
+
+    monkeypatch.setattr(rngs, "_SEEDED", {})
+    reset, made = tf.random.Generator.reset_from_seed, []
+
+    def counted(generator, seed):  # type: ignore[no-untyped-def]
+        made.append(seed)
+        return reset(generator, seed)
+
+    monkeypatch.setattr(tf.random.Generator, "reset_from_seed", counted)
+    first, second = tf.random.Generator.from_seed(1), tf.random.Generator.from_seed(2)
+    for generator in (first, second, first):
+        state = rngs.seed(generator, "tf.random.Generator", 5)
+        np.testing.assert_array_equal(state, generator.state.numpy())  # what it set, said
+        np.testing.assert_array_equal(state, tf.random.Generator.from_seed(5).state.numpy())
+    assert made == [5]
+
+
 def test_eager_tensorflow_augmentation_in_a_pydataset_is_seen_and_reseeded(tf, keras):
     """Bug: tf.image.random_crop called in __getitem__ drew from nothing pitfalls watched, so
     a correct, shuffled PyDataset failed epoch_repeatable ("nothing pitfalls can see explains

@@ -396,6 +396,27 @@ def test_persistent_workers_never_see_the_epoch_set_on_the_dataset(torch):
     pitfalls.assert_order_shuffled(loaders.epoch_on_dataset(DATA, num_workers=0))
 
 
+def test_a_check_that_reads_an_epoch_to_its_end_lets_go_of_the_loader(torch):
+    """Bug: the StopIteration ending an epoch, raised in the helper thread that bounds each
+    read by its timeout, stayed in a dict that thread's frame and the caller's held, and its
+    traceback held both frames: a reference cycle kept the loader and a persistent loader's
+    worker processes alive until the garbage collector ran. That collection took the
+    queues' feeder threads first, so the workers never got their stop signal: the shutdown
+    waited 5 s for each (10 s at the teardown of the test above)."""
+    gc.disable()  # only reference counting frees: deterministic
+    try:
+        before = loader_iterators()
+        loader = loaders.epoch_in_shared_memory(DATA, num_workers=2)
+        pitfalls.assert_order_shuffled(loader)
+        pitfalls.assert_epoch_complete(loader, DATA)
+        del loader
+        alive = sum(not any(o is old for old in before) for o in loader_iterators())
+        del before
+    finally:
+        gc.enable()
+    assert alive == 0
+
+
 def test_persistent_workers_keep_their_copies_of_the_dataset_out_of_reach(torch):
     """Bug: with persistent_workers=True, a Dataset's own generator, reseeded per worker
     (the fix pitfalls recommends), goes on from epoch to epoch in the workers where it
