@@ -246,7 +246,9 @@ def bench_suite() -> None:
         Path(plugin_dir, "pitfalls_bench_learner.py").write_text(LEARNER_PLUGIN)
         learner_env = {**env, "PYTHONPATH": plugin_dir}
         as_learner = ("-p", "pitfalls_bench_learner")
-        lessons = pytest_run("lessons", "tests/lessons", *as_learner, run_env=learner_env)
+        lessons = pytest_run(
+            "lessons", "tests/lessons", "-p", "no:randomly", *as_learner, run_env=learner_env
+        )
         learner = pytest_run("learner", *as_learner, run_env=learner_env)
 
         t_floor, t_serial = interleaved(importing(available), pytest_run("serial"), repeats=1)
