@@ -116,7 +116,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is not None and marker.args and KERAS_BACKEND not in marker.args:
             item.user_properties.append(("not_run_backend", " ".join(marker.args)))
             item.add_marker(not_run)
-        needs = {n for f in getattr(item, "fixturenames", ()) for n in _NEEDS.get(f, ())}
+        asks = {*getattr(item, "fixturenames", ())}
+        asks.update(f for mark in item.iter_markers("frameworks") for f in mark.args)
+        needs = {n for f in asks for n in _NEEDS.get(f, ())}
         if needs & missing:  # the framework fixture skips it: not installed
             item.user_properties.append(("not_run", " ".join(sorted(needs & missing))))
     if KERAS_BACKEND == "tensorflow":
@@ -132,7 +134,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    properties = dict(report.user_properties)
+    properties = dict(getattr(report, "user_properties", ()))  # a CollectReport has none
     if report.skipped and ("not_run" in properties or "not_run_backend" in properties):
         return "not run", "n", "NOT RUN"
     return None

@@ -214,8 +214,11 @@ def test_the_rules_of_this_file_catch_what_they_should():
 
 
 def on_every_backend(block: Block) -> object:
-    """A block that imports keras also runs in CI's runs per Keras backend (-m keras_backend)."""
-    marks = [pytest.mark.keras_backend] if "keras" in block.frameworks else []
+    """A block that imports keras also runs in CI's runs per Keras backend (-m keras_backend);
+    every block asks for its frameworks' fixtures, so that one missing is said, not run."""
+    marks = [pytest.mark.frameworks(*block.frameworks)] if block.frameworks else []
+    if "keras" in block.frameworks:
+        marks.append(pytest.mark.keras_backend)
     return pytest.param(block, marks=marks, id=block.id)
 
 

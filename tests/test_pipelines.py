@@ -477,8 +477,7 @@ def test_keras_seed_generators_held_by_the_source_are_reseeded(keras):
     assert pitfalls.check_order_shuffled(KerasNoise()).status == "failed"
 
 
-def test_torch_augmentation_is_reseeded_where_torch_is_installed():
-    torch = pytest.importorskip("torch", reason="torch is optional")
+def test_torch_augmentation_is_reseeded_where_torch_is_installed(torch):
 
     class TorchNoise(Noisy):
         def draw(self, n):
