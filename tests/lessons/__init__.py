@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -72,3 +73,11 @@ def examples(n: int) -> settings:
     """``n`` examples under the derandomized profiles (the default and CI), each a fixed
     draw; ``--hypothesis-profile=explore`` keeps its own, larger count."""
     return settings(max_examples=n) if settings.default.derandomize else settings()
+
+
+def best_mean_model(x: Any, y: Any) -> tuple[Any, float, float]:
+    """The mean model's best fit to targets ``y`` (least squares: where its training goes):
+    its two weights, its bias and its MSE. On exact means: (0.5, 0.5), 0 and 0."""
+    design = np.column_stack([x, np.ones(len(x))])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return coef[:2], float(coef[2]), float(np.mean((design @ coef - y) ** 2))

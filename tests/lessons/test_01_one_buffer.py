@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import pitfalls
 from pitfalls import Cause
 from pitfalls.reproductions import generators as gen
-from tests.lessons import Pitfall, buggy, examples, fixed, teaches
+from tests.lessons import Pitfall, best_mean_model, buggy, examples, fixed, teaches
 
 PITFALL = Pitfall(
     title="1. a generator re-yields one buffer",
@@ -133,19 +133,11 @@ def test_the_targets_checker_sees_the_shared_buffer_only_after_later_draws():
     assert report.cause is Cause.BATCH_CHANGED
 
 
-def least_squares_mse(batches):
-    """The best mean model (weights and bias by least squares, where training converges)
-    on what the consumer trained on: near 0 if every target is its inputs' mean."""
-    x = np.concatenate([x for x, _ in batches])
-    y = np.concatenate([y for _, y in batches])
-    design = np.column_stack([x, np.ones(len(x))])
-    weights, *_ = np.linalg.lstsq(design, y, rcond=None)
-    return float(np.mean((design @ weights - y) ** 2))
-
-
 @pytest.mark.parametrize("variant", buggy(gen.shared_input_buffer) + fixed(*gen.FIXED))
 def test_what_a_read_ahead_consumer_trains_on_fits_only_with_the_fixes(variant):
-    mse = least_squares_mse(held(variant, 32, seed=0, depth=2, n=20))
+    # the best the mean model can do on what the consumer trained on (least squares)
+    batches = held(variant, 32, seed=0, depth=2, n=20)
+    _, _, mse = best_mean_model(*map(np.concatenate, zip(*batches)))
     if variant is gen.shared_input_buffer:
         assert mse > 100  # no linear model fits targets beside other batches' inputs
     else:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import pitfalls
 from pitfalls import Cause
 from pitfalls.reproductions import targets
-from tests.lessons import Pitfall, buggy, examples, fixed, teaches
+from tests.lessons import Pitfall, best_mean_model, buggy, examples, fixed, teaches
 
 PITFALL = Pitfall(
     title="5. targets computed in integers",
@@ -57,19 +57,11 @@ def test_widening_first_keeps_every_target_exact(variant, seed, batch_size):
     pitfalls.assert_targets_match(lambda: variant(batch_size, seed=seed), targets.mean_target)
 
 
-def best_linear_fit(batch):
-    """Weights, bias and MSE of the best mean model (least squares) on one batch's targets."""
-    x, y = batch
-    design = np.column_stack([x, np.ones(len(x))])
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    return coef[:2], coef[2], float(np.mean((design @ coef - y) ** 2))
-
-
 @pytest.mark.parametrize(
     "variant", buggy(targets.integer_division_buggy) + fixed(targets.integer_division_fixed)
 )
 def test_floored_targets_leave_the_best_model_a_quarter_off_on_every_sample(variant):
-    weights, bias, mse = best_linear_fit(next(variant(100_000, seed=0)))
+    weights, bias, mse = best_mean_model(*next(variant(100_000, seed=0)))
     np.testing.assert_allclose(weights, [0.5, 0.5], atol=1e-3)
     if variant is targets.integer_division_buggy:
         assert bias == pytest.approx(-0.25, abs=0.01)  # half the odd sums lost 0.5
