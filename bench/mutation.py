@@ -73,7 +73,7 @@ MODULES = (
 framework layer, reached only by the frameworks' tests, is left out with them)."""
 
 TESTS = (
-    "tests/lessons",  # those needing a framework are deselected by the plugin below
+    "tests/lessons",  # those needing Keras deselected by the plugin below, torch's skipped
     "tests/test_article.py",
     "tests/test_no_aliasing.py",
     "tests/test_targets_match.py",

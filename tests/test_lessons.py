@@ -1,8 +1,8 @@
 """The lessons and their table: every reproduced pair taught, the table built from outcomes.
 
 The table (``tests/lessons/summary.py``) is computed from what the lessons' tests did:
-these tests edit a reproduction as a learner would and watch its row change, and run
-other tests to see that the table stays silent.
+these tests edit a reproduction as a learner would and watch its row change, and feed
+the plugin a report of another test to see that the table stays silent.
 """
 
 from __future__ import annotations
@@ -124,3 +124,41 @@ def test_a_run_without_lessons_prints_no_table():
     lessons.pytest_runtest_logreport(report)
     lessons.pytest_terminal_summary(Reporter(), config=object())
     assert written == []
+
+
+HIDE = """
+import sys
+
+def pytest_configure(config):
+    sys.modules["torch"] = None  # as if not installed: importing it fails
+"""
+
+
+def test_lessons_whose_framework_is_missing_are_said_once_and_fail_in_ci(pytester, monkeypatch):
+    lesson = str(LESSONS / "test_08_dataloaders.py")
+    pytester.makepyfile(hide_torch=HIDE)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PITFALLS_MAY_LACK", raising=False)
+    here = pytester.runpytest_subprocess(lesson, "-p", "no:randomly", "-p", "hide_torch", "-rs")
+    assert here.ret == pytest.ExitCode.OK
+    assert here.outlines[-1].strip("= ").startswith("10 not run in ")
+    said = [line for line in here.outlines if line.startswith("not run: ")]
+    assert said == [
+        "not run: 10 tests need torch, not installed here; install them to run these:"
+        " pip install -e '.[torch]' (e.g. .venv/bin/pip)"
+    ]
+    assert not any("SKIPPED" in line for line in here.outlines)  # not one line per test
+    assert "  not run here: the lessons of 10 variants need torch" in here.outlines
+
+    monkeypatch.setenv("CI", "true")  # CI installs every extra: a missing one is an error
+    ci = pytester.runpytest_subprocess(lesson, "-p", "no:randomly", "-p", "hide_torch")
+    ci.assert_outcomes(errors=10)
+
+
+def test_variants_a_run_did_not_select_are_counted_in_neither_column(pytester):
+    lesson = str(LESSONS / "test_05_integer_targets.py")
+    picked = pytester.runpytest_subprocess(lesson, "-p", "no:randomly", "-k", "uint8")
+    picked.assert_outcomes(passed=3, deselected=4)
+    row = [line for line in picked.outlines if line.startswith("5. targets")]
+    assert row[0].split()[-3:-1] == ["1/1", "1/1"]  # integer_division's lessons not selected
+    assert not any("not caught" in line or "not passing" in line for line in picked.outlines)

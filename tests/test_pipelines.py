@@ -53,7 +53,7 @@ EXPECTED = {
     },
 }
 FIXED = (P.FlipBatches, P.ScaledCopy, P.BrightnessLoader)
-KINDS = ("PyDataset", "factory")  # as a plain class: the lesson tests/lessons/test_07_pipelines.py
+KINDS = ("plain", "PyDataset", "factory")
 
 
 def source(cls, kind, request):
@@ -80,7 +80,12 @@ def rule(cls):
 
 def cases(classes):
     return [
-        pytest.param(cls, kind, id=f"{cls.__name__}-{kind}")
+        pytest.param(
+            cls,
+            kind,
+            id=f"{cls.__name__}-{kind}",
+            marks=[pytest.mark.frameworks("keras")] if kind in ("PyDataset", "factory") else [],
+        )
         for cls in classes
         for kind in (("loader",) if issubclass(cls, P.BrightnessLoader) else KINDS)
     ]
@@ -211,6 +216,7 @@ def test_the_in_place_bug_names_the_stored_array_it_wrote(checked):
     assert "Stored data written while reading: self.images (64 of 64 rows)." in report.notes
 
 
+@pytest.mark.frameworks("keras")
 def test_check_source_runs_the_epoch_checks_wherever_the_source_has_a_length(request):
     for cls, kind in [(P.FlipBatches, "PyDataset"), (P.FlipBatches, "factory")]:
         reports = pitfalls.check_source(source(cls, kind, request))

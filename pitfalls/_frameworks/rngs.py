@@ -125,6 +125,9 @@ def seed(obj: Any, kind: str, seed: int) -> Any:
             return None  # a subclass may seed otherwise: read it
         return _seeded_state((type(obj), seed), lambda: get_state(obj, kind))
     if kind == "tf.random.Generator":
+        if type(obj) is not sys.modules["tensorflow"].random.Generator:
+            obj.reset_from_seed(seed)  # a subclass may seed otherwise: read it
+            return None
         state = _seeded_state((type(obj), obj.algorithm, seed), lambda: _reset(obj, seed))
         obj.state.assign(state)
         return state

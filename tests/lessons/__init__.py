@@ -8,8 +8,8 @@ the variant it is about. ``tests/lessons/summary.py`` turns the outcomes into th
 table printed at the end of the run: per pitfall, buggy variants caught k/k and
 fixes passing k/k, so editing a reproduction changes its row.
 
-Run them alone with ``python -m pytest tests/lessons``; ``-rP`` also prints each
-checker's message.
+Run them alone, in reading order, with ``python -m pytest tests/lessons -p no:randomly``;
+``-rP`` also prints each checker's message.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ properties travel with the reports, so under pytest-xdist the controller, which
 collects nothing, still knows. The table is printed only when lessons ran: a run
 of other tests prints nothing of it.
 
-Per pitfall: a buggy variant is caught when every test about it passed; a fix
-passes when every test about it passed; a variant no test is about counts as
-neither, and is named. Nothing in the table is written by hand.
+Per pitfall: a buggy variant is caught when every test about it that ran passed; a
+fix passes likewise; a variant whose tests were all skipped, or none selected, counts
+as neither (``tests/test_lessons.py`` checks that every variant has its tests).
+Nothing in the table is written by hand.
 """
 
 from __future__ import annotations
@@ -64,14 +65,23 @@ class Row:
     about: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # node id -> marks
     not_run: set[str] = field(default_factory=set)  # frameworks its skipped tests needed
 
-    def verdict(self, role: str, name: str) -> tuple[str, list[str]]:
-        """``"passed"`` when every test about ``name`` in ``role`` passed, ``"not run"`` when
-        all were skipped, else ``"broken"``; and the tests that did not pass."""
+    def verdict(self, role: str, name: str) -> tuple[str, list[str], list[str]]:
+        """How the lessons about ``name`` in ``role`` went, and which failed or were skipped.
+
+        ``"passed"`` when at least one ran and every one that ran passed; ``"broken"`` when
+        one failed; ``"not run"`` when all were skipped; ``"not selected"`` when none was
+        in this run (``-k``, a node id, ``--lf``): counted in neither column.
+        """
         tests = [node for node, marks in self.about.items() if (role, name) in marks]
-        if tests and all(self.outcomes[node] == "skipped" for node in tests):
-            return "not run", tests
-        bad = [node for node in tests if self.outcomes[node] != "passed"]
-        return ("passed" if tests and not bad else "broken"), bad
+        failed = [node for node in tests if self.outcomes[node] == "failed"]
+        skipped = [node for node in tests if self.outcomes[node] == "skipped"]
+        if not tests:
+            return "not selected", [], []
+        if failed:
+            return "broken", failed, skipped
+        if len(skipped) == len(tests):
+            return "not run", [], skipped
+        return "passed", [], skipped
 
 
 class Lessons:
@@ -104,7 +114,7 @@ class Lessons:
         for line in table(self.rows):
             terminalreporter.write_line(line)
         terminalreporter.write_line(
-            "A variant counts when every lesson about it passed: a bug, when the checker"
+            "A variant counts when every lesson about it that ran passed: a bug, when the checker"
             " caught it and its demonstrations held; a fix, when it kept the invariant."
         )
 
@@ -113,7 +123,8 @@ def table(rows: dict[str, Row]) -> list[str]:
     """The lines of the lessons table, pitfalls in reading order (module name).
 
     Counts are over the variants whose lessons ran; variants whose every lesson was
-    skipped (their framework not installed) are counted on a line of their own.
+    skipped (their framework not installed, say) are counted on a line of their own, and
+    variants none of whose lessons this run selected are left out.
     """
     width = max(len(row.title) for row in rows.values()) + 2
     lines = [f"{'pitfall':<{width}}{'buggy caught':<14}{'fixes pass':<12}read more"]
@@ -122,25 +133,24 @@ def table(rows: dict[str, Row]) -> list[str]:
         for role, verb in (("buggy", "not caught"), ("fixed", "not passing")):
             ok = ran = 0
             for name in getattr(row, role):
-                verdict, bad = row.verdict(role, name)
+                verdict, failed, _ = row.verdict(role, name)
                 if verdict == "not run":
                     not_run += 1
+                if verdict in ("not run", "not selected"):
                     continue
                 ran += 1
                 ok += verdict == "passed"
-                if verdict == "broken" and not bad:
-                    notes.append(f"  {verb}: {name} (no lesson is about it)")
-                elif verdict == "broken":
+                if verdict == "broken":
                     total = sum((role, name) in marks for marks in row.about.values())
-                    failed = ", ".join(sorted(b.rpartition("::")[2] for b in bad))
+                    names = ", ".join(sorted(b.rpartition("::")[2] for b in failed))
                     notes.append(
-                        f"  {verb}: {name} ({len(bad)} of its {total} lessons failed: {failed})"
+                        f"  {verb}: {name} ({len(failed)} of its {total} lessons failed: {names})"
                     )
             counts.append(f"{ok}/{ran}" if ran else "-")
         lines.append(f"{row.title:<{width}}{counts[0]:<14}{counts[1]:<12}{row.read_more}")
         lines.append(f"  invariant: {row.invariant}")
         lines.extend(notes)
         if not_run:
-            needs = " and ".join(sorted(row.not_run)) or "what was skipped"
-            lines.append(f"  not run here: {not_run} variants need {needs}")
+            why = f"need {' and '.join(sorted(row.not_run))}" if row.not_run else "were skipped"
+            lines.append(f"  not run here: the lessons of {not_run} variants {why}")
     return lines

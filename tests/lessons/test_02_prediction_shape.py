@@ -62,7 +62,8 @@ def fits(keras):
     }, y
 
 
-@teaches("buggy", shapes.mse_loss_subclass_buggy)
+@teaches("buggy", shapes.lambda_mean_buggy)  # its (n,) output...
+@teaches("buggy", shapes.mse_loss_subclass_buggy)  # ...meets a loss that does not reshape
 def test_what_the_article_saw_an_exact_model_scoring_830(models):
     x, y = shapes.mean_data(4096, seed=0)
     loss = shapes.loss_subclass_mse(
@@ -108,7 +109,7 @@ def test_a_loss_subclass_broadcasts_unless_it_reshapes(models, loss):
         assert scored == pytest.approx(two_var(y), rel=1e-5)
 
 
-@teaches("buggy", shapes.mse_loss_subclass_buggy)
+@teaches("buggy", shapes.lambda_mean_buggy)
 def test_the_broadcast_is_caught_before_it_mixes_samples(models):
     x, y = shapes.mean_data(8)
     predicted = models["lambda_mean_buggy"].predict_on_batch(x)
@@ -140,11 +141,15 @@ def test_the_mean_model_trains_to_zero_only_with_the_fixed_loss(fits, loss):
 )
 def test_a_gradient_tape_loop_learns_the_mean_only_with_n_by_1_targets(tf, train):
     x, y = shapes.mean_data(256, seed=0)
-    weights, bias = train(x, y).layers[1].get_weights()
+    model = train(x, y)
+    weights, bias = model.layers[1].get_weights()
+    mse = float(np.mean((np.asarray(model(x)).ravel() - y) ** 2))
     if train is shapes.gradient_tape_fixed:
         np.testing.assert_allclose(weights.ravel(), [0.5, 0.5], atol=0.01)
+        assert abs(bias[0]) < 1.0 and mse < 0.5  # the mean, after 300 steps
     else:  # pulled toward predicting the batch's average for everyone
         assert np.all(np.abs(weights.ravel() - 0.5) > 0.1) and bias[0] > 5.0
+        assert mse > 50  # over a hundred times the fixed loop's
 
 
 @pytest.mark.parametrize("evaluate", buggy(shapes.numpy_mse_buggy) + fixed(shapes.numpy_mse_fixed))

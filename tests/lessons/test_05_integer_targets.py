@@ -38,6 +38,7 @@ def test_integer_arithmetic_breaks_the_rule_when_the_batch_is_yielded(variant):
     report = caught.value.report
     assert report.cause is Cause.TARGETS_MISMATCH
     assert {f.when for f in report.findings} == {"when yielded"}  # no aliasing involved
+    assert len(report.notes) == 1  # the note naming the integer arithmetic
 
 
 @teaches("buggy", targets.uint8_pixels_buggy)

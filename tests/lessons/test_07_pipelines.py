@@ -55,6 +55,17 @@ FAILS = {
     P.LoaderSameSeedEveryEpoch: {"order_shuffled": Cause.SAME_ORDER},
     P.LoaderTargetsBeforeScaling: {"targets_match": Cause.TARGETS_MISMATCH},
 }
+CHECKS = {
+    False: {
+        "generator_no_aliasing",
+        "targets_match",
+        "index_stable",
+        "epoch_repeatable",
+        "order_shuffled",
+    },
+    True: {"generator_no_aliasing", "targets_match", "epoch_repeatable", "order_shuffled"},
+}
+"""The checks check_source runs: on the dataset (indexable) and on the loader (no index)."""
 INCONCLUSIVE = {P.ScaledInPlace: {"order_shuffled"}, P.LoaderScaledInPlace: {"order_shuffled"}}
 
 
@@ -66,7 +77,9 @@ def check_source(cls):
         reports = pitfalls.check_source(cls(images, 4), P.mean_brightness, shuffled=True)
     else:
         reports = pitfalls.check_source(cls(images, labels), P.brighter_side, shuffled=True)
-    return {report.check: report for report in reports}
+    made = {report.check: report for report in reports}
+    assert set(made) == CHECKS[issubclass(cls, P.BrightnessLoader)]  # every check ran
+    return made
 
 
 @pytest.mark.parametrize("cls", buggy(*unique(b for b, _ in P.PAIRS)))

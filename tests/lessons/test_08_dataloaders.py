@@ -98,3 +98,4 @@ def test_a_batch_handed_out_never_changes(torch, make):
     else:
         assert report.ok, str(report)
         pitfalls.assert_targets_match(make(DATA), row_means, draws=8)
+        pitfalls.assert_epoch_repeatable(make(DATA))  # read again, each epoch the same
