@@ -556,8 +556,8 @@ def test_order_shuffled_message():
     assert message(pitfalls.assert_order_shuffled, source, steps_per_epoch=2) == "\n".join(
         [
             "order_shuffled(steps_per_epoch=2) failed",
-            "Every epoch visits the samples in the same order: nothing shuffles them, and"
-            " Keras does not shuffle a generator (fit(..., shuffle=True) only warns).",
+            "Every epoch visits the samples in the same order: nothing shuffles them between"
+            " epochs, and Keras does not shuffle a generator (fit(..., shuffle=True) only warns).",
             "Findings:",
             "  sample order, epoch 2: epoch 2 repeats epoch 1's order of all 8 samples",
             "Hint: permute inside the generator each epoch (order = rng.permutation(n)), or"
