@@ -139,7 +139,7 @@ def apply_seed(seed: int) -> None:
     """Seed Python's ``random``, numpy's global RNG and, if already imported, Keras."""
     random.seed(seed)
     np.random.seed(seed)
-    if "keras" in sys.modules:
+    if sys.modules.get("keras") is not None:
         from pitfalls._frameworks.tensorflow import seed_keras
 
         seed_keras(seed)

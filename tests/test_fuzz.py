@@ -28,6 +28,7 @@ import math
 import multiprocessing
 import random
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -613,6 +614,19 @@ def test_fits_rejects_junk_options_before_importing_tensorflow(no_tensorflow, op
     kwargs = {"max_loss": 1.0, option: value}
     with pytest.raises((TypeError, ValueError), match=option):
         pitfalls.check_fits(None, x, y, **kwargs)
+
+
+def test_a_hidden_framework_counts_as_not_imported(no_tensorflow, monkeypatch):
+    """Bug: with TensorFlow and Keras hidden (sys.modules[name] = None, as the fixture and
+    a user's own tests may do), every check warned that TensorFlow's and Keras' internals
+    had moved: it took the None entries for imported frameworks and read their state."""
+    from pitfalls._frameworks import base
+
+    monkeypatch.setitem(sys.modules, "tensorflow.python.ops.stateful_random_ops", None)
+    monkeypatch.setattr(base, "_WARNED", set())  # each warning is said once a process
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pitfalls.assert_generator_no_aliasing(lambda: (np.zeros(2) for _ in range(3)), draws=2)
 
 
 @pytest.mark.parametrize(("x", "y"), BAD_XY, ids=range(len(BAD_XY)))

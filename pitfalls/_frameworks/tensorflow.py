@@ -22,6 +22,8 @@ _KERAS_SEEDS = ("global_random_seed", "global_seed_generator")
 UNSET = object()
 
 
+# Imported means in sys.modules and not None: a None entry blocks the import (as tests
+# that hide a framework do), and reading the framework's state then would fail.
 def keras() -> Any:
     module = sys.modules.get("keras")
     return module if module is not None and hasattr(module, "utils") else None
@@ -57,7 +59,7 @@ def is_image_iterator(obj: Any) -> bool:
 def global_generator() -> Any:
     """TensorFlow's global ``tf.random.Generator`` once made (None before: asking for it
     through ``tf.random.get_global_generator()`` would make one)."""
-    if "tensorflow" not in sys.modules:
+    if tensorflow() is None:
         return None
     module = sys.modules.get("tensorflow.python.ops.stateful_random_ops")
     if module is None or not hasattr(module, "global_generator"):
@@ -129,10 +131,10 @@ def seeds() -> dict[str, Any]:
     its state). TensorFlow not imported yet counts as no seed, so one set after it was
     imported is taken back too."""
     state: dict[str, Any] = {}
-    if "keras" in sys.modules:
+    if keras() is not None:
         state["keras"] = _keras_seeds()
     state["tf"] = (None, UNSET, None)
-    if "tensorflow" in sys.modules:
+    if tensorflow() is not None:
         try:
             ctx = _context()
             rng: Any = getattr(ctx, "_rng", UNSET)
@@ -146,9 +148,9 @@ def seeds() -> dict[str, Any]:
 def put_back(state: dict[str, Any]) -> None:
     """The seeds :func:`seeds` read, set again (TensorFlow's kernel caches cleared only when
     they changed, as ``tf.random.set_seed`` clears them)."""
-    if "keras" in sys.modules:
+    if keras() is not None:
         _keras_seeds(state.get("keras") or dict.fromkeys(_KERAS_SEEDS))
-    if "tf" not in state or "tensorflow" not in sys.modules:
+    if "tf" not in state or tensorflow() is None:
         return
     try:
         from tensorflow.python import pywrap_tfe
