@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import pitfalls
 from pitfalls.reproductions import epochs, targets, workers
+from tests.fresh_python import printed_json
 
 
 def images(seed=0, n=64):
@@ -378,19 +379,6 @@ def test_keras_pydataset_workers_deliver_every_index_once(recording_model_class)
 # Worker processes and numpy's global RNG ----------------------------------------------
 
 
-def run_in_fresh_interpreter(script):
-    """What ``script`` printed as JSON, run in a new Python: forking a process that
-    runs TensorFlow's threads could deadlock, so the workers fork from this one."""
-    import json
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
-    )
-    return json.loads(done.stdout)
-
-
 WORKERS_SCRIPT = """
 import json, sys, time
 import numpy as np
@@ -424,7 +412,7 @@ print(json.dumps({"rng": rng, "hung": hung}))
 def forked():
     # One fresh interpreter, importing numpy and pitfalls only, for both tests below:
     # what each worker drew, and a check whose workers never answer.
-    return run_in_fresh_interpreter(WORKERS_SCRIPT)
+    return printed_json(WORKERS_SCRIPT)
 
 
 def test_forked_workers_repeat_augmentations_unless_seeded_per_worker(forked):

@@ -13,14 +13,11 @@ that is "could not judge", not a failure.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import pitfalls
+from tests.fresh_python import printed_json
 
 # Plain forked workers, forked from a fresh interpreter ---------------------------------
 
@@ -54,13 +51,8 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def forked():
-    """What each case reported, run in one new Python importing numpy and pitfalls only:
-    forking a process that runs TensorFlow's threads could deadlock."""
-    done = subprocess.run(
-        [sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    """What each case reported, run in one new Python importing numpy and pitfalls only."""
+    return printed_json(FORK_SCRIPT)
 
 
 def test_a_fn_with_no_randomness_could_not_judge_rather_than_fail(forked):

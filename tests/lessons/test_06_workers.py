@@ -19,10 +19,6 @@ read it; and workers draw different random numbers.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import given
@@ -31,6 +27,7 @@ from hypothesis import strategies as st
 import pitfalls
 from pitfalls import Cause
 from pitfalls.reproductions import workers
+from tests.fresh_python import printed_json
 from tests.lessons import Pitfall, buggy, fixed
 
 PITFALL = Pitfall(
@@ -82,13 +79,8 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def forked():
-    """Both initializers checked in a new Python importing numpy and pitfalls only:
-    forking a process that runs TensorFlow's threads could deadlock."""
-    done = subprocess.run(
-        [sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    """Both initializers checked in a new Python importing numpy and pitfalls only."""
+    return printed_json(FORKED)
 
 
 @pytest.mark.parametrize("init", buggy(workers.inherit_parent_rng))
