@@ -38,6 +38,15 @@ class Pitfall:
         column = 0 if role == "buggy" else 1
         return list(dict.fromkeys(name_of(pair[column]) for pair in self.pairs))
 
+    def expect(self, report: Any, variant: Any, cause: Any) -> None:
+        """A buggy variant's report shows the pitfall: printed (``-rP`` shows it), its
+        cause asserted; a fixed variant's report passed."""
+        if any(variant is buggy for buggy, _ in self.pairs):
+            print(report)
+            assert report.cause is cause, str(report)
+        else:
+            assert report.ok, str(report)
+
 
 def name_of(variant: Any) -> str:
     return getattr(variant, "__name__", repr(variant))
