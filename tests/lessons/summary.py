@@ -65,8 +65,8 @@ class Row:
     about: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # node id -> marks
     not_run: set[str] = field(default_factory=set)  # frameworks its skipped tests needed
 
-    def verdict(self, role: str, name: str) -> tuple[str, list[str], list[str]]:
-        """How the lessons about ``name`` in ``role`` went, and which failed or were skipped.
+    def verdict(self, role: str, name: str) -> tuple[str, list[str]]:
+        """How the lessons about ``name`` in ``role`` went, and which of them failed.
 
         ``"passed"`` when at least one ran and every one that ran passed; ``"broken"`` when
         one failed; ``"not run"`` when all were skipped; ``"not selected"`` when none was
@@ -76,12 +76,10 @@ class Row:
         failed = [node for node in tests if self.outcomes[node] == "failed"]
         skipped = [node for node in tests if self.outcomes[node] == "skipped"]
         if not tests:
-            return "not selected", [], []
+            return "not selected", []
         if failed:
-            return "broken", failed, skipped
-        if len(skipped) == len(tests):
-            return "not run", [], skipped
-        return "passed", [], skipped
+            return "broken", failed
+        return ("not run" if len(skipped) == len(tests) else "passed"), []
 
 
 class Lessons:
@@ -98,13 +96,13 @@ class Lessons:
         about = [tuple(pair) for pair in data.pop("about")]
         row = self.rows.setdefault(data["module"], Row(**data))
         row.about[report.nodeid] = about  # type: ignore[assignment]
-        before = row.outcomes.get(report.nodeid, "passed")
+        # a failure in any phase sticks; a skip (in setup) outranks a pass
         if report.failed:
             row.outcomes[report.nodeid] = "failed"
-        elif report.skipped and before != "failed":
+        elif report.skipped and row.outcomes.get(report.nodeid) != "failed":
             row.outcomes[report.nodeid] = "skipped"
             row.not_run.update(dict(report.user_properties).get("not_run", "").split())
-        elif report.when == "call" or report.nodeid not in row.outcomes:
+        else:
             row.outcomes.setdefault(report.nodeid, "passed")
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
@@ -133,7 +131,7 @@ def table(rows: dict[str, Row]) -> list[str]:
         for role, verb in (("buggy", "not caught"), ("fixed", "not passing")):
             ok = ran = 0
             for name in getattr(row, role):
-                verdict, failed, _ = row.verdict(role, name)
+                verdict, failed = row.verdict(role, name)
                 if verdict == "not run":
                     not_run += 1
                 if verdict in ("not run", "not selected"):
